@@ -1,0 +1,183 @@
+"""The jitter buffer's state machine, driven block by block (a deterministic clock: no threads, no sleeps)."""
+
+import numpy as np
+import pytest
+
+from workbench.engine.buffer import BufferState, JitterBuffer
+
+RATE = 1000  # 1 sample = 1 ms: makes the arithmetic in these tests readable
+BLOCK = 10
+
+
+class FakeClock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def make(target_ms: float = 50, capacity_s: float = 0.2, trailing_s: float = 0.0, fade_ms: float = 3.0,
+         clock: FakeClock | None = None) -> JitterBuffer:
+    return JitterBuffer(RATE, capacity_s, target_ms, trailing_silence_s=trailing_s, fade_ms=fade_ms,
+                        clock=clock or FakeClock())
+
+
+def ones(n: int) -> np.ndarray:
+    return np.ones(n, dtype=np.float32)
+
+
+def read(buf: JitterBuffer, n: int = BLOCK) -> np.ndarray:
+    out = np.full(n, np.nan, dtype=np.float32)  # NaN: any sample the buffer forgot to fill shows up
+    buf.read_into(out)
+    assert not np.isnan(out).any()
+    return out
+
+
+def test_silence_until_the_initial_target_is_buffered() -> None:
+    clock = FakeClock()
+    buf = make(target_ms=50, clock=clock)
+    buf.write(ones(40))
+    assert buf.ready_time is None
+    assert not read(buf).any() and buf.state is BufferState.BUFFERING
+    clock.now = 1.5
+    buf.write(ones(10))
+    assert buf.ready_time == 1.5  # the moment the target was met
+    out = read(buf)
+    assert buf.state is BufferState.PLAYING and out.all()
+    assert buf.first_audio_offset == 0 and buf.first_audio_block == 2
+    assert buf.underruns == 0 and buf.silence_samples == BLOCK  # startup silence is not an underrun
+
+
+def test_stream_shorter_than_the_target_plays_when_it_ends() -> None:
+    buf = make(target_ms=50)
+    buf.write(ones(15))
+    assert not read(buf).any()
+    buf.end()
+    assert buf.ready_time is not None
+    assert read(buf).all()
+    out = read(buf)
+    assert out[:5].all() and not out[5:].any()
+    assert buf.state is BufferState.DONE  # no trailing silence configured
+    assert buf.played_samples == 15 and buf.underruns == 0
+
+
+def test_starvation_counts_one_underrun_with_its_length_and_refills_to_target() -> None:
+    buf = make(target_ms=30)
+    buf.write(ones(35))
+    read(buf), read(buf), read(buf)  # 30 played, 5 left
+    out = read(buf)
+    assert buf.state is BufferState.UNDERRUN and buf.underruns == 1
+    assert out[:5].any() and not out[5:].any()
+    assert buf.underrun_samples == 5
+    for _ in range(3):
+        read(buf)
+    assert buf.underrun_ms == pytest.approx(35.0)
+    buf.write(ones(29))  # below the target: still rebuffering
+    assert not read(buf).any() and buf.underruns == 1
+    buf.write(ones(1))
+    out = read(buf)
+    assert buf.state is BufferState.PLAYING and out[1:].all()  # (out[0] is the start of a fade-in)
+    assert buf.underruns == 1 and buf.underrun_ms == pytest.approx(45.0)
+
+
+def test_fades_around_an_underrun_avoid_clicks() -> None:
+    buf = make(target_ms=10, fade_ms=4)
+    buf.write(ones(16))
+    read(buf)
+    out = read(buf)  # 6 samples then starvation: the last 4 fade out
+    assert out[0] == 1.0 and out[1] == 1.0
+    assert np.all(np.diff(out[2:6]) < 0) and out[5] < 0.5
+    buf.write(ones(10))
+    out = read(buf)  # resumes with a fade in
+    assert out[0] == 0.0 and np.all(np.diff(out[:4]) > 0) and out[4] == 1.0
+
+
+def test_no_fade_on_the_very_first_sample() -> None:
+    buf = make(target_ms=10)
+    ramp = np.linspace(0.5, 1.0, 10, dtype=np.float32)
+    buf.write(ramp)
+    assert np.array_equal(read(buf), ramp)  # the start of the reply is played exactly as sent
+
+
+def test_ring_wraps_and_keeps_sample_order() -> None:
+    buf = make(target_ms=0, capacity_s=0.025)  # 25 samples
+    sent = np.arange(1, 101, dtype=np.float32)
+    got: list[np.ndarray] = []
+    pos = 0
+    while pos < len(sent):
+        pos += buf.write(sent[pos : pos + 13])
+        got.append(read(buf, 7))
+    buf.end()
+    while buf.state is not BufferState.DONE:
+        got.append(read(buf, 7))
+    played = np.concatenate(got)
+    assert np.array_equal(played[played != 0], sent)
+
+
+def test_full_buffer_takes_nothing_more_backpressure() -> None:
+    buf = make(target_ms=50, capacity_s=0.1)
+    assert buf.write(ones(150)) == 100
+    assert buf.free() == 0 and buf.write(ones(5)) == 0
+    read(buf)
+    assert buf.free() == BLOCK
+
+
+def test_playback_starts_when_full_even_if_target_is_larger() -> None:
+    buf = make(target_ms=500, capacity_s=0.05)  # the target cannot fit: capped at capacity
+    buf.write(ones(100))
+    assert read(buf).all()
+
+
+def test_trailing_silence_is_played_before_done() -> None:
+    buf = make(target_ms=0, trailing_s=0.025)
+    buf.write(ones(5))
+    buf.end()
+    out = read(buf)
+    assert out[:5].all() and not out[5:].any() and buf.state is BufferState.TRAILING
+    read(buf)
+    assert buf.state is BufferState.TRAILING
+    read(buf)
+    assert buf.state is BufferState.DONE
+    assert buf.silence_samples == 25
+    assert not read(buf).any() and buf.silence_samples == 25  # idle after done is not trailing silence
+
+
+def test_stop_fades_out_and_finishes_at_once() -> None:
+    buf = make(target_ms=0, fade_ms=4)
+    buf.write(ones(100))
+    read(buf)
+    buf.stop()
+    out = read(buf)
+    assert buf.state is BufferState.DONE
+    assert out[0] >= 0.75 and np.all(np.diff(out[:4]) < 0) and not out[4:].any()
+    assert not read(buf).any()
+
+
+def test_target_can_change_live() -> None:
+    buf = make(target_ms=100)
+    buf.write(ones(40))
+    assert not read(buf).any()
+    buf.set_target_ms(30)
+    assert read(buf).all()
+    assert buf.target_ms == 30
+
+
+def test_level_statistics_exclude_startup_and_the_final_drain() -> None:
+    buf = make(target_ms=20)
+    buf.write(ones(20))
+    read(buf)  # starts playing in this block: not a steady level yet
+    buf.write(ones(30))
+    read(buf)  # level 40 at the block's start
+    read(buf)  # level 30
+    buf.end()
+    read(buf), read(buf), read(buf)  # the final drain: not counted
+    assert buf.avg_level_ms == pytest.approx(35.0)
+    assert buf.min_level_ms == 30.0 and buf.max_level_ms == 40.0
+
+
+def test_write_after_end_is_a_bug() -> None:
+    buf = make()
+    buf.end()
+    with pytest.raises(RuntimeError):
+        buf.write(ones(1))

@@ -1,0 +1,322 @@
+"""The `workbench` command line."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import signal
+import sys
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any, TextIO
+
+from .engine.metrics import PlayMetrics, Snapshot
+from .engine.settings import FORMATS, LOCAL, SPECS, Settings, SettingsError, format_value, load_settings
+
+DEFAULT_TEXT = (
+    "Hello! This is the stream workbench. I start speaking while the rest of this reply is still "
+    "downloading, and a small jitter buffer keeps the sound smooth when the network hiccups."
+)
+
+
+class UserError(Exception):
+    """A mistake in what the user asked for: reported in one line, exit code 2."""
+
+
+# -- argument parsing ---------------------------------------------------------------------------------
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError("must not be negative")
+    return value
+
+
+def _add_settings_options(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("settings (override the environment and voicemode's .env files)")
+    g.add_argument("--preset", type=Path, metavar="FILE", help="a voicemode-style .env file to apply")
+    g.add_argument("--base-url", metavar="URL", help="OpenAI-compatible endpoint, or 'local' for the embedded server")
+    g.add_argument("--format", choices=FORMATS, help="response format to ask for")
+    g.add_argument("--voice", help="voice name (embedded server: alloy, nova, ..., or test-signal)")
+    g.add_argument("--model", help="model name")
+    g.add_argument("--speed", type=float, help="speaking speed, 0.25 to 4.0")
+    g.add_argument("--buffer-ms", type=_positive_int, metavar="MS", help="initial buffer (VOICEMODE_STREAM_BUFFER_MS)")
+    g.add_argument("--chunk-size", type=_positive_int, metavar="BYTES", help="download chunk size")
+    g.add_argument("--max-buffer", type=float, metavar="SECONDS", help="maximum buffer (VOICEMODE_STREAM_MAX_BUFFER)")
+    g.add_argument("--buffered", action="store_true", help="download everything, then play (streaming off)")
+    g.add_argument("--sink", metavar="SINK", help="device, virtual, wav:PATH or auto (default)")
+    g.add_argument("--no-voicemode-env", action="store_true",
+                   help="do not read ~/.voicemode/voicemode.env or a project .voicemode.env")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="workbench",
+        description="Stream Workbench: make streamed text-to-speech start fast and play without a glitch.",
+        epilog="Run 'workbench COMMAND --help' for a command's options. With no command, speaks a sample text "
+        "on the embedded server.",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    play = sub.add_parser("play", help="stream one text and report what a listener heard",
+                          description="Stream TEXT through the engine and print its metrics.")
+    play.add_argument("text", nargs="?", help="text to speak ('-' reads standard input; default: a sample)")
+    _add_settings_options(play)
+    out = play.add_argument_group("output")
+    out.add_argument("--json", action="store_true", help="print one JSON object with the metrics on stdout")
+    out.add_argument("--record", metavar="PATH", help="also write exactly what was played to a WAV file")
+    out.add_argument("--log", metavar="FILE", help="append the metrics as a JSON line (WORKBENCH_METRICS_LOG)")
+    out.add_argument("--quiet", "-q", action="store_true", help="no live status line")
+
+    serve = sub.add_parser("serve", help="run the embedded OpenAI-compatible TTS server",
+                           description="Serve /v1/audio/speech (espeak-ng speech or a test signal) in all six "
+                           "formats, paced like a local neural TTS.")
+    serve.add_argument("--host", default="127.0.0.1", help="address to bind (default: loopback only)")
+    serve.add_argument("--port", type=int, default=8880, help="port (default 8880, as Kokoro-FastAPI)")
+    serve.add_argument("--api-key", help="require this bearer key")
+    serve.add_argument("--ttfb-ms", type=float, help="time to first byte (default 150)")
+    serve.add_argument("--pace", type=float, help="wall seconds per second of audio (default 0.2 = 5x real time)")
+    serve.add_argument("--flush-ms", type=float, help="send bytes in bursts this far apart (default 40)")
+
+    settings = sub.add_parser("settings", help="show the settings in effect and where each came from")
+    _add_settings_options(settings)
+    settings.add_argument("--json", action="store_true", help="as JSON")
+
+    sub.add_parser("devices", help="list audio output devices")
+    return parser
+
+
+def settings_from_args(args: argparse.Namespace, environ: dict[str, str] | None = None) -> Settings:
+    overrides: dict[str, Any] = {}
+    if getattr(args, "base_url", None):
+        url = args.base_url.strip()
+        if url != LOCAL and not url.startswith(("http://", "https://")):
+            raise UserError(f"--base-url {url!r} is not an http(s) URL (or 'local')")
+        overrides["base_urls"] = (url,)
+    for flag, attr in (("format", "audio_format"), ("buffer_ms", "buffer_ms"), ("chunk_size", "chunk_size"),
+                       ("max_buffer", "max_buffer_s"), ("speed", "speed"), ("sink", "sink")):
+        value = getattr(args, flag, None)
+        if value is not None:
+            spec = next(s for s in SPECS if s.attr == attr)
+            overrides[attr] = spec.convert(str(value), f"--{flag.replace('_', '-')}")
+    if getattr(args, "voice", None):
+        overrides["voices"] = (args.voice,)
+    if getattr(args, "model", None):
+        overrides["models"] = (args.model,)
+    if getattr(args, "buffered", False):
+        overrides["streaming_enabled"] = False
+    if getattr(args, "log", None):
+        overrides["metrics_log"] = args.log
+    return load_settings(environ=environ, read_voicemode_files=not getattr(args, "no_voicemode_env", False),
+                         preset=getattr(args, "preset", None), overrides=overrides)
+
+
+# -- play ---------------------------------------------------------------------------------------------
+@contextlib.contextmanager
+def endpoint_for(settings: Settings) -> Iterator[str]:
+    """The endpoint URL to use, starting the embedded server when none is configured."""
+    if not settings.uses_local_server:
+        yield settings.base_url
+        return
+    from .server.runner import EmbeddedServer
+
+    with EmbeddedServer() as server:
+        yield server.base_url
+
+
+class StatusLine:
+    """A one-line live status on a terminal, redrawn at most 10 times a second."""
+
+    def __init__(self, stream: TextIO) -> None:
+        self.stream = stream
+        self.enabled = stream.isatty()
+        self._last = 0.0
+        self._width = 0
+
+    def __call__(self, snap: Snapshot) -> None:
+        if not self.enabled or snap.t_ms - self._last < 100:
+            return
+        self._last = snap.t_ms
+        self.draw(render_status(snap))
+
+    def draw(self, text: str) -> None:
+        pad = max(0, self._width - len(text))
+        self.stream.write("\r" + text + " " * pad)
+        self.stream.flush()
+        self._width = len(text)
+
+    def clear(self) -> None:
+        if self.enabled and self._width:
+            self.stream.write("\r" + " " * self._width + "\r")
+            self.stream.flush()
+
+
+def render_status(snap: Snapshot) -> str:
+    cells = 12
+    filled = min(cells, int(round(cells * snap.buffer_ms / max(snap.max_buffer_ms, 1.0))))
+    bar = "█" * filled + "░" * (cells - filled)
+    ttfa = f"{snap.ttfa_ms:.0f} ms" if snap.ttfa_ms is not None else "…"
+    return (f"{snap.state.value:<10} buffer {bar} {snap.buffer_ms / 1000:4.2f} s (target {snap.target_ms:.0f} ms)  "
+            f"TTFA {ttfa}  underruns {snap.underruns}  played {snap.played_ms / 1000:.1f}/"
+            f"{snap.received_ms / 1000:.1f} s")
+
+
+def render_metrics(m: PlayMetrics) -> str:
+    def ms(v: float | None) -> str:
+        return "-" if v is None else f"{v:.0f} ms"
+
+    rows = [
+        ("format", f"{m.format} ({'streamed' if m.streaming else 'buffered'})"),
+        ("sink", m.sink or "-"),
+        ("state", m.state),
+        ("TTFB (headers)", ms(m.ttfb_ms)),
+        ("first byte", ms(m.first_byte_ms)),
+        ("buffer ready", ms(m.buffer_ready_ms)),
+        ("TTFA (first sound)", ms(m.ttfa_ms)),
+        ("underruns", f"{m.underruns} ({m.underrun_ms:.0f} ms)"),
+        ("device underflows", str(m.device_underflows)),
+        ("buffer avg / min / max", f"{ms(m.avg_buffer_ms)} / {ms(m.min_buffer_ms)} / {ms(m.max_buffer_ms)}"),
+        ("throughput", "-" if m.throughput_kbps is None else f"{m.throughput_kbps:.0f} kbit/s"),
+        ("arrival pace", "-" if m.arrival_rtf is None else f"{m.arrival_rtf:.1f}x real time"),
+        ("decode p95", "-" if m.decode_ms_p95 is None else f"{m.decode_ms_p95:.2f} ms"),
+        ("audio", f"{m.audio_ms / 1000:.2f} s received, {m.played_ms / 1000:.2f} s played, {m.bytes} bytes"),
+    ]
+    width = max(len(k) for k, _ in rows)
+    return "\n".join(f"  {k:<{width}}  {v}" for k, v in rows)
+
+
+async def run_play(settings: Settings, text: str, *, record: str | None, status: StatusLine | None,
+                   stderr: TextIO) -> PlayMetrics:
+    from .engine.player import StreamPlayer, default_sink_factory
+
+    with endpoint_for(settings) as base_url:
+        player = StreamPlayer(settings, base_url=base_url,
+                              sink_factory=lambda s: default_sink_factory(s, record=record))
+        if status is not None:
+            player.add_observer(status)
+        loop = asyncio.get_running_loop()
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(signal.SIGINT, player.stop)
+        try:
+            metrics = await player.play(text)
+        finally:
+            with contextlib.suppress(NotImplementedError, RuntimeError):
+                loop.remove_signal_handler(signal.SIGINT)
+            if status is not None:
+                status.clear()
+        sink = player.sink
+        if record and sink is not None and sink.recorder is not None:
+            sink.recorder.save(sink.rate)
+        elif sink is not None and sink.recorder is not None and sink.recorder.path is not None:
+            sink.recorder.save(sink.rate)
+        return metrics
+
+
+def cmd_play(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
+    from .engine.player import PlayError
+    from .engine.sinks import SinkError
+
+    settings = settings_from_args(args)
+    text = args.text if args.text is not None else DEFAULT_TEXT
+    if text == "-":
+        text = sys.stdin.read()
+    if not text.strip():
+        raise UserError("nothing to say: the text is empty")
+    status = None if (args.quiet or args.json) else StatusLine(stderr)
+    try:
+        metrics = asyncio.run(run_play(settings, text, record=args.record, status=status, stderr=stderr))
+    except (PlayError, SinkError) as exc:
+        raise UserError(str(exc)) from None
+    for note in metrics.warnings:
+        print(f"note: {note}", file=stderr)
+    if args.json:
+        print(metrics.to_json(), file=stdout)
+    elif not metrics.error or metrics.bytes:
+        print(render_metrics(metrics), file=stdout)
+    if metrics.error:
+        print(f"workbench: error: {metrics.error}", file=stderr)
+        return 1
+    return 130 if metrics.state == "stopped" else 0
+
+
+def cmd_serve(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
+    from .server.app import Knobs
+    from .server.runner import serve_forever
+
+    knobs = Knobs()
+    for flag, attr in (("ttfb_ms", "ttfb_ms"), ("pace", "pace"), ("flush_ms", "flush_ms")):
+        value = getattr(args, flag)
+        if value is not None:
+            if value < 0:
+                raise UserError(f"--{flag.replace('_', '-')} must not be negative")
+            setattr(knobs, attr, value)
+    print(f"embedded TTS server on http://{args.host}:{args.port}/v1 (Ctrl-C stops it)", file=stderr)
+    try:
+        serve_forever(args.host, args.port, knobs, api_key=args.api_key)
+    except OSError as exc:
+        raise UserError(f"cannot listen on {args.host}:{args.port}: {exc.strerror or exc}") from None
+    return 0
+
+
+def cmd_settings(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
+    settings = settings_from_args(args)
+    rows = []
+    for spec in SPECS:
+        value = getattr(settings, spec.attr)
+        shown = "(set)" if spec.attr == "api_key" and value else format_value(value) if value is not None else ""
+        if spec.attr == "base_urls" and value is None:
+            shown = "local (embedded server)"
+        rows.append((spec.env, shown, settings.origins.get(spec.attr, "default")))
+    if args.json:
+        print(json.dumps({env: {"value": v, "from": o} for env, v, o in rows}, indent=2), file=stdout)
+        return 0
+    w1 = max(len(r[0]) for r in rows)
+    w2 = max(len(r[1]) for r in rows)
+    for env, value, origin in rows:
+        print(f"{env:<{w1}}  {value:<{w2}}  {origin}", file=stdout)
+    return 0
+
+
+def cmd_devices(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
+    from .engine.sinks import SinkError, _import_sounddevice
+
+    try:
+        sd = _import_sounddevice()
+        devices = sd.query_devices()
+    except SinkError as exc:
+        raise UserError(str(exc)) from None
+    outputs = [d for d in devices if d["max_output_channels"] > 0]
+    if not outputs:
+        print("no audio output devices; use --sink virtual", file=stdout)
+        return 0
+    default = sd.default.device[1]
+    for d in outputs:
+        mark = "*" if d["index"] == default else " "
+        print(f"{mark} {d['index']:>3}  {d['name']}  ({int(d['default_samplerate'])} Hz)", file=stdout)
+    return 0
+
+
+COMMANDS = {"play": cmd_play, "serve": cmd_serve, "settings": cmd_settings, "devices": cmd_devices}
+
+
+def main(argv: Sequence[str] | None = None, stdout: TextIO | None = None, stderr: TextIO | None = None) -> int:
+    stdout = stdout or sys.stdout
+    stderr = stderr or sys.stderr
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        args = parser.parse_args(["play", *(argv or [])])
+    try:
+        return COMMANDS[args.command](args, stdout, stderr)
+    except (UserError, SettingsError) as exc:
+        print(f"workbench: error: {exc}", file=stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("workbench: interrupted", file=stderr)
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,271 @@
+"""Progressive decoders: bytes in as they arrive, float32 mono samples at the sink's rate out.
+
+Every decoder has the same small interface (`feed`, `flush`, `source_rate`, `warnings`), so the player
+does not care which format it is playing. This module holds the PCM and WAV decoders; compressed
+formats plug in behind the same interface.
+"""
+
+from __future__ import annotations
+
+import struct
+from typing import Protocol
+
+import numpy as np
+import soxr
+
+EMPTY = np.zeros(0, dtype=np.float32)
+
+
+class DecodeError(Exception):
+    """The stream cannot be decoded (for example a WAV stream without a RIFF header)."""
+
+
+class Decoder(Protocol):
+    format: str
+    source_rate: int | None  # known once the header (if any) has been read
+    warnings: list[str]
+
+    def feed(self, data: bytes) -> np.ndarray: ...
+
+    def flush(self) -> np.ndarray: ...
+
+
+class Resampler:
+    """Streaming resampler (soxr) that passes audio through untouched when the rates match."""
+
+    def __init__(self, in_rate: int, out_rate: int) -> None:
+        self.in_rate = in_rate
+        self.out_rate = out_rate
+        self._stream = None if in_rate == out_rate else soxr.ResampleStream(in_rate, out_rate, 1, dtype="float32")
+
+    def process(self, samples: np.ndarray, last: bool = False) -> np.ndarray:
+        if self._stream is None:
+            return samples
+        return self._stream.resample_chunk(samples, last=last)
+
+
+def pcm16_to_float(data: bytes | bytearray | memoryview) -> np.ndarray:
+    return np.frombuffer(data, dtype="<i2").astype(np.float32) * (1.0 / 32768.0)
+
+
+class PcmDecoder:
+    """Headerless signed 16-bit little-endian PCM (OpenAI's `pcm`), mono at a configured rate.
+
+    A chunk may end in the middle of a sample: the odd byte is carried over to the next chunk.
+    """
+
+    format = "pcm"
+
+    def __init__(self, source_rate: int, out_rate: int, channels: int = 1) -> None:
+        self.source_rate: int | None = source_rate
+        self.channels = channels
+        self.warnings: list[str] = []
+        self._frame_bytes = 2 * channels
+        self._carry = b""
+        self._resampler = Resampler(source_rate, out_rate)
+
+    def feed(self, data: bytes) -> np.ndarray:
+        if self._carry:
+            data = self._carry + data
+        usable = len(data) - len(data) % self._frame_bytes
+        self._carry = data[usable:]
+        if not usable:
+            return EMPTY
+        samples = pcm16_to_float(memoryview(data)[:usable])
+        if self.channels > 1:
+            samples = samples.reshape(-1, self.channels).mean(axis=1, dtype=np.float32)
+        return self._resampler.process(samples)
+
+    def flush(self) -> np.ndarray:
+        if self._carry:
+            self.warnings.append(f"stream ended with {len(self._carry)} byte(s) of an incomplete sample; dropped")
+            self._carry = b""
+        return self._resampler.process(EMPTY, last=True)
+
+
+WAVE_FORMAT_PCM = 0x0001
+WAVE_FORMAT_IEEE_FLOAT = 0x0003
+WAVE_FORMAT_EXTENSIBLE = 0xFFFE
+STREAMED_SIZES = (0, 0xFFFFFFFF)
+
+
+class WavDecoder:
+    """WAV read progressively with our own RIFF parser.
+
+    Handles streamed sizes (0 or 0xFFFFFFFF in the RIFF or data header), extra chunks before the data
+    (LIST, fact, ...), WAVE_FORMAT_EXTENSIBLE, 8/16/24/32-bit integer and 32/64-bit float samples, any
+    channel count (downmixed to mono), and every split point of the header across chunks. Rate and
+    channels come from the header; the result is resampled to `out_rate`.
+    """
+
+    format = "wav"
+
+    def __init__(self, out_rate: int) -> None:
+        self.out_rate = out_rate
+        self.source_rate: int | None = None
+        self.channels = 0
+        self.bits = 0
+        self.sample_format = ""  # "int" or "float"
+        self.warnings: list[str] = []
+        self.data_size: int | None = None  # None: streamed, unbounded
+        self._buf = bytearray()
+        self._stage = "riff"  # riff -> chunk -> skip -> data -> (after data: chunk) ...
+        self._skip = 0
+        self._data_left: int | None = None
+        self._seen_data = False
+        self._resampler: Resampler | None = None
+        self._frame_bytes = 0
+
+    # -- header parsing -------------------------------------------------------------------------
+    def _parse(self) -> list[np.ndarray]:
+        out: list[np.ndarray] = []
+        while True:
+            if self._stage == "riff":
+                if len(self._buf) < 12:
+                    return out
+                if bytes(self._buf[:4]) not in (b"RIFF", b"RF64") or bytes(self._buf[8:12]) != b"WAVE":
+                    head = bytes(self._buf[:12])
+                    raise DecodeError(f"expected a WAV stream starting with RIFF....WAVE, got {head!r}")
+                del self._buf[:12]
+                self._stage = "chunk"
+            elif self._stage == "chunk":
+                if len(self._buf) < 8:
+                    return out
+                chunk_id = bytes(self._buf[:4])
+                (size,) = struct.unpack("<I", self._buf[4:8])
+                if self._seen_data and not _looks_like_chunk_id(chunk_id):
+                    # the declared data size was wrong: what follows is more audio, not a chunk
+                    self.warnings.append("WAV audio continued past the size in its header; playing it all")
+                    self._data_left = None
+                    self._stage = "data"
+                    continue
+                if chunk_id == b"fmt ":
+                    if size > 4096:
+                        raise DecodeError(f"WAV fmt chunk of {size} bytes is not plausible")
+                    if len(self._buf) < 8 + size:
+                        return out
+                    self._parse_fmt(bytes(self._buf[8 : 8 + size]))
+                    del self._buf[:8]
+                    self._skip = size + (size & 1)
+                    self._stage = "skip"
+                elif chunk_id == b"data":
+                    del self._buf[:8]
+                    if self.source_rate is None:
+                        raise DecodeError("WAV data chunk came before its fmt chunk")
+                    self._seen_data = True
+                    self._data_left = None if size in STREAMED_SIZES else size
+                    if self.data_size is None and self._data_left is not None:
+                        self.data_size = size
+                    self._stage = "data"
+                else:
+                    del self._buf[:8]
+                    self._skip = size + (size & 1)
+                    self._stage = "skip"
+            elif self._stage == "skip":
+                take = min(self._skip, len(self._buf))
+                del self._buf[:take]
+                self._skip -= take
+                if self._skip:
+                    return out
+                self._stage = "chunk"
+            elif self._stage == "data":
+                if self._data_left is None:
+                    usable = len(self._buf) - len(self._buf) % self._frame_bytes
+                else:
+                    usable = min(self._data_left, len(self._buf))
+                    usable -= usable % self._frame_bytes
+                if usable:
+                    out.append(self._convert(bytes(self._buf[:usable])))
+                    del self._buf[:usable]
+                    if self._data_left is not None:
+                        self._data_left -= usable
+                if self._data_left is not None and self._data_left < self._frame_bytes:
+                    # data chunk complete; a partial trailing frame and the pad byte are skipped
+                    self._skip = self._data_left + ((self.data_size or 0) & 1)
+                    self._data_left = 0
+                    self._stage = "skip"
+                    continue
+                return out
+
+    def _parse_fmt(self, body: bytes) -> None:
+        if len(body) < 16:
+            raise DecodeError(f"WAV fmt chunk too short ({len(body)} bytes)")
+        tag, channels, rate, _byte_rate, block_align, bits = struct.unpack("<HHIIHH", body[:16])
+        if tag == WAVE_FORMAT_EXTENSIBLE and len(body) >= 26:
+            (tag,) = struct.unpack("<H", body[24:26])
+        if tag == WAVE_FORMAT_PCM and bits in (8, 16, 24, 32):
+            self.sample_format = "int"
+        elif tag == WAVE_FORMAT_IEEE_FLOAT and bits in (32, 64):
+            self.sample_format = "float"
+        else:
+            raise DecodeError(f"unsupported WAV encoding (format tag {tag:#06x}, {bits} bits)")
+        if channels < 1 or not 1000 <= rate <= 768_000:
+            raise DecodeError(f"implausible WAV header: {channels} channel(s) at {rate} Hz")
+        self.channels = channels
+        self.bits = bits
+        self.source_rate = rate
+        self._frame_bytes = channels * bits // 8
+        if block_align and block_align != self._frame_bytes:
+            self.warnings.append(f"WAV block align {block_align} differs from {self._frame_bytes}; using the latter")
+        self._resampler = Resampler(rate, self.out_rate)
+
+    def _convert(self, data: bytes) -> np.ndarray:
+        bits, fmt = self.bits, self.sample_format
+        if fmt == "float":
+            samples = np.frombuffer(data, dtype="<f4" if bits == 32 else "<f8").astype(np.float32)
+        elif bits == 16:
+            samples = pcm16_to_float(data)
+        elif bits == 8:
+            samples = (np.frombuffer(data, dtype=np.uint8).astype(np.float32) - 128.0) * (1.0 / 128.0)
+        elif bits == 24:
+            raw = np.frombuffer(data, dtype=np.uint8).reshape(-1, 3).astype(np.int32)
+            ints = raw[:, 0] | (raw[:, 1] << 8) | (raw[:, 2] << 16)
+            ints = np.where(ints & 0x800000, ints - 0x1000000, ints)
+            samples = ints.astype(np.float32) * (1.0 / 8388608.0)
+        else:
+            samples = np.frombuffer(data, dtype="<i4").astype(np.float32) * (1.0 / 2147483648.0)
+        if self.channels > 1:
+            samples = samples.reshape(-1, self.channels).mean(axis=1, dtype=np.float32)
+        assert self._resampler is not None
+        return self._resampler.process(samples)
+
+    # -- Decoder interface ----------------------------------------------------------------------
+    def feed(self, data: bytes) -> np.ndarray:
+        self._buf += data
+        parts = self._parse()
+        if not parts:
+            return EMPTY
+        return parts[0] if len(parts) == 1 else np.concatenate(parts)
+
+    def flush(self) -> np.ndarray:
+        if not self._seen_data:
+            if self._buf or self._stage != "riff":
+                raise DecodeError("WAV stream ended before its audio data began")
+            raise DecodeError("WAV stream was empty")
+        if self._stage == "data" and self._buf:
+            self.warnings.append(f"stream ended with {len(self._buf)} byte(s) of an incomplete frame; dropped")
+        elif self._data_left:
+            self.warnings.append(f"WAV stream ended {self._data_left} bytes short of the size in its header")
+        self._buf.clear()
+        return self._resampler.process(EMPTY, last=True) if self._resampler else EMPTY
+
+
+# Chunks that may follow the audio in a WAV file. Anything else after a data chunk whose declared size
+# has run out is taken as more audio (some streaming servers write a wrong size).
+TRAILING_CHUNKS = {b"LIST", b"id3 ", b"ID3 ", b"fact", b"cue ", b"smpl", b"bext", b"iXML", b"PEAK", b"JUNK",
+                   b"junk", b"inst", b"acid", b"plst", b"labl", b"note", b"ltxt", b"data", b"_PMX", b"cart"}
+
+
+def _looks_like_chunk_id(chunk_id: bytes) -> bool:
+    return chunk_id in TRAILING_CHUNKS
+
+
+PROGRESSIVE_FORMATS = ("pcm", "wav")
+
+
+def make_decoder(fmt: str, *, pcm_rate: int, out_rate: int) -> Decoder:
+    if fmt == "pcm":
+        return PcmDecoder(pcm_rate, out_rate)
+    if fmt == "wav":
+        return WavDecoder(out_rate)
+    raise DecodeError(f"progressive decoding of {fmt!r} is not available yet (pcm and wav are)")

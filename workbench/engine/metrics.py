@@ -1,0 +1,107 @@
+"""What a play measured, and what observers see while it runs.
+
+All times are milliseconds from the moment the request started. `ttfa_ms` is the first sample heard
+(from the device's DAC clock, or the virtual sink's model of one), not the first byte received.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+from dataclasses import dataclass, field
+from enum import Enum
+from pathlib import Path
+from typing import Any
+
+
+class PlayState(str, Enum):
+    IDLE = "idle"
+    CONNECTING = "connecting"
+    BUFFERING = "buffering"
+    PLAYING = "playing"
+    UNDERRUN = "underrun"
+    DRAINING = "draining"
+    DONE = "done"
+    FAILED = "failed"
+    STOPPED = "stopped"
+
+
+@dataclass
+class PlayMetrics:
+    format: str
+    streaming: bool = True
+    sink: str = ""
+    ttfb_ms: float | None = None
+    first_byte_ms: float | None = None
+    buffer_ready_ms: float | None = None
+    ttfa_ms: float | None = None
+    underruns: int = 0
+    underrun_ms: float = 0.0
+    device_underflows: int = 0
+    avg_buffer_ms: float | None = None
+    min_buffer_ms: float | None = None
+    max_buffer_ms: float | None = None
+    throughput_kbps: float | None = None
+    arrival_rtf: float | None = None
+    decode_ms_p95: float | None = None
+    audio_ms: float = 0.0
+    played_ms: float = 0.0
+    bytes: int = 0
+    chunks: int = 0
+    reconnects: int = 0
+    decoder_errors: int = 0
+    fallback: str | None = None
+    initial_buffer_ms: float = 0.0
+    total_ms: float | None = None
+    device_latency_ms: float | None = None
+    state: str = PlayState.DONE.value
+    error: str | None = None
+    warnings: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        out = dataclasses.asdict(self)
+        for key, value in out.items():
+            if isinstance(value, float):
+                out[key] = round(value, 3) if math.isfinite(value) else None
+        return out
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), sort_keys=False)
+
+    def append_jsonl(self, path: str | Path, **extra: Any) -> None:
+        record = {**extra, **self.to_dict()}
+        with open(path, "a", encoding="utf-8") as fh:
+            fh.write(json.dumps(record) + "\n")
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """A moment of a play, emitted at least 20 times a second while it runs."""
+
+    t_ms: float  # since the request started
+    state: PlayState
+    buffer_ms: float
+    target_ms: float
+    initial_buffer_ms: float
+    max_buffer_ms: float
+    received_ms: float  # audio decoded so far
+    played_ms: float
+    bytes: int
+    underruns: int
+    underrun_ms: float
+    device_underflows: int
+    ttfa_ms: float | None
+    format: str
+
+
+def percentile(values: list[float], q: float) -> float | None:
+    if not values:
+        return None
+    ordered = sorted(values)
+    k = (len(ordered) - 1) * q / 100.0
+    lo = math.floor(k)
+    hi = math.ceil(k)
+    if lo == hi:
+        return ordered[lo]
+    return ordered[lo] + (ordered[hi] - ordered[lo]) * (k - lo)

@@ -1,0 +1,369 @@
+"""`StreamPlayer`: source -> decoder -> jitter buffer -> sink, with metrics and live snapshots.
+
+The one player that the CLI, the benchmarks and the TUI all drive. It runs on an asyncio event loop;
+the audio itself is pulled by the sink's own thread, so nothing the loop does (decoding, drawing,
+network waits) can stall the device, and the loop never waits on the audio thread.
+
+The device is opened while the request is in flight, so it is already running (playing silence)
+when the first audio arrives.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+from .buffer import BufferState, JitterBuffer
+from .decoders import PROGRESSIVE_FORMATS, DecodeError, Decoder, make_decoder
+from .metrics import PlayMetrics, PlayState, Snapshot, percentile
+from .settings import LOCAL, Settings
+from .sinks import Sink, SinkError, VirtualSink, make_sink
+from .source import SourceError, SpeechRequest, SpeechSource
+
+log = logging.getLogger(__name__)
+
+Observer = Callable[[Snapshot], None]
+SinkFactory = Callable[[Settings], tuple[Sink, str | None]]
+
+
+class PlayError(Exception):
+    """A play could not start (bad input); `str()` is meant for the user."""
+
+
+def default_sink_factory(settings: Settings, record: str | None = None) -> tuple[Sink, str | None]:
+    return make_sink(settings.sink, rate=settings.output_rate, block_size=settings.block_size,
+                     device=settings.output_device, record=record)
+
+
+class StreamPlayer:
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        base_url: str | None = None,
+        sink_factory: SinkFactory | None = None,
+        http_client: Any = None,
+        snapshot_hz: float = 20.0,
+        extra_headers: dict[str, str] | None = None,
+        extra_query: dict[str, Any] | None = None,
+    ) -> None:
+        self.settings = settings
+        self.base_url = base_url or settings.base_url
+        if self.base_url == LOCAL:
+            raise PlayError("no endpoint given: start the embedded server and pass its URL as base_url")
+        self.sink_factory = sink_factory or default_sink_factory
+        self.http_client = http_client
+        self.snapshot_interval = 1.0 / snapshot_hz
+        self.extra_headers = extra_headers
+        self.extra_query = extra_query
+        self.observers: list[Observer] = []
+        self.notices: list[str] = []
+        self.sink: Sink | None = None
+        self.buffer: JitterBuffer | None = None
+        self.source: SpeechSource | None = None
+        self.last_metrics: PlayMetrics | None = None
+        self._live_target_ms: float | None = None
+        self._stopping = False
+        self._final_state: PlayState | None = None
+        self._t0 = 0.0
+        self._received_samples = 0
+        self._backpressure_s = 0.0  # time the download waited on a full buffer
+        self._format = settings.audio_format
+        self._playing = False
+
+    # -- control ----------------------------------------------------------------------------------
+    def add_observer(self, observer: Observer) -> None:
+        self.observers.append(observer)
+
+    def stop(self) -> None:
+        """Stop the current play at once (with a short fade); `play()` then returns promptly."""
+        self._stopping = True
+        if self.buffer is not None:
+            self.buffer.stop()
+
+    def set_initial_buffer_ms(self, ms: float) -> None:
+        """Change the buffer target live: applies to the current play (if any) and the next ones."""
+        self._live_target_ms = ms
+        if self.buffer is not None and self.settings.streaming_enabled:
+            self.buffer.set_target_ms(ms)
+
+    @property
+    def is_playing(self) -> bool:
+        return self._playing
+
+    @property
+    def request_started(self) -> float:
+        """perf_counter() when the current (or last) request started: time zero of every metric."""
+        return self._t0
+
+    # -- the play ---------------------------------------------------------------------------------
+    async def play(self, text: str, *, fmt: str | None = None) -> PlayMetrics:
+        if self._playing:
+            raise PlayError("a play is already running")
+        if not text or not text.strip():
+            raise PlayError("nothing to say: the text is empty")
+        s = self.settings
+        fmt = fmt or s.audio_format
+        if fmt not in PROGRESSIVE_FORMATS:
+            raise PlayError(f"the engine cannot decode {fmt!r} yet; it plays {', '.join(PROGRESSIVE_FORMATS)}")
+        self._format = fmt
+        self._playing = True
+        self._stopping = False
+        self._final_state = None
+        self._received_samples = 0
+        self._backpressure_s = 0.0
+        self.buffer = None
+        self.notices = []
+        initial_ms = self._live_target_ms if self._live_target_ms is not None else float(s.buffer_ms)
+        metrics = PlayMetrics(format=fmt, streaming=s.streaming_enabled, initial_buffer_ms=initial_ms)
+        self._t0 = time.perf_counter()
+        sink, notice = self.sink_factory(s)
+        if notice:
+            self.notices.append(notice)
+        self.sink = sink
+        self.source = SpeechSource(self.base_url, api_key=s.api_key, chunk_size=s.chunk_size,
+                                   http_client=self.http_client)
+        request = SpeechRequest(text=text, model=s.model, voice=s.voice, response_format=fmt, speed=s.speed,
+                                extra_headers=self.extra_headers, extra_query=self.extra_query)
+        decode_ms: list[float] = []
+        snap_task = asyncio.create_task(self._snapshots())
+        sink_task = asyncio.create_task(self._prepare_sink(initial_ms))
+        download: asyncio.Task[None] | None = None
+        try:
+            download = asyncio.create_task(self._download(request, fmt, sink_task, decode_ms))
+            await download
+            if self.buffer is not None and self._received_samples > 0 and self.sink is not None:
+                await self.sink.wait_done()
+            else:
+                self._final_state = self._final_state or PlayState.DONE
+        except asyncio.CancelledError:
+            self.stop()
+            raise
+        except (SourceError, DecodeError, SinkError) as exc:
+            metrics.error = _describe(exc, fmt)
+            self._final_state = PlayState.FAILED
+            # play whatever did arrive, then finish
+            if self.buffer is not None and not self.buffer.ended:
+                self.buffer.end()
+            if self.buffer is not None and self._received_samples > 0 and self.sink is not None:
+                await self.sink.wait_done()
+        finally:
+            if download is not None and not download.done():
+                download.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await download
+            if not sink_task.done():
+                sink_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await sink_task
+            if self.sink is not None:
+                await asyncio.to_thread(self.sink.close)
+            await self.source.aclose()
+            if self._final_state is None:
+                self._final_state = PlayState.STOPPED if self._stopping else PlayState.DONE
+            snap_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await snap_task
+            self._collect(metrics, decode_ms)
+            self._emit()  # the final snapshot
+            self._playing = False
+        self.last_metrics = metrics
+        if s.metrics_log:
+            try:
+                metrics.append_jsonl(s.metrics_log, base_url=self.base_url, voice=s.voice, model=s.model)
+            except OSError as exc:
+                metrics.warnings.append(f"could not append to metrics log {s.metrics_log}: {exc}")
+        return metrics
+
+    async def _prepare_sink(self, initial_ms: float) -> None:
+        """Open the device (in a thread, while the request is in flight) and start it on a new buffer."""
+        s = self.settings
+        sink = self.sink
+        assert sink is not None
+        try:
+            await asyncio.to_thread(sink.open)
+        except SinkError as exc:
+            if s.sink != "auto":
+                raise
+            self.notices.append(f"{exc}; playing on the virtual sink instead")
+            sink = VirtualSink(s.output_rate, s.block_size, sink.recorder)
+            self.sink = sink
+        target = initial_ms if s.streaming_enabled else s.max_buffer_s * 1000.0
+        self.buffer = JitterBuffer(sink.rate, s.max_buffer_s, target, trailing_silence_s=s.trailing_silence_s)
+        if self._stopping:
+            self.buffer.stop()
+        sink.start(self.buffer)
+
+    async def _download(self, request: SpeechRequest, fmt: str, sink_task: asyncio.Task[None],
+                        decode_ms: list[float]) -> None:
+        s = self.settings
+        assert self.source is not None
+        decoder: Decoder | None = None
+
+        async def feed(chunk: bytes) -> None:
+            nonlocal decoder
+            if decoder is None:
+                await sink_task
+                assert self.sink is not None
+                decoder = make_decoder(fmt, pcm_rate=s.pcm_rate, out_rate=self.sink.rate)
+            t = time.perf_counter()
+            samples = decoder.feed(chunk)
+            decode_ms.append((time.perf_counter() - t) * 1000.0)
+            await self._push(samples)
+
+        try:
+            if s.streaming_enabled:
+                async for chunk in self.source.stream(request):
+                    if self._stopping:
+                        return
+                    await feed(chunk)
+            else:  # voicemode's buffered behaviour: the whole reply first, then play
+                body = bytearray()
+                async for chunk in self.source.stream(request):
+                    if self._stopping:
+                        return
+                    body += chunk
+                if body:
+                    await feed(bytes(body))
+            if decoder is not None:
+                await self._push(decoder.flush())
+                self._warn_all(decoder.warnings)
+        finally:
+            if not sink_task.done():
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await sink_task
+            if self.buffer is not None and not self.buffer.ended:
+                self.buffer.end()
+
+    async def _push(self, samples: np.ndarray) -> None:
+        """Write into the buffer, waiting while it is full (backpressure bounds memory)."""
+        buffer = self.buffer
+        assert buffer is not None and self.sink is not None
+        self._received_samples += len(samples)
+        off = 0
+        blocked_since: float | None = None
+        wait = max(0.002, min(0.02, self.sink.block_size / self.sink.rate / 2))
+        while off < len(samples):
+            off += buffer.write(samples[off:])
+            if off < len(samples):
+                if self._stopping or buffer.done:
+                    break
+                if blocked_since is None:
+                    blocked_since = time.perf_counter()
+                await asyncio.sleep(wait)
+        if blocked_since is not None:
+            self._backpressure_s += time.perf_counter() - blocked_since
+
+    def _warn_all(self, warnings: list[str]) -> None:
+        for w in warnings:
+            if w not in self.notices:
+                self.notices.append(w)
+
+    # -- observing --------------------------------------------------------------------------------
+    def state(self) -> PlayState:
+        if self._final_state is not None:
+            return self._final_state
+        buffer = self.buffer
+        if buffer is None or self.source is None or self.source.first_byte_at is None:
+            return PlayState.CONNECTING
+        bs = buffer.state
+        if bs is BufferState.BUFFERING:
+            return PlayState.BUFFERING
+        if bs is BufferState.UNDERRUN:
+            return PlayState.UNDERRUN
+        if bs is BufferState.PLAYING:
+            return PlayState.DRAINING if buffer.ended else PlayState.PLAYING
+        if bs is BufferState.TRAILING:
+            return PlayState.DRAINING
+        return PlayState.DRAINING if self.sink is not None and self.sink.done_at is None else PlayState.DONE
+
+    def snapshot(self) -> Snapshot:
+        buffer, sink, source = self.buffer, self.sink, self.source
+        rate = buffer.rate if buffer else self.settings.output_rate
+        first = sink.first_heard if sink else None
+        return Snapshot(
+            t_ms=(time.perf_counter() - self._t0) * 1000.0,
+            state=self.state(),
+            buffer_ms=buffer.level_ms if buffer else 0.0,
+            target_ms=buffer.target_ms if buffer else float(self.settings.buffer_ms),
+            initial_buffer_ms=self._live_target_ms if self._live_target_ms is not None
+            else float(self.settings.buffer_ms),
+            max_buffer_ms=self.settings.max_buffer_s * 1000.0,
+            received_ms=self._received_samples * 1000.0 / rate,
+            played_ms=buffer.samples_to_ms(buffer.played_samples) if buffer else 0.0,
+            bytes=source.bytes_received if source else 0,
+            underruns=buffer.underruns if buffer else 0,
+            underrun_ms=buffer.underrun_ms if buffer else 0.0,
+            device_underflows=sink.device_underflows if sink else 0,
+            ttfa_ms=(first - self._t0) * 1000.0 if first is not None else None,
+            format=self._format,
+        )
+
+    def _emit(self) -> None:
+        if not self.observers:
+            return
+        snap = self.snapshot()
+        for observer in list(self.observers):
+            try:
+                observer(snap)
+            except Exception:  # an observer's bug must never stop the audio
+                log.exception("snapshot observer failed; removing it")
+                self.observers.remove(observer)
+
+    async def _snapshots(self) -> None:
+        while True:
+            self._emit()
+            await asyncio.sleep(self.snapshot_interval)
+
+    # -- metrics ----------------------------------------------------------------------------------
+    def _collect(self, m: PlayMetrics, decode_ms: list[float]) -> None:
+        t0 = self._t0
+        src, buf, sink = self.source, self.buffer, self.sink
+
+        def ms(t: float | None) -> float | None:
+            return (t - t0) * 1000.0 if t is not None else None
+
+        m.total_ms = ms(time.perf_counter())
+        m.state = (self._final_state or PlayState.DONE).value
+        if src is not None:
+            m.ttfb_ms = ms(src.headers_at)
+            m.first_byte_ms = ms(src.first_byte_at)
+            m.bytes = src.bytes_received
+            m.chunks = src.chunks_received
+            if src.first_byte_at is not None and src.last_byte_at is not None:
+                span = src.last_byte_at - src.first_byte_at - self._backpressure_s
+                if span > 0.001 and src.chunks_received > 1:
+                    m.throughput_kbps = src.bytes_received * 8 / 1000.0 / span
+        if sink is not None:
+            m.sink = sink.description
+            m.ttfa_ms = ms(sink.first_heard)
+            m.device_underflows = sink.device_underflows
+            m.device_latency_ms = sink.latency_s * 1000.0
+        if buf is not None:
+            m.buffer_ready_ms = ms(buf.ready_time)
+            m.underruns = buf.underruns
+            m.underrun_ms = buf.underrun_ms
+            m.avg_buffer_ms = buf.avg_level_ms
+            m.min_buffer_ms = buf.min_level_ms
+            m.max_buffer_ms = buf.max_level_ms
+            m.audio_ms = self._received_samples * 1000.0 / buf.rate
+            m.played_ms = buf.samples_to_ms(buf.played_samples)
+            if src is not None and src.first_byte_at is not None and src.last_byte_at is not None:
+                # the endpoint's pace: time spent waiting on a full buffer is ours, not the network's
+                span = src.last_byte_at - src.first_byte_at - self._backpressure_s
+                if span > 0.001 and m.audio_ms > 0:
+                    m.arrival_rtf = (m.audio_ms / 1000.0) / span
+        m.decode_ms_p95 = percentile(decode_ms, 95)
+        m.warnings.extend(self.notices)
+
+
+def _describe(exc: Exception, fmt: str) -> str:
+    if isinstance(exc, DecodeError):
+        return f"cannot decode the {fmt} stream: {exc}"
+    return str(exc)

@@ -1,0 +1,310 @@
+"""Typed settings, read from the environment and from voicemode-style `.env` files.
+
+voicemode's variables keep voicemode's exact names and defaults; settings that only the workbench
+knows use a `WORKBENCH_` prefix. Every value is validated on the way in, and an invalid one raises a
+`SettingsError` whose message is one line naming the variable, the value and what is allowed.
+
+Where a value comes from, lowest to highest precedence: defaults, voicemode's project file,
+voicemode's global file (voicemode lets the global file win over the project file), the process
+environment, a preset file given explicitly, and finally explicit overrides (command-line flags).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .envfile import EnvFile, read_env_file, voicemode_env_files
+
+FORMATS = ("pcm", "wav", "mp3", "opus", "aac", "flac")
+LOCAL = "local"  # the embedded server
+
+
+class SettingsError(ValueError):
+    """A setting has a value that is not allowed. `str()` is one line meant for the user."""
+
+
+@dataclass(frozen=True)
+class Spec:
+    attr: str
+    env: str
+    parse: Callable[[str], Any]
+    allowed: str
+    doc: str
+
+    def convert(self, raw: str, origin: str = "") -> Any:
+        try:
+            return self.parse(raw.strip())
+        except (ValueError, TypeError) as exc:
+            where = f" (from {origin})" if origin and origin != "environment" else ""
+            detail = f": {exc}" if str(exc) and str(exc) != "invalid" else ""
+            raise SettingsError(f"{self.env}={raw!r}{where} is not valid; allowed: {self.allowed}{detail}") from None
+
+
+def _bool(raw: str) -> bool:
+    low = raw.lower()
+    if low in ("true", "1", "yes", "on"):
+        return True
+    if low in ("false", "0", "no", "off"):
+        return False
+    raise ValueError("invalid")
+
+
+def _number(kind: Callable[[str], Any], raw: str) -> Any:
+    try:
+        return kind(raw)
+    except ValueError:
+        raise ValueError("invalid") from None
+
+
+def _int_range(lo: int, hi: int) -> Callable[[str], int]:
+    def parse(raw: str) -> int:
+        value = _number(int, raw)
+        if not lo <= value <= hi:
+            raise ValueError("invalid")
+        return value
+
+    return parse
+
+
+def _float_range(lo: float, hi: float) -> Callable[[str], float]:
+    def parse(raw: str) -> float:
+        value = _number(float, raw)
+        if not (lo <= value <= hi):  # also rejects nan
+            raise ValueError("invalid")
+        return value
+
+    return parse
+
+
+def _optional(parse: Callable[[str], Any]) -> Callable[[str], Any]:
+    def wrapped(raw: str) -> Any:
+        return None if raw == "" else parse(raw)
+
+    return wrapped
+
+
+def _choice(options: Iterable[str]) -> Callable[[str], str]:
+    opts = tuple(options)
+
+    def parse(raw: str) -> str:
+        low = raw.lower()
+        if low not in opts:
+            raise ValueError("invalid")
+        return low
+
+    return parse
+
+
+def _csv(raw: str) -> tuple[str, ...]:
+    items = tuple(p.strip() for p in raw.split(",") if p.strip())
+    if not items:
+        raise ValueError("invalid")
+    return items
+
+
+def _urls(raw: str) -> tuple[str, ...]:
+    items = _csv(raw)
+    for item in items:
+        if item != LOCAL and not item.startswith(("http://", "https://")):
+            raise ValueError(f"{item!r} is not an http(s) URL")
+    return items
+
+
+def _sink(raw: str) -> str:
+    low = raw.lower()
+    if low in ("auto", "device", "virtual"):
+        return low
+    if raw.startswith("wav:") and len(raw) > 4:
+        return raw
+    raise ValueError("invalid")
+
+
+def _device(raw: str) -> str | int:
+    return int(raw) if raw.isdigit() else raw
+
+
+SPECS: tuple[Spec, ...] = (
+    Spec("streaming_enabled", "VOICEMODE_STREAMING_ENABLED", _bool, "true or false",
+         "Play while downloading; false downloads the whole reply first."),
+    Spec("buffer_ms", "VOICEMODE_STREAM_BUFFER_MS", _int_range(0, 10_000), "a whole number of ms, 0 to 10000",
+         "Audio buffered before playback starts (and after an underrun)."),
+    Spec("chunk_size", "VOICEMODE_STREAM_CHUNK_SIZE", _int_range(1, 1_048_576), "a whole number of bytes, 1 to 1048576",
+         "Download chunk size in bytes."),
+    Spec("max_buffer_s", "VOICEMODE_STREAM_MAX_BUFFER", _float_range(0.05, 600.0), "seconds, 0.05 to 600",
+         "Most audio held in memory; the download waits when it is full."),
+    Spec("audio_format", "VOICEMODE_TTS_AUDIO_FORMAT", _choice(FORMATS), ", ".join(FORMATS),
+         "Response format asked of the endpoint."),
+    Spec("base_urls", "VOICEMODE_TTS_BASE_URLS", _urls, "comma-separated http(s) URLs, or 'local'",
+         "OpenAI-compatible endpoints; the first is used. Unset: the embedded server."),
+    Spec("voices", "VOICEMODE_VOICES", _csv, "comma-separated voice names", "Voices; the first is used."),
+    Spec("models", "VOICEMODE_TTS_MODELS", _csv, "comma-separated model names", "Models; the first is used."),
+    Spec("speed", "VOICEMODE_TTS_SPEED", _optional(_float_range(0.25, 4.0)), "a number from 0.25 to 4.0",
+         "Speaking speed; unset leaves it to the server."),
+    Spec("trailing_silence_s", "VOICEMODE_TTS_TRAILING_SILENCE", _float_range(0.0, 10.0), "seconds, 0 to 10",
+         "Silence played after the reply so its end is never cut."),
+    Spec("api_key", "OPENAI_API_KEY", lambda raw: raw or None, "any text", "API key (never printed)."),
+    Spec("pcm_rate", "WORKBENCH_PCM_RATE", _int_range(8_000, 192_000), "a sample rate in Hz, 8000 to 192000",
+         "Sample rate of headerless PCM from the endpoint."),
+    Spec("output_rate", "WORKBENCH_OUTPUT_RATE", _int_range(8_000, 192_000), "a sample rate in Hz, 8000 to 192000",
+         "Sample rate the sink plays at; audio is resampled to it."),
+    Spec("output_device", "WORKBENCH_OUTPUT_DEVICE", _optional(_device), "a device name or index",
+         "PortAudio output device; unset is the system default."),
+    Spec("block_size", "WORKBENCH_BLOCK_SIZE", _int_range(32, 16_384), "a whole number of frames, 32 to 16384",
+         "Frames per audio callback."),
+    Spec("sink", "WORKBENCH_SINK", _sink, "auto, device, virtual or wav:PATH",
+         "Where audio goes; auto is the device when there is one, else the virtual sink."),
+    Spec("metrics_log", "WORKBENCH_METRICS_LOG", _optional(str), "a file path",
+         "Append each play's metrics as a JSON line to this file."),
+)
+SPEC_BY_ATTR = {s.attr: s for s in SPECS}
+SPEC_BY_ENV = {s.env: s for s in SPECS}
+
+
+@dataclass(frozen=True)
+class Settings:
+    streaming_enabled: bool = True
+    buffer_ms: int = 150
+    chunk_size: int = 4096
+    max_buffer_s: float = 2.0
+    audio_format: str = "pcm"
+    base_urls: tuple[str, ...] | None = None  # None: the embedded server (voicemode's own default is Kokoro)
+    voices: tuple[str, ...] = ("af_sky", "alloy")
+    models: tuple[str, ...] = ("tts-1", "tts-1-hd", "gpt-4o-mini-tts")
+    speed: float | None = None
+    trailing_silence_s: float = 0.5
+    api_key: str | None = field(default=None, repr=False)
+    pcm_rate: int = 24_000
+    output_rate: int = 24_000
+    output_device: str | int | None = None
+    block_size: int = 480
+    sink: str = "auto"
+    metrics_log: str | None = None
+    # where each non-default value came from, for display ("environment", a file path, "--format", ...)
+    origins: Mapping[str, str] = field(default_factory=dict, compare=False, repr=False)
+
+    def __post_init__(self) -> None:
+        if self.buffer_ms / 1000.0 > self.max_buffer_s:
+            raise SettingsError(
+                f"VOICEMODE_STREAM_BUFFER_MS={self.buffer_ms} is more than VOICEMODE_STREAM_MAX_BUFFER="
+                f"{self.max_buffer_s:g} s; the initial buffer must fit in the maximum buffer"
+            )
+
+    @property
+    def base_url(self) -> str:
+        return self.base_urls[0] if self.base_urls else LOCAL
+
+    @property
+    def uses_local_server(self) -> bool:
+        return self.base_url == LOCAL
+
+    @property
+    def voice(self) -> str:
+        return self.voices[0]
+
+    @property
+    def model(self) -> str:
+        return self.models[0]
+
+    def replace(self, **changes: Any) -> Settings:
+        origins = dict(self.origins)
+        for key in changes:
+            origins.setdefault(key, "override")
+        return dataclasses.replace(self, origins=origins, **changes)
+
+    def to_env(self, include_defaults: bool = False) -> dict[str, str]:
+        """Settings as voicemode-style variables (never includes the API key)."""
+        out: dict[str, str] = {}
+        defaults = Settings()
+        for spec in SPECS:
+            if spec.attr == "api_key":
+                continue
+            value = getattr(self, spec.attr)
+            if not include_defaults and value == getattr(defaults, spec.attr):
+                continue
+            if value is None:
+                continue
+            out[spec.env] = format_value(value)
+        return out
+
+
+def format_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, tuple):
+        return ",".join(value)
+    if isinstance(value, float):
+        return f"{value:g}"
+    return str(value)
+
+
+def parse_overrides(values: Mapping[str, str], origin: str) -> dict[str, Any]:
+    """Convert `{ENV_NAME: raw}` into `{attr: value}`; unknown names are ignored."""
+    out: dict[str, Any] = {}
+    for env, raw in values.items():
+        spec = SPEC_BY_ENV.get(env)
+        if spec is not None:
+            out[spec.attr] = spec.convert(raw, origin)
+    return out
+
+
+def _from_env_file(env: EnvFile) -> dict[str, str]:
+    if not env.ok:
+        issue = next(i for i in env.issues if i.fatal)
+        raise SettingsError(f"{env.path}: {issue}")
+    return env.as_dict()
+
+
+def load_settings(
+    *,
+    environ: Mapping[str, str] | None = None,
+    cwd: Path | None = None,
+    home: Path | None = None,
+    read_voicemode_files: bool = True,
+    preset: Path | None = None,
+    overrides: Mapping[str, Any] | None = None,
+) -> Settings:
+    """Build `Settings` from every source, in precedence order (see the module docstring).
+
+    `overrides` maps attribute names to already-typed values (from command-line flags).
+    """
+    environ = os.environ if environ is None else environ
+    layers: list[tuple[str, Mapping[str, str]]] = []
+    if read_voicemode_files:
+        files = voicemode_env_files(cwd or Path.cwd(), home or Path.home())
+        # voicemode reads the global file first and never overwrites a key, so it wins: apply it last.
+        for path in reversed(files):
+            layers.append((str(path), _from_env_file(_read(path))))
+    layers.append(("environment", {k: v for k, v in environ.items() if k in SPEC_BY_ENV}))
+    if preset is not None:
+        layers.append((str(preset), _from_env_file(_read(preset))))
+
+    values: dict[str, Any] = {}
+    origins: dict[str, str] = {}
+    for origin, raw_values in layers:
+        for attr, value in parse_overrides(raw_values, origin).items():
+            values[attr] = value
+            origins[attr] = origin
+    for attr, value in (overrides or {}).items():
+        if attr not in SPEC_BY_ATTR:
+            raise KeyError(attr)
+        values[attr] = value
+        origins[attr] = "command line"
+    return Settings(origins=origins, **values)
+
+
+def _read(path: Path) -> EnvFile:
+    try:
+        return read_env_file(path)
+    except FileNotFoundError:
+        raise SettingsError(f"{path}: no such file") from None
+    except IsADirectoryError:
+        raise SettingsError(f"{path}: is a folder, not a .env file") from None
+    except UnicodeDecodeError:
+        raise SettingsError(f"{path}: is not a UTF-8 text file") from None
+    except PermissionError:
+        raise SettingsError(f"{path}: permission denied") from None

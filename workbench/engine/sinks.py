@@ -1,0 +1,302 @@
+"""Where audio goes: a real PortAudio device, or a virtual device on a real-time clock.
+
+A sink pulls blocks from a `JitterBuffer` on its own thread (PortAudio's callback thread, or the
+virtual sink's clock thread) and works out when the first sample was really heard:
+
+- `SoundDeviceSink` uses PortAudio's DAC time for the block (`outputBufferDacTime`), so TTFA is
+  "first sound out of the device", not "first byte received".
+- `VirtualSink` consumes a block every block period like a device with one block of output latency,
+  optionally faster than real time for tests, and needs no PortAudio.
+
+Either can carry a `Recorder`, which writes exactly the samples played to a WAV file.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import threading
+import time
+import wave
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .buffer import JitterBuffer
+
+
+class SinkError(Exception):
+    """The sink cannot be opened or used; `str()` is meant for the user."""
+
+
+class Recorder:
+    """Collects played blocks (a small copy per block) and writes them to a 16-bit mono WAV file."""
+
+    def __init__(self, path: str | Path | None = None) -> None:
+        self.path = Path(path) if path else None
+        self._blocks: collections.deque[np.ndarray] = collections.deque()
+
+    def add(self, block: np.ndarray) -> None:  # audio thread: one small copy, no I/O
+        self._blocks.append(block.copy())
+
+    def samples(self) -> np.ndarray:
+        if not self._blocks:
+            return np.zeros(0, dtype=np.float32)
+        return np.concatenate(list(self._blocks))
+
+    def save(self, rate: int) -> Path | None:
+        if self.path is None:
+            return None
+        pcm = (np.clip(self.samples(), -1.0, 1.0) * 32767.0).round().astype("<i2")
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        with wave.open(str(self.path), "wb") as w:
+            w.setnchannels(1)
+            w.setsampwidth(2)
+            w.setframerate(rate)
+            w.writeframes(pcm.tobytes())
+        return self.path
+
+
+class Sink:
+    """Common bookkeeping; subclasses provide `open`, `start` and `close`."""
+
+    kind = "sink"
+
+    def __init__(self, rate: int, block_size: int, recorder: Recorder | None = None) -> None:
+        self.rate = rate
+        self.block_size = block_size
+        self.recorder = recorder
+        self.buffer: JitterBuffer | None = None
+        self.first_heard: float | None = None  # perf_counter() when the first real sample was heard
+        self.done_at: float | None = None  # perf_counter() when the last block will have been heard
+        self.device_underflows = 0  # the device needed audio and the callback was late
+        self.latency_s = 0.0
+        self.started_at: float | None = None
+        self.description = self.kind
+        self._finished = threading.Event()
+
+    def _after_block(self, block: np.ndarray, buffer: JitterBuffer, heard_at: float, seconds_per_sample: float) -> None:
+        """Shared per-block bookkeeping, called on the audio thread right after the buffer filled `block`."""
+        if self.first_heard is None and buffer.first_audio_block == buffer.blocks_read:
+            self.first_heard = heard_at + buffer.first_audio_offset * seconds_per_sample
+        if self.recorder is not None:
+            self.recorder.add(block)
+        if self.done_at is None and buffer.done:
+            self.done_at = heard_at + len(block) * seconds_per_sample
+            self._finished.set()
+
+    def open(self) -> None:
+        raise NotImplementedError
+
+    def start(self, buffer: JitterBuffer) -> None:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        raise NotImplementedError
+
+    async def wait_done(self, poll_s: float = 0.01) -> None:
+        """Return once the buffer is done and its last block has left the device."""
+        while not self._finished.is_set():
+            await asyncio.sleep(poll_s)
+        assert self.done_at is not None
+        remaining = self.done_at - time.perf_counter()
+        if remaining > 0:
+            await asyncio.sleep(remaining)
+
+    def __enter__(self) -> Sink:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class VirtualSink(Sink):
+    """A device made of a clock: takes one block every block period on its own thread.
+
+    Blocks are modelled as heard one block period after they are taken (one block of output latency,
+    like a double-buffered device). `speed` > 1 runs the clock faster than real time, for tests. If the
+    thread wakes more than a block late (a loaded machine), that counts as a device underflow.
+    """
+
+    kind = "virtual"
+
+    def __init__(
+        self, rate: int, block_size: int, recorder: Recorder | None = None, *, speed: float = 1.0
+    ) -> None:
+        super().__init__(rate, block_size, recorder)
+        if speed <= 0:
+            raise ValueError("speed must be positive")
+        self.speed = speed
+        self.period = block_size / rate / speed
+        self.latency_s = self.period
+        self.description = "virtual sink" + (f" ({speed:g}x)" if speed != 1 else "")
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def open(self) -> None:
+        pass
+
+    def start(self, buffer: JitterBuffer) -> None:
+        self.buffer = buffer
+        self.started_at = time.perf_counter()
+        self._thread = threading.Thread(target=self._run, name="virtual-sink", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        buffer = self.buffer
+        assert buffer is not None
+        block = np.zeros(self.block_size, dtype=np.float32)
+        per_sample = 1.0 / self.rate / self.speed
+        next_tick = time.perf_counter()
+        while not self._stop.is_set():
+            buffer.read_into(block)
+            self._after_block(block, buffer, next_tick + self.latency_s, per_sample)
+            if self.done_at is not None:
+                break
+            next_tick += self.period
+            delay = next_tick - time.perf_counter()
+            if delay > 0:
+                self._stop.wait(delay)
+            elif -delay > self.period:
+                self.device_underflows += 1
+                next_tick = time.perf_counter()
+
+    def close(self) -> None:
+        self._stop.set()
+        if self._thread is not None and self._thread is not threading.current_thread():
+            self._thread.join(timeout=2.0)
+        self._finished.set()
+        if self.done_at is None:
+            self.done_at = time.perf_counter()
+
+
+def _import_sounddevice() -> Any:
+    try:
+        import sounddevice
+    except OSError as exc:  # PortAudio library missing
+        raise SinkError(
+            f"PortAudio is not available ({exc}); install libportaudio2 or use --sink virtual"
+        ) from None
+    return sounddevice
+
+
+def default_output_device() -> str | None:
+    """Name of the default output device, or None when there is none (or no PortAudio)."""
+    try:
+        sd = _import_sounddevice()
+        info = sd.query_devices(kind="output")
+    except Exception:
+        return None
+    if not info or int(info.get("max_output_channels", 0)) < 1:
+        return None
+    return str(info.get("name", "output"))
+
+
+class SoundDeviceSink(Sink):
+    """A PortAudio output stream (through sounddevice) with a callback that never blocks.
+
+    The callback asks the buffer for one block (copying into PortAudio's own array), notes device
+    underflows apart from buffer starvation, and converts the DAC time of the block into
+    `perf_counter()` time, so the moment of first sound is what a listener hears.
+    """
+
+    kind = "device"
+
+    def __init__(
+        self,
+        rate: int,
+        block_size: int,
+        recorder: Recorder | None = None,
+        *,
+        device: str | int | None = None,
+        latency: str | float = "low",
+    ) -> None:
+        super().__init__(rate, block_size, recorder)
+        self.device = device
+        self.latency = latency
+        self._stream: Any = None
+
+    def open(self) -> None:
+        sd = _import_sounddevice()
+        try:
+            info = sd.query_devices(self.device, kind="output")
+        except (ValueError, sd.PortAudioError) as exc:
+            what = f"output device {self.device!r}" if self.device is not None else "default output device"
+            raise SinkError(f"no {what} found ({exc}); use --sink virtual to play without a sound card") from None
+        try:
+            self._stream = self._open_stream(sd, self.rate)
+        except sd.PortAudioError:
+            # the device refuses our rate: play at its own rate; decoders resample to it
+            fallback = int(info["default_samplerate"])
+            try:
+                self._stream = self._open_stream(sd, fallback)
+            except sd.PortAudioError as exc:
+                raise SinkError(f"cannot open output device {info['name']!r}: {exc}") from None
+            self.rate = fallback
+        self.latency_s = float(self._stream.latency)
+        self.description = f"{info['name']} @ {self.rate} Hz, {self.latency_s * 1000:.0f} ms latency"
+
+    def _open_stream(self, sd: Any, rate: int) -> Any:
+        return sd.OutputStream(
+            samplerate=rate,
+            blocksize=self.block_size,
+            channels=1,
+            dtype="float32",
+            device=self.device,
+            latency=self.latency,
+            callback=self._callback,
+        )
+
+    def start(self, buffer: JitterBuffer) -> None:
+        if self._stream is None:
+            self.open()
+        self.buffer = buffer
+        self.started_at = time.perf_counter()
+        self._stream.start()
+
+    def _callback(self, outdata: np.ndarray, frames: int, time_info: Any, status: Any) -> None:
+        now = time.perf_counter()
+        if status.output_underflow:
+            self.device_underflows += 1
+        buffer = self.buffer
+        block = outdata[:, 0]
+        if buffer is None:
+            block.fill(0.0)
+            return
+        buffer.read_into(block)
+        heard_at = now + (time_info.outputBufferDacTime - time_info.currentTime)
+        self._after_block(block, buffer, heard_at, 1.0 / self.rate)
+
+    def close(self) -> None:
+        stream, self._stream = self._stream, None
+        if stream is not None:
+            try:
+                stream.stop()
+            finally:
+                stream.close()
+        self._finished.set()
+        if self.done_at is None:
+            self.done_at = time.perf_counter()
+
+
+def make_sink(spec: str, *, rate: int, block_size: int, device: str | int | None = None,
+              record: str | Path | None = None) -> tuple[Sink, str | None]:
+    """Build the sink named by `spec` (auto, device, virtual, wav:PATH).
+
+    Returns the sink and a notice for the user, if any (for example when `auto` found no device).
+    """
+    recorder = Recorder(record) if record else None
+    if spec.startswith("wav:"):
+        return VirtualSink(rate, block_size, Recorder(spec[4:])), None
+    if spec == "virtual":
+        return VirtualSink(rate, block_size, recorder), None
+    if spec == "device":
+        return SoundDeviceSink(rate, block_size, recorder, device=device), None
+    # auto
+    if device is not None or default_output_device() is not None:
+        return SoundDeviceSink(rate, block_size, recorder, device=device), None
+    return (
+        VirtualSink(rate, block_size, recorder),
+        "no audio output device found: playing on the virtual sink (silent); set WORKBENCH_SINK=device to insist",
+    )

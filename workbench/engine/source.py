@@ -1,0 +1,167 @@
+"""The HTTP source: streams `/v1/audio/speech` from any OpenAI-compatible endpoint.
+
+It uses the `openai` package's streaming response (`with_streaming_response.create` then
+`iter_bytes(chunk_size)`), so it talks to endpoints exactly as voicemode does, and records when the
+response headers arrived (TTFB) and when the first body byte did. Errors become `SourceError` with a
+message meant for the user; the API key is never part of any message.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any
+
+import httpx2
+import openai
+
+CONTENT_TYPES = {
+    "pcm": "audio/pcm",
+    "wav": "audio/wav",
+    "mp3": "audio/mpeg",
+    "opus": "audio/opus",
+    "aac": "audio/aac",
+    "flac": "audio/flac",
+}
+
+
+class SourceError(Exception):
+    """The endpoint could not give us audio. `str()` is meant for the user."""
+
+    def __init__(self, message: str, *, status: int | None = None, retry_after: float | None = None,
+                 mid_stream: bool = False) -> None:
+        super().__init__(message)
+        self.status = status
+        self.retry_after = retry_after
+        self.mid_stream = mid_stream
+
+
+@dataclass
+class SpeechRequest:
+    text: str
+    model: str
+    voice: str
+    response_format: str
+    speed: float | None = None
+    extra_headers: dict[str, str] | None = None
+    extra_query: dict[str, Any] | None = None
+
+
+class SpeechSource:
+    """One streamed request at a time against `base_url`."""
+
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        api_key: str | None = None,
+        chunk_size: int = 4096,
+        connect_timeout: float = 10.0,
+        read_timeout: float = 30.0,
+        http_client: httpx2.AsyncClient | None = None,
+    ) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.chunk_size = chunk_size
+        self._client = openai.AsyncOpenAI(
+            base_url=self.base_url,
+            api_key=api_key or "not-needed",
+            max_retries=0,
+            timeout=httpx2.Timeout(read_timeout, connect=connect_timeout),
+            http_client=http_client,
+        )
+        self.request_started: float | None = None
+        self.headers_at: float | None = None
+        self.first_byte_at: float | None = None
+        self.last_byte_at: float | None = None
+        self.bytes_received = 0
+        self.chunks_received = 0
+        self.content_type: str | None = None
+        self.status: int | None = None
+
+    async def stream(self, request: SpeechRequest) -> AsyncIterator[bytes]:
+        """Yield the body in chunks of `chunk_size` bytes (the last may be shorter)."""
+        self.request_started = time.perf_counter()
+        kwargs: dict[str, Any] = dict(
+            model=request.model,
+            voice=request.voice,
+            input=request.text,
+            response_format=request.response_format,
+        )
+        if request.speed is not None:
+            kwargs["speed"] = request.speed
+        if request.extra_headers:
+            kwargs["extra_headers"] = request.extra_headers
+        if request.extra_query:
+            kwargs["extra_query"] = request.extra_query
+        got_any = False
+        try:
+            async with self._client.audio.speech.with_streaming_response.create(**kwargs) as response:
+                self.headers_at = time.perf_counter()
+                self.status = response.http_response.status_code
+                self.content_type = response.http_response.headers.get("content-type")
+                async for chunk in response.iter_bytes(self.chunk_size):
+                    if not chunk:
+                        continue
+                    now = time.perf_counter()
+                    if self.first_byte_at is None:
+                        self.first_byte_at = now
+                    self.last_byte_at = now
+                    self.bytes_received += len(chunk)
+                    self.chunks_received += 1
+                    got_any = True
+                    yield chunk
+        except openai.APIStatusError as exc:
+            raise SourceError(
+                f"{self.base_url} answered {exc.status_code}: {_server_message(exc)}",
+                status=exc.status_code,
+                retry_after=_retry_after(exc.response),
+            ) from None
+        except openai.APITimeoutError:
+            raise SourceError(f"{self.base_url} did not answer in time", mid_stream=got_any) from None
+        except openai.APIConnectionError as exc:
+            cause = exc.__cause__ or exc.__context__
+            detail = f" ({_short(cause)})" if cause else ""
+            raise SourceError(f"cannot reach {self.base_url}{detail}", mid_stream=got_any) from None
+        except (httpx2.TransportError, httpx2.StreamError) as exc:
+            where = "the connection broke mid-stream" if got_any else "the connection failed"
+            raise SourceError(f"{where}: {_short(exc)}", mid_stream=got_any) from None
+
+    async def aclose(self) -> None:
+        await self._client.close()
+
+
+def _short(exc: BaseException) -> str:
+    text = str(exc) or type(exc).__name__
+    return text if len(text) < 200 else text[:199] + "…"
+
+
+def _server_message(exc: openai.APIStatusError) -> str:
+    body = exc.body
+    if isinstance(body, dict):
+        err = body.get("error", body)
+        if isinstance(err, dict) and err.get("message"):
+            return str(err["message"])
+        if isinstance(err, str):
+            return err
+        if body.get("detail"):
+            detail = body["detail"]
+            return detail if isinstance(detail, str) else json.dumps(detail)[:300]
+    try:
+        text = exc.response.text.strip()
+    except Exception:
+        text = ""
+    return text[:300] if text else (exc.message or "no message")
+
+
+def _retry_after(response: httpx2.Response | None) -> float | None:
+    if response is None:
+        return None
+    value = response.headers.get("retry-after")
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        return None

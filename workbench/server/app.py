@@ -1,0 +1,294 @@
+"""The embedded OpenAI-compatible TTS server: Starlette on uvicorn.
+
+`POST /v1/audio/speech` streams speech (espeak-ng, or the `test-signal` voice) in any of OpenAI's six
+formats, paced like a local neural TTS: the first byte after `ttfb_ms`, then audio at `pace` seconds of
+wall time per second of audio, flushed every `flush_ms`. Each knob, and a set of faults, can be set for
+the whole server or per request, with query parameters or an `X-Workbench-Knobs: k=v;k=v` header.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import json
+import logging
+import math
+import time
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass, fields
+from typing import Any
+
+import numpy as np
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.routing import Route
+
+from . import speech
+from .encoders import CONTENT_TYPES, make_encoder
+
+MAX_INPUT_CHARS = 4096
+MODELS = ("tts-1", "tts-1-hd", "gpt-4o-mini-tts", "kokoro", "workbench-espeak")
+PIECE_SAMPLES = 480  # audio is encoded and paced in 20 ms pieces
+
+
+@dataclass
+class Knobs:
+    """Realism knobs and fault knobs. Defaults mimic a local neural TTS on a good machine."""
+
+    headers_ms: float = 0.0  # delay before the response headers
+    ttfb_ms: float = 150.0  # request to first body byte
+    pace: float = 0.2  # wall seconds per second of audio (0.2 = 5x real time)
+    flush_ms: float = 40.0  # bytes leave in bursts this far apart (0: as soon as ready)
+    # faults (off by default)
+    status: int = 0  # answer this status (401, 429, 500, 503 ...) instead of audio
+    retry_after: float = 0.0  # with status 429/503: the Retry-After header, in seconds
+    drop_after_bytes: int = -1  # drop the connection after this many body bytes
+    drop_after_ms: float = -1.0  # drop the connection this long after the request
+    corrupt_at: int = -1  # corrupt body bytes from this offset ...
+    corrupt_len: int = 16  # ... for this many bytes
+    stall_ms: float = 0.0  # stop sending for this long ...
+    stall_at: int = 0  # ... once this many body bytes have been sent
+    truncate_bytes: int = -1  # end the body cleanly after this many bytes
+    content_type: str = ""  # send this Content-Type instead of the right one
+
+    @classmethod
+    def names(cls) -> list[str]:
+        return [f.name for f in fields(cls)]
+
+    def merged(self, raw: dict[str, str]) -> Knobs:
+        """A copy with values from the request; raises ValueError naming a bad knob."""
+        changes: dict[str, Any] = {}
+        types = {f.name: f.type for f in fields(self)}
+        for key, value in raw.items():
+            if key not in types:
+                raise ValueError(f"unknown knob {key!r}; known: {', '.join(self.names())}")
+            kind = types[key]
+            try:
+                if kind in ("float", float):
+                    number = float(value)
+                    if not math.isfinite(number):
+                        raise ValueError
+                    changes[key] = number
+                elif kind in ("int", int):
+                    changes[key] = int(value)
+                else:
+                    changes[key] = value
+            except ValueError:
+                raise ValueError(f"knob {key}={value!r} is not a number") from None
+        knobs = dataclasses.replace(self, **changes)
+        if knobs.pace < 0 or knobs.ttfb_ms < 0 or knobs.flush_ms < 0 or knobs.headers_ms < 0:
+            raise ValueError("pace, ttfb_ms, flush_ms and headers_ms must not be negative")
+        return knobs
+
+
+class InjectedDrop(Exception):
+    """Raised inside a response body to drop the connection on purpose (a fault knob)."""
+
+
+class _QuietInjectedDrops(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        while exc is not None:
+            if isinstance(exc, InjectedDrop):
+                return False
+            inner = getattr(exc, "exceptions", None)
+            exc = inner[0] if inner else exc.__cause__ or exc.__context__
+        return True
+
+
+logging.getLogger("uvicorn.error").addFilter(_QuietInjectedDrops())
+
+
+def openai_error(status: int, message: str, *, kind: str = "invalid_request_error", param: str | None = None,
+                 code: str | None = None, headers: dict[str, str] | None = None) -> JSONResponse:
+    body = {"error": {"message": message, "type": kind, "param": param, "code": code}}
+    return JSONResponse(body, status_code=status, headers=headers)
+
+
+def _request_knobs(request: Request) -> dict[str, str]:
+    raw: dict[str, str] = {}
+    header = request.headers.get("x-workbench-knobs", "")
+    for part in header.replace(",", ";").split(";"):
+        if "=" in part:
+            key, _, value = part.partition("=")
+            raw[key.strip()] = value.strip()
+    for key, value in request.query_params.items():
+        raw[key] = value
+    return raw
+
+
+def _pieces(audio: Iterator[np.ndarray]) -> Iterator[np.ndarray]:
+    """Re-cut synthesis chunks into fixed 20 ms pieces (the last may be shorter)."""
+    carry = np.zeros(0, dtype=np.float32)
+    for chunk in audio:
+        carry = np.concatenate([carry, chunk]) if len(carry) else chunk
+        whole = len(carry) - len(carry) % PIECE_SAMPLES
+        for start in range(0, whole, PIECE_SAMPLES):
+            yield carry[start : start + PIECE_SAMPLES]
+        carry = carry[whole:]
+    if len(carry):
+        yield carry
+
+
+async def _sleep_until(deadline: float) -> None:
+    delay = deadline - time.perf_counter()
+    if delay > 0:
+        await asyncio.sleep(delay)
+
+
+_DONE = object()
+
+
+async def paced_audio(text: str, voice: str, fmt: str, speed: float, knobs: Knobs,
+                      t_request: float) -> AsyncIterator[bytes]:
+    """Encoded bytes, released on the schedule a real server of the given pace would keep."""
+    encoder = make_encoder(fmt)
+    pieces = _pieces(speech.synthesize(text, voice, speed))
+    first_due = t_request + knobs.ttfb_ms / 1000.0
+    flush = knobs.flush_ms / 1000.0
+    next_flush = first_due
+    pending = bytearray()
+    audio_s = 0.0
+    try:
+        while True:
+            piece = await asyncio.to_thread(next, pieces, _DONE)
+            if piece is _DONE:
+                break
+            assert isinstance(piece, np.ndarray)
+            data = await asyncio.to_thread(encoder.encode, piece)
+            ready_at = first_due + audio_s * knobs.pace  # generating this piece finishes here
+            audio_s += len(piece) / speech.OUTPUT_RATE
+            if pending and ready_at > next_flush:
+                await _sleep_until(next_flush)
+                yield bytes(pending)
+                pending.clear()
+            if ready_at > next_flush:
+                next_flush = ready_at if flush <= 0 else first_due + math.ceil((ready_at - first_due) / flush) * flush
+            pending += data
+        pending += await asyncio.to_thread(encoder.flush)
+        await _sleep_until(max(next_flush, first_due + audio_s * knobs.pace))
+        if pending:
+            yield bytes(pending)
+    finally:
+        close = getattr(pieces, "close", None)
+        if close:
+            close()
+
+
+_STALL = b"<stall>"  # marker, compared by identity
+
+
+async def with_faults(body: AsyncIterator[bytes], knobs: Knobs, t_request: float) -> AsyncIterator[bytes]:
+    """Apply the byte-level fault knobs to a body."""
+    sent = 0
+    stalled = knobs.stall_ms <= 0
+    async for chunk in body:
+        if knobs.drop_after_ms >= 0 and time.perf_counter() - t_request >= knobs.drop_after_ms / 1000.0:
+            raise InjectedDrop(f"dropped after {knobs.drop_after_ms} ms")
+        if knobs.corrupt_at >= 0:
+            lo = max(knobs.corrupt_at - sent, 0)
+            hi = min(knobs.corrupt_at + knobs.corrupt_len - sent, len(chunk))
+            if lo < hi:
+                mutable = bytearray(chunk)
+                for i in range(lo, hi):
+                    mutable[i] ^= 0xA5
+                chunk = bytes(mutable)
+        segments = [chunk]
+        if not stalled and sent + len(chunk) >= knobs.stall_at:
+            cut = knobs.stall_at - sent
+            segments = [chunk[:cut], _STALL, chunk[cut:]]
+        for segment in segments:
+            if segment is _STALL:
+                await asyncio.sleep(knobs.stall_ms / 1000.0)
+                stalled = True
+                continue
+            limit = len(segment)
+            if knobs.truncate_bytes >= 0:
+                limit = min(limit, knobs.truncate_bytes - sent)
+            if knobs.drop_after_bytes >= 0:
+                limit = min(limit, knobs.drop_after_bytes - sent)
+            if limit > 0:
+                yield segment[:limit]
+                sent += limit
+            if knobs.drop_after_bytes >= 0 and sent >= knobs.drop_after_bytes:
+                raise InjectedDrop(f"dropped after {sent} bytes")
+            if knobs.truncate_bytes >= 0 and sent >= knobs.truncate_bytes:
+                return
+
+
+def create_app(knobs: Knobs | None = None, *, api_key: str | None = None) -> Starlette:
+    defaults = knobs or Knobs()
+
+    async def speech_endpoint(request: Request) -> Response:
+        t_request = time.perf_counter()
+        if api_key is not None and request.headers.get("authorization") != f"Bearer {api_key}":
+            return openai_error(401, "Incorrect API key provided.", code="invalid_api_key")
+        try:
+            req_knobs = defaults.merged(_request_knobs(request))
+        except ValueError as exc:
+            return openai_error(400, str(exc), param="knobs")
+        try:
+            body = await request.json()
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            return openai_error(400, "We could not parse the JSON body of your request.")
+        if not isinstance(body, dict):
+            return openai_error(400, "The request body must be a JSON object.")
+        text = body.get("input")
+        if not isinstance(text, str) or not text.strip():
+            return openai_error(400, "Missing required parameter: 'input'.", param="input")
+        if len(text) > MAX_INPUT_CHARS:
+            return openai_error(400, f"'input' is too long: {len(text)} characters, at most {MAX_INPUT_CHARS}.",
+                                param="input", code="string_above_max_length")
+        if not isinstance(body.get("model"), str) or not body["model"]:
+            return openai_error(400, "Missing required parameter: 'model'.", param="model")
+        voice = body.get("voice")
+        if voice not in speech.voices():
+            return openai_error(400, f"Invalid value for 'voice': {voice!r}. Supported: {', '.join(speech.voices())}.",
+                                param="voice")
+        fmt = body.get("response_format", "mp3")
+        if fmt not in CONTENT_TYPES:
+            return openai_error(400, f"Invalid value for 'response_format': {fmt!r}. Supported: "
+                                f"{', '.join(CONTENT_TYPES)}.", param="response_format")
+        speed = body.get("speed", 1.0)
+        if not isinstance(speed, int | float) or isinstance(speed, bool) or not 0.25 <= speed <= 4.0:
+            return openai_error(400, f"Invalid value for 'speed': {speed!r}; it must be from 0.25 to 4.0.",
+                                param="speed")
+        if req_knobs.headers_ms:
+            await asyncio.sleep(req_knobs.headers_ms / 1000.0)
+        if req_knobs.status:
+            return _fault_status(req_knobs)
+        content_type = req_knobs.content_type or CONTENT_TYPES[fmt]
+        audio = paced_audio(text, str(voice), fmt, float(speed), req_knobs, t_request)
+        return StreamingResponse(with_faults(audio, req_knobs, t_request), media_type=content_type)
+
+    async def models(_: Request) -> Response:
+        return JSONResponse({"object": "list", "data": [
+            {"id": m, "object": "model", "created": 0, "owned_by": "workbench"} for m in MODELS]})
+
+    async def voices(_: Request) -> Response:
+        return JSONResponse({"voices": speech.voices()})
+
+    async def health(_: Request) -> Response:
+        return JSONResponse({"status": "ok", "formats": list(CONTENT_TYPES), "knobs": dataclasses.asdict(defaults)})
+
+    return Starlette(routes=[
+        Route("/v1/audio/speech", speech_endpoint, methods=["POST"]),
+        Route("/v1/models", models, methods=["GET"]),
+        Route("/v1/audio/voices", voices, methods=["GET"]),
+        Route("/health", health, methods=["GET"]),
+    ])
+
+
+def _fault_status(knobs: Knobs) -> Response:
+    status = knobs.status
+    headers = {"Retry-After": f"{knobs.retry_after:g}"} if knobs.retry_after > 0 else None
+    if status == 401:
+        return openai_error(401, "Incorrect API key provided (injected fault).", code="invalid_api_key")
+    if status == 429:
+        return openai_error(429, "Rate limit reached (injected fault).", kind="rate_limit_error",
+                            code="rate_limit_exceeded", headers=headers)
+    if status >= 500:
+        return openai_error(status, "The server had an error while processing your request (injected fault).",
+                            kind="server_error", headers=headers)
+    return openai_error(status, f"Injected fault: status {status}.", headers=headers)

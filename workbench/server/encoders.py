@@ -1,0 +1,80 @@
+"""Progressive encoders for the embedded server: float32 mono 24 kHz in, response bytes out as they go."""
+
+from __future__ import annotations
+
+import struct
+from typing import Protocol
+
+import numpy as np
+
+RATE = 24_000
+
+CONTENT_TYPES = {  # as Kokoro-FastAPI and OpenAI send them
+    "pcm": "audio/pcm",
+    "wav": "audio/wav",
+    "mp3": "audio/mpeg",
+    "opus": "audio/opus",
+    "aac": "audio/aac",
+    "flac": "audio/flac",
+}
+
+
+class Encoder(Protocol):
+    def encode(self, samples: np.ndarray) -> bytes: ...
+
+    def flush(self) -> bytes: ...
+
+
+def float_to_pcm16(samples: np.ndarray) -> bytes:
+    return (np.clip(samples, -1.0, 1.0) * 32767.0).round().astype("<i2").tobytes()
+
+
+class PcmEncoder:
+    """OpenAI's `pcm`: headerless s16le, 24 kHz, mono."""
+
+    def encode(self, samples: np.ndarray) -> bytes:
+        return float_to_pcm16(samples)
+
+    def flush(self) -> bytes:
+        return b""
+
+
+def wav_header(rate: int = RATE, channels: int = 1, bits: int = 16, data_size: int = 0xFFFFFFFF) -> bytes:
+    """A 44-byte RIFF/WAVE header; a streamed one carries 0xFFFFFFFF sizes (the length is unknown)."""
+    block_align = channels * bits // 8
+    riff_size = 0xFFFFFFFF if data_size == 0xFFFFFFFF else 36 + data_size
+    return (
+        b"RIFF" + struct.pack("<I", riff_size) + b"WAVE"
+        + b"fmt " + struct.pack("<IHHIIHH", 16, 1, channels, rate, rate * block_align, block_align, bits)
+        + b"data" + struct.pack("<I", data_size)
+    )
+
+
+class WavEncoder:
+    """A streamed WAV: the header first (sizes unknown), then s16le samples."""
+
+    def __init__(self) -> None:
+        self._header_sent = False
+
+    def encode(self, samples: np.ndarray) -> bytes:
+        body = float_to_pcm16(samples)
+        if not self._header_sent:
+            self._header_sent = True
+            return wav_header() + body
+        return body
+
+    def flush(self) -> bytes:
+        if not self._header_sent:
+            self._header_sent = True
+            return wav_header()
+        return b""
+
+
+def make_encoder(fmt: str) -> Encoder:
+    if fmt == "pcm":
+        return PcmEncoder()
+    if fmt == "wav":
+        return WavEncoder()
+    from .codecs import make_compressed_encoder  # PyAV, loaded only when needed
+
+    return make_compressed_encoder(fmt)
