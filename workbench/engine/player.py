@@ -76,6 +76,7 @@ class StreamPlayer:
         self._backpressure_s = 0.0  # time the download waited on a full buffer
         self._format = settings.audio_format
         self._playing = False
+        self._download: asyncio.Task[None] | None = None
 
     # -- control ----------------------------------------------------------------------------------
     def add_observer(self, observer: Observer) -> None:
@@ -86,6 +87,8 @@ class StreamPlayer:
         self._stopping = True
         if self.buffer is not None:
             self.buffer.stop()
+        if self._download is not None and not self._download.done():
+            self._download.cancel()  # may be waiting on the network: do not wait for it
 
     def set_initial_buffer_ms(self, ms: float) -> None:
         """Change the buffer target live: applies to the current play (if any) and the next ones."""
@@ -136,12 +139,16 @@ class StreamPlayer:
         sink_task = asyncio.create_task(self._prepare_sink(initial_ms))
         download: asyncio.Task[None] | None = None
         try:
-            download = asyncio.create_task(self._download(request, fmt, sink_task, decode_ms))
-            await download
+            download = asyncio.create_task(self._fetch(request, fmt, sink_task, decode_ms))
+            self._download = download
+            try:
+                await download
+            except asyncio.CancelledError:
+                current = asyncio.current_task()
+                if not self._stopping or (current is not None and current.cancelling()):
+                    raise  # the play itself was cancelled, not just its download
             if self.buffer is not None and self._received_samples > 0 and self.sink is not None:
                 await self.sink.wait_done()
-            else:
-                self._final_state = self._final_state or PlayState.DONE
         except asyncio.CancelledError:
             self.stop()
             raise
@@ -158,6 +165,7 @@ class StreamPlayer:
                 download.cancel()
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await download
+            self._download = None
             if not sink_task.done():
                 sink_task.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
@@ -200,7 +208,7 @@ class StreamPlayer:
             self.buffer.stop()
         sink.start(self.buffer)
 
-    async def _download(self, request: SpeechRequest, fmt: str, sink_task: asyncio.Task[None],
+    async def _fetch(self, request: SpeechRequest, fmt: str, sink_task: asyncio.Task[None],
                         decode_ms: list[float]) -> None:
         s = self.settings
         assert self.source is not None

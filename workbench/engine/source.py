@@ -95,38 +95,50 @@ class SpeechSource:
             kwargs["extra_headers"] = request.extra_headers
         if request.extra_query:
             kwargs["extra_query"] = request.extra_query
-        got_any = False
+        pending = bytearray()
+        failure: SourceError | None = None
         try:
             async with self._client.audio.speech.with_streaming_response.create(**kwargs) as response:
                 self.headers_at = time.perf_counter()
                 self.status = response.http_response.status_code
                 self.content_type = response.http_response.headers.get("content-type")
-                async for chunk in response.iter_bytes(self.chunk_size):
-                    if not chunk:
+                # re-packed into chunk_size pieces here rather than by iter_bytes(chunk_size), which
+                # loses the bytes it holds back if the connection breaks
+                async for piece in response.iter_bytes():
+                    if not piece:
                         continue
                     now = time.perf_counter()
                     if self.first_byte_at is None:
                         self.first_byte_at = now
                     self.last_byte_at = now
-                    self.bytes_received += len(chunk)
-                    self.chunks_received += 1
-                    got_any = True
-                    yield chunk
+                    self.bytes_received += len(piece)
+                    pending += piece
+                    while len(pending) >= self.chunk_size:
+                        chunk = bytes(pending[: self.chunk_size])
+                        del pending[: self.chunk_size]
+                        self.chunks_received += 1
+                        yield chunk
         except openai.APIStatusError as exc:
-            raise SourceError(
+            failure = SourceError(
                 f"{self.base_url} answered {exc.status_code}: {_server_message(exc)}",
                 status=exc.status_code,
                 retry_after=_retry_after(exc.response),
-            ) from None
+            )
         except openai.APITimeoutError:
-            raise SourceError(f"{self.base_url} did not answer in time", mid_stream=got_any) from None
+            failure = SourceError(f"{self.base_url} did not answer in time", mid_stream=self.bytes_received > 0)
         except openai.APIConnectionError as exc:
             cause = exc.__cause__ or exc.__context__
             detail = f" ({_short(cause)})" if cause else ""
-            raise SourceError(f"cannot reach {self.base_url}{detail}", mid_stream=got_any) from None
+            failure = SourceError(f"cannot reach {self.base_url}{detail}", mid_stream=self.bytes_received > 0)
         except (httpx2.TransportError, httpx2.StreamError) as exc:
+            got_any = self.bytes_received > 0
             where = "the connection broke mid-stream" if got_any else "the connection failed"
-            raise SourceError(f"{where}: {_short(exc)}", mid_stream=got_any) from None
+            failure = SourceError(f"{where}: {_short(exc)}", mid_stream=got_any)
+        if pending:  # the tail, or what arrived before a failure: never thrown away
+            self.chunks_received += 1
+            yield bytes(pending)
+        if failure is not None:
+            raise failure
 
     async def aclose(self) -> None:
         await self._client.close()
