@@ -4,7 +4,7 @@
 #   bash scripts/pulse.sh stop
 # The looped-back null source keeps the sink's clock running, which avoids a ~1.5 s stall at the
 # start of every stream (see shared/NOTES.md section 5).
-set -u
+set -u  # (also sourced: keep to -u)
 WB_PULSE_DIR="${WB_PULSE_DIR:-/tmp/workbench-pulse}"
 
 wb_pulse_start() {

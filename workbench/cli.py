@@ -129,13 +129,20 @@ def endpoint_for(settings: Settings) -> Iterator[str]:
 class StatusLine:
     """A one-line live status on a terminal, redrawn at most 10 times a second."""
 
-    def __init__(self, stream: TextIO) -> None:
+    def __init__(self, stream: TextIO, notices: list[str] | None = None) -> None:
         self.stream = stream
         self.enabled = stream.isatty()
+        self.notices = notices if notices is not None else []
+        self.shown = 0
         self._last = 0.0
         self._width = 0
 
     def __call__(self, snap: Snapshot) -> None:
+        while self.shown < len(self.notices):  # notices as soon as they are known, on their own lines
+            self.clear()
+            self.stream.write(f"note: {self.notices[self.shown]}\n")
+            self.stream.flush()
+            self.shown += 1
         if not self.enabled or snap.t_ms - self._last < 100:
             return
         self._last = snap.t_ms
@@ -151,6 +158,7 @@ class StatusLine:
         if self.enabled and self._width:
             self.stream.write("\r" + " " * self._width + "\r")
             self.stream.flush()
+            self._width = 0
 
 
 def render_status(snap: Snapshot) -> str:
@@ -195,6 +203,7 @@ async def run_play(settings: Settings, text: str, *, record: str | None, status:
         player = StreamPlayer(settings, base_url=base_url,
                               sink_factory=lambda s: default_sink_factory(s, record=record))
         if status is not None:
+            status.notices = player.notices
             player.add_observer(status)
         loop = asyncio.get_running_loop()
         with contextlib.suppress(NotImplementedError, RuntimeError):
@@ -229,11 +238,12 @@ def cmd_play(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
         metrics = asyncio.run(run_play(settings, text, record=args.record, status=status, stderr=stderr))
     except (PlayError, SinkError) as exc:
         raise UserError(str(exc)) from None
-    for note in metrics.warnings:
+    shown = status.shown if status is not None else 0
+    for note in metrics.warnings[shown:]:
         print(f"note: {note}", file=stderr)
     if args.json:
         print(metrics.to_json(), file=stdout)
-    elif not metrics.error or metrics.bytes:
+    elif not metrics.error or metrics.played_ms > 0:
         print(render_metrics(metrics), file=stdout)
     if metrics.error:
         print(f"workbench: error: {metrics.error}", file=stderr)

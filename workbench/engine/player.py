@@ -122,16 +122,16 @@ class StreamPlayer:
         self._received_samples = 0
         self._backpressure_s = 0.0
         self.buffer = None
-        self.notices = []
+        self.notices.clear()
         initial_ms = self._live_target_ms if self._live_target_ms is not None else float(s.buffer_ms)
         metrics = PlayMetrics(format=fmt, streaming=s.streaming_enabled, initial_buffer_ms=initial_ms)
+        self.source = SpeechSource(self.base_url, api_key=s.api_key, chunk_size=s.chunk_size,
+                                   http_client=self.http_client)
         self._t0 = time.perf_counter()
         sink, notice = self.sink_factory(s)
         if notice:
             self.notices.append(notice)
         self.sink = sink
-        self.source = SpeechSource(self.base_url, api_key=s.api_key, chunk_size=s.chunk_size,
-                                   http_client=self.http_client)
         request = SpeechRequest(text=text, model=s.model, voice=s.voice, response_format=fmt, speed=s.speed,
                                 extra_headers=self.extra_headers, extra_query=self.extra_query)
         decode_ms: list[float] = []

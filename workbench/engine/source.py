@@ -71,6 +71,8 @@ class SpeechSource:
             timeout=httpx2.Timeout(read_timeout, connect=connect_timeout),
             http_client=http_client,
         )
+        # the openai package imports its resource modules lazily; do it now, not on the clock
+        self._speech = self._client.audio.speech.with_streaming_response
         self.request_started: float | None = None
         self.headers_at: float | None = None
         self.first_byte_at: float | None = None
@@ -98,7 +100,7 @@ class SpeechSource:
         pending = bytearray()
         failure: SourceError | None = None
         try:
-            async with self._client.audio.speech.with_streaming_response.create(**kwargs) as response:
+            async with self._speech.create(**kwargs) as response:
                 self.headers_at = time.perf_counter()
                 self.status = response.http_response.status_code
                 self.content_type = response.http_response.headers.get("content-type")

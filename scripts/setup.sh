@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# Idempotent set-up for a fresh machine: system audio libraries (apt, when we may) and a virtualenv.
+#   bash scripts/setup.sh [--dev]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+DEV=0
+if [[ "${1:-}" == "--dev" ]]; then DEV=1; fi
+
+APT_PACKAGES=(libportaudio2)
+if [[ $DEV == 1 ]]; then APT_PACKAGES+=(pulseaudio pulseaudio-utils libasound2-plugins); fi
+
+missing=()
+for pkg in "${APT_PACKAGES[@]}"; do
+    dpkg -s "$pkg" >/dev/null 2>&1 || missing+=("$pkg")
+done
+if ((${#missing[@]})); then
+    if [[ $(id -u) == 0 ]]; then SUDO=""; elif command -v sudo >/dev/null; then SUDO="sudo"; else SUDO="none"; fi
+    if [[ $SUDO == none ]] || ! command -v apt-get >/dev/null; then
+        echo "setup: please install ${missing[*]} (PortAudio for sound); continuing without them" >&2
+    else
+        echo "setup: installing ${missing[*]} with apt-get" >&2
+        $SUDO apt-get update -qq
+        DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${missing[@]}" >/dev/null
+    fi
+fi
+
+PYTHON="${PYTHON:-python3}"
+if [[ ! -x .venv/bin/python ]]; then
+    echo "setup: creating .venv" >&2
+    "$PYTHON" -m venv .venv
+fi
+EXTRAS=""
+STAMP=".venv/.installed"
+if [[ $DEV == 1 ]]; then EXTRAS="[dev]"; STAMP=".venv/.installed-dev"; fi
+HASH=$(sha256sum pyproject.toml | cut -c1-16)
+if [[ ! -f "$STAMP" || "$(cat "$STAMP")" != "$HASH" ]]; then
+    echo "setup: installing the workbench${EXTRAS} into .venv (first run takes a minute)" >&2
+    .venv/bin/python -m pip install -q --disable-pip-version-check --upgrade pip 2>/dev/null || true
+    if ! .venv/bin/python -m pip install -q --disable-pip-version-check -e ".${EXTRAS}" >.venv/pip.log 2>&1; then
+        grep -v "^WARNING: Location" .venv/pip.log >&2
+        echo "setup: pip install failed (log above, also in .venv/pip.log)" >&2
+        exit 1
+    fi
+    .venv/bin/python -c "import workbench.engine.player" || { echo "setup: install failed" >&2; exit 1; }
+    echo "$HASH" > "$STAMP"
+fi

@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# Set up (first time only), start a private PulseAudio null sink, and run the whole test suite.
+# Arguments go to pytest (for example: ./test.sh -k buffer).
+set -euo pipefail
+cd "$(dirname "$0")"
+bash scripts/setup.sh --dev
+
+source scripts/pulse.sh start
+trap 'bash scripts/pulse.sh stop' EXIT
+# in CI the test of the real audio path must run, not be skipped
+if [[ "${CI:-}" == "true" ]]; then export WORKBENCH_REQUIRE_AUDIO=1; fi
+
+.venv/bin/python -m pytest -q -p no:cacheprovider "$@"

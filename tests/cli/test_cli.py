@@ -1,0 +1,125 @@
+"""The command line: real subprocesses for the user-facing paths (no traceback, right exit codes)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from workbench.server.runner import EmbeddedServer
+
+
+def run(*args: str, env: dict[str, str] | None = None, stdin: str | None = None,
+        timeout: float = 60) -> subprocess.CompletedProcess[str]:
+    full_env = {**os.environ, "WORKBENCH_SINK": "virtual", **(env or {})}
+    return subprocess.run([sys.executable, "-m", "workbench", *args], capture_output=True, text=True,
+                          env=full_env, input=stdin, timeout=timeout)
+
+
+def assert_clean_error(result: subprocess.CompletedProcess[str], code: int, *fragments: str) -> None:
+    assert result.returncode == code, (result.stdout, result.stderr)
+    assert "Traceback" not in result.stderr and "Traceback" not in result.stdout
+    for fragment in fragments:
+        assert fragment in result.stderr, result.stderr
+
+
+def test_help_lists_the_commands() -> None:
+    result = run("--help")
+    assert result.returncode == 0
+    for command in ("play", "serve", "settings", "devices"):
+        assert command in result.stdout
+
+
+def test_play_json_on_the_embedded_server() -> None:
+    result = run("play", "--json", "--voice", "test-signal", "--buffer-ms", "100", "one two three")
+    assert result.returncode == 0, result.stderr
+    metrics = json.loads(result.stdout)
+    assert metrics["format"] == "pcm" and metrics["state"] == "done"
+    assert metrics["initial_buffer_ms"] == 100
+    assert metrics["ttfa_ms"] > metrics["first_byte_ms"] > 0
+    assert metrics["audio_ms"] > 900 and metrics["underruns"] == 0
+    for key in ("ttfb_ms", "first_byte_ms", "buffer_ready_ms", "ttfa_ms", "underruns", "underrun_ms",
+                "device_underflows", "avg_buffer_ms", "min_buffer_ms", "max_buffer_ms", "throughput_kbps",
+                "arrival_rtf", "decode_ms_p95", "audio_ms", "bytes", "reconnects", "decoder_errors", "fallback"):
+        assert key in metrics
+
+
+def test_play_wav_from_stdin_records_to_a_file(tmp_path: Path) -> None:
+    out = tmp_path / "played.wav"
+    result = run("play", "--format", "wav", "--voice", "test-signal", "--record", str(out), "-q", "-",
+                 stdin="one two")
+    assert result.returncode == 0, result.stderr
+    assert "TTFA" in result.stdout and "wav (streamed)" in result.stdout
+    assert out.stat().st_size > 44 + 2 * 24_000 * 0.5
+
+
+def test_play_with_a_preset_file(tmp_path: Path) -> None:
+    preset = tmp_path / "lan.env"
+    preset.write_text("# a preset\nVOICEMODE_STREAM_BUFFER_MS=80\nVOICEMODE_VOICES=test-signal\n")
+    result = run("play", "--json", "--preset", str(preset), "one")
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["initial_buffer_ms"] == 80
+
+
+def test_play_wav_sink_writes_the_file(tmp_path: Path) -> None:
+    out = tmp_path / "sink.wav"
+    result = run("play", "--json", "--sink", f"wav:{out}", "--voice", "test-signal", "one")
+    assert result.returncode == 0, result.stderr
+    assert out.exists() and out.stat().st_size > 1000
+
+
+def test_settings_shows_values_and_origins(tmp_path: Path) -> None:
+    result = run("settings", "--json", "--buffer-ms", "250", env={"VOICEMODE_STREAM_CHUNK_SIZE": "1024",
+                                                                  "OPENAI_API_KEY": "sk-hidden"})
+    assert result.returncode == 0, result.stderr
+    data = json.loads(result.stdout)
+    assert data["VOICEMODE_STREAM_BUFFER_MS"] == {"value": "250", "from": "command line"}
+    assert data["VOICEMODE_STREAM_CHUNK_SIZE"] == {"value": "1024", "from": "environment"}
+    assert data["OPENAI_API_KEY"]["value"] == "(set)" and "sk-hidden" not in result.stdout
+
+
+@pytest.mark.parametrize(("args", "env", "fragments"), [
+    (["play", "--base-url", "http://127.0.0.1:9/v1", "hi"], {}, ["cannot reach http://127.0.0.1:9/v1"]),
+    (["play", "--base-url", "ftp://x", "hi"], {}, ["is not an http(s) URL"]),
+    (["play", "hi"], {"VOICEMODE_STREAM_BUFFER_MS": "lots"}, ["VOICEMODE_STREAM_BUFFER_MS='lots'", "allowed"]),
+    (["play", "--voice", "nobody", "hi"], {}, ["answered 400", "Invalid value for 'voice'"]),
+    (["play", "   "], {}, ["nothing to say"]),
+    (["play", "--preset", "/no/such/file.env", "hi"], {}, ["no such file"]),
+    (["play", "--buffer-ms", "5000", "hi"], {}, ["must fit in the maximum buffer"]),
+    (["play", "--sink", "speakers", "hi"], {}, ["WORKBENCH_SINK", "device, virtual or wav:PATH"]),
+])
+def test_bad_input_is_one_clear_line_and_a_nonzero_exit(args: list[str], env: dict[str, str],
+                                                        fragments: list[str]) -> None:
+    result = run(*args, env=env)
+    assert result.returncode in (1, 2)
+    assert_clean_error(result, result.returncode, *fragments)
+    assert result.stderr.count("workbench: error:") == 1
+
+
+def test_unknown_format_is_an_argparse_error() -> None:
+    result = run("play", "--format", "ogg", "hi")
+    assert_clean_error(result, 2, "invalid choice: 'ogg'")
+
+
+def test_server_error_message_is_shown(monkeypatch: pytest.MonkeyPatch) -> None:
+    from workbench.server.app import Knobs
+
+    with EmbeddedServer(knobs=Knobs(status=500)) as server:
+        result = run("play", "--base-url", server.base_url, "hi")
+    assert_clean_error(result, 1, "answered 500", "injected fault")
+
+
+def test_missing_device_says_to_use_the_virtual_sink() -> None:
+    result = run("play", "--sink", "device", "hi", env={"WORKBENCH_OUTPUT_DEVICE": "no-such-device-anywhere"})
+    assert_clean_error(result, 1, "no output device", "--sink virtual")
+    assert result.stdout == ""
+
+
+def test_serve_rejects_a_port_in_use() -> None:
+    with EmbeddedServer() as server:
+        result = run("serve", "--port", str(server.port), timeout=20)
+    assert_clean_error(result, 2, "cannot listen")

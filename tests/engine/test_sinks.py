@@ -1,0 +1,66 @@
+import asyncio
+import time
+import wave
+
+import numpy as np
+import pytest
+
+from workbench.engine.buffer import JitterBuffer
+from workbench.engine.sinks import Recorder, VirtualSink, make_sink
+
+
+def test_virtual_sink_consumes_at_the_device_rate() -> None:
+    rate, block = 24_000, 480
+    buf = JitterBuffer(rate, 2.0, 0, trailing_silence_s=0.0)
+    buf.write(np.full(int(0.4 * rate), 0.5, dtype=np.float32))
+    buf.end()
+    sink = VirtualSink(rate, block, Recorder())
+    t = time.perf_counter()
+    sink.start(buf)
+    asyncio.run(sink.wait_done())
+    elapsed = time.perf_counter() - t
+    sink.close()
+    assert 0.35 < elapsed < 1.5  # about 0.4 s of audio took about 0.4 s (generous: machines are noisy)
+    played = sink.recorder.samples()
+    assert np.count_nonzero(played) == int(0.4 * rate)
+    assert sink.first_heard is not None and sink.first_heard >= t
+
+
+def test_virtual_sink_speed_factor_runs_faster() -> None:
+    rate = 24_000
+    buf = JitterBuffer(rate, 5.0, 0)
+    buf.write(np.full(4 * rate, 0.5, dtype=np.float32))
+    buf.end()
+    sink = VirtualSink(rate, 480, speed=20.0)
+    t = time.perf_counter()
+    sink.start(buf)
+    asyncio.run(sink.wait_done())
+    sink.close()
+    assert time.perf_counter() - t < 1.5  # 4 s of audio at 20x
+
+
+def test_recorder_writes_exactly_what_was_played(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    rec = Recorder(tmp_path / "out.wav")
+    rec.add(np.array([0.0, 0.5, -0.5], dtype=np.float32))
+    rec.add(np.array([0.25], dtype=np.float32))
+    rec.save(24_000)
+    with wave.open(str(tmp_path / "out.wav")) as w:
+        assert (w.getframerate(), w.getnchannels(), w.getsampwidth(), w.getnframes()) == (24_000, 1, 2, 4)
+        data = np.frombuffer(w.readframes(4), dtype="<i2")
+    assert list(data) == [0, 16384, -16384, 8192]  # x * 32767, rounded half to even
+
+
+def test_make_sink_specs(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    sink, note = make_sink(f"wav:{tmp_path}/x.wav", rate=24_000, block_size=480)
+    assert isinstance(sink, VirtualSink) and sink.recorder is not None and note is None
+    sink, note = make_sink("virtual", rate=24_000, block_size=480)
+    assert isinstance(sink, VirtualSink) and sink.recorder is None
+
+
+def test_auto_sink_without_a_device_falls_back_with_a_notice(monkeypatch: pytest.MonkeyPatch) -> None:
+    import workbench.engine.sinks as sinks
+
+    monkeypatch.setattr(sinks, "default_output_device", lambda: None)
+    sink, note = make_sink("auto", rate=24_000, block_size=480)
+    assert isinstance(sink, VirtualSink)
+    assert note is not None and "no audio output device" in note
