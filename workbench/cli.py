@@ -85,6 +85,15 @@ def build_parser() -> argparse.ArgumentParser:
     settings.add_argument("--json", action="store_true", help="as JSON")
 
     sub.add_parser("devices", help="list audio output devices")
+
+    bench = sub.add_parser("bench", help="measure the engine against baselines taken in the same run",
+                           description="Run a benchmark suite and write Markdown and JSON results.")
+    bench.add_argument("suite", nargs="?", default="engine", choices=["engine"], help="what to measure")
+    bench.add_argument("--plays", type=int, default=10, help="plays per configuration (default 10)")
+    bench.add_argument("--quick", action="store_true", help="3 plays: a smoke run under a minute")
+    bench.add_argument("--sink", choices=["virtual", "device"], default="virtual", help="where audio goes")
+    bench.add_argument("--out", type=Path, default=Path("bench-results"), help="folder for the results")
+    bench.add_argument("--text", help="text to speak in every play (default: a ~8 s sentence)")
     return parser
 
 
@@ -215,6 +224,7 @@ async def run_play(settings: Settings, text: str, *, record: str | None, status:
                 loop.remove_signal_handler(signal.SIGINT)
             if status is not None:
                 status.clear()
+            await player.aclose()
         sink = player.sink
         if record and sink is not None and sink.recorder is not None:
             sink.recorder.save(sink.rate)
@@ -308,7 +318,22 @@ def cmd_devices(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int
     return 0
 
 
-COMMANDS = {"play": cmd_play, "serve": cmd_serve, "settings": cmd_settings, "devices": cmd_devices}
+def cmd_bench(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
+    from .bench import run_bench
+
+    plays = 3 if args.quick else args.plays
+    if plays < 1:
+        raise UserError("--plays must be at least 1")
+    try:
+        report = run_bench(args.suite, plays, args.sink, args.out, stderr, **({"text": args.text} if args.text else {}))
+    except RuntimeError as exc:
+        raise UserError(str(exc)) from None
+    print(report.markdown(), file=stdout)
+    print(f"results: {args.out / (args.suite + '.md')} and {args.out / (args.suite + '.json')}", file=stderr)
+    return 0
+
+
+COMMANDS = {"bench": cmd_bench, "play": cmd_play, "serve": cmd_serve, "settings": cmd_settings, "devices": cmd_devices}
 
 
 def main(argv: Sequence[str] | None = None, stdout: TextIO | None = None, stderr: TextIO | None = None) -> int:

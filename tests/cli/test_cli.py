@@ -123,3 +123,15 @@ def test_serve_rejects_a_port_in_use() -> None:
     with EmbeddedServer() as server:
         result = run("serve", "--port", str(server.port), timeout=20)
     assert_clean_error(result, 2, "cannot listen")
+
+
+def test_bench_engine_tiny_run_writes_markdown_and_json(tmp_path: Path) -> None:
+    result = run("bench", "engine", "--plays", "1", "--text", "one two", "--out", str(tmp_path), timeout=120)
+    assert result.returncode == 0, result.stderr
+    data = json.loads((tmp_path / "engine.json").read_text())
+    assert data["suite"] == "engine" and len(data["streamed"]) == 1 and len(data["buffered"]) == 1
+    assert data["streamed"][0]["streaming"] is True and data["buffered"][0]["streaming"] is False
+    assert all(isinstance(v, float) for v in data["overhead_ms"] + data["cpu_pct"])
+    markdown = (tmp_path / "engine.md").read_text()
+    assert "| TTFA ratio buffered / streamed |" in markdown
+    assert markdown in result.stdout

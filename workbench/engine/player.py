@@ -77,8 +77,25 @@ class StreamPlayer:
         self._format = settings.audio_format
         self._playing = False
         self._download: asyncio.Task[None] | None = None
+        self._http: Any = None  # our own pooled HTTP client, kept across plays (keep-alive, one TLS setup)
+        self._http_loop: asyncio.AbstractEventLoop | None = None
 
     # -- control ----------------------------------------------------------------------------------
+    def _pooled_client(self) -> Any:
+        loop = asyncio.get_running_loop()
+        if self._http is None or self._http_loop is not loop or self._http.is_closed:
+            import openai
+
+            self._http = openai.DefaultAsyncHttpxClient()
+            self._http_loop = loop
+        return self._http
+
+    async def aclose(self) -> None:
+        """Close the pooled HTTP connections. The player can still play afterwards (it reconnects)."""
+        http, self._http = self._http, None
+        if http is not None and not http.is_closed:
+            await http.aclose()
+
     def add_observer(self, observer: Observer) -> None:
         self.observers.append(observer)
 
@@ -126,7 +143,7 @@ class StreamPlayer:
         initial_ms = self._live_target_ms if self._live_target_ms is not None else float(s.buffer_ms)
         metrics = PlayMetrics(format=fmt, streaming=s.streaming_enabled, initial_buffer_ms=initial_ms)
         self.source = SpeechSource(self.base_url, api_key=s.api_key, chunk_size=s.chunk_size,
-                                   http_client=self.http_client)
+                                   http_client=self.http_client or self._pooled_client())
         self._t0 = time.perf_counter()
         sink, notice = self.sink_factory(s)
         if notice:
@@ -135,7 +152,7 @@ class StreamPlayer:
         request = SpeechRequest(text=text, model=s.model, voice=s.voice, response_format=fmt, speed=s.speed,
                                 extra_headers=self.extra_headers, extra_query=self.extra_query)
         decode_ms: list[float] = []
-        snap_task = asyncio.create_task(self._snapshots())
+        snap_task = asyncio.create_task(self._snapshots()) if self.observers else None
         sink_task = asyncio.create_task(self._prepare_sink(initial_ms))
         download: asyncio.Task[None] | None = None
         try:
@@ -175,9 +192,10 @@ class StreamPlayer:
             await self.source.aclose()
             if self._final_state is None:
                 self._final_state = PlayState.STOPPED if self._stopping else PlayState.DONE
-            snap_task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await snap_task
+            if snap_task is not None:
+                snap_task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await snap_task
             self._collect(metrics, decode_ms)
             self._emit()  # the final snapshot
             self._playing = False
@@ -250,13 +268,18 @@ class StreamPlayer:
                 self.buffer.end()
 
     async def _push(self, samples: np.ndarray) -> None:
-        """Write into the buffer, waiting while it is full (backpressure bounds memory)."""
+        """Write into the buffer, waiting while it is full (backpressure bounds memory).
+
+        While full, it sleeps until about a quarter of the buffer has played out rather than polling:
+        on small virtual machines every wake-up costs real CPU.
+        """
         buffer = self.buffer
-        assert buffer is not None and self.sink is not None
+        sink = self.sink
+        assert buffer is not None and sink is not None
         self._received_samples += len(samples)
         off = 0
         blocked_since: float | None = None
-        wait = max(0.002, min(0.02, self.sink.block_size / self.sink.rate / 2))
+        min_wait = sink.block_size / sink.rate / sink.speed
         while off < len(samples):
             off += buffer.write(samples[off:])
             if off < len(samples):
@@ -264,7 +287,9 @@ class StreamPlayer:
                     break
                 if blocked_since is None:
                     blocked_since = time.perf_counter()
-                await asyncio.sleep(wait)
+                want = min(len(samples) - off, max(buffer.capacity // 4, 1))
+                deficit = max(want - buffer.free(), 0)
+                await asyncio.sleep(max(min_wait, deficit / buffer.rate / sink.speed))
         if blocked_since is not None:
             self._backpressure_s += time.perf_counter() - blocked_since
 

@@ -72,6 +72,7 @@ class Sink:
         self.done_at: float | None = None  # perf_counter() when the last block will have been heard
         self.device_underflows = 0  # the device needed audio and the callback was late
         self.latency_s = 0.0
+        self.speed = 1.0  # audio seconds consumed per wall second
         self.started_at: float | None = None
         self.description = self.kind
         self._finished = threading.Event()
@@ -95,10 +96,13 @@ class Sink:
     def close(self) -> None:
         raise NotImplementedError
 
-    async def wait_done(self, poll_s: float = 0.01) -> None:
-        """Return once the buffer is done and its last block has left the device."""
-        while not self._finished.is_set():
-            await asyncio.sleep(poll_s)
+    async def wait_done(self) -> None:
+        """Return once the buffer is done and its last block has left the device.
+
+        Waits on a worker thread rather than polling: wake-ups cost real CPU on small machines.
+        """
+        if not self._finished.is_set():
+            await asyncio.to_thread(self._finished.wait)
         assert self.done_at is not None
         remaining = self.done_at - time.perf_counter()
         if remaining > 0:
@@ -157,7 +161,7 @@ class VirtualSink(Sink):
             next_tick += self.period
             delay = next_tick - time.perf_counter()
             if delay > 0:
-                self._stop.wait(delay)
+                time.sleep(delay)  # cheaper per wake-up than Event.wait; stop is seen within one block
             elif -delay > self.period:
                 self.device_underflows += 1
                 next_tick = time.perf_counter()

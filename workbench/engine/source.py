@@ -64,6 +64,7 @@ class SpeechSource:
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self.chunk_size = chunk_size
+        self._owns_client = http_client is None
         self._client = openai.AsyncOpenAI(
             base_url=self.base_url,
             api_key=api_key or "not-needed",
@@ -143,7 +144,8 @@ class SpeechSource:
             raise failure
 
     async def aclose(self) -> None:
-        await self._client.close()
+        if self._owns_client:  # a shared http client (and its open connections) is its owner's to close
+            await self._client.close()
 
 
 def _short(exc: BaseException) -> str:
