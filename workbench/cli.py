@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from .engine.metrics import PlayMetrics, Snapshot
-from .engine.settings import FORMATS, LOCAL, SPECS, Settings, SettingsError, format_value, load_settings
+from .engine.settings import FORMATS, LOCAL, NETWORKS, SPECS, Settings, SettingsError, format_value, load_settings
 
 DEFAULT_TEXT = (
     "Hello! This is the stream workbench. I start speaking while the rest of this reply is still "
@@ -47,6 +47,7 @@ def _add_settings_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--max-buffer", type=float, metavar="SECONDS", help="maximum buffer (VOICEMODE_STREAM_MAX_BUFFER)")
     g.add_argument("--buffered", action="store_true", help="download everything, then play (streaming off)")
     g.add_argument("--sink", metavar="SINK", help="device, virtual, wav:PATH or auto (default)")
+    g.add_argument("--network", choices=NETWORKS, help="simulate a network: lan, wifi, 4g, flaky, satellite")
     g.add_argument("--no-voicemode-env", action="store_true",
                    help="do not read ~/.voicemode/voicemode.env or a project .voicemode.env")
 
@@ -105,7 +106,7 @@ def settings_from_args(args: argparse.Namespace, environ: dict[str, str] | None 
             raise UserError(f"--base-url {url!r} is not an http(s) URL (or 'local')")
         overrides["base_urls"] = (url,)
     for flag, attr in (("format", "audio_format"), ("buffer_ms", "buffer_ms"), ("chunk_size", "chunk_size"),
-                       ("max_buffer", "max_buffer_s"), ("speed", "speed"), ("sink", "sink")):
+                       ("max_buffer", "max_buffer_s"), ("speed", "speed"), ("sink", "sink"), ("network", "network")):
         value = getattr(args, flag, None)
         if value is not None:
             spec = next(s for s in SPECS if s.attr == attr)
@@ -186,6 +187,7 @@ def render_metrics(m: PlayMetrics) -> str:
 
     rows = [
         ("format", f"{m.format} ({'streamed' if m.streaming else 'buffered'})"),
+        ("network", m.network if m.network != "none" else "as it is (no simulation)"),
         ("sink", m.sink or "-"),
         ("state", m.state),
         ("TTFB (headers)", ms(m.ttfb_ms)),

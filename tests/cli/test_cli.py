@@ -135,3 +135,20 @@ def test_bench_engine_tiny_run_writes_markdown_and_json(tmp_path: Path) -> None:
     markdown = (tmp_path / "engine.md").read_text()
     assert "| TTFA ratio buffered / streamed |" in markdown
     assert markdown in result.stdout
+
+
+def test_ctrl_c_stops_cleanly_with_the_metrics_so_far() -> None:
+    import signal
+    import time
+
+    env = {**os.environ, "WORKBENCH_SINK": "virtual"}
+    proc = subprocess.Popen([sys.executable, "-m", "workbench", "play", "--json", "--voice", "test-signal",
+                             " ".join(["word"] * 40)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env=env)
+    time.sleep(3.0)  # start-up, then a little playing
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=10)
+    assert proc.returncode == 130, err
+    assert "Traceback" not in err
+    metrics = json.loads(out)
+    assert metrics["state"] == "stopped" and metrics["played_ms"] < 13_000

@@ -31,6 +31,7 @@ class PlayState(str, Enum):
 class PlayMetrics:
     format: str
     streaming: bool = True
+    network: str = "none"
     sink: str = ""
     ttfb_ms: float | None = None
     first_byte_ms: float | None = None

@@ -86,7 +86,11 @@ class StreamPlayer:
         if self._http is None or self._http_loop is not loop or self._http.is_closed:
             import openai
 
-            self._http = openai.DefaultAsyncHttpxClient()
+            from .network import ShapedTransport, get_profile
+
+            profile = get_profile(self.settings.network)
+            transport = ShapedTransport(profile, seed=self.settings.network_seed) if profile.shaped else None
+            self._http = openai.DefaultAsyncHttpxClient(transport=transport)
             self._http_loop = loop
         return self._http
 
@@ -141,7 +145,8 @@ class StreamPlayer:
         self.buffer = None
         self.notices.clear()
         initial_ms = self._live_target_ms if self._live_target_ms is not None else float(s.buffer_ms)
-        metrics = PlayMetrics(format=fmt, streaming=s.streaming_enabled, initial_buffer_ms=initial_ms)
+        metrics = PlayMetrics(format=fmt, streaming=s.streaming_enabled, initial_buffer_ms=initial_ms,
+                              network=s.network)
         self.source = SpeechSource(self.base_url, api_key=s.api_key, chunk_size=s.chunk_size,
                                    http_client=self.http_client or self._pooled_client())
         self._t0 = time.perf_counter()

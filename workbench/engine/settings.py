@@ -21,6 +21,7 @@ from typing import Any
 from .envfile import EnvFile, read_env_file, voicemode_env_files
 
 FORMATS = ("pcm", "wav", "mp3", "opus", "aac", "flac")
+NETWORKS = ("none", "lan", "wifi", "4g", "flaky", "satellite")  # see engine/network.py
 LOCAL = "local"  # the embedded server
 
 
@@ -158,6 +159,10 @@ SPECS: tuple[Spec, ...] = (
          "Frames per audio callback."),
     Spec("sink", "WORKBENCH_SINK", _sink, "auto, device, virtual or wav:PATH",
          "Where audio goes; auto is the device when there is one, else the virtual sink."),
+    Spec("network", "WORKBENCH_NETWORK", _choice(NETWORKS), ", ".join(NETWORKS),
+         "Simulated network between the engine and the endpoint."),
+    Spec("network_seed", "WORKBENCH_NETWORK_SEED", _int_range(0, 2**31 - 1), "a whole number",
+         "Seed of the simulated network's randomness, so runs repeat."),
     Spec("metrics_log", "WORKBENCH_METRICS_LOG", _optional(str), "a file path",
          "Append each play's metrics as a JSON line to this file."),
 )
@@ -183,6 +188,8 @@ class Settings:
     output_device: str | int | None = None
     block_size: int = 480
     sink: str = "auto"
+    network: str = "none"
+    network_seed: int = 0
     metrics_log: str | None = None
     # where each non-default value came from, for display ("environment", a file path, "--format", ...)
     origins: Mapping[str, str] = field(default_factory=dict, compare=False, repr=False)
