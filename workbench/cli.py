@@ -89,7 +89,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     bench = sub.add_parser("bench", help="measure the engine against baselines taken in the same run",
                            description="Run a benchmark suite and write Markdown and JSON results.")
-    bench.add_argument("suite", nargs="?", default="engine", choices=["engine"], help="what to measure")
+    bench.add_argument("suite", nargs="?", default="engine", choices=["engine", "server"],
+                       help="engine (default): the engine's own cost; server: the embedded server's speed")
     bench.add_argument("--plays", type=int, default=10, help="plays per configuration (default 10)")
     bench.add_argument("--quick", action="store_true", help="3 plays: a smoke run under a minute")
     bench.add_argument("--sink", choices=["virtual", "device"], default="virtual", help="where audio goes")
@@ -327,7 +328,8 @@ def cmd_bench(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
     if plays < 1:
         raise UserError("--plays must be at least 1")
     try:
-        report = run_bench(args.suite, plays, args.sink, args.out, stderr, **({"text": args.text} if args.text else {}))
+        report = run_bench(args.suite, plays, args.sink, args.out, stderr, quick=args.quick,
+                           **({"text": args.text} if args.text else {}))
     except RuntimeError as exc:
         raise UserError(str(exc)) from None
     print(report.markdown(), file=stdout)

@@ -152,7 +152,9 @@ def synthesize_speech(text: str, voice: str, speed: float = 1.0) -> Iterator[np.
     import queue
 
     engine = Espeak.get()
-    chunks: queue.Queue[np.ndarray | None | BaseException] = queue.Queue(maxsize=64)
+    # unbounded: synthesis holds espeak's global lock, so it must never wait on a paced consumer
+    # (that would serialise concurrent requests); an utterance is small (4096 chars ~ 4 MB of float32)
+    chunks: queue.Queue[np.ndarray | None | BaseException] = queue.Queue()
     cancelled = threading.Event()
     resampler = soxr.ResampleStream(engine.rate, OUTPUT_RATE, 1, dtype="float32")
 
