@@ -207,7 +207,7 @@ def bench_engine(plays: int, sink_kind: str, progress: Callable[[str], None], te
     cpu_pct = [100.0 * r.cpu_s / r.wall_s for r in streamed]
     ttfa_s = [r.metrics.ttfa_ms for r in streamed]
     ttfa_b = [r.metrics.ttfa_ms for r in buffered]
-    block_ms = base.block_size / base.output_rate * 1000.0
+    block_ms = block_s * 1000.0
     latency = streamed[0].metrics.device_latency_ms or 0.0
     report = Report(f"Engine: PCM, {plays} plays, {sink_kind} sink", machine_description())
     report.rows = [

@@ -229,9 +229,7 @@ async def run_play(settings: Settings, text: str, *, record: str | None, status:
                 status.clear()
             await player.aclose()
         sink = player.sink
-        if record and sink is not None and sink.recorder is not None:
-            sink.recorder.save(sink.rate)
-        elif sink is not None and sink.recorder is not None and sink.recorder.path is not None:
+        if sink is not None and sink.recorder is not None:  # --record or a wav:PATH sink
             sink.recorder.save(sink.rate)
         return metrics
 
