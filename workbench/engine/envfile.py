@@ -113,9 +113,26 @@ def parse_env_text(text: str, path: Path | None = None) -> EnvFile:
     return result
 
 
+class EnvFileError(Exception):
+    """A file cannot be read as a `.env` file; `str()` is one line meant for the user."""
+
+
+def read_env_text(path: Path) -> str:
+    """The text of a `.env` file, or `EnvFileError` saying in one line why it cannot be read."""
+    try:
+        return path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise EnvFileError(f"{path}: no such file") from None
+    except IsADirectoryError:
+        raise EnvFileError(f"{path}: is a folder, not a .env file") from None
+    except UnicodeDecodeError:
+        raise EnvFileError(f"{path}: is not a UTF-8 text file") from None
+    except PermissionError:
+        raise EnvFileError(f"{path}: permission denied") from None
+
+
 def read_env_file(path: Path) -> EnvFile:
-    text = path.read_text(encoding="utf-8")
-    return parse_env_text(text, path)
+    return parse_env_text(read_env_text(path), path)
 
 
 def _clip(text: str, limit: int = 60) -> str:

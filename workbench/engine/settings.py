@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .envfile import EnvFile, read_env_file, voicemode_env_files
+from .envfile import EnvFile, EnvFileError, read_env_file, voicemode_env_files
 
 FORMATS = ("pcm", "wav", "mp3", "opus", "aac", "flac")
 NETWORKS = ("none", "lan", "wifi", "4g", "flaky", "satellite")  # see engine/network.py
@@ -307,11 +307,5 @@ def load_settings(
 def _read(path: Path) -> EnvFile:
     try:
         return read_env_file(path)
-    except FileNotFoundError:
-        raise SettingsError(f"{path}: no such file") from None
-    except IsADirectoryError:
-        raise SettingsError(f"{path}: is a folder, not a .env file") from None
-    except UnicodeDecodeError:
-        raise SettingsError(f"{path}: is not a UTF-8 text file") from None
-    except PermissionError:
-        raise SettingsError(f"{path}: permission denied") from None
+    except EnvFileError as exc:
+        raise SettingsError(str(exc)) from None

@@ -1,0 +1,207 @@
+"""Presets: files voicemode reads as they are, and a merge into voicemode.env that never loses anything."""
+
+from __future__ import annotations
+
+import io
+import stat
+from pathlib import Path
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from tests.conftest import make_settings
+from workbench import presets as pr
+from workbench.cli import main
+from workbench.engine.envfile import parse_env_text
+
+EXISTING = """\
+# my voicemode settings
+OPENAI_API_KEY=sk-test-123
+VOICEMODE_TTS_AUDIO_FORMAT=mp3
+
+# streaming
+VOICEMODE_STREAM_BUFFER_MS=400
+VOICEMODE_VOICES=nova,alloy
+"""
+
+
+def run(*argv: str) -> tuple[int, str, str]:
+    out, err = io.StringIO(), io.StringIO()
+    code = main(list(argv), stdout=out, stderr=err)
+    return code, out.getvalue(), err.getvalue()
+
+
+# -- writing values voicemode reads back unchanged -------------------------------------------------------
+@pytest.mark.parametrize(("value", "written"), [
+    ("4096", "4096"), ("http://127.0.0.1:8880/v1,https://api.openai.com/v1", None), ("two words", "'two words'"),
+    ("it's", '"it\'s"'), ("", ""), ("a#b", "'a#b'"),
+])
+def test_quote_value_quotes_only_where_needed(value: str, written: str | None) -> None:
+    assert pr.quote_value(value) == (written if written is not None else value)
+
+
+def test_values_that_cannot_be_written_safely_are_refused() -> None:
+    for bad in ("line\nbreak", "both ' and \""):
+        with pytest.raises(pr.PresetError):
+            pr.quote_value(bad)
+
+
+@given(st.dictionaries(st.from_regex(r"VOICEMODE_[A-Z_]{1,12}", fullmatch=True),
+                       st.text(st.characters(blacklist_categories=("Cc", "Cs", "Zl", "Zp")), max_size=30)
+                       .filter(lambda v: not ("'" in v and '"' in v) and v == v.strip()), max_size=6))
+def test_rendered_env_reads_back_exactly_as_voicemode_would(values: dict[str, str]) -> None:
+    parsed = parse_env_text(pr.render_env(values, ["a header"]))
+    assert not parsed.issues
+    assert parsed.as_dict() == values
+
+
+def test_preset_from_settings_is_plain_and_complete() -> None:
+    s = make_settings(audio_format="wav", buffer_ms=300, network="wifi")
+    preset = pr.preset_from_settings(s, "mine", ["what it is for"])
+    text = preset.text()
+    assert text.startswith("# what it is for\n")
+    assert "export" not in text
+    for line in text.splitlines():
+        assert line.startswith("#") or ("=" in line and " #" not in line)
+    back = pr.parse_preset(text)
+    assert back.values["VOICEMODE_STREAM_BUFFER_MS"] == "300"
+    assert back.values["VOICEMODE_TTS_AUDIO_FORMAT"] == "wav"
+    assert back.values["WORKBENCH_NETWORK"] == "wifi"
+    assert set(back.values) == set(pr.PRESET_KEYS)
+
+
+@pytest.mark.parametrize(("text", "why"), [
+    ("VOICEMODE_STREAM_BUFER_MS=100\n", "unknown setting VOICEMODE_STREAM_BUFER_MS"),
+    ("VOICEMODE_STREAM_BUFFER_MS=lots\n", "VOICEMODE_STREAM_BUFFER_MS='lots'"),
+    ("VOICEMODE_STREAM_BUFFER_MS=3000\nVOICEMODE_STREAM_MAX_BUFFER=2\n", "must fit in the maximum buffer"),
+    ("OPENAI_API_KEY=sk-x\n", "must not carry OPENAI_API_KEY"),
+    ("VOICEMODE_STREAM_CHUNK_SIZE=4096 # bigger\n", "trailing comment"),
+    ("export VOICEMODE_STREAM_BUFFER_MS=100\n", "'export' is not understood"),
+])
+def test_bad_presets_are_refused_with_the_reason(text: str, why: str) -> None:
+    with pytest.raises(pr.PresetError, match=None) as info:
+        pr.parse_preset(text)
+    assert why in str(info.value)
+
+
+def test_shipped_presets_are_valid_documented_and_plain() -> None:
+    shipped = {p.stem: p for p in pr.shipped_presets()}
+    assert {"lan", "wifi", "4g", "flaky", "bandwidth-saver"} <= set(shipped)
+    for path in shipped.values():
+        text = path.read_text()
+        assert not parse_env_text(text).issues, path
+        preset = pr.load_preset(path)
+        assert len(preset.description) >= 3, f"{path} needs a header saying what it is for and how it was tuned"
+        assert any("tuned" in line.lower() or "chosen" in line.lower() for line in preset.description), path
+    assert pr.load_preset("bandwidth-saver").values["VOICEMODE_TTS_AUDIO_FORMAT"] in ("mp3", "opus", "aac")
+
+
+# -- applying to voicemode.env ---------------------------------------------------------------------------
+def test_apply_merges_in_place_and_keeps_everything_else(tmp_path: Path) -> None:
+    target = tmp_path / "voicemode.env"
+    target.write_text(EXISTING)
+    preset = pr.parse_preset("VOICEMODE_STREAM_BUFFER_MS=200\nVOICEMODE_TTS_AUDIO_FORMAT=pcm\n"
+                             "VOICEMODE_STREAM_CHUNK_SIZE=2048\nWORKBENCH_NETWORK=4g\n", name="t")
+    plan = pr.plan_apply(preset, target)
+    assert target.read_text() == EXISTING  # planning touches nothing
+    assert plan.changed == {"VOICEMODE_STREAM_BUFFER_MS": ("400", "200"), "VOICEMODE_TTS_AUDIO_FORMAT": ("mp3", "pcm"),
+                            "VOICEMODE_STREAM_CHUNK_SIZE": (None, "2048")}
+    assert plan.skipped == ["WORKBENCH_NETWORK"]
+    assert "-VOICEMODE_STREAM_BUFFER_MS=400" in plan.diff and "+VOICEMODE_STREAM_BUFFER_MS=200" in plan.diff
+    backup = pr.write_apply(plan)
+    new = target.read_text()
+    assert backup is not None and backup.read_text() == EXISTING
+    assert stat.S_IMODE(target.stat().st_mode) == 0o600 and stat.S_IMODE(backup.stat().st_mode) == 0o600
+    lines = new.splitlines()
+    assert lines[:6] == ["# my voicemode settings", "OPENAI_API_KEY=sk-test-123", "VOICEMODE_TTS_AUDIO_FORMAT=pcm", "",
+                         "# streaming", "VOICEMODE_STREAM_BUFFER_MS=200"]
+    assert "VOICEMODE_VOICES=nova,alloy" in lines and "VOICEMODE_STREAM_CHUNK_SIZE=2048" in lines
+    assert "WORKBENCH_NETWORK" not in new
+    parsed = parse_env_text(new)
+    assert not parsed.issues and parsed.as_dict()["OPENAI_API_KEY"] == "sk-test-123"
+    # a second apply never overwrites the first backup
+    plan2 = pr.plan_apply(pr.parse_preset("VOICEMODE_STREAM_BUFFER_MS=250\n"), target)
+    backup2 = pr.write_apply(plan2)
+    assert backup2 is not None and backup2 != backup and backup.read_text() == EXISTING
+
+
+def test_apply_refuses_a_malformed_file_and_leaves_it_alone(tmp_path: Path) -> None:
+    folder = tmp_path / "cfg"
+    folder.mkdir()
+    target = folder / "voicemode.env"
+    bad = "VOICEMODE_STREAM_BUFFER_MS=100 # comment voicemode would keep\n"
+    target.write_text(bad)
+    with pytest.raises(pr.PresetError, match="malformed"):
+        pr.plan_apply(pr.parse_preset("VOICEMODE_STREAM_BUFFER_MS=200\n"), target)
+    assert target.read_text() == bad
+    assert list(folder.iterdir()) == [target]
+
+
+def test_apply_creates_a_missing_file_with_mode_600(tmp_path: Path) -> None:
+    target = tmp_path / ".voicemode" / "voicemode.env"
+    plan = pr.plan_apply(pr.parse_preset("VOICEMODE_STREAM_BUFFER_MS=200\n", name="x"), target)
+    assert pr.write_apply(plan) is None
+    assert stat.S_IMODE(target.stat().st_mode) == 0o600
+    assert parse_env_text(target.read_text()).as_dict() == {"VOICEMODE_STREAM_BUFFER_MS": "200"}
+
+
+def test_apply_writes_nothing_if_the_file_changed_after_the_diff(tmp_path: Path) -> None:
+    folder = tmp_path / "cfg"
+    folder.mkdir()
+    target = folder / "voicemode.env"
+    target.write_text(EXISTING)
+    plan = pr.plan_apply(pr.parse_preset("VOICEMODE_STREAM_BUFFER_MS=200\n"), target)
+    target.write_text(EXISTING + "VOICEMODE_TTS_SPEED=1.2\n")
+    with pytest.raises(pr.PresetError, match="changed since"):
+        pr.write_apply(plan)
+    assert target.read_text().endswith("VOICEMODE_TTS_SPEED=1.2\n")
+    assert sorted(p.name for p in folder.iterdir()) == ["voicemode.env"]
+
+
+# -- the command line ------------------------------------------------------------------------------------
+def test_cli_list_show_validate() -> None:
+    code, out, _ = run("preset", "list")
+    assert code == 0 and "lan" in out and "bandwidth-saver" in out
+    code, out, _ = run("preset", "show", "wifi")
+    assert code == 0 and "VOICEMODE_STREAM_BUFFER_MS=" in out
+    code, _, err = run("preset", "show", "nope")
+    assert code == 2 and "no such preset" in err and "lan" in err
+
+
+def test_cli_validate_reports_each_file(tmp_path: Path) -> None:
+    good = tmp_path / "good.env"
+    good.write_text("VOICEMODE_STREAM_BUFFER_MS=100\n")
+    bad = tmp_path / "bad.env"
+    bad.write_text("VOICEMODE_STREAM_BUFFER_MS=-5\n")
+    code, out, _ = run("preset", "validate", str(good), str(bad))
+    assert code == 1
+    assert "ok       " + str(good) in out and "invalid" in out and "VOICEMODE_STREAM_BUFFER_MS='-5'" in out
+
+
+def test_cli_export_writes_settings_and_never_overwrites(tmp_path: Path) -> None:
+    out_file = tmp_path / "mine.env"
+    code, _, _ = run("preset", "export", "--no-voicemode-env", "--format", "wav", "--buffer-ms", "250", "-o",
+                     str(out_file))
+    assert code == 0
+    values = pr.load_preset(out_file).values
+    assert values["VOICEMODE_TTS_AUDIO_FORMAT"] == "wav" and values["VOICEMODE_STREAM_BUFFER_MS"] == "250"
+    code, _, err = run("preset", "export", "--no-voicemode-env", "-o", str(out_file))
+    assert code == 2 and "already exists" in err
+    assert pr.load_preset(out_file).values["VOICEMODE_STREAM_BUFFER_MS"] == "250"
+
+
+def test_cli_apply_needs_yes_without_a_terminal(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    target = tmp_path / "voicemode.env"
+    target.write_text(EXISTING)
+    monkeypatch.setattr("sys.stdin", io.StringIO(""))
+    code, out, err = run("preset", "apply", "lan", "--to", str(target))
+    assert code == 2 and "--yes" in err and "+VOICEMODE_STREAM_BUFFER_MS=" in out
+    assert target.read_text() == EXISTING
+    code, _, _ = run("preset", "apply", "lan", "--to", str(target), "--dry-run")
+    assert code == 0 and target.read_text() == EXISTING
+    code, _, err = run("preset", "apply", "lan", "--to", str(target), "--yes")
+    assert code == 0 and "restart voicemode" in err and "backup" in err
+    assert pr.load_preset("lan").voicemode_values.items() <= parse_env_text(target.read_text()).as_dict().items()
+    code, _, err = run("preset", "apply", "lan", "--to", str(target), "--yes")
+    assert code == 0 and "nothing to do" in err
