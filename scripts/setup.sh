@@ -8,7 +8,7 @@ DEV=0
 if [[ "${1:-}" == "--dev" ]]; then DEV=1; fi
 
 APT_PACKAGES=(libportaudio2)
-if [[ $DEV == 1 ]]; then APT_PACKAGES+=(pulseaudio pulseaudio-utils libasound2-plugins); fi
+if [[ $DEV == 1 ]]; then APT_PACKAGES+=(pulseaudio pulseaudio-utils libasound2-plugins tmux); fi
 
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do

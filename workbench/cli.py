@@ -13,14 +13,9 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
+from .defaults import DEFAULT_TEXT
 from .engine.metrics import PlayMetrics, Snapshot
 from .engine.settings import FORMATS, LOCAL, NETWORKS, SPECS, Settings, SettingsError, format_value, load_settings
-
-DEFAULT_TEXT = (
-    "Hello! This is the stream workbench. I start speaking while the rest of this reply is still "
-    "downloading, and a small jitter buffer keeps the sound smooth when the network hiccups."
-)
-
 
 class UserError(Exception):
     """A mistake in what the user asked for: reported in one line, exit code 2."""
@@ -56,8 +51,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="workbench",
         description="Stream Workbench: make streamed text-to-speech start fast and play without a glitch.",
-        epilog="Run 'workbench COMMAND --help' for a command's options. With no command, speaks a sample text "
-        "on the embedded server.",
+        epilog="Run 'workbench COMMAND --help' for a command's options. With no command (or only settings "
+        "options, such as --base-url, --preset, --format, --network) it opens the workbench on the embedded server.",
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
 
@@ -86,6 +81,34 @@ def build_parser() -> argparse.ArgumentParser:
     settings.add_argument("--json", action="store_true", help="as JSON")
 
     sub.add_parser("devices", help="list audio output devices")
+
+    shots = sub.add_parser("screenshots", help="regenerate the TUI pictures in screenshots/ (for the README)")
+    shots.add_argument("--out", type=Path, default=Path("screenshots"), help="folder (default screenshots/)")
+
+    tui = sub.add_parser("tui", help="open the workbench (the default when no command is given)",
+                         description="The Textual workbench: play, watch the buffer, tune, compare, export presets.")
+    tui.add_argument("--text", help="the text in the text box (default: a sample paragraph)")
+    _add_settings_options(tui)
+
+    preset = sub.add_parser("preset", help="show, export, apply or validate voicemode presets",
+                            description="Presets are .env files voicemode reads as they are. Shipped ones: "
+                            "see 'workbench preset list'.")
+    psub = preset.add_subparsers(dest="preset_command", metavar="ACTION", required=True)
+    psub.add_parser("list", help="list the shipped presets")
+    show = psub.add_parser("show", help="print a preset (a shipped name or a file), validated")
+    show.add_argument("preset", help="a shipped preset's name (lan, wifi, ...) or a .env file")
+    export = psub.add_parser("export", help="write the settings in effect as a preset")
+    export.add_argument("--output", "-o", type=Path, metavar="FILE", help="write here instead of stdout")
+    export.add_argument("--force", action="store_true", help="replace FILE if it exists")
+    export.add_argument("--name", default="exported", help="name in the preset's header")
+    _add_settings_options(export)
+    apply = psub.add_parser("apply", help="merge a preset into voicemode's .env (diff first, backup kept)")
+    apply.add_argument("preset", help="a shipped preset's name or a .env file")
+    apply.add_argument("--to", type=Path, metavar="FILE", help="target file (default ~/.voicemode/voicemode.env)")
+    apply.add_argument("--yes", "-y", action="store_true", help="apply without asking")
+    apply.add_argument("--dry-run", action="store_true", help="show the diff only")
+    validate = psub.add_parser("validate", help="check preset files the way voicemode and the workbench read them")
+    validate.add_argument("files", nargs="+", type=Path, metavar="FILE")
 
     bench = sub.add_parser("bench", help="measure the engine against baselines taken in the same run",
                            description="Run a benchmark suite and write Markdown and JSON results.")
@@ -335,16 +358,101 @@ def cmd_bench(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
     return 0
 
 
-COMMANDS = {"bench": cmd_bench, "play": cmd_play, "serve": cmd_serve, "settings": cmd_settings, "devices": cmd_devices}
+def cmd_tui(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
+    settings = settings_from_args(args)
+    if not (sys.stdin.isatty() and stdout.isatty()):
+        raise UserError("the workbench needs a terminal; for a one-shot run without one, use 'workbench play'")
+    from .tui.app import AppConfig, create_app
+
+    config = AppConfig(settings=settings, text=args.text or DEFAULT_TEXT)
+    create_app(config).run()
+    return 0
+
+
+def cmd_screenshots(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
+    from .tui.scenes import SCENES, save_screenshots
+
+    paths = asyncio.run(save_screenshots(args.out))
+    for scene, path in zip(SCENES, paths, strict=True):
+        print(f"{path}  {scene.description}", file=stdout)
+    return 0
+
+
+def cmd_preset(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
+    from . import presets as pr
+
+    action = args.preset_command
+    try:
+        if action == "list":
+            for path in pr.shipped_presets():
+                about = pr.load_preset(path).description
+                print(f"{path.stem:<14} {about[1] if len(about) > 1 else ''}", file=stdout)
+            return 0
+        if action == "show":
+            preset = pr.load_preset(args.preset)
+            print(f"# file: {preset.path}", file=stderr)
+            stdout.write(preset.text())
+            return 0
+        if action == "export":
+            preset = pr.preset_from_settings(settings_from_args(args), args.name,
+                                             [f"Stream Workbench preset: {args.name}",
+                                              "Plain KEY=value lines: voicemode reads this file as it is."])
+            if args.output is None:
+                stdout.write(preset.text())
+            else:
+                pr.save_preset(preset, args.output, overwrite=args.force)
+                print(f"wrote {args.output}", file=stderr)
+            return 0
+        if action == "validate":
+            bad = 0
+            for path in args.files:
+                try:
+                    preset = pr.load_preset(path)
+                except pr.PresetError as exc:
+                    print(f"invalid  {exc}", file=stdout)
+                    bad += 1
+                else:
+                    print(f"ok       {path} ({len(preset.values)} settings)", file=stdout)
+            return 1 if bad else 0
+        # apply
+        preset = pr.load_preset(args.preset)
+        target = args.to or pr.voicemode_env_path()
+        plan = pr.plan_apply(preset, target)
+        if plan.skipped:
+            print(f"left out (workbench only): {', '.join(plan.skipped)}", file=stderr)
+        if not plan.has_changes:
+            print(f"{target} already has these values; nothing to do", file=stderr)
+            return 0
+        stdout.write(plan.diff)
+        if args.dry_run:
+            return 0
+        if not args.yes:
+            if not sys.stdin.isatty():
+                raise UserError("not applied: pass --yes to apply without a terminal to confirm on")
+            answer = input(f"apply to {target}? [y/N] ").strip().lower()
+            if answer not in ("y", "yes"):
+                print("not applied", file=stderr)
+                return 1
+        backup = pr.write_apply(plan)
+        where = f" (backup: {backup})" if backup else ""
+        print(f"applied to {target}{where}; restart voicemode to pick it up", file=stderr)
+        return 0
+    except pr.PresetError as exc:
+        raise UserError(str(exc)) from None
+
+
+COMMANDS = {"bench": cmd_bench, "devices": cmd_devices, "play": cmd_play, "preset": cmd_preset, "screenshots": cmd_screenshots,
+            "serve": cmd_serve, "settings": cmd_settings, "tui": cmd_tui}
 
 
 def main(argv: Sequence[str] | None = None, stdout: TextIO | None = None, stderr: TextIO | None = None) -> int:
     stdout = stdout or sys.stdout
     stderr = stderr or sys.stderr
     parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or (argv[0].startswith("-") and argv[0] not in ("-h", "--help")):
+        argv = ["tui", *argv]  # `workbench --format mp3` opens the workbench configured
     args = parser.parse_args(argv)
-    if args.command is None:
-        args = parser.parse_args(["play", *(argv or [])])
     try:
         return COMMANDS[args.command](args, stdout, stderr)
     except (UserError, SettingsError) as exc:

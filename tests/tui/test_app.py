@@ -1,0 +1,289 @@
+"""Pilot tests: the workbench driven by keys and clicks against the embedded server.
+
+Plays go to a fast virtual sink (4x real time); everything else (HTTP, decoding, buffer, player) is real.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import stat
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from textual.widgets import DataTable, Input, Label, Select
+
+from tests.conftest import virtual_factory
+from workbench.engine.envfile import parse_env_text
+from workbench.engine.settings import Settings
+from workbench.presets import load_preset
+from workbench.server.runner import EmbeddedServer
+from workbench.tui.app import AppConfig, WorkbenchApp, create_app
+from workbench.tui.screens.compare import CompareScreen
+from workbench.tui.screens.presets import ApplyScreen, ExportScreen, LoadPresetScreen
+from workbench.tui.widgets.counters import Counters
+
+SIZE = (140, 44)
+SHORT = "Short test."
+LONG = "This sentence is long enough to take several seconds to say, so that we can stop it midway. " * 3
+
+
+def make_app(server: EmbeddedServer, tmp_path: Path, text: str = SHORT, speed: float = 4.0,
+             **settings: object) -> WorkbenchApp:
+    config = AppConfig(settings=Settings(**{"voices": ("test-signal",), **settings}), text=text,
+                       local_url=server.base_url, start_server=False, sink_factory=virtual_factory(speed),
+                       save_dir=tmp_path, voicemode_env=tmp_path / "voicemode.env")
+    return create_app(config)
+
+
+async def wait_for(pilot, condition: Callable[[], bool], timeout: float = 20.0) -> None:  # type: ignore[no-untyped-def]
+    deadline = asyncio.get_running_loop().time() + timeout
+    while not condition():
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError("timed out waiting for the app")
+        await pilot.pause(0.05)
+
+
+def finished(app: WorkbenchApp, n: int = 1) -> bool:
+    return len(app.runs) >= n and all(r.metrics is not None for r in app.runs[:n])
+
+
+async def test_play_shows_metrics_history_and_graph(server: EmbeddedServer, tmp_path: Path) -> None:
+    app = make_app(server, tmp_path)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("p")
+        await wait_for(pilot, lambda: finished(app))
+        run = app.runs[0]
+        assert run.metrics is not None and run.metrics.state == "done", run.metrics
+        assert run.metrics.ttfa_ms is not None and run.metrics.underruns == 0
+        assert len(run.trace) >= 2 and max(run.trace.buffer_ms) > 0  # the graph got live data
+        assert app.query_one(Counters).values["state"] == "done"
+        table = app.query_one("#history", DataTable)
+        assert table.row_count == 1 and table.get_row_at(0)[-1] == "done"
+
+
+async def test_stop_and_replay(server: EmbeddedServer, tmp_path: Path) -> None:
+    app = make_app(server, tmp_path, text=LONG, speed=1.0)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("p")
+        await wait_for(pilot, lambda: app.runs[0].state == "playing")
+        await pilot.press("s")
+        await wait_for(pilot, lambda: finished(app))
+        first = app.runs[0].metrics
+        assert first is not None and first.state == "stopped"
+        assert first.played_ms < first.audio_ms or first.audio_ms < 10_000  # cut short
+        app.query_one("#text").text = "Something else."  # type: ignore[attr-defined]
+        await pilot.press("r")  # replay: the last text again, not the text box
+        await wait_for(pilot, lambda: len(app.runs) == 2)
+        assert app.runs[1].text == LONG
+        await pilot.press("s")
+        await wait_for(pilot, lambda: finished(app, 2))
+
+
+async def test_replay_before_any_play_explains(server: EmbeddedServer, tmp_path: Path) -> None:
+    app = make_app(server, tmp_path)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("r")
+        await pilot.pause()
+        assert not app.runs
+        assert "nothing to replay" in str(app.query_one("#message").render())
+
+
+async def test_editing_settings_validates_as_typed(server: EmbeddedServer, tmp_path: Path) -> None:
+    app = make_app(server, tmp_path)
+    async with app.run_test(size=SIZE) as pilot:
+        box = app.query_one("#buffer_ms", Input)
+        box.value = "99999"
+        await pilot.pause()
+        assert app.query_one("#buffer_ms-hint", Label).has_class("-invalid")
+        assert app.current_settings().buffer_ms == 150  # invalid text is never applied
+        box.value = "300"
+        await pilot.pause()
+        assert not app.query_one("#buffer_ms-hint", Label).has_class("-invalid")
+        assert app.current_settings().buffer_ms == 300
+        app.query_one("#max_buffer_s", Input).value = "0.1"  # now smaller than the initial buffer
+        await pilot.pause()
+        assert "must fit in the maximum buffer" in str(app.query_one("#message").render())
+        await pilot.press("p")
+        await pilot.pause()
+        assert not app.runs  # refused with the reason shown, nothing crashed
+
+
+async def test_each_format_keeps_its_own_stream_settings(server: EmbeddedServer, tmp_path: Path) -> None:
+    app = make_app(server, tmp_path)
+    async with app.run_test(size=SIZE) as pilot:
+        app.query_one("#buffer_ms", Input).value = "300"
+        await pilot.pause()
+        app.query_one("#audio_format", Select).value = "wav"
+        await pilot.pause()
+        assert app.query_one("#buffer_ms", Input).value == "150"  # wav's own value
+        app.query_one("#buffer_ms", Input).value = "500"
+        await pilot.pause()
+        app.query_one("#audio_format", Select).value = "pcm"
+        await pilot.pause()
+        assert app.query_one("#buffer_ms", Input).value == "300"
+        assert app.current_settings().buffer_ms == 300 and app.current_settings().audio_format == "pcm"
+        assert app.profiles["wav"].buffer_ms == 500
+
+
+async def test_initial_buffer_applies_live(server: EmbeddedServer, tmp_path: Path) -> None:
+    app = make_app(server, tmp_path, text=LONG, speed=1.0)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("p")
+        await wait_for(pilot, lambda: app.player is not None and app.player.buffer is not None)
+        app.query_one("#buffer_ms", Input).value = "700"
+        await pilot.pause()
+        assert app.player is not None and app.player.buffer is not None
+        assert app.player.buffer.target_ms == pytest.approx(700, abs=1)
+        await pilot.press("s")
+        await wait_for(pilot, lambda: finished(app))
+
+
+async def test_unreachable_endpoint_is_an_error_in_the_app(server: EmbeddedServer, tmp_path: Path) -> None:
+    app = make_app(server, tmp_path)
+    async with app.run_test(size=SIZE) as pilot:
+        app.query_one("#endpoint", Input).value = "http://127.0.0.1:9/v1"
+        await pilot.pause()
+        await pilot.press("p")
+        await wait_for(pilot, lambda: finished(app))
+        m = app.runs[0].metrics
+        assert m is not None and m.state == "failed" and m.error
+        message = str(app.query_one("#message").render())
+        assert "run 1" in message and "127.0.0.1:9" in message
+        app.query_one("#endpoint", Input).value = "local"  # and the app goes on working
+        await pilot.pause()
+        await pilot.press("p")
+        await wait_for(pilot, lambda: finished(app, 2))
+        assert app.runs[1].metrics is not None and app.runs[1].metrics.state == "done"
+
+
+async def test_compare_runs_a_then_b_and_saves(server: EmbeddedServer, tmp_path: Path) -> None:
+    app = make_app(server, tmp_path)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("c")
+        await pilot.pause()
+        screen = app.screen
+        assert isinstance(screen, CompareScreen)
+        screen.query_one("#b", Select).value = "format:wav"
+        await pilot.pause()
+        await pilot.press("r")
+        await wait_for(pilot, lambda: finished(app, 2))
+        await pilot.pause()
+        assert [r.label for r in app.runs] == ["A", "B"]
+        assert [r.settings.audio_format for r in app.runs] == ["pcm", "wav"]
+        assert app.runs[0].settings.network == app.runs[1].settings.network
+        table = screen.query_one("#compare-table", DataTable)
+        assert table.row_count > 10
+        assert str(table.get_row_at(0)[0]) == "TTFA (first sound)"
+        await pilot.press("w")
+        await pilot.pause()
+        saved = sorted((tmp_path / "compare-results").iterdir())
+        assert [p.suffix for p in saved] == [".json", ".md"]
+        data = json.loads(saved[0].read_text())
+        assert data["a"]["name"] == "pcm" and data["b"]["name"] == "wav"
+        assert "| TTFA (first sound) |" in saved[1].read_text()
+        await pilot.press("escape")
+        assert not isinstance(app.screen, CompareScreen)
+
+
+async def test_export_saves_a_preset_voicemode_reads(server: EmbeddedServer, tmp_path: Path) -> None:
+    app = make_app(server, tmp_path)
+    async with app.run_test(size=SIZE) as pilot:
+        app.query_one("#buffer_ms", Input).value = "220"
+        await pilot.pause()
+        await pilot.press("e")
+        await pilot.pause()
+        assert isinstance(app.screen, ExportScreen)
+        target = tmp_path / "mine.env"
+        app.screen.query_one("#path", Input).value = str(target)
+        await pilot.click("#save")
+        await pilot.pause()
+        assert load_preset(target).values["VOICEMODE_STREAM_BUFFER_MS"] == "220"
+        await pilot.pause(0.5)  # a second click at once would be a double click
+        await pilot.click("#save")  # never overwrites
+        await pilot.pause()
+        assert "already exists" in str(app.screen.query_one("#status").render())
+
+
+async def test_apply_to_voicemode_shows_diff_then_backs_up(server: EmbeddedServer, tmp_path: Path) -> None:
+    voicemode_env = tmp_path / "voicemode.env"
+    original = "# mine\nOPENAI_API_KEY=sk-abc\nVOICEMODE_STREAM_BUFFER_MS=400\n"
+    voicemode_env.write_text(original)
+    app = make_app(server, tmp_path)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("e")
+        await pilot.pause()
+        await pilot.click("#apply")
+        await pilot.pause()
+        assert isinstance(app.screen, ApplyScreen)
+        assert "+VOICEMODE_STREAM_BUFFER_MS=150" in app.screen.plan.diff  # type: ignore[union-attr]
+        assert voicemode_env.read_text() == original  # nothing written before the user says so
+        await pilot.click("#do-apply")
+        await pilot.pause()
+        status = str(app.screen.query_one("#status").render())
+        assert "Restart voicemode" in status
+    values = parse_env_text(voicemode_env.read_text()).as_dict()
+    assert values["VOICEMODE_STREAM_BUFFER_MS"] == "150" and values["OPENAI_API_KEY"] == "sk-abc"
+    assert "WORKBENCH_NETWORK" not in values
+    assert stat.S_IMODE(voicemode_env.stat().st_mode) == 0o600
+    assert (tmp_path / "voicemode.env.bak").read_text() == original
+
+
+async def test_apply_refuses_a_malformed_voicemode_env(server: EmbeddedServer, tmp_path: Path) -> None:
+    voicemode_env = tmp_path / "voicemode.env"
+    voicemode_env.write_text("VOICEMODE_STREAM_BUFFER_MS=100 # trailing comment\n")
+    app = make_app(server, tmp_path)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("e")
+        await pilot.pause()
+        await pilot.click("#apply")
+        await pilot.pause()
+        assert app.screen.query_one("#do-apply").disabled
+        assert "malformed" in str(app.screen.query_one("#status").render())
+    assert voicemode_env.read_text() == "VOICEMODE_STREAM_BUFFER_MS=100 # trailing comment\n"
+
+
+async def test_load_preset_sets_format_and_its_values(server: EmbeddedServer, tmp_path: Path) -> None:
+    preset = tmp_path / "p.env"
+    preset.write_text("# test\nVOICEMODE_TTS_AUDIO_FORMAT=wav\nVOICEMODE_STREAM_BUFFER_MS=333\nWORKBENCH_NETWORK=lan\n")
+    bad = tmp_path / "bad.env"
+    bad.write_text("VOICEMODE_STREAM_BUFFER_MS=x\n")
+    app = make_app(server, tmp_path)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("l")
+        await pilot.pause()
+        assert isinstance(app.screen, LoadPresetScreen)
+        app.screen.query_one("#path", Input).value = str(bad)
+        await pilot.click("#load")
+        await pilot.pause()
+        assert "VOICEMODE_STREAM_BUFFER_MS='x'" in str(app.screen.query_one("#status").render())
+        app.screen.query_one("#path", Input).value = str(preset)
+        await pilot.pause(0.5)  # not a double click
+        await pilot.click("#load")
+        await pilot.pause()
+        assert not isinstance(app.screen, LoadPresetScreen)
+        s = app.current_settings()
+        assert (s.audio_format, s.buffer_ms, s.network) == ("wav", 333, "lan")
+        assert app.query_one("#buffer_ms", Input).value == "333"
+        assert app.profiles["pcm"].buffer_ms == 150
+
+
+async def test_quit_during_a_play_does_not_hang(server: EmbeddedServer, tmp_path: Path) -> None:
+    app = make_app(server, tmp_path, text=LONG, speed=1.0)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("p")
+        await wait_for(pilot, lambda: app.runs[0].state == "playing")
+        await pilot.press("q")
+        await asyncio.wait_for(pilot.pause(), 5)
+    assert app.return_code in (0, None)
+
+
+async def test_every_action_is_in_the_command_palette(server: EmbeddedServer, tmp_path: Path) -> None:
+    app = make_app(server, tmp_path)
+    async with app.run_test(size=SIZE) as pilot:
+        titles = {c.title for c in app.get_system_commands(app.screen)}
+        assert {"Play", "Stop", "Replay", "Compare A vs B", "Export preset", "Load preset", "Help"} <= titles
+        await pilot.press("f1")
+        await pilot.pause()
+        assert type(app.screen).__name__ == "HelpScreen"

@@ -1,0 +1,66 @@
+"""Snapshot tests: the workbench's scenes (workbench/tui/scenes.py) rendered at a fixed size.
+
+Each scene pushes fixed data in through the app's own handlers: no server, no audio, no timers, no
+clocks. A failure writes snapshot_report.html; after a deliberate change, update with
+`pytest tests/tui/test_snapshots.py --snapshot-update` and look at the new SVGs.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from workbench.tui.scenes import SCENES, SIZE, scene_app
+
+
+@pytest.fixture(autouse=True)
+def _plain_terminal(monkeypatch: pytest.MonkeyPatch) -> None:
+    for var in ("TEXTUAL_THEME", "NO_COLOR", "FORCE_COLOR", "TEXTUAL_ANIMATIONS", "COLUMNS", "LINES"):
+        monkeypatch.delenv(var, raising=False)
+
+
+def _check(snap_compare, name: str) -> None:  # type: ignore[no-untyped-def]
+    scene = next(s for s in SCENES if s.name == name)
+
+    async def run_before(pilot) -> None:  # type: ignore[no-untyped-def]
+        await pilot.pause()
+        await scene.setup(pilot.app)
+        await pilot.pause()
+
+    assert snap_compare(scene_app(), terminal_size=SIZE, run_before=run_before)
+
+
+def test_idle(snap_compare) -> None:  # type: ignore[no-untyped-def]
+    """The app as it opens: the sample text, Play focused, an empty graph, idle counters, the settings
+    panel with voicemode's defaults (pcm, 150 ms, 4096 bytes, 2 s) and the endpoint on the right of
+    the buttons."""
+    _check(snap_compare, "idle")
+
+
+def test_mid_play(snap_compare) -> None:  # type: ignore[no-untyped-def]
+    """Run 2 of 2 half-way: the graph rising from 0 with the first-sound line near 0.3 s, the state
+    "playing", live played/received seconds, and run 1 done in the history."""
+    _check(snap_compare, "mid-play")
+
+
+def test_underrun(snap_compare) -> None:  # type: ignore[no-untyped-def]
+    """A 4g run with two stalls: two red underrun lines on the graph where the buffer hits 0, and
+    "2 (... ms)" underruns in bold red in the counters and in the history."""
+    _check(snap_compare, "underrun")
+
+
+def test_compare(snap_compare) -> None:  # type: ignore[no-untyped-def]
+    """A vs B (pcm vs wav): two graphs on the same time and level scales, and the metrics table with
+    B - A and the better side marked in green (A for TTFA, TTFB and first byte)."""
+    _check(snap_compare, "compare")
+
+
+def test_export_dialog(snap_compare) -> None:  # type: ignore[no-untyped-def]
+    """The export dialog over the main screen: the preset as plain KEY=value lines with a comment
+    header, the file name to save to, and Save / Apply to voicemode… / Close."""
+    _check(snap_compare, "export")
+
+
+def test_error(snap_compare) -> None:  # type: ignore[no-untyped-def]
+    """A run that could not reach its endpoint: state "failed" in red, the error on the message line
+    ("run 1: cannot reach ..."), and the app still usable."""
+    _check(snap_compare, "error")

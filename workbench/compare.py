@@ -1,0 +1,108 @@
+"""A vs B: the metrics of two plays side by side, the difference, and which is better.
+
+No Textual here: the compare screen and the saved JSON/Markdown reports share these rows.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .engine.metrics import PlayMetrics
+
+# (field, label, unit, which is better: "lower", "higher" or None when neither is)
+METRICS: tuple[tuple[str, str, str, str | None], ...] = (
+    ("ttfa_ms", "TTFA (first sound)", "ms", "lower"),
+    ("ttfb_ms", "TTFB (headers)", "ms", "lower"),
+    ("first_byte_ms", "first byte", "ms", "lower"),
+    ("underruns", "underruns", "", "lower"),
+    ("underrun_ms", "underrun time", "ms", "lower"),
+    ("device_underflows", "device underflows", "", "lower"),
+    ("avg_buffer_ms", "buffer average", "ms", None),
+    ("min_buffer_ms", "buffer minimum", "ms", "higher"),
+    ("throughput_kbps", "throughput", "kbit/s", None),
+    ("arrival_rtf", "arrival pace", "x", "higher"),
+    ("decode_ms_p95", "decode p95", "ms", "lower"),
+    ("bytes", "bytes received", "B", "lower"),
+    ("played_ms", "audio played", "ms", None),
+    ("reconnects", "reconnects", "", "lower"),
+    ("decoder_errors", "decoder errors", "", "lower"),
+)
+
+
+@dataclass(frozen=True)
+class Row:
+    field: str
+    label: str
+    a: float | None
+    b: float | None
+    unit: str
+    better: str | None  # "A", "B", "=" or None (no better, or a value missing)
+
+    @property
+    def diff(self) -> float | None:
+        return None if self.a is None or self.b is None else self.b - self.a
+
+    def cells(self) -> tuple[str, str, str, str, str]:
+        return (self.label, fmt(self.a, self.unit), fmt(self.b, self.unit), fmt(self.diff, self.unit, signed=True),
+                self.better or "")
+
+
+def fmt(value: float | None, unit: str, signed: bool = False) -> str:
+    if value is None:
+        return "-"
+    sign = "+" if signed else ""
+    if unit in ("", "B"):
+        text = f"{value:{sign},.0f}"
+    elif unit == "x" or abs(value) < 10:
+        text = f"{value:{sign}.2f}"
+    else:
+        text = f"{value:{sign},.0f}"
+    return f"{text} {unit}".rstrip()
+
+
+def compare_rows(a: PlayMetrics, b: PlayMetrics) -> list[Row]:
+    rows = []
+    for field, label, unit, direction in METRICS:
+        va, vb = getattr(a, field), getattr(b, field)
+        va = None if va is None else float(va)
+        vb = None if vb is None else float(vb)
+        better = None
+        if direction and va is not None and vb is not None:
+            if abs(va - vb) <= 1e-9 * max(abs(va), abs(vb), 1.0):
+                better = "="
+            elif (va < vb) == (direction == "lower"):
+                better = "A"
+            else:
+                better = "B"
+        rows.append(Row(field, label, va, vb, unit, better))
+    return rows
+
+
+def report(a_name: str, b_name: str, a: PlayMetrics, b: PlayMetrics, text: str,
+           settings: dict[str, Any] | None = None) -> tuple[dict[str, Any], str]:
+    """The comparison as a JSON-able dict and as Markdown."""
+    rows = compare_rows(a, b)
+    data = {"a": {"name": a_name, "metrics": a.to_dict()}, "b": {"name": b_name, "metrics": b.to_dict()},
+            "text": text, "settings": settings or {},
+            "rows": [{"metric": r.field, "a": r.a, "b": r.b, "diff": r.diff, "better": r.better} for r in rows]}
+    lines = [f"# A vs B: {a_name} vs {b_name}", "", f"Text: {text!r}", "",
+             "| metric | A | B | B - A | better |", "|---|---|---|---|---|"]
+    lines += ["| " + " | ".join(r.cells()) + " |" for r in rows]
+    for side, m in (("A", a), ("B", b)):
+        if m.error:
+            lines += ["", f"{side} failed: {m.error}"]
+    return data, "\n".join(lines) + "\n"
+
+
+def save_report(folder: Path, stem: str, data: dict[str, Any], markdown: str) -> tuple[Path, Path]:
+    folder.mkdir(parents=True, exist_ok=True)
+    n = 1
+    while (folder / f"{stem}-{n}.json").exists() or (folder / f"{stem}-{n}.md").exists():
+        n += 1
+    json_path, md_path = folder / f"{stem}-{n}.json", folder / f"{stem}-{n}.md"
+    json_path.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
+    md_path.write_text(markdown, encoding="utf-8")
+    return json_path, md_path

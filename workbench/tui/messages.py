@@ -1,0 +1,56 @@
+"""Typed messages from the engine to the UI.
+
+The engine calls an observer on the event loop about 10 times a second; the observer turns each
+snapshot into a `PlayProgress` message. A newer progress message for the same run replaces one still
+waiting in the queue, so a busy UI skips frames instead of falling behind.
+"""
+
+from __future__ import annotations
+
+from textual.message import Message
+
+from ..engine.metrics import PlayMetrics, Snapshot
+
+
+class PlayProgress(Message):
+    """A moment of a running play."""
+
+    def __init__(self, run: int, snapshot: Snapshot) -> None:
+        super().__init__()
+        self.run = run
+        self.snapshot = snapshot
+
+    def can_replace(self, message: Message) -> bool:
+        return isinstance(message, PlayProgress) and message.run == self.run
+
+
+class PlayFinished(Message):
+    """A play ended (done, stopped or failed); `metrics.error` says why it failed."""
+
+    def __init__(self, run: int, metrics: PlayMetrics) -> None:
+        super().__init__()
+        self.run = run
+        self.metrics = metrics
+
+
+class PlayRejected(Message):
+    """A play could not start: bad settings, no endpoint, no device. `reason` is for the user."""
+
+    def __init__(self, run: int, reason: str) -> None:
+        super().__init__()
+        self.run = run
+        self.reason = reason
+
+
+class ServerReady(Message):
+    """The embedded server is listening."""
+
+    def __init__(self, base_url: str) -> None:
+        super().__init__()
+        self.base_url = base_url
+
+
+class ServerFailed(Message):
+    def __init__(self, reason: str) -> None:
+        super().__init__()
+        self.reason = reason

@@ -1,0 +1,184 @@
+"""Fixed scenes of the workbench, for snapshot tests and the README's screenshots.
+
+Each scene builds the app through the same factory the CLI uses, then pushes made-up but plausible
+data in (no server, no audio, no timers, no clocks), so the picture is the same on every machine.
+Regenerate the pictures with `workbench screenshots`.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from ..defaults import DEFAULT_TEXT
+from ..engine.metrics import PlayMetrics, PlayState, Snapshot
+from ..engine.settings import Settings
+from .app import AppConfig, WorkbenchApp, create_app
+from .state import RunRecord
+
+SIZE = (140, 44)
+FAKE_URL = "http://127.0.0.1:8880/v1"  # shown, never contacted
+
+
+def scene_app(save_dir: Path = Path("presets-out"), **settings: object) -> WorkbenchApp:
+    """The app for a scene; `save_dir` shows in dialogs (a relative path, so pictures never differ)."""
+    config = AppConfig(settings=Settings(sink="virtual", **settings), local_url=FAKE_URL, start_server=False,
+                       save_dir=save_dir, voicemode_env=save_dir / "voicemode.env", text=DEFAULT_TEXT)
+    return create_app(config)
+
+
+def synthetic_snapshots(*, fmt: str = "pcm", initial_ms: float = 150.0, duration_s: float = 9.0,
+                        arrival_rtf: float = 5.0, ttfb_ms: float = 180.0, stalls: tuple[tuple[float, float], ...] = (),
+                        until_s: float | None = None, max_buffer_ms: float = 2000.0, step_ms: float = 100.0
+                        ) -> list[Snapshot]:
+    """A play as a simple model: audio arrives `arrival_rtf` times faster than real time (except
+    during `stalls`, (start s, length s) pairs), the buffer starts at `initial_ms`, drains at 1x, and
+    rebuffers to the target after running dry."""
+    snaps: list[Snapshot] = []
+    t = 0.0
+    received = played = level = 0.0
+    state = PlayState.CONNECTING
+    underruns = 0
+    underrun_ms = 0.0
+    ttfa = None
+    total_ms = duration_s * 1000.0
+    end_ms = (until_s * 1000.0) if until_s is not None else math.inf
+    while t <= end_ms:
+        arriving = t >= ttfb_ms and received < total_ms and not any(a * 1000 <= t < (a + d) * 1000 for a, d in stalls)
+        if arriving:
+            room = max_buffer_ms - level
+            got = min(step_ms * arrival_rtf, total_ms - received, room)
+            received += got
+            level += got
+        if state in (PlayState.CONNECTING, PlayState.BUFFERING, PlayState.UNDERRUN):
+            if received > 0 and state is PlayState.CONNECTING:
+                state = PlayState.BUFFERING
+            if level >= initial_ms or (received >= total_ms and level > 0):
+                state = PlayState.PLAYING
+                ttfa = ttfa if ttfa is not None else t + 25.0
+            elif state is PlayState.UNDERRUN:
+                underrun_ms += step_ms
+        elif state is PlayState.PLAYING:
+            out = min(step_ms, level)
+            level -= out
+            played += out
+            if level <= 0 and received < total_ms:
+                state = PlayState.UNDERRUN
+                underruns += 1
+            elif level <= 0:
+                state = PlayState.DONE
+        shown = PlayState.DRAINING if state is PlayState.PLAYING and received >= total_ms else state
+        snaps.append(Snapshot(t_ms=t, state=shown, buffer_ms=level, target_ms=initial_ms,
+                              initial_buffer_ms=initial_ms, max_buffer_ms=max_buffer_ms, received_ms=received,
+                              played_ms=played, bytes=int(received * 48), underruns=underruns,
+                              underrun_ms=underrun_ms, device_underflows=0, ttfa_ms=ttfa, format=fmt))
+        if state is PlayState.DONE:
+            break
+        t += step_ms
+    return snaps
+
+
+def metrics_from(snaps: list[Snapshot], *, network: str = "none", ttfb_ms: float = 180.0,
+                 fmt: str = "pcm", bytes_per_ms: float = 48.0) -> PlayMetrics:
+    last = snaps[-1]
+    levels = [s.buffer_ms for s in snaps if s.state is not PlayState.CONNECTING]
+    return PlayMetrics(
+        format=fmt, network=network, sink="virtual sink", ttfb_ms=ttfb_ms, first_byte_ms=ttfb_ms + 12,
+        buffer_ready_ms=(last.ttfa_ms or 0) - 25, ttfa_ms=last.ttfa_ms, underruns=last.underruns,
+        underrun_ms=last.underrun_ms, avg_buffer_ms=sum(levels) / len(levels), min_buffer_ms=min(levels),
+        max_buffer_ms=max(levels), throughput_kbps=bytes_per_ms * 8 * 4.6, arrival_rtf=4.6, decode_ms_p95=0.08,
+        audio_ms=last.received_ms, played_ms=last.played_ms, bytes=int(last.received_ms * bytes_per_ms),
+        chunks=120, initial_buffer_ms=last.initial_buffer_ms, total_ms=last.t_ms + 500, device_latency_ms=20,
+        state=PlayState.DONE.value,
+    )
+
+
+def push_run(app: WorkbenchApp, snaps: list[Snapshot], *, finished: PlayMetrics | None = None,
+             settings: Settings | None = None, label: str = "", text: str = DEFAULT_TEXT) -> RunRecord:
+    """Show a run as if it had played: the same handlers the engine's messages reach."""
+    from .messages import PlayProgress
+
+    record = RunRecord(number=len(app.runs) + 1, text=text, settings=settings or app.current_settings(), label=label)
+    app.add_run(record)
+    for snap in snaps:
+        app.on_play_progress(PlayProgress(record.number, snap))
+    if finished is not None:
+        app.finish_run(record.number, finished)
+    return record
+
+
+# -- the scenes -----------------------------------------------------------------------------------------
+async def idle(app: WorkbenchApp) -> None:
+    """Nothing played yet."""
+
+
+async def mid_play(app: WorkbenchApp) -> None:
+    earlier = synthetic_snapshots(duration_s=6.0)
+    push_run(app, earlier, finished=metrics_from(earlier))
+    push_run(app, synthetic_snapshots(duration_s=9.0, arrival_rtf=1.6, until_s=4.2))
+
+
+async def underrun(app: WorkbenchApp) -> None:
+    app.base = app.base.replace(network="4g")
+    snaps = synthetic_snapshots(duration_s=8.0, arrival_rtf=1.3, initial_ms=100, stalls=((2.0, 1.4), (5.5, 1.2)))
+    push_run(app, snaps, finished=metrics_from(snaps, network="4g", ttfb_ms=260), settings=app.current_settings()
+             .replace(buffer_ms=100, network="4g"))
+
+
+async def error(app: WorkbenchApp) -> None:
+    settings = app.current_settings().replace(base_urls=("http://127.0.0.1:9/v1",))
+    m = PlayMetrics(format="pcm", state=PlayState.FAILED.value,
+                    error="cannot reach http://127.0.0.1:9/v1: connection refused")
+    push_run(app, [], finished=m, settings=settings)
+
+
+async def export_dialog(app: WorkbenchApp) -> None:
+    app.action_export()
+
+
+async def compare(app: WorkbenchApp) -> None:
+    from .screens.compare import CompareScreen
+
+    screen = CompareScreen("format:pcm", "format:wav")
+    await app.push_screen(screen)
+    a_snaps = synthetic_snapshots(duration_s=8.0, arrival_rtf=4.0)
+    b_snaps = synthetic_snapshots(fmt="wav", duration_s=8.0, arrival_rtf=2.0, ttfb_ms=320, initial_ms=250)
+    a = push_run(app, a_snaps, finished=metrics_from(a_snaps), label="A")
+    b_settings = app.current_settings().replace(audio_format="wav", buffer_ms=250)
+    b = push_run(app, b_snaps, finished=metrics_from(b_snaps, ttfb_ms=320, fmt="wav", bytes_per_ms=48.1),
+                 settings=b_settings, label="B")
+    screen.show_results({"A": "pcm", "B": "wav"}, a, b)
+
+
+@dataclass(frozen=True)
+class Scene:
+    name: str
+    setup: Callable[[WorkbenchApp], Awaitable[None]]
+    description: str
+
+
+SCENES = (
+    Scene("idle", idle, "The workbench as it opens: text, controls, empty graph, settings."),
+    Scene("mid-play", mid_play, "A play in progress: the buffer graph filling, live counters, history."),
+    Scene("underrun", underrun, "A play on the 4g profile with two stalls: underruns marked on the graph."),
+    Scene("compare", compare, "A vs B: two graphs on the same scales and the metrics table."),
+    Scene("export", export_dialog, "The export dialog: the preset voicemode reads as it is."),
+    Scene("error", error, "A play that could not reach its endpoint: the error in the app, no crash."),
+)
+
+
+async def save_screenshots(folder: Path) -> list[Path]:
+    folder.mkdir(parents=True, exist_ok=True)
+    out = []
+    for scene in SCENES:
+        app = scene_app()
+        async with app.run_test(size=SIZE) as pilot:
+            await pilot.pause()
+            await scene.setup(app)
+            await pilot.pause()
+            path = folder / f"{scene.name}.svg"
+            app.save_screenshot(str(path.name), str(folder))
+            out.append(path)
+    return out

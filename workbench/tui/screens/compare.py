@@ -1,0 +1,230 @@
+"""A vs B: the same text and network played two ways, one after the other, on the same scales."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from rich.text import Text
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal
+from textual.screen import Screen
+from textual.widgets import Button, DataTable, Footer, Header, Label, Select, Static
+
+from ...compare import compare_rows, report, save_report
+from ...engine.decoders import PROGRESSIVE_FORMATS
+from ...engine.metrics import PlayMetrics
+from ...engine.settings import FORMATS, Settings, SettingsError, parse_overrides
+from ...presets import PresetError, load_preset, shipped_presets
+from ..state import RunRecord
+from ..widgets.buffer_graph import BufferGraph
+
+if TYPE_CHECKING:
+    from ..app import WorkbenchApp
+
+
+def default_pair() -> tuple[str, str]:
+    """PCM vs MP3, or PCM vs the next format the engine plays progressively while MP3 cannot."""
+    b = "mp3" if "mp3" in PROGRESSIVE_FORMATS else next(f for f in PROGRESSIVE_FORMATS if f != "pcm")
+    return "format:pcm", f"format:{b}"
+
+
+class CompareScreen(Screen[None]):
+    """Pick A and B, run them, read the graphs and the table."""
+
+    BINDINGS = [
+        Binding("escape", "app.pop_screen", "Back"),
+        Binding("r", "run", "Run A then B"),
+        Binding("w", "save", "Save results"),
+        Binding("s", "app.stop", "Stop"),
+    ]
+    DEFAULT_CSS = """
+    CompareScreen #compare-controls { height: 3; }
+    CompareScreen #compare-controls Label { padding: 1 1 0 1; }
+    CompareScreen #compare-controls Select { width: 24; }
+    CompareScreen #compare-controls Button { margin-left: 1; }
+    CompareScreen #compare-status { padding: 1 1 0 1; width: 1fr; color: $text-muted; }
+    CompareScreen #graphs { height: 1fr; }
+    CompareScreen BufferGraph { border: round $primary 50%; }
+    CompareScreen #compare-table { height: auto; max-height: 19; border: round $primary 50%; }
+    """
+
+    def __init__(self, a: str | None = None, b: str | None = None) -> None:
+        super().__init__()
+        da, db = default_pair()
+        self.choice_a = a or da
+        self.choice_b = b or db
+        self.records: dict[str, RunRecord] = {}
+        self.names: dict[str, str] = {}
+        self._done: dict[int, asyncio.Event] = {}
+
+    @property
+    def wb(self) -> WorkbenchApp:
+        return self.app  # type: ignore[return-value]
+
+    def _options(self) -> list[tuple[str, str]]:
+        options = [(f"format {f}", f"format:{f}") for f in FORMATS]
+        options += [(f"preset {p.stem}", f"preset:{p}") for p in shipped_presets(self.wb.config.presets_dir)]
+        return options
+
+    def compose(self) -> ComposeResult:
+        options = self._options()
+        values = {v for _, v in options}
+        yield Header()
+        with Horizontal(id="compare-controls"):
+            yield Label("A")
+            yield Select(options, value=self.choice_a if self.choice_a in values else options[0][1],
+                         allow_blank=False, id="a")
+            yield Label("B")
+            yield Select(options, value=self.choice_b if self.choice_b in values else options[1][1],
+                         allow_blank=False, id="b")
+            yield Button("Run A then B", id="run", variant="success")
+            yield Button("Save", id="save")
+            yield Static("same text, same network; press r to run", id="compare-status")
+        with Horizontal(id="graphs"):
+            yield BufferGraph("A", id="graph-a")
+            yield BufferGraph("B", id="graph-b")
+        yield DataTable(id="compare-table", cursor_type="none", zebra_stripes=True)
+        yield Footer()
+
+    def on_mount(self) -> None:
+        table = self.query_one("#compare-table", DataTable)
+        table.add_columns("metric", "A", "B", "B - A", "better")
+        table.border_title = "Metrics"
+        self.wb.listeners.append(self._on_record)
+        self._label_graphs()
+        self.query_one("#run", Button).focus()
+
+    def on_unmount(self) -> None:
+        if self._on_record in self.wb.listeners:
+            self.wb.listeners.remove(self._on_record)
+
+    def _label_graphs(self) -> None:
+        for side in ("a", "b"):
+            value = str(self.query_one(f"#{side}", Select).value)
+            self.query_one(f"#graph-{side}", BufferGraph).border_title = f"{side.upper()}: {_name(value)}"
+
+    @on(Select.Changed)
+    def _changed(self, event: Select.Changed) -> None:
+        self._label_graphs()
+
+    def settings_for(self, choice: str) -> Settings:
+        """A side's settings: the app's current ones with a format's own values, or a preset on top.
+
+        Both sides keep the app's network profile (a preset's WORKBENCH_NETWORK is not used here)."""
+        app = self.wb
+        kind, _, ref = choice.partition(":")
+        base = app.current_settings()
+        if kind == "format":
+            stream = app.profiles[ref]
+            return base.replace(audio_format=ref, buffer_ms=stream.buffer_ms, chunk_size=stream.chunk_size,
+                                max_buffer_s=stream.max_buffer_s)
+        preset = load_preset(Path(ref))
+        values = parse_overrides(preset.values, str(ref))
+        values.pop("network", None)
+        if "audio_format" in values and not {"buffer_ms", "chunk_size", "max_buffer_s"} & values.keys():
+            stream = app.profiles[values["audio_format"]]
+            values = {"buffer_ms": stream.buffer_ms, "chunk_size": stream.chunk_size,
+                      "max_buffer_s": stream.max_buffer_s, **values}
+        return base.replace(**values)
+
+    @on(Button.Pressed, "#run")
+    def action_run(self) -> None:
+        if self.wb.current is not None:
+            self._status("a play is running: stop it first (s)", error=True)
+            return
+        a = str(self.query_one("#a", Select).value)
+        b = str(self.query_one("#b", Select).value)
+        try:
+            sides = {"A": self.settings_for(a), "B": self.settings_for(b)}
+        except (SettingsError, PresetError) as exc:
+            self._status(str(exc), error=True)
+            return
+        self.names = {"A": _name(a), "B": _name(b)}
+        self.records.clear()
+        self.query_one("#compare-table", DataTable).clear()
+        for side in ("a", "b"):
+            self.query_one(f"#graph-{side}", BufferGraph).show(None)
+        self._run(sides)
+
+    @work(exclusive=True, group="compare", exit_on_error=False)
+    async def _run(self, sides: dict[str, Settings]) -> None:
+        text = self.wb.query_one("#text").text  # type: ignore[attr-defined]
+        for side, settings in sides.items():
+            self._status(f"playing {side}: {self.names[side]}…")
+            record = self.wb.start_play(text, settings, label=side)
+            if record is None:
+                self._status(f"{side} could not start; see the main screen's message", error=True)
+                return
+            self.records[side] = record
+            done = self._done.setdefault(record.number, asyncio.Event())
+            await done.wait()
+        self._status("done: w saves the results as JSON and Markdown")
+
+    def _on_record(self, record: RunRecord, finished: bool) -> None:
+        if record not in self.records.values():
+            return
+        if finished:
+            self._done.setdefault(record.number, asyncio.Event()).set()
+        self.redraw()
+
+    def redraw(self) -> None:
+        """Both graphs on the same scales, and the table once both sides have metrics."""
+        traces = {side: r.trace for side, r in self.records.items()}
+        x_max = max((t.duration_ms for t in traces.values()), default=0.0) / 1000.0 or None
+        y_max = max((max(max(t.buffer_ms, default=0.0), max(t.target_ms, default=0.0), t.initial_buffer_ms)
+                     for t in traces.values()), default=0.0) * 1.15 or None
+        for side in ("A", "B"):
+            graph = self.query_one(f"#graph-{side.lower()}", BufferGraph)
+            graph.show(traces.get(side), x_max_s=x_max, y_max_ms=y_max)
+        a, b = self.records.get("A"), self.records.get("B")
+        if a is not None and b is not None and a.metrics is not None and b.metrics is not None:
+            self.show_table(a.metrics, b.metrics)
+
+    def show_table(self, a: PlayMetrics, b: PlayMetrics) -> None:
+        table = self.query_one("#compare-table", DataTable)
+        table.clear()
+        for row in compare_rows(a, b):
+            label, va, vb, diff, better = row.cells()
+            style = "bold green" if better in ("A", "B") else "dim"
+            table.add_row(label, _mark(va, better == "A"), _mark(vb, better == "B"), diff, Text(better, style=style))
+        for side, m in (("A", a), ("B", b)):
+            if m.error:
+                self._status(f"{side} failed: {m.error}", error=True)
+
+    def show_results(self, names: dict[str, str], a: RunRecord, b: RunRecord) -> None:
+        """Show finished runs (pushed in by tests and the screenshot scenes)."""
+        self.names = dict(names)
+        self.records = {"A": a, "B": b}
+        self.redraw()
+
+    @on(Button.Pressed, "#save")
+    def action_save(self) -> None:
+        a, b = self.records.get("A"), self.records.get("B")
+        if a is None or b is None or a.metrics is None or b.metrics is None:
+            self._status("nothing to save yet: run A and B first (r)", error=True)
+            return
+        settings: dict[str, Any] = {side: r.summary() for side, r in self.records.items()}
+        data, markdown = report(self.names["A"], self.names["B"], a.metrics, b.metrics, a.text, settings)
+        try:
+            json_path, md_path = save_report(self.wb.config.save_dir / "compare-results", "compare", data, markdown)
+        except OSError as exc:
+            self._status(f"could not save: {exc}", error=True)
+            return
+        self._status(f"saved {json_path} and {md_path.name}")
+
+    def _status(self, text: str, error: bool = False) -> None:
+        status = self.query_one("#compare-status", Static)
+        status.update(Text(text, style="bold red" if error else ""))
+
+
+def _name(choice: str) -> str:
+    kind, _, ref = choice.partition(":")
+    return ref if kind == "format" else f"preset {Path(ref).stem}"
+
+
+def _mark(value: str, better: bool) -> Text:
+    return Text(value, style="bold green" if better else "")

@@ -1,0 +1,62 @@
+"""The help screen: keys, and what the graph and the counters mean."""
+
+from __future__ import annotations
+
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import VerticalScroll
+from textual.screen import ModalScreen
+from textual.widgets import Markdown
+
+HELP = """\
+# Stream Workbench
+
+Speak a text through an OpenAI-compatible `/v1/audio/speech` endpoint while it downloads, and watch
+what the listener gets.
+
+## Keys
+| key | does |
+|---|---|
+| `p` / Enter on Play | play the text with the current settings |
+| `s` | stop the play (with a short fade) |
+| `r` | replay the last text with the current settings |
+| `c` | compare A vs B (two formats or presets, same text and network) |
+| `e` | export the settings as a preset, or apply them to voicemode |
+| `l` | load a shipped preset or any `.env` file |
+| `t` | show or hide the settings panel (hidden at first in terminals under 110 columns) |
+| `Esc` | leave the text box (so the keys above work), close a dialog |
+| `ctrl+p` | command palette: every action |
+| `q` | quit |
+
+## The graph
+Cyan: audio buffered (ms). Yellow: the buffer target. Grey line: the initial buffer
+(`VOICEMODE_STREAM_BUFFER_MS`). Green line: first sound heard (TTFA). Red lines: underruns, where the
+buffer ran dry and playback paused to rebuffer.
+
+## The counters
+- **TTFB**: response headers received. **TTFA**: first sound out of the device (its DAC clock), not
+  the first byte.
+- **underruns**: times the buffer ran dry, and the silence they caused. **device underflows**:
+  glitches PortAudio reported itself.
+- **arrival pace**: seconds of audio received per second of download; under 1x the endpoint is slower
+  than real time and no buffer is enough.
+- **decode p95**: time to decode a chunk, 95th percentile.
+
+## Settings
+Edits apply to the next play; the initial buffer also applies live. Each format keeps its own
+buffer, chunk and max-buffer values. Settings come from voicemode's `.env` files, the environment,
+`--preset` and flags; `workbench settings` shows where each value came from.
+"""
+
+
+class HelpScreen(ModalScreen[None]):
+    BINDINGS = [Binding("escape,q,f1,question_mark", "dismiss", "Close")]
+    DEFAULT_CSS = """
+    HelpScreen { align: center middle; }
+    HelpScreen > VerticalScroll { width: 90; max-width: 95%; height: 90%; border: thick $primary;
+        background: $surface; padding: 0 1; }
+    """
+
+    def compose(self) -> ComposeResult:
+        with VerticalScroll():
+            yield Markdown(HELP)

@@ -1,0 +1,274 @@
+"""Preset dialogs: export (save as .env), apply to voicemode (diff first, backup, atomic), load."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from rich.syntax import Syntax
+from rich.text import Text
+from textual import on
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.screen import ModalScreen
+from textual.widgets import Button, Input, Label, OptionList, Static
+from textual.widgets.option_list import Option
+
+from ...engine.settings import SettingsError
+from ...presets import (
+    ApplyPlan,
+    Preset,
+    PresetError,
+    load_preset,
+    plan_apply,
+    save_preset,
+    shipped_presets,
+    voicemode_env_path,
+    write_apply,
+)
+
+if TYPE_CHECKING:
+    from ..app import WorkbenchApp
+
+DIALOG_CSS = """
+{name} {{ align: center middle; }}
+{name} > Vertical {{ width: 90; max-width: 95%; height: auto; max-height: 90%; border: thick $primary;
+    background: $surface; padding: 1 2; }}
+{name} .title {{ text-style: bold; margin-bottom: 1; }}
+{name} .buttons {{ height: 3; margin-top: 1; }}
+{name} .buttons Button {{ margin-right: 1; }}
+{name} .status {{ margin-top: 1; height: auto; }}
+{name} .status.-error {{ color: $error; text-style: bold; }}
+{name} .status.-ok {{ color: $success; }}
+{name} .note {{ color: $text-muted; width: 100%; }}
+{name} Input {{ width: 100%; }}
+"""
+
+
+def _status(widget: Static, text: str, kind: str = "") -> None:
+    widget.update(text)
+    widget.set_class(kind == "error", "-error")
+    widget.set_class(kind == "ok", "-ok")
+
+
+def env_text(text: str) -> Text:
+    """A .env file with comments dimmed and keys in bold."""
+    out = Text()
+    for line in text.splitlines():
+        if line.startswith("#"):
+            out.append(line + "\n", style="dim italic")
+        else:
+            key, _, value = line.partition("=")
+            out.append(key, style="bold")
+            out.append("=")
+            out.append(value + "\n", style="green")
+    out.rstrip()
+    return out
+
+
+class ExportScreen(ModalScreen[None]):
+    """The current settings as a voicemode-readable .env: save it, or apply it to voicemode."""
+
+    BINDINGS = [Binding("escape", "dismiss", "Close")]
+    DEFAULT_CSS = DIALOG_CSS.format(name="ExportScreen") + """
+    ExportScreen #preset-text { height: auto; max-height: 14; border: round $primary 50%; padding: 0 1; }
+    """
+
+    def __init__(self, preset: Preset) -> None:
+        super().__init__()
+        self.preset = preset
+
+    @property
+    def wb(self) -> WorkbenchApp:
+        return self.app  # type: ignore[return-value]
+
+    def compose(self) -> ComposeResult:
+        default = self.wb.config.save_dir / f"{self.preset.name}.env"
+        with Vertical():
+            yield Label("Export preset", classes="title")
+            with VerticalScroll(id="preset-text"):
+                yield Static(env_text(self.preset.text()))
+            yield Label("Plain KEY=value lines, comments on their own lines: voicemode reads it as it is. "
+                        "WORKBENCH_ keys are ours; voicemode ignores them.", classes="note")
+            yield Label("Save as", classes="title")
+            yield Input(str(default), id="path", select_on_focus=False)
+            with Horizontal(classes="buttons"):
+                yield Button("Save", id="save", variant="success")
+                yield Button("Apply to voicemode…", id="apply", variant="warning")
+                yield Button("Close", id="close")
+            yield Static("", classes="status", id="status")
+
+    def on_mount(self) -> None:
+        self.query_one("#save", Button).focus()
+
+    @on(Button.Pressed, "#save")
+    def save(self) -> None:
+        raw = self.query_one("#path", Input).value.strip()
+        status = self.query_one("#status", Static)
+        if not raw:
+            _status(status, "give a file name to save to", "error")
+            return
+        path = Path(raw).expanduser()
+        try:
+            save_preset(self.preset, path)
+        except (PresetError, OSError) as exc:
+            _status(status, str(exc), "error")
+            return
+        _status(status, f"saved {path}", "ok")
+
+    @on(Button.Pressed, "#apply")
+    def apply(self) -> None:
+        target = self.wb.config.voicemode_env or voicemode_env_path()
+        self.app.push_screen(ApplyScreen(self.preset, target))
+
+    @on(Button.Pressed, "#close")
+    def close(self) -> None:
+        self.dismiss()
+
+
+class ApplyScreen(ModalScreen[None]):
+    """Merge a preset into voicemode's file: the diff first, then a backup and an atomic write."""
+
+    BINDINGS = [Binding("escape", "dismiss", "Cancel")]
+    DEFAULT_CSS = DIALOG_CSS.format(name="ApplyScreen") + """
+    ApplyScreen #diff { height: auto; max-height: 18; border: round $primary 50%; padding: 0 1; }
+    """
+
+    def __init__(self, preset: Preset, target: Path) -> None:
+        super().__init__()
+        self.preset = preset
+        self.target = target
+        self.plan: ApplyPlan | None = None
+
+    def compose(self) -> ComposeResult:
+        with Vertical():
+            yield Label(f"Apply preset {self.preset.name} to voicemode", classes="title")
+            yield Input(str(self.target), id="target", select_on_focus=False)
+            with VerticalScroll(id="diff"):
+                yield Static("", id="diff-text")
+            yield Static("", classes="note", id="notes")
+            with Horizontal(classes="buttons"):
+                yield Button("Apply", id="do-apply", variant="warning")
+                yield Button("Cancel", id="cancel")
+            yield Static("", classes="status", id="status")
+
+    def on_mount(self) -> None:
+        self.replan()
+        self.query_one("#cancel", Button).focus()
+
+    @on(Input.Submitted, "#target")
+    def _target_changed(self) -> None:
+        self.target = Path(self.query_one("#target", Input).value.strip()).expanduser()
+        self.replan()
+
+    def replan(self) -> None:
+        status = self.query_one("#status", Static)
+        apply_button = self.query_one("#do-apply", Button)
+        diff = self.query_one("#diff-text", Static)
+        notes = self.query_one("#notes", Static)
+        _status(status, "")
+        try:
+            self.plan = plan_apply(self.preset, self.target)
+        except PresetError as exc:
+            self.plan = None
+            diff.update("")
+            notes.update("")
+            _status(status, str(exc), "error")
+            apply_button.disabled = True
+            return
+        plan = self.plan
+        if plan.has_changes:
+            diff.update(Syntax(plan.diff, "diff", theme="ansi_dark", background_color="default"))
+        else:
+            diff.update(Text("no changes: the file already has these values", style="italic"))
+        lines = []
+        if plan.skipped:
+            lines.append(f"Left out (workbench only): {', '.join(plan.skipped)}.")
+        lines.append(f"A backup is kept next to it; the file is written with mode 600."
+                     if plan.exists else "The file does not exist yet; it will be created with mode 600.")
+        lines.append("voicemode reads these settings at start: restart it to pick them up.")
+        notes.update("\n".join(lines))
+        apply_button.disabled = not plan.has_changes
+
+    @on(Button.Pressed, "#do-apply")
+    def do_apply(self) -> None:
+        status = self.query_one("#status", Static)
+        if self.plan is None:
+            return
+        try:
+            backup = write_apply(self.plan)
+        except (PresetError, OSError) as exc:
+            _status(status, f"nothing was written: {exc}", "error")
+            return
+        where = f"; backup at {backup}" if backup else ""
+        _status(status, f"applied to {self.plan.target}{where}. Restart voicemode to pick it up.", "ok")
+        self.query_one("#do-apply", Button).disabled = True
+        self.query_one("#cancel", Button).label = "Close"
+
+    @on(Button.Pressed, "#cancel")
+    def cancel(self) -> None:
+        self.dismiss()
+
+
+class LoadPresetScreen(ModalScreen[None]):
+    """Pick a shipped preset, or give the path of any .env file."""
+
+    BINDINGS = [Binding("escape", "dismiss", "Close")]
+    DEFAULT_CSS = DIALOG_CSS.format(name="LoadPresetScreen") + """
+    LoadPresetScreen OptionList { height: auto; max-height: 12; }
+    """
+
+    def __init__(self, presets_dir: Path) -> None:
+        super().__init__()
+        self.presets_dir = presets_dir
+
+    @property
+    def wb(self) -> WorkbenchApp:
+        return self.app  # type: ignore[return-value]
+
+    def compose(self) -> ComposeResult:
+        options = []
+        for path in shipped_presets(self.presets_dir):
+            try:
+                about = load_preset(path).description
+            except PresetError as exc:
+                about = [f"(invalid: {exc})"]
+            summary = about[1] if len(about) > 1 else (about[0] if about else "")
+            options.append(Option(Text.assemble((path.stem, "bold"), "  ", (summary, "dim")), id=str(path)))
+        with Vertical():
+            yield Label("Load preset", classes="title")
+            yield OptionList(*options, id="shipped")
+            yield Label("or a file", classes="title")
+            yield Input(placeholder="path/to/preset.env", id="path")
+            with Horizontal(classes="buttons"):
+                yield Button("Load file", id="load", variant="success")
+                yield Button("Close", id="close")
+            yield Static("", classes="status", id="status")
+
+    @on(OptionList.OptionSelected)
+    def _picked(self, event: OptionList.OptionSelected) -> None:
+        self.load(Path(event.option.id or ""))
+
+    @on(Button.Pressed, "#load")
+    @on(Input.Submitted, "#path")
+    def _load_file(self) -> None:
+        raw = self.query_one("#path", Input).value.strip()
+        if not raw:
+            _status(self.query_one("#status", Static), "give the path of a .env file", "error")
+            return
+        self.load(Path(raw).expanduser())
+
+    def load(self, path: Path) -> None:
+        status = self.query_one("#status", Static)
+        try:
+            preset = load_preset(path)
+            self.wb.apply_preset(preset)
+        except (PresetError, SettingsError) as exc:
+            _status(status, str(exc), "error")
+            return
+        self.dismiss()
+
+    @on(Button.Pressed, "#close")
+    def close(self) -> None:
+        self.dismiss()

@@ -1,0 +1,111 @@
+"""What the workbench remembers: traces of plays, the run history and per-format stream settings.
+
+Plain data with no Textual in it, so it is easy to test and to push into the UI from tests.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..engine.metrics import PlayMetrics, PlayState, Snapshot
+from ..engine.settings import FORMATS, Settings
+
+TRACE_POINTS = 3000  # at 10 Hz, five minutes of play; older points fall off
+
+
+@dataclass
+class Trace:
+    """The buffer level over one play, as the graph draws it."""
+
+    t_ms: deque[float] = field(default_factory=lambda: deque(maxlen=TRACE_POINTS))
+    buffer_ms: deque[float] = field(default_factory=lambda: deque(maxlen=TRACE_POINTS))
+    target_ms: deque[float] = field(default_factory=lambda: deque(maxlen=TRACE_POINTS))
+    underrun_at_ms: list[float] = field(default_factory=list)
+    initial_buffer_ms: float = 0.0
+    max_buffer_ms: float = 0.0
+    ttfa_ms: float | None = None
+    last: Snapshot | None = None
+    _underruns: int = 0
+
+    def add(self, snap: Snapshot) -> None:
+        self.last = snap
+        self.t_ms.append(snap.t_ms)
+        self.buffer_ms.append(snap.buffer_ms)
+        self.target_ms.append(snap.target_ms)
+        self.initial_buffer_ms = snap.initial_buffer_ms
+        self.max_buffer_ms = snap.max_buffer_ms
+        if snap.ttfa_ms is not None:
+            self.ttfa_ms = snap.ttfa_ms
+        if snap.underruns > self._underruns:
+            self.underrun_at_ms.extend([snap.t_ms] * (snap.underruns - self._underruns))
+            self._underruns = snap.underruns
+
+    @property
+    def duration_ms(self) -> float:
+        return self.t_ms[-1] if self.t_ms else 0.0
+
+    def __len__(self) -> int:
+        return len(self.t_ms)
+
+    def downsampled(self, points: int) -> tuple[list[float], list[float], list[float]]:
+        """At most `points` points for drawing: the minimum of the buffer in each bucket (so a dip
+        toward an underrun is never smoothed away) and the target at the bucket's end."""
+        n = len(self.t_ms)
+        if n <= points or points < 2:
+            return list(self.t_ms), list(self.buffer_ms), list(self.target_ms)
+        t, b, g = list(self.t_ms), list(self.buffer_ms), list(self.target_ms)
+        xs, ys, zs = [], [], []
+        for i in range(points):
+            lo = i * n // points
+            hi = max(lo + 1, (i + 1) * n // points)
+            xs.append(t[hi - 1])
+            ys.append(min(b[lo:hi]))
+            zs.append(g[hi - 1])
+        return xs, ys, zs
+
+
+@dataclass(frozen=True)
+class StreamValues:
+    """The stream settings that each format keeps for itself."""
+
+    buffer_ms: int
+    chunk_size: int
+    max_buffer_s: float
+
+    @classmethod
+    def of(cls, s: Settings) -> StreamValues:
+        return cls(s.buffer_ms, s.chunk_size, s.max_buffer_s)
+
+
+def format_profiles(settings: Settings) -> dict[str, StreamValues]:
+    """Every format starts from the configured values; each then keeps its own edits."""
+    return {fmt: StreamValues.of(settings) for fmt in FORMATS}
+
+
+@dataclass
+class RunRecord:
+    """One play in the run history."""
+
+    number: int
+    text: str
+    settings: Settings
+    metrics: PlayMetrics | None = None
+    trace: Trace = field(default_factory=Trace)
+    label: str = ""
+
+    @property
+    def state(self) -> str:
+        if self.metrics is not None:
+            return self.metrics.state
+        return self.trace.last.state.value if self.trace.last is not None else PlayState.CONNECTING.value
+
+    def summary(self) -> dict[str, Any]:
+        s = self.settings
+        return {
+            "run": self.number, "label": self.label, "format": s.audio_format, "network": s.network,
+            "streaming": s.streaming_enabled, "buffer_ms": s.buffer_ms, "chunk_size": s.chunk_size,
+            "max_buffer_s": s.max_buffer_s, "voice": s.voice, "model": s.model,
+            "metrics": self.metrics.to_dict() if self.metrics else None,
+        }

@@ -1,0 +1,103 @@
+"""The play's counters, live while it runs and final when it ends."""
+
+from __future__ import annotations
+
+from rich.table import Table
+from rich.text import Text
+from textual.widgets import Static
+
+from ...engine.metrics import PlayMetrics, Snapshot
+
+STATE_STYLE = {
+    "idle": "dim", "connecting": "yellow", "buffering": "yellow", "playing": "green", "underrun": "bold red",
+    "draining": "green", "done": "bold green", "stopped": "yellow", "failed": "bold red",
+}
+PENDING = "…"
+
+
+def _ms(v: float | None) -> str:
+    return PENDING if v is None else f"{v:.0f} ms"
+
+
+def idle_values(fmt: str, network: str) -> dict[str, str]:
+    values = {k: "-" for k in LABELS}
+    values.update(state="idle", format=fmt, network=network)
+    return values
+
+
+def live_values(snap: Snapshot, network: str) -> dict[str, str]:
+    values = {k: PENDING for k in LABELS}
+    values.update(
+        state=snap.state.value, format=snap.format, network=network,
+        ttfa=_ms(snap.ttfa_ms),
+        underruns=f"{snap.underruns} ({snap.underrun_ms:.0f} ms)",
+        underflows=str(snap.device_underflows),
+        buffer=f"now {snap.buffer_ms:.0f} ms",
+        audio=f"{snap.played_ms / 1000:.1f} / {snap.received_ms / 1000:.1f} s",
+        bytes=f"{snap.bytes / 1024:.0f} KiB",
+    )
+    return values
+
+
+def final_values(m: PlayMetrics) -> dict[str, str]:
+    return {
+        "state": m.state, "format": m.format + ("" if m.streaming else " (buffered)"), "network": m.network,
+        "ttfb": _ms(m.ttfb_ms).replace(PENDING, "-"), "ttfa": _ms(m.ttfa_ms).replace(PENDING, "-"),
+        "underruns": f"{m.underruns} ({m.underrun_ms:.0f} ms)", "underflows": str(m.device_underflows),
+        "buffer": "-" if m.avg_buffer_ms is None else f"{m.avg_buffer_ms:.0f} / {m.min_buffer_ms or 0:.0f} ms",
+        "throughput": "-" if m.throughput_kbps is None else f"{m.throughput_kbps:.0f} kbit/s",
+        "pace": "-" if m.arrival_rtf is None else f"{m.arrival_rtf:.1f}x",
+        "decode": "-" if m.decode_ms_p95 is None else f"{m.decode_ms_p95:.2f} ms",
+        "reconnects": str(m.reconnects), "decoder_errors": str(m.decoder_errors),
+        "audio": f"{m.played_ms / 1000:.1f} / {m.audio_ms / 1000:.1f} s",
+        "bytes": f"{m.bytes / 1024:.0f} KiB",
+    }
+
+
+LABELS = {
+    "state": "state", "format": "format", "network": "network", "ttfb": "TTFB", "ttfa": "TTFA",
+    "underruns": "underruns", "underflows": "device underflows", "buffer": "buffer avg/min",
+    "throughput": "throughput", "pace": "arrival (x RT)", "decode": "decode p95", "reconnects": "reconnects",
+    "decoder_errors": "decoder errors", "audio": "played / received", "bytes": "received",
+}
+
+
+class Counters(Static):
+    DEFAULT_CSS = """
+    Counters { height: auto; padding: 0 1; }
+    """
+
+    def __init__(self, *, id: str | None = None) -> None:
+        super().__init__(id=id)
+        self.values: dict[str, str] = idle_values("pcm", "none")
+
+    def show(self, values: dict[str, str]) -> None:
+        self.values = values
+        self.update(self._table())
+
+    def on_mount(self) -> None:
+        self.update(self._table())
+
+    def _table(self) -> Table:
+        table = Table.grid(padding=(0, 2), expand=True)
+        keys = list(LABELS)
+        columns = 3
+        for _ in range(columns):
+            table.add_column(style="dim", no_wrap=True)
+            table.add_column(no_wrap=True, ratio=1)
+        rows = (len(keys) + columns - 1) // columns
+        for r in range(rows):
+            cells: list[Text | str] = []
+            for c in range(columns):
+                i = c * rows + r
+                if i < len(keys):
+                    key = keys[i]
+                    value = self.values.get(key, "-")
+                    style = STATE_STYLE.get(value, "") if key == "state" else ""
+                    if key == "underruns" and not value.startswith(("0", "-", PENDING)):
+                        style = "bold red"
+                    cells += [LABELS[key], Text(value, style=style)]
+                else:
+                    cells += ["", ""]
+            table.add_row(*cells)
+        return table
