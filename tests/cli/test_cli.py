@@ -152,3 +152,19 @@ def test_ctrl_c_stops_cleanly_with_the_metrics_so_far() -> None:
     assert "Traceback" not in err
     metrics = json.loads(out)
     assert metrics["state"] == "stopped" and metrics["played_ms"] < 13_000
+
+
+def test_workbench_without_a_terminal_says_what_to_use_instead() -> None:
+    assert_clean_error(run(stdin=""), 2, "needs a terminal", "workbench play")
+    assert_clean_error(run("--format", "ogg", stdin=""), 2, "invalid choice: 'ogg'")
+    assert_clean_error(run("--preset", "/nonexistent.env", stdin=""), 2, "/nonexistent.env: no such file")
+
+
+def test_screenshots_regenerates_every_scene(tmp_path: Path) -> None:
+    from workbench.tui.scenes import SCENES
+
+    result = run("screenshots", "--out", str(tmp_path / "shots"))
+    assert result.returncode == 0, result.stderr
+    written = sorted(p.name for p in (tmp_path / "shots").iterdir())
+    assert written == sorted(f"{s.name}.svg" for s in SCENES)
+    assert all((tmp_path / "shots" / name).read_text().startswith("<svg") for name in written)

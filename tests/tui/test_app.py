@@ -45,6 +45,12 @@ async def wait_for(pilot, condition: Callable[[], bool], timeout: float = 20.0) 
         await pilot.pause(0.05)
 
 
+async def start_playing(pilot, app: WorkbenchApp) -> None:  # type: ignore[no-untyped-def]
+    """Press p and wait until sound is coming out."""
+    await pilot.press("p")
+    await wait_for(pilot, lambda: app.runs[-1].state == "playing")
+
+
 def finished(app: WorkbenchApp, n: int = 1) -> bool:
     return len(app.runs) >= n and all(r.metrics is not None for r in app.runs[:n])
 
@@ -66,8 +72,7 @@ async def test_play_shows_metrics_history_and_graph(server: EmbeddedServer, tmp_
 async def test_stop_and_replay(server: EmbeddedServer, tmp_path: Path) -> None:
     app = make_app(server, tmp_path, text=LONG, speed=1.0)
     async with app.run_test(size=SIZE) as pilot:
-        await pilot.press("p")
-        await wait_for(pilot, lambda: app.runs[0].state == "playing")
+        await start_playing(pilot, app)
         await pilot.press("s")
         await wait_for(pilot, lambda: finished(app))
         first = app.runs[0].metrics
@@ -138,6 +143,18 @@ async def test_initial_buffer_applies_live(server: EmbeddedServer, tmp_path: Pat
         assert app.player.buffer.target_ms == pytest.approx(700, abs=1)
         await pilot.press("s")
         await wait_for(pilot, lambda: finished(app))
+
+
+async def test_a_live_edit_does_not_outlive_its_play(server: EmbeddedServer, tmp_path: Path) -> None:
+    app = make_app(server, tmp_path)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("p")
+        await wait_for(pilot, lambda: finished(app))
+        assert app.player is not None
+        app.player.set_initial_buffer_ms(700)  # as a live edit of the initial buffer would
+        await pilot.press("p")  # same settings in the panel (150 ms): the same player is reused
+        await wait_for(pilot, lambda: finished(app, 2))
+        assert app.runs[1].metrics is not None and app.runs[1].metrics.initial_buffer_ms == 150
 
 
 async def test_unreachable_endpoint_is_an_error_in_the_app(server: EmbeddedServer, tmp_path: Path) -> None:
@@ -272,8 +289,7 @@ async def test_load_preset_sets_format_and_its_values(server: EmbeddedServer, tm
 async def test_quit_during_a_play_does_not_hang(server: EmbeddedServer, tmp_path: Path) -> None:
     app = make_app(server, tmp_path, text=LONG, speed=1.0)
     async with app.run_test(size=SIZE) as pilot:
-        await pilot.press("p")
-        await wait_for(pilot, lambda: app.runs[0].state == "playing")
+        await start_playing(pilot, app)
         await pilot.press("q")
         await asyncio.wait_for(pilot.pause(), 5)
     assert app.return_code in (0, None)

@@ -238,8 +238,7 @@ class WorkbenchApp(App[None]):
         fmt = values.get("audio_format", self.base.audio_format)
         merged = {**self.profiles[fmt].__dict__, **stream_values}
         new_base = self.base.replace(**values)
-        candidate = new_base.replace(**merged)  # raises SettingsError if they do not fit together
-        del candidate
+        new_base.replace(**merged)  # raises SettingsError if they do not fit together
         self.base = new_base
         self.profiles[fmt] = StreamValues(**merged)
         self.query_one(SettingsPanel).load(self.base, self.profiles[fmt])
@@ -261,10 +260,6 @@ class WorkbenchApp(App[None]):
             widget.set_class(k == kind and bool(text), f"-{k}")
 
     # -- playing ----------------------------------------------------------------------------------
-    @property
-    def playing(self) -> bool:
-        return self.current is not None
-
     def action_play(self) -> None:
         self.start_play(self.query_one(TextArea).text)
 
@@ -311,6 +306,8 @@ class WorkbenchApp(App[None]):
 
     async def _player_for(self, settings: Settings, base_url: str) -> StreamPlayer:
         if self.player is not None and self.player.settings == settings and self.player_url == base_url:
+            # a live edit during the last play moved the player's target: the panel's value rules again
+            self.player.set_initial_buffer_ms(float(settings.buffer_ms))
             return self.player
         if self.player is not None:
             await self.player.aclose()

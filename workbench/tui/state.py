@@ -23,24 +23,29 @@ class Trace:
     buffer_ms: deque[float] = field(default_factory=lambda: deque(maxlen=TRACE_POINTS))
     target_ms: deque[float] = field(default_factory=lambda: deque(maxlen=TRACE_POINTS))
     underrun_at_ms: list[float] = field(default_factory=list)
-    initial_buffer_ms: float = 0.0
-    max_buffer_ms: float = 0.0
-    ttfa_ms: float | None = None
-    last: Snapshot | None = None
-    _underruns: int = 0
+    last: Snapshot | None = None  # the newest snapshot: the play's counters as they stand
 
     def add(self, snap: Snapshot) -> None:
+        seen = self.last.underruns if self.last is not None else 0
+        if snap.underruns > seen:
+            self.underrun_at_ms.extend([snap.t_ms] * (snap.underruns - seen))
         self.last = snap
         self.t_ms.append(snap.t_ms)
         self.buffer_ms.append(snap.buffer_ms)
         self.target_ms.append(snap.target_ms)
-        self.initial_buffer_ms = snap.initial_buffer_ms
-        self.max_buffer_ms = snap.max_buffer_ms
-        if snap.ttfa_ms is not None:
-            self.ttfa_ms = snap.ttfa_ms
-        if snap.underruns > self._underruns:
-            self.underrun_at_ms.extend([snap.t_ms] * (snap.underruns - self._underruns))
-            self._underruns = snap.underruns
+
+    @property
+    def initial_buffer_ms(self) -> float:
+        return self.last.initial_buffer_ms if self.last is not None else 0.0
+
+    @property
+    def ttfa_ms(self) -> float | None:
+        return self.last.ttfa_ms if self.last is not None else None
+
+    @property
+    def peak_ms(self) -> float:
+        """The highest line the graph draws (buffer, target or initial buffer)."""
+        return max(max(self.buffer_ms, default=0.0), max(self.target_ms, default=0.0), self.initial_buffer_ms)
 
     @property
     def duration_ms(self) -> float:

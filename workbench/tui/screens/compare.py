@@ -175,8 +175,7 @@ class CompareScreen(Screen[None]):
         """Both graphs on the same scales, and the table once both sides have metrics."""
         traces = {side: r.trace for side, r in self.records.items()}
         x_max = max((t.duration_ms for t in traces.values()), default=0.0) / 1000.0 or None
-        y_max = max((max(max(t.buffer_ms, default=0.0), max(t.target_ms, default=0.0), t.initial_buffer_ms)
-                     for t in traces.values()), default=0.0) * 1.15 or None
+        y_max = max((t.peak_ms for t in traces.values()), default=0.0) * 1.15 or None
         for side in ("A", "B"):
             graph = self.query_one(f"#graph-{side.lower()}", BufferGraph)
             graph.show(traces.get(side), x_max_s=x_max, y_max_ms=y_max)

@@ -60,7 +60,7 @@ class BufferGraph(PlotextPlot):
             return
         t, level, target = trace.downsampled(width)
         xs = [v / 1000.0 for v in t]
-        top = self.y_max_ms or max(max(level, default=0.0), max(target, default=0.0), trace.initial_buffer_ms) * 1.15
+        top = self.y_max_ms or trace.peak_ms * 1.15
         plt.ylim(0, max(top, 50.0))
         plt.xlim(0, self.x_max_s or max(xs[-1], 1.0))
         plt.ylabel("ms")
