@@ -187,4 +187,4 @@ def test_wav_that_ends_inside_the_header_is_an_error() -> None:
 
 def test_unknown_format_is_refused() -> None:
     with pytest.raises(DecodeError):
-        make_decoder("mp3", pcm_rate=24_000, out_rate=24_000)
+        make_decoder("ogg", pcm_rate=24_000, out_rate=24_000)

@@ -194,7 +194,7 @@ async def test_empty_text_and_unknown_format_are_refused(server: EmbeddedServer)
     with pytest.raises(PlayError, match="empty"):
         await player.play("   ")
     with pytest.raises(PlayError, match="cannot decode"):
-        await player.play("hi", fmt="mp3")
+        await player.play("hi", fmt="ogg")
 
 
 async def test_metrics_are_appended_to_a_jsonl_log(server: EmbeddedServer, tmp_path) -> None:  # type: ignore[no-untyped-def]

@@ -1,13 +1,15 @@
 """Progressive decoders: bytes in as they arrive, float32 mono samples at the sink's rate out.
 
 Every decoder has the same small interface (`feed`, `flush`, `source_rate`, `warnings`), so the player
-does not care which format it is playing. This module holds the PCM and WAV decoders; compressed
-formats plug in behind the same interface.
+does not care which format it is playing. This module holds the PCM and WAV decoders and
+`StreamDecoder`, which sniffs the format, picks the decoder and falls back to buffered decoding;
+the compressed formats (PyAV) live in `avdecoders`.
 """
 
 from __future__ import annotations
 
 import struct
+from collections.abc import Callable
 from typing import Protocol
 
 import numpy as np
@@ -260,12 +262,193 @@ def _looks_like_chunk_id(chunk_id: bytes) -> bool:
     return chunk_id in TRAILING_CHUNKS
 
 
-PROGRESSIVE_FORMATS = ("pcm", "wav")
+PROGRESSIVE_FORMATS = ("pcm", "wav", "mp3", "opus", "aac", "flac")
+FALLBACK_LIMIT = 64 * 1024 * 1024  # keep at most this much of a body for the buffered fallback
 
 
 def make_decoder(fmt: str, *, pcm_rate: int, out_rate: int) -> Decoder:
+    """The progressive decoder for one format (no sniffing, no fallback: see `StreamDecoder`)."""
     if fmt == "pcm":
         return PcmDecoder(pcm_rate, out_rate)
     if fmt == "wav":
         return WavDecoder(out_rate)
-    raise DecodeError(f"progressive decoding of {fmt!r} is not available yet (pcm and wav are)")
+    if fmt in ("mp3", "aac"):
+        from .avdecoders import FramedDecoder  # PyAV, loaded only when needed
+
+        return FramedDecoder(fmt, out_rate)
+    if fmt in ("opus", "flac"):
+        from .avdecoders import DemuxDecoder
+
+        return DemuxDecoder(fmt, out_rate)
+    raise DecodeError(f"{fmt!r} cannot be decoded progressively")
+
+
+class StreamDecoder:
+    """What the player feeds: sniffs the real format, decodes it progressively, falls back to buffered.
+
+    - The format is taken from the first bytes and the Content-Type (`framing.sniff`); when it differs
+      from the one requested, what arrived is decoded and a warning says so.
+    - When progressive decoding fails (an encoding our parsers do not handle, a container that needs
+      its end first), the rest is downloaded, the whole body is decoded by FFmpeg, and only the audio
+      after what was already handed on is returned: nothing is played twice. `fallback` says why.
+    - Counts what the metrics report: frames or pages, decoder errors, bytes to the first audio,
+      priming trimmed.
+    """
+
+    def __init__(self, requested: str, *, pcm_rate: int, out_rate: int, content_type: str | None = None,
+                 allow_fallback: bool = True) -> None:
+        self.requested = requested
+        self.format = requested
+        self.content_type = content_type
+        self.pcm_rate = pcm_rate
+        self.out_rate = out_rate
+        self.allow_fallback = allow_fallback
+        self.detected: str | None = None
+        self.inner: Decoder | None = None
+        self.fallback: str | None = None
+        self.warnings: list[str] = []
+        self.bytes_in = 0
+        self.first_audio_bytes: int | None = None
+        self.emitted = 0  # samples handed on (output rate)
+        self._head = bytearray()  # bytes held while sniffing
+        self._history: bytearray | None = bytearray() if allow_fallback else None
+
+    # -- what the player asks ---------------------------------------------------------------------
+    @property
+    def blocking(self) -> bool:
+        """True when feed() may take long enough that it belongs on a worker thread."""
+        return self.fallback is not None or bool(getattr(self.inner, "blocking", False)) or (
+            self.inner is None and self.requested not in ("pcm", "wav"))
+
+    @property
+    def source_rate(self) -> int | None:
+        return self.inner.source_rate if self.inner is not None else None
+
+    @property
+    def frames(self) -> int:
+        return int(getattr(self.inner, "frames", 0))
+
+    @property
+    def frame_kind(self) -> str:
+        scanner = getattr(self.inner, "scanner", None)
+        if scanner is not None:
+            return str(scanner.kind)
+        return "packets" if self.inner is not None and hasattr(self.inner, "packets") else ""
+
+    @property
+    def errors(self) -> int:
+        return int(getattr(self.inner, "errors", 0))
+
+    @property
+    def trimmed_ms(self) -> float:
+        return float(getattr(self.inner, "trimmed_ms", 0.0))
+
+    @property
+    def page_interval_ms(self) -> float | None:
+        scanner = getattr(self.inner, "scanner", None)
+        return getattr(scanner, "page_interval_ms", None)
+
+    # -- Decoder interface --------------------------------------------------------------------------
+    def feed(self, data: bytes) -> np.ndarray:
+        self.bytes_in += len(data)
+        if self._history is not None:
+            if len(self._history) + len(data) <= FALLBACK_LIMIT:
+                self._history += data
+            else:
+                self._history = None
+        if self.fallback is not None:
+            return EMPTY
+        if self.inner is None:
+            self._head += data
+            if not self._choose(final=False):
+                return EMPTY
+            data, self._head = bytes(self._head), bytearray()
+            if self.fallback is not None:
+                return EMPTY
+        return self._run(lambda: self.inner.feed(data))  # type: ignore[union-attr]
+
+    def flush(self) -> np.ndarray:
+        if self.inner is None and self.fallback is None:
+            if not self._head:
+                raise DecodeError("the response was empty")
+            self._choose(final=True)
+            if self.fallback is None:
+                data, self._head = bytes(self._head), bytearray()
+                first = self._run(lambda: self.inner.feed(data))  # type: ignore[union-attr]
+                if self.fallback is None:
+                    return _concat(first, self._run(lambda: self.inner.flush()))  # type: ignore[union-attr]
+        elif self.fallback is None:
+            out = self._run(lambda: self.inner.flush())  # type: ignore[union-attr]
+            if self.fallback is None:
+                self._collect_warnings()
+                return out
+        return self._decode_buffered()
+
+    def close(self) -> None:
+        close = getattr(self.inner, "close", None)
+        if close is not None:
+            close()
+
+    # -- internals ----------------------------------------------------------------------------------
+    def _choose(self, final: bool) -> bool:
+        from .framing import sniff
+
+        fmt = sniff(bytes(self._head), self.content_type, requested=self.requested, final=final)
+        if fmt is None:
+            return False
+        self.detected = fmt
+        if fmt != self.requested:
+            label = f" (Content-Type {self.content_type})" if self.content_type else ""
+            self.warnings.append(f"asked for {self.requested} but the stream is {fmt}{label}; decoding {fmt}")
+        self.format = fmt
+        try:
+            self.inner = make_decoder(fmt, pcm_rate=self.pcm_rate, out_rate=self.out_rate)
+        except DecodeError as exc:
+            self._fall_back(str(exc))
+        return True
+
+    def _run(self, step: Callable[[], np.ndarray]) -> np.ndarray:
+        try:
+            out = step()
+        except DecodeError as exc:
+            self._fall_back(str(exc))
+            return EMPTY
+        if len(out):
+            if self.first_audio_bytes is None:
+                self.first_audio_bytes = self.bytes_in
+            self.emitted += len(out)
+        return out
+
+    def _fall_back(self, reason: str) -> None:
+        if self._history is None:
+            raise DecodeError(reason)
+        self.fallback = reason
+        self.close()
+
+    def _decode_buffered(self) -> np.ndarray:
+        from .avdecoders import decode_whole
+
+        assert self._history is not None and self.fallback is not None
+        self._collect_warnings()
+        samples, codec, rate = decode_whole(bytes(self._history), self.out_rate)
+        self._history = None
+        self.warnings.append(f"played buffered ({codec} at {rate} Hz): {self.fallback}")
+        skip = min(self.emitted, len(samples))  # already handed on progressively: never twice
+        out = samples[skip:]
+        if len(out) and self.first_audio_bytes is None:
+            self.first_audio_bytes = self.bytes_in
+        self.emitted += len(out)
+        return out
+
+    def _collect_warnings(self) -> None:
+        for w in getattr(self.inner, "warnings", []):
+            if w not in self.warnings:
+                self.warnings.append(w)
+
+
+def _concat(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    if not len(a):
+        return b
+    if not len(b):
+        return a
+    return np.concatenate([a, b])

@@ -51,8 +51,15 @@ class PlayMetrics:
     bytes: int = 0
     chunks: int = 0
     reconnects: int = 0
-    decoder_errors: int = 0
-    fallback: str | None = None
+    decoder_errors: int = 0  # corrupt frames or pages skipped
+    fallback: str | None = None  # why the stream was played buffered instead, if it was
+    detected_format: str | None = None  # what the bytes turned out to be (sniffed)
+    frames: int = 0  # MP3/ADTS frames, Ogg pages or FLAC packets received
+    frame_kind: str = ""
+    first_audio_bytes: int | None = None  # bytes received when the decoder first gave audio
+    first_audio_ms: float | None = None  # ... and when
+    priming_ms: float = 0.0  # encoder delay trimmed (LAME tag, Opus pre-skip)
+    page_interval_ms: float | None = None  # Ogg: audio per page as the server sends it
     initial_buffer_ms: float = 0.0
     total_ms: float | None = None
     device_latency_ms: float | None = None

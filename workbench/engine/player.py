@@ -20,7 +20,7 @@ from typing import Any
 import numpy as np
 
 from .buffer import BufferState, JitterBuffer
-from .decoders import PROGRESSIVE_FORMATS, DecodeError, Decoder, make_decoder
+from .decoders import PROGRESSIVE_FORMATS, DecodeError, StreamDecoder
 from .metrics import PlayMetrics, PlayState, Snapshot, percentile
 from .settings import LOCAL, Settings
 from .sinks import Sink, SinkError, VirtualSink, make_sink
@@ -74,6 +74,8 @@ class StreamPlayer:
         self._t0 = 0.0
         self._received_samples = 0
         self._backpressure_s = 0.0  # time the download waited on a full buffer
+        self._decoder: StreamDecoder | None = None
+        self._first_audio_at: float | None = None  # when the first samples came out of the decoder
         self._format = settings.audio_format
         self._playing = False
         self._download: asyncio.Task[None] | None = None
@@ -135,13 +137,15 @@ class StreamPlayer:
         s = self.settings
         fmt = fmt or s.audio_format
         if fmt not in PROGRESSIVE_FORMATS:
-            raise PlayError(f"the engine cannot decode {fmt!r} yet; it plays {', '.join(PROGRESSIVE_FORMATS)}")
+            raise PlayError(f"the engine cannot decode {fmt!r}; it plays {', '.join(PROGRESSIVE_FORMATS)}")
         self._format = fmt
         self._playing = True
         self._stopping = False
         self._final_state = None
         self._received_samples = 0
         self._backpressure_s = 0.0
+        self._decoder = None
+        self._first_audio_at = None
         self.buffer = None
         self.notices.clear()
         initial_ms = self._live_target_ms if self._live_target_ms is not None else float(s.buffer_ms)
@@ -235,37 +239,56 @@ class StreamPlayer:
                         decode_ms: list[float]) -> None:
         s = self.settings
         assert self.source is not None
-        decoder: Decoder | None = None
+        decoder: StreamDecoder | None = None
+
+        async def decode(step: Callable[[], np.ndarray]) -> np.ndarray:
+            assert decoder is not None
+            t = time.perf_counter()
+            # compressed formats decode on a worker thread: never on the event loop
+            samples = await asyncio.to_thread(step) if decoder.blocking else step()
+            decode_ms.append((time.perf_counter() - t) * 1000.0)
+            if len(samples) and self._first_audio_at is None:
+                self._first_audio_at = time.perf_counter()
+            return samples
 
         async def feed(chunk: bytes) -> None:
             nonlocal decoder
             if decoder is None:
                 await sink_task
-                assert self.sink is not None
-                decoder = make_decoder(fmt, pcm_rate=s.pcm_rate, out_rate=self.sink.rate)
-            t = time.perf_counter()
-            samples = decoder.feed(chunk)
-            decode_ms.append((time.perf_counter() - t) * 1000.0)
-            await self._push(samples)
+                assert self.sink is not None and self.source is not None
+                decoder = StreamDecoder(fmt, pcm_rate=s.pcm_rate, out_rate=self.sink.rate,
+                                        content_type=self.source.content_type)
+                self._decoder = decoder
+            await self._push(await decode(lambda: decoder.feed(chunk)))  # type: ignore[union-attr]
 
+        failure: SourceError | None = None
         try:
-            if s.streaming_enabled:
-                async for chunk in self.source.stream(request):
-                    if self._stopping:
-                        return
-                    await feed(chunk)
-            else:  # voicemode's buffered behaviour: the whole reply first, then play
-                body = bytearray()
-                async for chunk in self.source.stream(request):
-                    if self._stopping:
-                        return
-                    body += chunk
-                if body:
-                    await feed(bytes(body))
-            if decoder is not None:
-                await self._push(decoder.flush())
-                self._warn_all(decoder.warnings)
+            try:
+                if s.streaming_enabled:
+                    async for chunk in self.source.stream(request):
+                        if self._stopping:
+                            return
+                        await feed(chunk)
+                else:  # voicemode's buffered behaviour: the whole reply first, then play
+                    body = bytearray()
+                    async for chunk in self.source.stream(request):
+                        if self._stopping:
+                            return
+                        body += chunk
+                    if body:
+                        await feed(bytes(body))
+            except SourceError as exc:
+                failure = exc  # play what did arrive (the decoder still holds some), then report it
+            if decoder is not None and not self._stopping:
+                try:
+                    await self._push(await decode(decoder.flush))
+                finally:
+                    self._warn_all(decoder.warnings)
+            if failure is not None:
+                raise failure
         finally:
+            if decoder is not None:
+                decoder.close()
             if not sink_task.done():
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await sink_task
@@ -398,6 +421,17 @@ class StreamPlayer:
                 if span > 0.001 and m.audio_ms > 0:
                     m.arrival_rtf = (m.audio_ms / 1000.0) / span
         m.decode_ms_p95 = percentile(decode_ms, 95)
+        dec = self._decoder
+        if dec is not None:
+            m.detected_format = dec.detected
+            m.frames = dec.frames
+            m.frame_kind = dec.frame_kind
+            m.decoder_errors = dec.errors
+            m.fallback = dec.fallback
+            m.first_audio_bytes = dec.first_audio_bytes
+            m.priming_ms = dec.trimmed_ms
+            m.page_interval_ms = dec.page_interval_ms
+        m.first_audio_ms = ms(self._first_audio_at)
         m.warnings.extend(self.notices)
 
 

@@ -1,7 +1,7 @@
 """The HTTP source: streams `/v1/audio/speech` from any OpenAI-compatible endpoint.
 
 It uses the `openai` package's streaming response (`with_streaming_response.create` then
-`iter_bytes(chunk_size)`), so it talks to endpoints exactly as voicemode does, and records when the
+`iter_bytes()`), so it talks to endpoints exactly as voicemode does, and records when the
 response headers arrived (TTFB) and when the first body byte did. Errors become `SourceError` with a
 message meant for the user; the API key is never part of any message.
 """
@@ -84,7 +84,7 @@ class SpeechSource:
         self.status: int | None = None
 
     async def stream(self, request: SpeechRequest) -> AsyncIterator[bytes]:
-        """Yield the body in chunks of `chunk_size` bytes (the last may be shorter)."""
+        """Yield the body as it arrives, in pieces of at most `chunk_size` bytes."""
         self.request_started = time.perf_counter()
         kwargs: dict[str, Any] = dict(
             model=request.model,
@@ -98,15 +98,15 @@ class SpeechSource:
             kwargs["extra_headers"] = request.extra_headers
         if request.extra_query:
             kwargs["extra_query"] = request.extra_query
-        pending = bytearray()
         failure: SourceError | None = None
         try:
             async with self._speech.create(**kwargs) as response:
                 self.headers_at = time.perf_counter()
                 self.status = response.http_response.status_code
                 self.content_type = response.http_response.headers.get("content-type")
-                # re-packed into chunk_size pieces here rather than by iter_bytes(chunk_size), which
-                # loses the bytes it holds back if the connection breaks
+                # each read is handed on at once, cut into pieces of at most chunk_size: bytes are never
+                # held back waiting for a chunk to fill (httpx's iter_bytes(chunk_size) would hold them,
+                # which delays compressed audio by a whole chunk and loses them if the connection breaks)
                 async for piece in response.iter_bytes():
                     if not piece:
                         continue
@@ -115,12 +115,9 @@ class SpeechSource:
                         self.first_byte_at = now
                     self.last_byte_at = now
                     self.bytes_received += len(piece)
-                    pending += piece
-                    while len(pending) >= self.chunk_size:
-                        chunk = bytes(pending[: self.chunk_size])
-                        del pending[: self.chunk_size]
+                    for at in range(0, len(piece), self.chunk_size):
                         self.chunks_received += 1
-                        yield chunk
+                        yield piece[at : at + self.chunk_size]
         except openai.APIStatusError as exc:
             failure = SourceError(
                 f"{self.base_url} answered {exc.status_code}: {_server_message(exc)}",
@@ -137,9 +134,6 @@ class SpeechSource:
             got_any = self.bytes_received > 0
             where = "the connection broke mid-stream" if got_any else "the connection failed"
             failure = SourceError(f"{where}: {_short(exc)}", mid_stream=got_any)
-        if pending:  # the tail, or what arrived before a failure: never thrown away
-            self.chunks_received += 1
-            yield bytes(pending)
         if failure is not None:
             raise failure
 

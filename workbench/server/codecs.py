@@ -3,6 +3,10 @@
 The muxer writes into a write-only object; after each block we hand on whatever bytes it has
 produced, so a client receives audio while synthesis is still running. Ogg/Opus uses 20 ms pages
 (`page_duration`) instead of the muxer's default of about one second, as a streaming server should.
+
+FFmpeg's MP3 muxer writes its Xing/Info frame only to seekable files. A stream gets none, so a client
+cannot know the encoder delay. We insert a LAME-style Info frame stating it (as LAME does in a file),
+so clients can trim the priming silence; the end padding is unknown while streaming and stated as 0.
 """
 
 from __future__ import annotations
@@ -45,6 +49,43 @@ class _Collector:
         return out
 
 
+MP3_ENCODER_DELAY = 576  # libmp3lame's encoder delay (samples), as LAME's own tag states it
+
+
+def _crc16_ansi(data: bytes) -> int:
+    crc = 0
+    for byte in data:
+        crc ^= byte
+        for _ in range(8):
+            crc = (crc >> 1) ^ 0xA001 if crc & 1 else crc >> 1
+    return crc
+
+
+def lame_info_frame(first_header: bytes, delay: int, padding: int = 0) -> bytes:
+    """An MP3 Info frame (no audio) with a LAME tag stating the encoder delay, shaped like `first_header`."""
+    from workbench.engine.framing import parse_mp3_header
+
+    header = bytearray(first_header[:4])
+    header[1] |= 0x01  # no CRC
+    header[2] &= ~0x02 & 0xFF  # no padding
+    parsed = parse_mp3_header(bytes(header))
+    if parsed is None or parsed.layer != 3:
+        raise ValueError("not an MPEG layer III header")
+    side = (17 if parsed.channels == 1 else 32) if parsed.mpeg1 else (9 if parsed.channels == 1 else 17)
+    frame = bytearray(parsed.length)
+    frame[:4] = header
+    at = 4 + side
+    frame[at : at + 8] = b"Info" + (0).to_bytes(4, "big")  # no optional fields: the length is unknown
+    tag = at + 8
+    frame[tag : tag + 9] = b"Lavc" + b" " * 5
+    # 9 encoder + 1 revision + 1 lowpass + 4 peak + 2 + 2 gains + 1 flags + 1 bitrate = 21: delay/padding
+    frame[tag + 21 : tag + 24] = bytes([delay >> 4, ((delay & 0x0F) << 4) | (padding >> 8), padding & 0xFF])
+    if len(frame) >= tag + 36:
+        frame[tag + 34 : tag + 36] = _crc16_ansi(bytes(frame[:190]) if len(frame) >= 190
+                                               else bytes(frame[: tag + 34])).to_bytes(2, "big")
+    return bytes(frame)
+
+
 class AvEncoder:
     def __init__(self, fmt: str, bitrate: int | None = None) -> None:
         container, codec, codec_rate, options = CONTAINERS[fmt]
@@ -57,6 +98,8 @@ class AvEncoder:
             self._stream.bit_rate = bitrate
         self._pts = 0
         self._closed = False
+        self._info_pending = fmt == "mp3"
+        self._held = b""
 
     def encode(self, samples: np.ndarray) -> bytes:
         if len(samples):
@@ -68,7 +111,7 @@ class AvEncoder:
             self._pts += len(samples)
             for packet in self._stream.encode(frame):
                 self._out.mux(packet)
-        return self._sink.take()
+        return self._with_info(self._sink.take())
 
     def flush(self) -> bytes:
         if not self._closed:
@@ -76,7 +119,28 @@ class AvEncoder:
             for packet in self._stream.encode(None):
                 self._out.mux(packet)
             self._out.close()
-        return self._sink.take()
+        out = self._with_info(self._sink.take())
+        if self._held:  # never found a frame: send what there is
+            out, self._held = self._held + out, b""
+        return out
+
+    def _with_info(self, data: bytes) -> bytes:
+        """MP3: put the Info frame in front of the first audio frame (after the ID3 tag)."""
+        if not self._info_pending:
+            return data
+        from workbench.engine.framing import id3v2_length, parse_mp3_header
+
+        held = self._held + data
+        start = id3v2_length(held) or 0
+        if len(held) < start + 4:
+            self._held = held
+            return b""
+        self._info_pending = False
+        self._held = b""
+        if parse_mp3_header(held, start) is None:
+            return held  # not what we expected: leave the stream alone
+        info = lame_info_frame(held[start : start + 4], MP3_ENCODER_DELAY)
+        return held[:start] + info + held[start:]
 
 
 def make_compressed_encoder(fmt: str) -> AvEncoder:

@@ -1,0 +1,351 @@
+"""Compressed formats decoded progressively with PyAV (FFmpeg), behind the same interface as PCM and WAV.
+
+- MP3 and AAC (ADTS): our scanners (`framing`) cut the stream into frames; each frame goes to an FFmpeg
+  codec context as one packet. A frame that fails to decode is dropped and counted; the next one plays.
+- Ogg/Opus and FLAC: FFmpeg's demuxer, opened with tiny probe settings on a blocking reader that a
+  worker thread drains. `feed()` hands bytes to the reader and waits until the demuxer has used them
+  all (it is asking for more) or has finished, so each call returns everything those bytes decoded
+  to. For Ogg, only pages whose CRC checks out reach the demuxer.
+- `decode_whole`: the buffered fallback, any container FFmpeg can probe.
+
+Every output is mono float32 at the sink's rate. `feed()` can take milliseconds, so the player calls
+it from a worker thread, never on the event loop and never in the audio callback.
+"""
+
+from __future__ import annotations
+
+import collections
+import io
+import threading
+from typing import Any
+
+import av
+import av.error
+import numpy as np
+
+from .decoders import EMPTY, DecodeError, Resampler
+from .framing import MP3_DECODER_DELAY, AdtsScanner, Mp3Scanner, OggScanner
+
+FFmpegError = av.error.FFmpegError
+
+
+def frame_to_mono(frame: Any) -> np.ndarray:
+    """An `av.AudioFrame` of any sample format and layout as mono float32."""
+    array = frame.to_ndarray()
+    channels = len(frame.layout.channels)
+    if not frame.format.is_planar and channels > 1:
+        array = array.reshape(-1, channels).T
+    kind = array.dtype
+    if kind == np.int16:
+        scale = 1.0 / 32768.0
+    elif kind == np.int32:
+        scale = 1.0 / 2147483648.0
+    elif kind == np.uint8:
+        array = array.astype(np.float32) - 128.0
+        scale = 1.0 / 128.0
+    else:
+        scale = 1.0
+    samples = array.astype(np.float32, copy=False)
+    mono = samples[0] if samples.shape[0] == 1 else samples.mean(axis=0, dtype=np.float32)
+    if scale != 1.0:
+        mono = mono * np.float32(scale)
+    return np.ascontiguousarray(mono, dtype=np.float32)
+
+
+class _Output:
+    """Collects decoded audio at the source rate, trims priming, resamples to the output rate."""
+
+    def __init__(self, out_rate: int) -> None:
+        self.out_rate = out_rate
+        self.source_rate: int | None = None
+        self.trim_left = 0  # priming samples (source rate) still to drop
+        self.trimmed = 0
+        self.samples_in = 0  # at the source rate, after trimming
+        self._resampler: Resampler | None = None
+
+    def add(self, mono: np.ndarray, rate: int) -> np.ndarray:
+        if self._resampler is None:
+            self.source_rate = rate
+            self._resampler = Resampler(rate, self.out_rate)
+        elif rate != self.source_rate:
+            raise DecodeError(f"the sample rate changed mid-stream ({self.source_rate} -> {rate} Hz)")
+        if self.trim_left:
+            cut = min(self.trim_left, len(mono))
+            mono = mono[cut:]
+            self.trim_left -= cut
+            self.trimmed += cut
+        self.samples_in += len(mono)
+        return self._resampler.process(mono) if len(mono) else EMPTY
+
+    def flush(self) -> np.ndarray:
+        return self._resampler.process(EMPTY, last=True) if self._resampler else EMPTY
+
+    @property
+    def trimmed_ms(self) -> float:
+        return self.trimmed * 1000.0 / self.source_rate if self.source_rate else 0.0
+
+
+def _join(parts: list[np.ndarray]) -> np.ndarray:
+    parts = [p for p in parts if len(p)]
+    if not parts:
+        return EMPTY
+    return parts[0] if len(parts) == 1 else np.concatenate(parts)
+
+
+class FramedDecoder:
+    """MP3 or AAC (ADTS): scanner frames -> one FFmpeg packet each -> samples."""
+
+    blocking = True
+
+    def __init__(self, fmt: str, out_rate: int) -> None:
+        if fmt not in ("mp3", "aac"):
+            raise ValueError(fmt)
+        self.format = fmt
+        self.scanner: Mp3Scanner | AdtsScanner = Mp3Scanner() if fmt == "mp3" else AdtsScanner()
+        self._codec = av.CodecContext.create("mp3float" if fmt == "mp3" else "aac", "r")
+        self._out = _Output(out_rate)
+        self.warnings: list[str] = []
+        self.decode_errors = 0
+        self._priming_known = fmt != "mp3"  # MP3: read from the LAME tag, if there is one
+
+    @property
+    def source_rate(self) -> int | None:
+        return self._out.source_rate
+
+    @property
+    def frames(self) -> int:
+        return self.scanner.audio_frames
+
+    @property
+    def errors(self) -> int:
+        return self.decode_errors + self.scanner.losses
+
+    @property
+    def trimmed_ms(self) -> float:
+        return self._out.trimmed_ms
+
+    def _decode(self, frames: list[bytes]) -> np.ndarray:
+        if not self._priming_known and isinstance(self.scanner, Mp3Scanner) and (frames or self.scanner.frames):
+            self._priming_known = True
+            xing = self.scanner.xing
+            if xing is not None and xing.delay is not None:
+                self._out.trim_left = xing.delay + MP3_DECODER_DELAY
+        parts = []
+        for data in frames:
+            try:
+                decoded = self._codec.decode(av.Packet(data))
+            except FFmpegError:
+                self.decode_errors += 1
+                continue
+            for frame in decoded:
+                parts.append(self._out.add(frame_to_mono(frame), frame.sample_rate))
+        return _join(parts)
+
+    def feed(self, data: bytes) -> np.ndarray:
+        return self._decode(self.scanner.feed(data))
+
+    def flush(self) -> np.ndarray:
+        parts = [self._decode(self.scanner.flush())]
+        try:
+            for frame in self._codec.decode(None):
+                parts.append(self._out.add(frame_to_mono(frame), frame.sample_rate))
+        except FFmpegError:
+            self.decode_errors += 1
+        if self.scanner.frames == 0:
+            raise DecodeError(f"no {self.format} frame found in the stream")
+        parts.append(self._out.flush())
+        return _join(parts)
+
+    def close(self) -> None:
+        pass
+
+
+class _Pipe:
+    """The blocking, non-seekable file the demuxer reads from; `feed()` writes into it."""
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._chunks: collections.deque[bytes] = collections.deque()
+        self._closed = False
+        self.waiting = False  # the reader is blocked for want of data
+        self.finished = False  # the reader's thread has ended
+
+    def write(self, data: bytes) -> None:
+        with self._cond:
+            self._chunks.append(data)
+            self._cond.notify_all()
+
+    def close(self) -> None:
+        with self._cond:
+            self._closed = True
+            self._cond.notify_all()
+
+    def finish(self) -> None:
+        with self._cond:
+            self.finished = True
+            self._cond.notify_all()
+
+    def read(self, n: int = -1) -> bytes:
+        with self._cond:
+            while not self._chunks and not self._closed:
+                self.waiting = True
+                self._cond.notify_all()
+                self._cond.wait()
+            self.waiting = False
+            if not self._chunks:
+                return b""
+            chunk = self._chunks.popleft()
+            if 0 < n < len(chunk):
+                self._chunks.appendleft(chunk[n:])
+                chunk = chunk[:n]
+            return chunk
+
+    def wait_idle(self, timeout: float) -> bool:
+        """Wait until the reader has taken everything and asks for more (or has ended)."""
+        with self._cond:
+            return self._cond.wait_for(lambda: self.finished or (self.waiting and not self._chunks), timeout)
+
+
+DEMUX_PROBE = {"probesize": "32", "analyzeduration": "0"}
+
+
+class DemuxDecoder:
+    """Ogg/Opus or FLAC through FFmpeg's demuxer on a worker thread (see the module docstring)."""
+
+    blocking = True
+    IDLE_TIMEOUT_S = 2.0
+
+    def __init__(self, fmt: str, out_rate: int) -> None:
+        if fmt not in ("opus", "flac"):
+            raise ValueError(fmt)
+        self.format = fmt
+        self._container = "ogg" if fmt == "opus" else "flac"
+        self.scanner: OggScanner | None = OggScanner() if fmt == "opus" else None
+        self._out = _Output(out_rate)
+        self._lock = threading.Lock()
+        self._decoded: list[tuple[np.ndarray, int]] = []
+        self._error: BaseException | None = None
+        self.warnings: list[str] = []
+        self.decode_errors = 0
+        self.packets = 0
+        self._pipe = _Pipe()
+        self._thread = threading.Thread(target=self._run, name=f"demux-{fmt}", daemon=True)
+        self._started = False
+
+    @property
+    def source_rate(self) -> int | None:
+        return self._out.source_rate
+
+    @property
+    def frames(self) -> int:
+        return self.scanner.audio_frames if self.scanner is not None else self.packets
+
+    @property
+    def errors(self) -> int:
+        return self.decode_errors + (self.scanner.bad_pages if self.scanner is not None else 0)
+
+    @property
+    def trimmed_ms(self) -> float:
+        # FFmpeg applies Opus pre-skip itself (from OpusHead); report it as trimmed
+        if self.scanner is not None and self.scanner.pre_skip and self._out.source_rate:
+            return self.scanner.pre_skip * 1000.0 / 48000.0
+        return self._out.trimmed_ms
+
+    def _run(self) -> None:
+        container = None
+        try:
+            container = av.open(self._pipe, mode="r", format=self._container, options=DEMUX_PROBE)
+            stream = container.streams.audio[0]
+            codec = stream.codec_context
+            for packet in container.demux(stream):
+                if packet.size == 0:
+                    continue
+                self.packets += 1
+                try:
+                    frames = codec.decode(packet)
+                except FFmpegError:
+                    self.decode_errors += 1
+                    continue
+                self._keep(frames)
+            try:
+                self._keep(codec.decode(None))
+            except FFmpegError:
+                self.decode_errors += 1
+        except BaseException as exc:  # reported to the caller of feed()/flush()
+            self._error = exc
+        finally:
+            if container is not None:
+                try:
+                    container.close()
+                except Exception:  # closing a half-opened container must not hide the real error
+                    pass
+            self._pipe.finish()
+
+    def _keep(self, frames: list[Any]) -> None:
+        decoded = [(frame_to_mono(f), f.sample_rate) for f in frames]
+        if decoded:
+            with self._lock:
+                self._decoded.extend(decoded)
+
+    def _take(self) -> np.ndarray:
+        with self._lock:
+            decoded, self._decoded = self._decoded, []
+        return _join([self._out.add(mono, rate) for mono, rate in decoded])
+
+    def _check(self) -> None:
+        if self._error is not None:
+            exc = self._error
+            if isinstance(exc, FFmpegError):
+                raise DecodeError(f"FFmpeg's {self._container} demuxer failed: {exc}") from exc
+            raise DecodeError(f"{self._container} demuxer failed: {exc!r}") from exc
+
+    def feed(self, data: bytes) -> np.ndarray:
+        if self.scanner is not None:
+            pages = self.scanner.feed(data)
+            if not pages:
+                return self._take()
+            data = b"".join(p.data for p in pages)
+        if not self._started:
+            self._started = True
+            self._thread.start()
+        self._pipe.write(data)
+        self._pipe.wait_idle(self.IDLE_TIMEOUT_S)
+        out = self._take()
+        self._check()
+        return out
+
+    def flush(self) -> np.ndarray:
+        if self.scanner is not None:
+            pages = self.scanner.flush()
+            if pages:
+                if not self._started:
+                    self._started = True
+                    self._thread.start()
+                self._pipe.write(b"".join(p.data for p in pages))
+        if not self._started:
+            raise DecodeError(f"no {self.format} data found in the stream")
+        self._pipe.close()
+        self._thread.join(timeout=10.0)
+        out = self._take()
+        self._check()
+        return _join([out, self._out.flush()])
+
+    def close(self) -> None:
+        self._pipe.close()
+
+
+def decode_whole(body: bytes, out_rate: int) -> tuple[np.ndarray, str, int]:
+    """Decode a complete file of any format FFmpeg can probe: (mono samples at `out_rate`, codec, rate)."""
+    try:
+        with av.open(io.BytesIO(body), mode="r") as container:
+            if not container.streams.audio:
+                raise DecodeError("the response holds no audio stream")
+            stream = container.streams.audio[0]
+            out = _Output(out_rate)
+            parts = []
+            for frame in container.decode(stream):
+                parts.append(out.add(frame_to_mono(frame), frame.sample_rate))
+            parts.append(out.flush())
+            return _join(parts), stream.codec_context.name, out.source_rate or 0
+    except FFmpegError as exc:
+        raise DecodeError(f"FFmpeg cannot decode the response either: {exc}") from exc
