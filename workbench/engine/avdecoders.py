@@ -261,6 +261,10 @@ class DemuxDecoder:
                 if packet.size == 0:
                     continue
                 self.packets += 1
+                if packet.pts is None and self.format == "flac":
+                    # FFmpeg's FLAC parser could not frame these bytes (a damaged frame): count it, and
+                    # still decode what it holds (the frames around the damage are in it)
+                    self.decode_errors += 1
                 try:
                     frames = codec.decode(packet)
                 except FFmpegError:

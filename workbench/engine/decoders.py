@@ -391,15 +391,18 @@ class StreamDecoder:
 
     # -- internals ----------------------------------------------------------------------------------
     def _choose(self, final: bool) -> bool:
-        from .framing import sniff
+        from .framing import format_from_content_type, sniff
 
         fmt = sniff(bytes(self._head), self.content_type, requested=self.requested, final=final)
         if fmt is None:
             return False
         self.detected = fmt
+        labelled = format_from_content_type(self.content_type)
         if fmt != self.requested:
             label = f" (Content-Type {self.content_type})" if self.content_type else ""
             self.warnings.append(f"asked for {self.requested} but the stream is {fmt}{label}; decoding {fmt}")
+        elif labelled is not None and labelled != fmt:
+            self.warnings.append(f"the Content-Type says {self.content_type} but the stream is {fmt}; decoding {fmt}")
         self.format = fmt
         try:
             self.inner = make_decoder(fmt, pcm_rate=self.pcm_rate, out_rate=self.out_rate)

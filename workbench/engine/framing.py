@@ -359,7 +359,8 @@ class OggScanner:
         self._buf = bytearray()
         self.frames = 0  # pages accepted
         self.audio_frames = 0  # pages after the headers
-        self.bad_pages = 0
+        self.bad_pages = 0  # pages lost to damage (a failed CRC, a broken capture pattern)
+        self._in_sync = True  # a page must start at the very beginning
         self.skipped_bytes = 0
         self.resyncs = 0
         self.codec: str | None = None  # "opus", "vorbis", "flac" or "unknown"
@@ -408,6 +409,9 @@ class OggScanner:
                 nxt = buf.find(b"OggS", 1)
                 if nxt < 0:
                     nxt = max(len(buf) - 3, 1)
+                if self._in_sync:  # a page should start here: it is damaged
+                    self.bad_pages += 1
+                    self._in_sync = False
                 self.resyncs += 1
                 self.skipped_bytes += nxt
                 del buf[:nxt]
@@ -424,12 +428,15 @@ class OggScanner:
             stored = int.from_bytes(page[22:26], "little")
             if ogg_crc(page[:22] + b"\0\0\0\0" + page[26:]) != stored:
                 # a corrupt page (or a false capture pattern): drop one byte and look for the next page
-                self.bad_pages += 1
+                if self._in_sync:
+                    self.bad_pages += 1
+                    self._in_sync = False
                 self.resyncs += 1
                 self.skipped_bytes += 1
                 del buf[:1]
                 continue
             del buf[:length]
+            self._in_sync = True
             granule = int.from_bytes(page[6:14], "little", signed=True)
             parsed = OggPage(data=page, header_type=page[5], granule=granule,
                              serial=int.from_bytes(page[14:18], "little"),

@@ -29,6 +29,8 @@ from .encoders import CONTENT_TYPES, make_encoder
 
 MAX_INPUT_CHARS = 4096
 MODELS = ("tts-1", "tts-1-hd", "gpt-4o-mini-tts", "kokoro", "workbench-espeak")
+# what send_format can send: every response format, and a WAV that only a full decoder reads
+SEND_FORMATS = (*CONTENT_TYPES, "wav-alaw")
 PIECE_SAMPLES = 480  # audio is encoded and paced in 20 ms pieces
 
 
@@ -51,6 +53,7 @@ class Knobs:
     stall_at: int = 0  # ... once this many body bytes have been sent
     truncate_bytes: int = -1  # end the body cleanly after this many bytes
     content_type: str = ""  # send this Content-Type instead of the right one
+    send_format: str = ""  # send this format instead of the one asked for (labelled as the one asked for)
 
     @classmethod
     def names(cls) -> list[str]:
@@ -254,12 +257,15 @@ def create_app(knobs: Knobs | None = None, *, api_key: str | None = None) -> Sta
         if not isinstance(speed, int | float) or isinstance(speed, bool) or not 0.25 <= speed <= 4.0:
             return openai_error(400, f"Invalid value for 'speed': {speed!r}; it must be from 0.25 to 4.0.",
                                 param="speed")
+        if req_knobs.send_format and req_knobs.send_format not in SEND_FORMATS:
+            return openai_error(400, f"unknown send_format {req_knobs.send_format!r}; known: "
+                                f"{', '.join(SEND_FORMATS)}", param="knobs")
         if req_knobs.headers_ms:
             await asyncio.sleep(req_knobs.headers_ms / 1000.0)
         if req_knobs.status:
             return _fault_status(req_knobs)
         content_type = req_knobs.content_type or CONTENT_TYPES[fmt]
-        audio = paced_audio(text, str(voice), fmt, float(speed), req_knobs, t_request)
+        audio = paced_audio(text, str(voice), req_knobs.send_format or fmt, float(speed), req_knobs, t_request)
         return StreamingResponse(with_faults(audio, req_knobs, t_request), media_type=content_type)
 
     async def models(_: Request) -> Response:

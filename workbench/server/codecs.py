@@ -24,6 +24,7 @@ CONTAINERS: dict[str, tuple[str, str, int, dict[str, str]]] = {
     "opus": ("ogg", "libopus", 48_000, {"page_duration": "20000"}),
     "aac": ("adts", "aac", RATE, {}),
     "flac": ("flac", "flac", RATE, {}),
+    "wav-alaw": ("wav", "pcm_alaw", RATE, {}),  # for the send_format fault knob: not an OpenAI format
 }
 
 
@@ -71,6 +72,13 @@ def lame_info_frame(first_header: bytes, delay: int, padding: int = 0) -> bytes:
     parsed = parse_mp3_header(bytes(header))
     if parsed is None or parsed.layer != 3:
         raise ValueError("not an MPEG layer III header")
+    # the tag's CRC covers the frame's first 190 bytes: pick the lowest bitrate whose frame is that long
+    for index in range(1, 15):
+        header[2] = (header[2] & 0x0F) | (index << 4)
+        parsed = parse_mp3_header(bytes(header))
+        if parsed is not None and parsed.length >= 192:
+            break
+    assert parsed is not None
     side = (17 if parsed.channels == 1 else 32) if parsed.mpeg1 else (9 if parsed.channels == 1 else 17)
     frame = bytearray(parsed.length)
     frame[:4] = header
@@ -80,9 +88,7 @@ def lame_info_frame(first_header: bytes, delay: int, padding: int = 0) -> bytes:
     frame[tag : tag + 9] = b"Lavc" + b" " * 5
     # 9 encoder + 1 revision + 1 lowpass + 4 peak + 2 + 2 gains + 1 flags + 1 bitrate = 21: delay/padding
     frame[tag + 21 : tag + 24] = bytes([delay >> 4, ((delay & 0x0F) << 4) | (padding >> 8), padding & 0xFF])
-    if len(frame) >= tag + 36:
-        frame[tag + 34 : tag + 36] = _crc16_ansi(bytes(frame[:190]) if len(frame) >= 190
-                                               else bytes(frame[: tag + 34])).to_bytes(2, "big")
+    frame[tag + 34 : tag + 36] = _crc16_ansi(bytes(frame[:190])).to_bytes(2, "big")
     return bytes(frame)
 
 
