@@ -5,6 +5,12 @@ Suites:
   CPU measured is the player's alone. Reports the engine overhead (`ttfa_ms - buffer_ready_ms`: waiting
   for the device's next block plus its output latency), CPU per stream as a share of one core, and TTFA
   against the buffered baseline (download everything, then play) measured in the same run.
+- `server`: the embedded server's encode speed, first byte per format and concurrent streams.
+- `formats`: every response format through the same player, server and text: TTFA (and its distance
+  from PCM's, measured in the same run), bytes to first audio, decode speed and CPU per stream.
+- `tui`: the same text played headless and with the workbench open (Textual's headless driver: it lays
+  out and renders every frame as in a terminal, without the terminal writes), to show the UI never
+  starves the audio: underruns and device underflows side by side, and the CPU each costs.
 """
 
 from __future__ import annotations
@@ -236,6 +242,198 @@ def bench_engine(plays: int, sink_kind: str, progress: Callable[[str], None], te
     return report
 
 
+FORMATS = ("pcm", "wav", "mp3", "opus", "aac", "flac")
+FRAME_MS = {"pcm": 0.0, "wav": 0.0, "mp3": 576 / 24.0, "aac": 1024 / 24.0, "opus": 20.0, "flac": 2304 / 24.0}
+
+
+def decode_speed(fmt: str, body: bytes, piece: int = 1024, repeats: int = 3) -> tuple[float, float]:
+    """(times real time, audio seconds) for decoding `body` the way the player does, in `piece`-byte reads."""
+    from .engine.decoders import StreamDecoder
+
+    best = float("inf")
+    audio_s = 0.0
+    for _ in range(repeats):
+        dec = StreamDecoder(fmt, pcm_rate=24_000, out_rate=48_000)
+        n = 0
+        t = time.perf_counter()
+        for i in range(0, len(body), piece):
+            n += len(dec.feed(body[i : i + piece]))
+        n += len(dec.flush())
+        best = min(best, time.perf_counter() - t)
+        audio_s = n / 48_000
+    return audio_s / best, audio_s
+
+
+def bench_formats(plays: int, sink_kind: str, progress: Callable[[str], None], text: str = BENCH_TEXT) -> Report:
+    import httpx2
+
+    base = load_settings(read_voicemode_files=False, environ={},
+                         overrides={"voices": ("alloy",), "sink": sink_kind})
+    runs: dict[str, list[Run]] = {fmt: [] for fmt in FORMATS}
+    bodies: dict[str, bytes] = {}
+    with ServerProcess() as server:
+        for fmt in FORMATS:
+            progress(f"downloading {fmt} for the decode-speed test")
+            with httpx2.Client(timeout=60) as client:
+                r = client.post(server.base_url + "/audio/speech", params={"pace": "0", "ttfb_ms": "0"},
+                                json={"model": "tts-1", "voice": "alloy", "input": text, "response_format": fmt})
+                r.raise_for_status()
+                bodies[fmt] = r.content
+
+        async def all_runs() -> None:
+            factory = _sink_factory(sink_kind)
+            player = StreamPlayer(base, base_url=server.base_url, sink_factory=factory)
+            try:
+                for fmt in FORMATS:  # warm-up: imports, codecs, the connection
+                    await player.play(text, fmt=fmt)
+                for i in range(plays):  # interleaved, so drift on the machine hits every format alike
+                    for fmt in FORMATS:
+                        progress(f"round {i + 1}/{plays}: {fmt}")
+                        cpu0, wall0 = time.process_time(), time.perf_counter()
+                        m = await player.play(text, fmt=fmt)
+                        runs[fmt].append(Run(fmt, m, time.process_time() - cpu0, time.perf_counter() - wall0))
+            finally:
+                await player.aclose()
+
+        asyncio.run(all_runs())
+    failed = [r for rs in runs.values() for r in rs if r.metrics.error]
+    if failed:
+        raise RuntimeError(f"{len(failed)} play(s) failed: {failed[0].metrics.error}")
+    progress("decode speed")
+    speed = {fmt: decode_speed(fmt, bodies[fmt]) for fmt in FORMATS}
+
+    def med(fmt: str, key: str) -> float:
+        values = [getattr(r.metrics, key) for r in runs[fmt] if getattr(r.metrics, key) is not None]
+        return _median(values)
+
+    pcm_ttfa = med("pcm", "ttfa_ms")
+    pcm_client = _median([r.metrics.ttfa_ms - r.metrics.first_byte_ms for r in runs["pcm"]  # type: ignore[operator]
+                          if r.metrics.ttfa_ms is not None and r.metrics.first_byte_ms is not None])
+    pcm_cpu = _median([100.0 * r.cpu_s / r.wall_s for r in runs["pcm"]])
+    report = Report(f"Formats: {plays} plays each, {sink_kind} sink, initial buffer {base.buffer_ms} ms",
+                    machine_description())
+    report.rows = []
+    table: dict[str, dict[str, Any]] = {}
+    for fmt in FORMATS:
+        ttfa = med(fmt, "ttfa_ms")
+        cpu = _median([100.0 * r.cpu_s / r.wall_s for r in runs[fmt]])
+        x, audio_s = speed[fmt]
+        frame_ms = FRAME_MS[fmt]
+        if fmt == "opus":
+            frame_ms = med(fmt, "page_interval_ms")
+        delta = ttfa - pcm_ttfa
+        # the client's share: from the first byte to the first sample heard (the server's encoder adds
+        # its own look-ahead before the first byte, which no client can win back)
+        first_byte = med(fmt, "first_byte_ms")
+        client = _median([r.metrics.ttfa_ms - r.metrics.first_byte_ms for r in runs[fmt]  # type: ignore[operator]
+                          if r.metrics.ttfa_ms is not None and r.metrics.first_byte_ms is not None])
+        client_delta = client - pcm_client
+        table[fmt] = {"ttfa_ms": ttfa, "ttfa_minus_pcm_ms": delta, "frame_ms": frame_ms,
+                      "first_byte_ms": first_byte, "first_byte_to_ttfa_ms": client,
+                      "first_byte_to_ttfa_minus_pcm_ms": client_delta,
+                      "first_audio_bytes": med(fmt, "first_audio_bytes"), "bytes": med(fmt, "bytes"),
+                      "decode_x_realtime": x, "decode_pct_of_core": 100.0 / x, "cpu_pct": cpu,
+                      "cpu_above_pcm_pct": cpu - pcm_cpu, "decode_ms_p95": med(fmt, "decode_ms_p95"),
+                      "underruns": sum(r.metrics.underruns for r in runs[fmt]),
+                      "decoder_errors": sum(r.metrics.decoder_errors for r in runs[fmt])}
+        within = "" if fmt in ("pcm", "wav") else (
+            f"; {'within' if client_delta <= frame_ms else 'more than'} one {'page' if fmt == 'opus' else 'frame'} "
+            f"({frame_ms:.0f} ms)")
+        report.rows.append((f"{fmt}: TTFA", f"{ttfa:.0f} ms ({delta:+.0f} ms vs pcm)",
+                            "median; request to first sample heard"))
+        report.rows.append((f"{fmt}: first byte -> first audio", f"{client:.0f} ms ({client_delta:+.0f} ms vs pcm"
+                            f"{within})", f"the client's share; first byte at {first_byte:.0f} ms (server encoder)"))
+        report.rows.append((f"{fmt}: bytes to first audio", f"{table[fmt]['first_audio_bytes']:.0f} of "
+                            f"{table[fmt]['bytes']:.0f}", "bytes received when the decoder first gave audio"))
+        report.rows.append((f"{fmt}: decode speed", f"{x:.0f}x real time ({100.0 / x:.2f}% of one core)",
+                            f"{audio_s:.1f} s body fed in 1 KB reads, best of 3, 48 kHz out"))
+        report.rows.append((f"{fmt}: CPU per stream", f"{cpu:.2f}% of one core ({cpu - pcm_cpu:+.2f} vs pcm)",
+                            "process CPU / wall over each play, server in another process"))
+    report.data = {"suite": "formats", "plays": plays, "sink": sink_kind, "machine": report.machine,
+                   "initial_buffer_ms": base.buffer_ms, "formats": table,
+                   "runs": {fmt: [r.metrics.to_dict() for r in rs] for fmt, rs in runs.items()}}
+    return report
+
+
+def bench_tui(plays: int, sink_kind: str, progress: Callable[[str], None], text: str = BENCH_TEXT) -> Report:
+    import tempfile
+
+    from .tui.app import AppConfig, create_app
+
+    if sink_kind == "device":
+        from .engine.sinks import default_output_device
+
+        if default_output_device() is None:
+            raise RuntimeError("no audio output device; use --sink virtual")
+    headless: list[Run] = []
+    with_tui: list[Run] = []
+    with ServerProcess() as server, tempfile.TemporaryDirectory() as tmp:
+        settings = load_settings(read_voicemode_files=False, environ={},
+                                 overrides={"voices": ("alloy",), "sink": sink_kind})
+
+        async def headless_runs() -> None:
+            player = StreamPlayer(settings, base_url=server.base_url, sink_factory=_sink_factory(sink_kind))
+            try:
+                await _one(player, "warm-up", text)
+                for i in range(plays):
+                    progress(f"headless play {i + 1}/{plays}")
+                    headless.append(await _one(player, "headless", text))
+            finally:
+                await player.aclose()
+
+        async def tui_runs() -> None:
+            app = create_app(AppConfig(settings=settings, text=text, local_url=server.base_url, start_server=False,
+                                       sink_factory=_sink_factory(sink_kind), save_dir=Path(tmp)))
+            async with app.run_test(size=(140, 44)) as pilot:
+                for i in range(plays + 1):
+                    if i:
+                        progress(f"play {i}/{plays} with the workbench open")
+                    n = len(app.runs)
+                    cpu0, wall0 = time.process_time(), time.perf_counter()
+                    await pilot.press("p")
+                    deadline = time.monotonic() + 120
+                    while len(app.runs) <= n or app.runs[n].metrics is None:
+                        if time.monotonic() > deadline:
+                            raise RuntimeError("a play in the workbench did not finish")
+                        await pilot.pause(0.05)
+                    m = app.runs[n].metrics
+                    assert m is not None
+                    if i:  # the first is a warm-up
+                        with_tui.append(Run("tui", m, time.process_time() - cpu0, time.perf_counter() - wall0))
+
+        asyncio.run(headless_runs())
+        asyncio.run(tui_runs())
+    failed = [r for r in headless + with_tui if r.metrics.error]
+    if failed:
+        raise RuntimeError(f"{len(failed)} play(s) failed: {failed[0].metrics.error}")
+
+    def total(runs: list[Run], key: str) -> float:
+        return float(sum(getattr(r.metrics, key) for r in runs))
+
+    def cpu(runs: list[Run]) -> float:
+        return _median([100.0 * r.cpu_s / r.wall_s for r in runs])
+
+    report = Report(f"The UI and the audio: {plays} plays each, {sink_kind} sink", machine_description())
+    report.rows = []
+    for label, runs in (("headless", headless), ("workbench open", with_tui)):
+        report.rows += [
+            (f"{label}: underruns", f"{total(runs, 'underruns'):.0f} ({total(runs, 'underrun_ms'):.0f} ms)",
+             "jitter buffer ran dry, over all plays"),
+            (f"{label}: device underflows", f"{total(runs, 'device_underflows'):.0f}",
+             "the audio callback (or virtual clock) was late, over all plays"),
+            (f"{label}: TTFA median", f"{_median([r.metrics.ttfa_ms or 0.0 for r in runs]):.0f} ms", ""),
+            (f"{label}: CPU", f"{cpu(runs):.2f}% of one core", "process CPU / wall over each play"),
+        ]
+    report.rows.append(("CPU the open workbench adds", f"{cpu(with_tui) - cpu(headless):+.2f}% of one core",
+                        "10 Hz graph and counters, history, layout and rendering"))
+    report.data = {"suite": "tui", "plays": plays, "sink": sink_kind, "machine": report.machine,
+                   "headless": [r.metrics.to_dict() for r in headless],
+                   "tui": [r.metrics.to_dict() for r in with_tui],
+                   "cpu_pct": {"headless": [100.0 * r.cpu_s / r.wall_s for r in headless],
+                               "tui": [100.0 * r.cpu_s / r.wall_s for r in with_tui]}}
+    return report
+
+
 def bench_server(progress: Callable[[str], None], *, quick: bool = False) -> Report:
     """The embedded server: encode speed per format, first byte per format, concurrent streams."""
     import httpx2
@@ -331,6 +529,10 @@ def run_bench(suite: str, plays: int, sink_kind: str, out_dir: Path, stderr: Tex
         report = bench_engine(plays, sink_kind, progress, text)
     elif suite == "server":
         report = bench_server(progress, quick=quick)
+    elif suite == "formats":
+        report = bench_formats(plays, sink_kind, progress, text)
+    elif suite == "tui":
+        report = bench_tui(plays, sink_kind, progress, text)
     else:
         raise ValueError(f"unknown suite {suite!r}")
     if stderr.isatty():

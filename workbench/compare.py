@@ -26,6 +26,7 @@ METRICS: tuple[tuple[str, str, str, str | None], ...] = (
     ("arrival_rtf", "arrival pace", "x", "higher"),
     ("decode_ms_p95", "decode p95", "ms", "lower"),
     ("bytes", "bytes received", "B", "lower"),
+    ("first_audio_bytes", "bytes to first audio", "B", "lower"),
     ("played_ms", "audio played", "ms", None),
     ("reconnects", "reconnects", "", "lower"),
     ("decoder_errors", "decoder errors", "", "lower"),

@@ -137,6 +137,28 @@ def test_bench_engine_tiny_run_writes_markdown_and_json(tmp_path: Path) -> None:
     assert markdown in result.stdout
 
 
+def test_bench_formats_tiny_run_covers_every_format(tmp_path: Path) -> None:
+    result = run("bench", "formats", "--plays", "1", "--text", "one two", "--out", str(tmp_path), timeout=240)
+    assert result.returncode == 0, result.stderr
+    data = json.loads((tmp_path / "formats.json").read_text())
+    assert set(data["formats"]) == {"pcm", "wav", "mp3", "opus", "aac", "flac"}
+    for fmt, row in data["formats"].items():
+        assert row["decode_x_realtime"] > 1 and row["first_audio_bytes"] > 0, fmt
+        assert len(data["runs"][fmt]) == 1 and data["runs"][fmt][0]["detected_format"] == fmt
+    assert data["formats"]["pcm"]["ttfa_minus_pcm_ms"] == 0
+    assert "| mp3: first byte -> first audio |" in (tmp_path / "formats.md").read_text()
+
+
+def test_bench_tui_tiny_run_plays_headless_and_in_the_workbench(tmp_path: Path) -> None:
+    result = run("bench", "tui", "--plays", "1", "--text", "one two", "--out", str(tmp_path), timeout=240)
+    assert result.returncode == 0, result.stderr
+    data = json.loads((tmp_path / "tui.json").read_text())
+    assert len(data["headless"]) == 1 and len(data["tui"]) == 1
+    assert data["tui"][0]["state"] == "done" and data["headless"][0]["state"] == "done"
+    markdown = (tmp_path / "tui.md").read_text()
+    assert "| workbench open: device underflows |" in markdown and "| headless: underruns |" in markdown
+
+
 def test_ctrl_c_stops_cleanly_with_the_metrics_so_far() -> None:
     import signal
     import time

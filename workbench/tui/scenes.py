@@ -91,7 +91,11 @@ def metrics_from(snaps: list[Snapshot], *, network: str = "none", ttfb_ms: float
         max_buffer_ms=max(levels), throughput_kbps=bytes_per_ms * 8 * 4.6, arrival_rtf=4.6, decode_ms_p95=0.08,
         audio_ms=last.received_ms, played_ms=last.played_ms, bytes=int(last.received_ms * bytes_per_ms),
         chunks=120, initial_buffer_ms=last.initial_buffer_ms, total_ms=last.t_ms + 500, device_latency_ms=20,
-        state=PlayState.DONE.value,
+        state=PlayState.DONE.value, detected_format=fmt,
+        first_audio_bytes=int(bytes_per_ms * 20) if fmt == "pcm" else int(bytes_per_ms * 200),
+        frames=0 if fmt in ("pcm", "wav") else int(last.received_ms / 24),
+        frame_kind="" if fmt in ("pcm", "wav") else "frames",
+        priming_ms=46.0 if fmt == "mp3" else 0.0,
     )
 
 
@@ -141,15 +145,15 @@ async def export_dialog(app: WorkbenchApp) -> None:
 async def compare(app: WorkbenchApp) -> None:
     from .screens.compare import CompareScreen
 
-    screen = CompareScreen("format:pcm", "format:wav")
+    screen = CompareScreen("format:pcm", "format:mp3")
     await app.push_screen(screen)
     a_snaps = synthetic_snapshots(duration_s=8.0, arrival_rtf=4.0)
-    b_snaps = synthetic_snapshots(fmt="wav", duration_s=8.0, arrival_rtf=2.0, ttfb_ms=320, initial_ms=250)
+    b_snaps = synthetic_snapshots(fmt="mp3", duration_s=8.0, arrival_rtf=4.6, ttfb_ms=210)
     a = push_run(app, a_snaps, finished=metrics_from(a_snaps), label="A")
-    b_settings = app.current_settings().replace(audio_format="wav", buffer_ms=250)
-    b = push_run(app, b_snaps, finished=metrics_from(b_snaps, ttfb_ms=320, fmt="wav", bytes_per_ms=48.1),
+    b_settings = app.current_settings().replace(audio_format="mp3")
+    b = push_run(app, b_snaps, finished=metrics_from(b_snaps, ttfb_ms=210, fmt="mp3", bytes_per_ms=4.0),
                  settings=b_settings, label="B")
-    screen.show_results({"A": "pcm", "B": "wav"}, a, b)
+    screen.show_results({"A": "pcm", "B": "mp3"}, a, b)
 
 
 @dataclass(frozen=True)

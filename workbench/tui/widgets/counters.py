@@ -40,8 +40,15 @@ def live_values(snap: Snapshot, network: str) -> dict[str, str]:
 
 
 def final_values(m: PlayMetrics) -> dict[str, str]:
+    fmt = m.format
+    if m.detected_format and m.detected_format != m.format:
+        fmt += f" → {m.detected_format}"  # the server sent something else; that is what played
+    if not m.streaming:
+        fmt += " (buffered)"
+    elif m.fallback:
+        fmt += " (fell back to buffered)"
     return {
-        "state": m.state, "format": m.format + ("" if m.streaming else " (buffered)"), "network": m.network,
+        "state": m.state, "format": fmt, "network": m.network,
         "ttfb": _ms(m.ttfb_ms).replace(PENDING, "-"), "ttfa": _ms(m.ttfa_ms).replace(PENDING, "-"),
         "underruns": f"{m.underruns} ({m.underrun_ms:.0f} ms)", "underflows": str(m.device_underflows),
         "buffer": "-" if m.avg_buffer_ms is None else f"{m.avg_buffer_ms:.0f} / {m.min_buffer_ms or 0:.0f} ms",
@@ -51,6 +58,9 @@ def final_values(m: PlayMetrics) -> dict[str, str]:
         "reconnects": str(m.reconnects), "decoder_errors": str(m.decoder_errors),
         "audio": f"{m.played_ms / 1000:.1f} / {m.audio_ms / 1000:.1f} s",
         "bytes": f"{m.bytes / 1024:.0f} KiB",
+        "first_audio": "-" if m.first_audio_bytes is None else f"{m.first_audio_bytes} B",
+        "frames": f"{m.frames} {m.frame_kind}" if m.frame_kind else "-",
+        "priming": f"{m.priming_ms:.1f} ms" if m.priming_ms else "-",
     }
 
 
@@ -59,6 +69,7 @@ LABELS = {
     "underruns": "underruns", "underflows": "device underflows", "buffer": "buffer avg/min",
     "throughput": "throughput", "pace": "arrival (x RT)", "decode": "decode p95", "reconnects": "reconnects",
     "decoder_errors": "decoder errors", "audio": "played / received", "bytes": "received",
+    "first_audio": "bytes to 1st audio", "frames": "frames/pages", "priming": "priming trimmed",
 }
 
 
