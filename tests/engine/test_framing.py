@@ -9,6 +9,7 @@ from hypothesis import strategies as st
 
 from workbench.engine.framing import (
     AdtsScanner,
+    FlacScanner,
     Mp3Scanner,
     OggScanner,
     format_from_content_type,
@@ -113,10 +114,10 @@ def test_ogg_crc_matches_a_known_page() -> None:
 
 # -- scanners on real streams, any split ---------------------------------------------------------------
 
-SCANNERS = {"mp3": Mp3Scanner, "aac": AdtsScanner, "opus": OggScanner}
+SCANNERS = {"mp3": Mp3Scanner, "aac": AdtsScanner, "opus": OggScanner, "flac": FlacScanner}
 
 
-@pytest.mark.parametrize("fmt", ["mp3", "aac", "opus"])
+@pytest.mark.parametrize("fmt", ["mp3", "aac", "opus", "flac"])
 def test_scanners_find_every_frame(fmt: str) -> None:
     scanner = SCANNERS[fmt]()
     frames = scan_in_pieces(scanner, streams[fmt], [])
@@ -134,11 +135,15 @@ def test_scanners_find_every_frame(fmt: str) -> None:
         assert scanner.codec == "opus" and scanner.pre_skip == 312 and scanner.channels == 1
         assert scanner.page_interval_ms == pytest.approx(20.0)  # the server's short pages
         assert scanner.audio_frames == scanner.frames - 2  # OpusHead and OpusTags
+    if fmt == "flac":
+        assert scanner.streaminfo is not None and len(scanner.streaminfo) == 34
+        assert scanner.metadata_bytes + len(body) == len(streams[fmt])  # metadata (8 KB padding) + frames
+        assert len(frames) * 2304 >= RATE
 
 
 @settings(max_examples=60, deadline=None)
 @given(data=st.data())
-@pytest.mark.parametrize("fmt", ["mp3", "aac", "opus"])
+@pytest.mark.parametrize("fmt", ["mp3", "aac", "opus", "flac"])
 def test_every_split_point_gives_the_same_frames(fmt: str, data: st.DataObject) -> None:
     stream = streams[fmt]
     whole = scan_in_pieces(SCANNERS[fmt](), stream, [])
@@ -148,7 +153,7 @@ def test_every_split_point_gives_the_same_frames(fmt: str, data: st.DataObject) 
 
 @settings(max_examples=40, deadline=None)
 @given(data=st.data())
-@pytest.mark.parametrize("fmt", ["mp3", "aac", "opus"])
+@pytest.mark.parametrize("fmt", ["mp3", "aac", "opus", "flac"])
 def test_a_corrupt_stretch_costs_only_the_frames_it_touches(fmt: str,
                                                             data: st.DataObject) -> None:
     stream = bytearray(streams[fmt])
@@ -179,11 +184,14 @@ def test_garbage_between_frames_is_skipped_and_counted_once() -> None:
 
 
 def test_truncated_last_frame_is_dropped_not_passed_on() -> None:
-    for fmt in ("mp3", "aac", "opus"):
+    for fmt in ("mp3", "aac", "opus", "flac"):
         whole = scan_in_pieces(SCANNERS[fmt](), streams[fmt], [])
         scanner = SCANNERS[fmt]()
         cut = len(streams[fmt]) - len(whole[-1]) // 2
         frames = scan_in_pieces(scanner, streams[fmt][:cut], [])
+        if fmt == "flac":  # FLAC frames carry no length: the tail goes on, and the decoder's CRC-16 rejects it
+            assert frames[:-1] == whole[:-1] and whole[-1].startswith(frames[-1])
+            continue
         assert frames == whole[:-1], fmt
         assert scanner.skipped_bytes > 0
 

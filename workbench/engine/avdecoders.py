@@ -1,8 +1,9 @@
 """Compressed formats decoded progressively with PyAV (FFmpeg), behind the same interface as PCM and WAV.
 
-- MP3 and AAC (ADTS): our scanners (`framing`) cut the stream into frames; each frame goes to an FFmpeg
-  codec context as one packet. A frame that fails to decode is dropped and counted; the next one plays.
-- Ogg/Opus and FLAC: FFmpeg's demuxer, opened with tiny probe settings on a blocking reader that a
+- MP3, AAC (ADTS) and FLAC: our scanners (`framing`) cut the stream into frames; each frame goes to
+  an FFmpeg codec context as one packet. A frame that fails to decode is dropped and counted; the next
+  one plays. For FLAC, FFmpeg checks each frame's CRC-16.
+- Ogg/Opus: FFmpeg's demuxer, opened with tiny probe settings on a blocking reader that a
   worker thread drains. `feed()` hands bytes to the reader and waits until the demuxer has used them
   all (it is asking for more) or has finished, so each call returns everything those bytes decoded
   to. For Ogg, only pages whose CRC checks out reach the demuxer.
@@ -24,7 +25,7 @@ import av.error
 import numpy as np
 
 from .decoders import EMPTY, DecodeError, Resampler
-from .framing import MP3_DECODER_DELAY, AdtsScanner, Mp3Scanner, OggScanner
+from .framing import MP3_DECODER_DELAY, AdtsScanner, FlacScanner, Mp3Scanner, OggScanner
 
 FFmpegError = av.error.FFmpegError
 
@@ -92,17 +93,30 @@ def _join(parts: list[np.ndarray]) -> np.ndarray:
     return parts[0] if len(parts) == 1 else np.concatenate(parts)
 
 
+SCANNERS: dict[str, type[Mp3Scanner] | type[AdtsScanner] | type[FlacScanner]] = {
+    "mp3": Mp3Scanner, "aac": AdtsScanner, "flac": FlacScanner}
+CODECS = {"mp3": "mp3float", "aac": "aac", "flac": "flac"}
+
+
 class FramedDecoder:
-    """MP3 or AAC (ADTS): scanner frames -> one FFmpeg packet each -> samples."""
+    """MP3, AAC (ADTS) or FLAC: scanner frames -> one FFmpeg packet each -> samples.
+
+    FLAC's decoder gets the stream's STREAMINFO and checks every frame's CRC-16 (a damaged frame is an
+    error, not noise). FFmpeg's own FLAC parser (and the demuxer built on it) looks about ten frames
+    ahead before it hands one on, which here cost 160 ms of TTFA; our scanner needs one header ahead.
+    """
 
     blocking = True
 
     def __init__(self, fmt: str, out_rate: int) -> None:
-        if fmt not in ("mp3", "aac"):
+        if fmt not in SCANNERS:
             raise ValueError(fmt)
         self.format = fmt
-        self.scanner: Mp3Scanner | AdtsScanner = Mp3Scanner() if fmt == "mp3" else AdtsScanner()
-        self._codec = av.CodecContext.create("mp3float" if fmt == "mp3" else "aac", "r")
+        self.scanner: Mp3Scanner | AdtsScanner | FlacScanner = SCANNERS[fmt]()
+        self._codec = av.CodecContext.create(CODECS[fmt], "r")
+        if fmt == "flac":
+            self._codec.options = {"err_detect": "crccheck+explode"}
+        self._configured = fmt != "flac"
         self._out = _Output(out_rate)
         self.warnings: list[str] = []
         self.decode_errors = 0
@@ -130,6 +144,11 @@ class FramedDecoder:
             xing = self.scanner.xing
             if xing is not None and xing.delay is not None:
                 self._out.trim_left = xing.delay + MP3_DECODER_DELAY
+        if not self._configured and frames:
+            self._configured = True
+            info = getattr(self.scanner, "streaminfo", None)
+            if info:
+                self._codec.extradata = info
         parts = []
         for data in frames:
             try:
@@ -210,7 +229,10 @@ DEMUX_PROBE = {"probesize": "32", "analyzeduration": "0"}
 
 
 class DemuxDecoder:
-    """Ogg/Opus or FLAC through FFmpeg's demuxer on a worker thread (see the module docstring)."""
+    """Ogg (Opus) through FFmpeg's demuxer on a worker thread (see the module docstring).
+
+    `fmt="flac"` runs FLAC through FFmpeg's FLAC demuxer the same way; the player uses the framed
+    decoder for FLAC instead (it starts sooner), and this path remains for comparison."""
 
     blocking = True
     IDLE_TIMEOUT_S = 2.0
@@ -262,9 +284,7 @@ class DemuxDecoder:
                     continue
                 self.packets += 1
                 if packet.pts is None and self.format == "flac":
-                    # FFmpeg's FLAC parser could not frame these bytes (a damaged frame): count it, and
-                    # still decode what it holds (the frames around the damage are in it)
-                    self.decode_errors += 1
+                    self.decode_errors += 1  # FFmpeg's FLAC parser could not frame these bytes: damage
                 try:
                     frames = codec.decode(packet)
                 except FFmpegError:

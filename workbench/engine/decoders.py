@@ -272,11 +272,11 @@ def make_decoder(fmt: str, *, pcm_rate: int, out_rate: int) -> Decoder:
         return PcmDecoder(pcm_rate, out_rate)
     if fmt == "wav":
         return WavDecoder(out_rate)
-    if fmt in ("mp3", "aac"):
+    if fmt in ("mp3", "aac", "flac"):
         from .avdecoders import FramedDecoder  # PyAV, loaded only when needed
 
         return FramedDecoder(fmt, out_rate)
-    if fmt in ("opus", "flac"):
+    if fmt == "opus":
         from .avdecoders import DemuxDecoder
 
         return DemuxDecoder(fmt, out_rate)

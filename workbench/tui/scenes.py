@@ -148,10 +148,10 @@ async def compare(app: WorkbenchApp) -> None:
     screen = CompareScreen("format:pcm", "format:mp3")
     await app.push_screen(screen)
     a_snaps = synthetic_snapshots(duration_s=8.0, arrival_rtf=4.0)
-    b_snaps = synthetic_snapshots(fmt="mp3", duration_s=8.0, arrival_rtf=4.6, ttfb_ms=210)
+    b_snaps = synthetic_snapshots(fmt="mp3", duration_s=8.0, arrival_rtf=4.6, ttfb_ms=190)
     a = push_run(app, a_snaps, finished=metrics_from(a_snaps), label="A")
     b_settings = app.current_settings().replace(audio_format="mp3")
-    b = push_run(app, b_snaps, finished=metrics_from(b_snaps, ttfb_ms=210, fmt="mp3", bytes_per_ms=4.0),
+    b = push_run(app, b_snaps, finished=metrics_from(b_snaps, ttfb_ms=190, fmt="mp3", bytes_per_ms=4.0),
                  settings=b_settings, label="B")
     screen.show_results({"A": "pcm", "B": "mp3"}, a, b)
 
