@@ -395,7 +395,8 @@ def bench_tui(plays: int, sink_kind: str, progress: Callable[[str], None], text:
                     while len(app.runs) <= n or app.runs[n].metrics is None:
                         if time.monotonic() > deadline:
                             raise RuntimeError("a play in the workbench did not finish")
-                        await pilot.pause(0.05)
+                        # a plain sleep: Pilot.pause() would post a message to every widget each time
+                        await asyncio.sleep(0.1)
                     m = app.runs[n].metrics
                     assert m is not None
                     if i:  # the first is a warm-up

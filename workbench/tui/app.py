@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
+import sys
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -52,6 +54,21 @@ class AppConfig:
     save_dir: Path = field(default_factory=Path.cwd)  # where exports and compare results go
     snapshot_hz: float = 10.0
     notices: list[str] = field(default_factory=list)
+
+
+GIL_SWITCH_S = 0.001
+
+
+def settle_garbage() -> None:
+    """Collect now, between plays, and freeze what survives.
+
+    A full (generation 2) collection stops every thread that needs the GIL, the audio callback
+    included, for as long as it takes to scan every object: with the app's widgets alive that was up
+    to 117 ms, longer than the device's buffer, and each one was a device underflow. Frozen objects
+    are left out of later collections, so those stay short while a play runs.
+    """
+    gc.collect()
+    gc.freeze()
 
 
 def create_app(config: AppConfig) -> WorkbenchApp:
@@ -118,6 +135,12 @@ class WorkbenchApp(App[None]):
         yield Footer()
 
     def on_mount(self) -> None:
+        # The audio callback needs the GIL for a moment every block. While the UI draws, a thread
+        # waiting for the GIL gets it after the switch interval (5 ms by default); 1 ms keeps the
+        # callback's wait well inside one device block (`workbench bench tui` measures the effect).
+        self._switch_interval = sys.getswitchinterval()
+        sys.setswitchinterval(GIL_SWITCH_S)
+        self.call_after_refresh(settle_garbage)
         self.query_one(TextArea).cursor_blink = False
         table = self.query_one("#history", DataTable)
         table.add_columns("#", "format", "network", "buffer", "TTFA", "underruns", "state")
@@ -193,6 +216,7 @@ class WorkbenchApp(App[None]):
                 await self.player.aclose()
         if self.server is not None:
             await asyncio.to_thread(self.server.stop)
+        sys.setswitchinterval(getattr(self, "_switch_interval", 0.005))
 
     # -- settings ---------------------------------------------------------------------------------
     def current_settings(self) -> Settings:
@@ -380,6 +404,8 @@ class WorkbenchApp(App[None]):
         elif metrics.warnings:
             self.show_message(" · ".join(metrics.warnings), "warning")
         self._notify_listeners(record, True)
+        if self.current is None:
+            self.call_after_refresh(settle_garbage)
 
     def _notify_listeners(self, record: RunRecord, finished: bool) -> None:
         for listener in list(self.listeners):
