@@ -161,7 +161,7 @@ async def test_cancelling_the_play_task_closes_everything(server: EmbeddedServer
                                                   (429, "answered 429"), (503, "answered 503")])
 async def test_http_errors_are_reported_with_the_servers_message(server: EmbeddedServer, status: int,
                                                                  fragment: str) -> None:
-    _, m, recorded = await play(server, query=knobs_query(status=status, retry_after=2))
+    _, m, recorded = await play(server, query=knobs_query(status=status, retry_after=2), max_retries=0)
     assert m.state == "failed" and fragment in m.error and "injected fault" in m.error
     assert not recorded.any()
 
@@ -181,7 +181,7 @@ async def test_unreachable_endpoint_fails_cleanly() -> None:
 
 
 async def test_dropped_connection_plays_what_arrived_and_reports_it(server: EmbeddedServer) -> None:
-    _, m, recorded = await play(server, query=knobs_query(drop_after_bytes=48_000))
+    _, m, recorded = await play(server, query=knobs_query(drop_after_bytes=48_000), max_retries=0)
     assert m.state == "failed" and "mid-stream" in m.error
     assert m.bytes == 48_000
     n = 24_000  # the samples that arrived

@@ -76,6 +76,12 @@ class StreamPlayer:
         self._backpressure_s = 0.0  # time the download waited on a full buffer
         self._decoder: StreamDecoder | None = None
         self._first_audio_at: float | None = None  # when the first samples came out of the decoder
+        self._reconnects = 0
+        self._resume: str | None = None  # after a reconnection: "exact" or "approximate"
+        self._skip_left = 0  # samples a resumed response repeats, still to drop
+        self._recent = np.zeros(self.RESUME_CHECK, dtype=np.float32)
+        self._resume_check = np.zeros(0, dtype=np.float32)
+        self._resume_seen = np.zeros(0, dtype=np.float32)
         self._format = settings.audio_format
         self._playing = False
         self._download: asyncio.Task[None] | None = None
@@ -146,6 +152,10 @@ class StreamPlayer:
         self._backpressure_s = 0.0
         self._decoder = None
         self._first_audio_at = None
+        self._reconnects = 0
+        self._resume = None
+        self._skip_left = 0
+        self._recent = np.zeros(self.RESUME_CHECK, dtype=np.float32)
         self.buffer = None
         self.notices.clear()
         initial_ms = self._live_target_ms if self._live_target_ms is not None else float(s.buffer_ms)
@@ -236,7 +246,14 @@ class StreamPlayer:
         sink.start(self.buffer)
 
     async def _fetch(self, request: SpeechRequest, fmt: str, sink_task: asyncio.Task[None],
-                        decode_ms: list[float]) -> None:
+                     decode_ms: list[float]) -> None:
+        """Download, decode and buffer; after a dropped connection (or a 429/5xx), ask again and resume.
+
+        The new response is decoded from its start and its first samples, the ones already buffered,
+        are dropped: for a deterministic server (same text, same audio) that resumes sample for sample.
+        The last samples before the drop are compared with the new response's: `resume` says "exact"
+        when they match and "approximate" when the server did not say the same thing twice.
+        """
         s = self.settings
         assert self.source is not None
         decoder: StreamDecoder | None = None
@@ -259,29 +276,55 @@ class StreamPlayer:
                 decoder = StreamDecoder(fmt, pcm_rate=s.pcm_rate, out_rate=self.sink.rate,
                                         content_type=self.source.content_type)
                 self._decoder = decoder
-            await self._push(await decode(lambda: decoder.feed(chunk)))  # type: ignore[union-attr]
+            await self._push(self._resume_filter(await decode(lambda: decoder.feed(chunk))))  # type: ignore[union-attr]
 
         failure: SourceError | None = None
+        attempt = 0
         try:
-            try:
-                if s.streaming_enabled:
-                    async for chunk in self.source.stream(request):
-                        if self._stopping:
-                            return
-                        await feed(chunk)
-                else:  # voicemode's buffered behaviour: the whole reply first, then play
-                    body = bytearray()
-                    async for chunk in self.source.stream(request):
-                        if self._stopping:
-                            return
-                        body += chunk
-                    if body:
-                        await feed(bytes(body))
-            except SourceError as exc:
-                failure = exc  # play what did arrive (the decoder still holds some), then report it
+            while True:
+                try:
+                    if s.streaming_enabled:
+                        async for chunk in self.source.stream(request):
+                            if self._stopping:
+                                return
+                            await feed(chunk)
+                    else:  # voicemode's buffered behaviour: the whole reply first, then play
+                        body = bytearray()
+                        async for chunk in self.source.stream(request):
+                            if self._stopping:
+                                return
+                            body += chunk
+                        if body:
+                            await feed(bytes(body))
+                    break
+                except SourceError as exc:
+                    if self._stopping or not exc.retryable or attempt >= s.max_retries:
+                        failure = exc
+                        if attempt:
+                            failure = SourceError(f"{exc} (gave up after {attempt} "
+                                                  f"retr{'y' if attempt == 1 else 'ies'})", status=exc.status)
+                        break
+                    attempt += 1
+                    self._reconnects = attempt
+                    if exc.retry_after is not None:
+                        delay = exc.retry_after  # the server said when
+                    elif exc.mid_stream and attempt == 1:
+                        delay = 0.0  # a broken connection: ask again at once, the buffer is draining
+                    else:
+                        delay = min(0.25 * 2 ** (attempt - 1), 4.0)
+                    heard = self._received_samples / (self.sink.rate if self.sink else s.output_rate)
+                    self.notices.append(f"{exc}; asked again after {delay:g} s (attempt {attempt + 1}), "
+                                        f"resuming at {heard:.2f} s of audio")
+                    if decoder is not None:
+                        decoder.close()
+                        decoder = None  # the new response is decoded from its start ...
+                    self._begin_resume()  # ... and what was already buffered is skipped
+                    await asyncio.sleep(delay)
+                    if self._stopping:
+                        return
             if decoder is not None and not self._stopping:
                 try:
-                    await self._push(await decode(decoder.flush))
+                    await self._push(self._resume_filter(await decode(decoder.flush)))
                 finally:
                     self._warn_all(decoder.warnings)
             if failure is not None:
@@ -295,6 +338,32 @@ class StreamPlayer:
             if self.buffer is not None and not self.buffer.ended:
                 self.buffer.end()
 
+    # -- resuming after a reconnection --------------------------------------------------------------
+    RESUME_CHECK = 2048  # samples compared across a reconnection
+
+    def _begin_resume(self) -> None:
+        self._skip_left = self._received_samples
+        self._resume_check = self._recent.copy()[-min(self.RESUME_CHECK, self._received_samples):] \
+            if self._received_samples else np.zeros(0, dtype=np.float32)
+        self._resume_seen = np.zeros(0, dtype=np.float32)
+
+    def _resume_filter(self, samples: np.ndarray) -> np.ndarray:
+        """Drop the samples a resumed response repeats, and check they are what was played."""
+        if self._skip_left <= 0 or not len(samples):
+            return samples
+        take = min(self._skip_left, len(samples))
+        check_from = self._skip_left - len(self._resume_check)  # offset of the check window in this piece
+        lo, hi = max(check_from, 0), take
+        if hi > lo:
+            self._resume_seen = np.concatenate([self._resume_seen, samples[lo:hi]])
+        self._skip_left -= take
+        if self._skip_left == 0 and len(self._resume_check):
+            same = len(self._resume_seen) == len(self._resume_check) and bool(
+                np.allclose(self._resume_seen, self._resume_check, atol=1e-3))
+            if self._resume != "approximate":
+                self._resume = "exact" if same else "approximate"
+        return samples[take:]
+
     async def _push(self, samples: np.ndarray) -> None:
         """Write into the buffer, waiting while it is full (backpressure bounds memory).
 
@@ -304,7 +373,12 @@ class StreamPlayer:
         buffer = self.buffer
         sink = self.sink
         assert buffer is not None and sink is not None
+        if not len(samples):
+            return
         self._received_samples += len(samples)
+        keep = min(len(samples), self.RESUME_CHECK)  # the latest samples, to check a resumed response by
+        self._recent = np.concatenate([self._recent[keep:], samples[-keep:]]) if keep < self.RESUME_CHECK \
+            else samples[-self.RESUME_CHECK:].copy()
         off = 0
         blocked_since: float | None = None
         min_wait = sink.block_size / sink.rate / sink.speed
@@ -432,6 +506,8 @@ class StreamPlayer:
             m.priming_ms = dec.trimmed_ms
             m.page_interval_ms = dec.page_interval_ms
         m.first_audio_ms = ms(self._first_audio_at)
+        m.reconnects = self._reconnects
+        m.resume = self._resume
         m.warnings.extend(self.notices)
 
 

@@ -27,8 +27,16 @@ CONTENT_TYPES = {
 }
 
 
+RETRY_STATUSES = (408, 429, 500, 502, 503, 504)
+
+
 class SourceError(Exception):
     """The endpoint could not give us audio. `str()` is meant for the user."""
+
+    @property
+    def retryable(self) -> bool:
+        """Worth asking again: a dropped or failed connection, a rate limit, a server error."""
+        return self.status is None or self.status in RETRY_STATUSES
 
     def __init__(self, message: str, *, status: int | None = None, retry_after: float | None = None,
                  mid_stream: bool = False) -> None:
@@ -82,10 +90,13 @@ class SpeechSource:
         self.chunks_received = 0
         self.content_type: str | None = None
         self.status: int | None = None
+        self.attempts = 0  # requests made (more than one after a reconnection)
 
     async def stream(self, request: SpeechRequest) -> AsyncIterator[bytes]:
         """Yield the body as it arrives, in pieces of at most `chunk_size` bytes."""
-        self.request_started = time.perf_counter()
+        if self.request_started is None:  # a retry keeps the first request's times
+            self.request_started = time.perf_counter()
+        self.attempts += 1
         kwargs: dict[str, Any] = dict(
             model=request.model,
             voice=request.voice,
@@ -101,7 +112,8 @@ class SpeechSource:
         failure: SourceError | None = None
         try:
             async with self._speech.create(**kwargs) as response:
-                self.headers_at = time.perf_counter()
+                if self.headers_at is None:
+                    self.headers_at = time.perf_counter()
                 self.status = response.http_response.status_code
                 self.content_type = response.http_response.headers.get("content-type")
                 # each read is handed on at once, cut into pieces of at most chunk_size: bytes are never

@@ -54,6 +54,15 @@ class Knobs:
     truncate_bytes: int = -1  # end the body cleanly after this many bytes
     content_type: str = ""  # send this Content-Type instead of the right one
     send_format: str = ""  # send this format instead of the one asked for (labelled as the one asked for)
+    fault_times: int = 0  # with fault_id: the faults apply to the first N requests only (0: to all)
+    fault_id: str = ""  # names a fault for fault_times, e.g. one per test
+
+    FAULTS = ("status", "retry_after", "drop_after_bytes", "drop_after_ms", "corrupt_at", "stall_ms",
+              "truncate_bytes", "content_type", "send_format")
+
+    def without_faults(self) -> Knobs:
+        defaults = Knobs()
+        return dataclasses.replace(self, **{name: getattr(defaults, name) for name in self.FAULTS})
 
     @classmethod
     def names(cls) -> list[str]:
@@ -222,6 +231,7 @@ async def with_faults(body: AsyncIterator[bytes], knobs: Knobs, t_request: float
 
 def create_app(knobs: Knobs | None = None, *, api_key: str | None = None) -> Starlette:
     defaults = knobs or Knobs()
+    fault_counts: dict[str, int] = {}  # requests seen per fault_id
 
     async def speech_endpoint(request: Request) -> Response:
         t_request = time.perf_counter()
@@ -231,6 +241,11 @@ def create_app(knobs: Knobs | None = None, *, api_key: str | None = None) -> Sta
             req_knobs = defaults.merged(_request_knobs(request))
         except ValueError as exc:
             return openai_error(400, str(exc), param="knobs")
+        if req_knobs.fault_times > 0:
+            seen = fault_counts.get(req_knobs.fault_id, 0) + 1
+            fault_counts[req_knobs.fault_id] = seen
+            if seen > req_knobs.fault_times:
+                req_knobs = req_knobs.without_faults()  # the fault has happened enough times
         try:
             body = await request.json()
         except (json.JSONDecodeError, UnicodeDecodeError):

@@ -1,0 +1,123 @@
+"""Reconnection without replay: dropped connections, rate limits and retries, checked sample by sample
+with the server's test signal and the recording sink."""
+
+from __future__ import annotations
+
+import itertools
+import time
+
+import numpy as np
+import pytest
+
+from workbench.engine.player import StreamPlayer
+from workbench.server.runner import EmbeddedServer
+
+from ..conftest import make_settings, virtual_factory
+from .test_player import TEXT, assert_whole_tone_played_once, tone_samples
+
+_ids = itertools.count()
+
+
+def once(**faults: object) -> dict[str, str]:
+    """Knobs for a fault that happens on the first request only (a fresh fault_id each time)."""
+    return {"fault_times": "1", "fault_id": f"resilience-{next(_ids)}", **{k: str(v) for k, v in faults.items()}}
+
+
+async def play(server: EmbeddedServer, query: dict[str, str] | None, fmt: str = "pcm", speed: float = 2.0,  # type: ignore[no-untyped-def]
+               **settings: object):
+    # at twice real time the audio buffered before a drop outlasts the reconnection, so any change
+    # in the recording is a repeat or a skip, not underrun silence
+    factory = virtual_factory(speed=speed)
+    player = StreamPlayer(make_settings(voices=("test-signal",), audio_format=fmt, **settings),
+                          base_url=server.base_url, sink_factory=factory, extra_query=query)
+    metrics = await player.play(TEXT)
+    return metrics, factory.made[-1].recorder.samples()
+
+
+@pytest.mark.parametrize("drop_at", [9_001, 50_000, 101_000])  # inside a sample, and later on
+async def test_pcm_drop_resumes_sample_exact(server: EmbeddedServer, drop_at: int) -> None:
+    m, recorded = await play(server, once(drop_after_bytes=drop_at))
+    assert m.state == "done" and m.error is None, m.error
+    assert m.reconnects == 1 and m.resume == "exact" and m.underruns == 0
+    assert_whole_tone_played_once(recorded)  # no repeat, no skip, nothing after the end
+    assert m.audio_ms == pytest.approx(tone_samples() / 24, abs=0.1)
+    assert any("asked again" in w for w in m.warnings)
+
+
+def heard(recorded: np.ndarray) -> np.ndarray:
+    nonzero = np.flatnonzero(np.abs(recorded) > 1e-6)
+    return recorded[nonzero[0] : nonzero[-1] + 1]
+
+
+@pytest.mark.parametrize("fmt", ["mp3", "opus"])
+@pytest.mark.parametrize("drop_at", [2_500, 7_000])
+async def test_compressed_drop_resumes_exactly_where_it_stopped(server: EmbeddedServer, fmt: str,
+                                                                drop_at: int) -> None:
+    clean, clean_rec = await play(server, None, fmt)
+    m, recorded = await play(server, once(drop_after_bytes=drop_at), fmt)
+    assert m.state == "done" and m.error is None, m.error
+    assert m.reconnects == 1 and m.resume == "exact" and m.underruns == 0
+    assert m.audio_ms == pytest.approx(clean.audio_ms)
+    a, b = heard(clean_rec), heard(recorded)
+    assert len(a) == len(b)
+    np.testing.assert_allclose(b, a, atol=1e-6)  # what was heard is identical to an undisturbed play
+
+
+async def test_retry_after_is_honoured(server: EmbeddedServer) -> None:
+    t = time.perf_counter()
+    m, recorded = await play(server, once(status=429, retry_after=1))
+    assert m.state == "done" and m.reconnects == 1
+    assert time.perf_counter() - t >= 1.0
+    assert m.first_byte_ms is not None and m.first_byte_ms >= 1000.0  # it waited as told
+    assert_whole_tone_played_once(recorded)
+
+
+async def test_server_errors_are_retried_with_backoff(server: EmbeddedServer) -> None:
+    m, recorded = await play(server, {**once(status=503), "fault_times": "2"})
+    assert m.state == "done" and m.reconnects == 2
+    assert m.first_byte_ms is not None and m.first_byte_ms >= 250.0 + 500.0  # waited 0.25 s, then 0.5 s
+    assert_whole_tone_played_once(recorded)
+
+
+async def test_when_retries_run_out_what_was_buffered_plays_and_the_error_is_clear(server: EmbeddedServer) -> None:
+    m, recorded = await play(server, {"drop_after_bytes": "30000"}, max_retries=2)  # drops every time
+    assert m.state == "failed" and m.reconnects == 2
+    assert "gave up after 2 retries" in (m.error or "")
+    assert m.audio_ms == pytest.approx(15_000 / 24, abs=0.1)  # 30000 bytes = 15000 samples, once
+    assert m.played_ms == pytest.approx(m.audio_ms)
+    n = 15_000
+    onset = int(np.flatnonzero(recorded)[0]) - 1
+    from ..conftest import expected_tone
+
+    fade = 120  # the buffer ran dry while the retries waited: its last 5 ms were faded out
+    np.testing.assert_allclose(recorded[onset : onset + n - fade], expected_tone(n)[:-fade], atol=1e-4)
+    assert not recorded[onset + n :].any()  # nothing repeated after the retries
+
+
+async def test_a_client_error_is_not_retried(server: EmbeddedServer) -> None:
+    m, _ = await play(server, {"status": "401"})
+    assert m.state == "failed" and m.reconnects == 0
+
+
+async def test_no_retries_when_disabled(server: EmbeddedServer) -> None:
+    m, _ = await play(server, once(drop_after_bytes=20_000), max_retries=0)
+    assert m.state == "failed" and m.reconnects == 0 and "mid-stream" in (m.error or "")
+
+
+def test_a_different_second_response_is_reported_as_approximate() -> None:
+    player = StreamPlayer(make_settings(), base_url="http://127.0.0.1:9/v1")
+    played = np.sin(np.arange(5000, dtype=np.float32) / 10)
+    player._recent = played[-player.RESUME_CHECK :].copy()
+    player._received_samples = len(played)
+    player._begin_resume()
+    other = np.cos(np.arange(6000, dtype=np.float32) / 7)  # the server said something else this time
+    rest = player._resume_filter(other)
+    assert player._resume == "approximate"
+    np.testing.assert_array_equal(rest, other[5000:])  # still no replay: the same length is skipped
+
+    player._resume = None
+    player._begin_resume()
+    same = np.concatenate([played, np.ones(100, dtype=np.float32)])
+    rest = np.concatenate([player._resume_filter(same[:3000]), player._resume_filter(same[3000:])])
+    assert player._resume == "exact"
+    np.testing.assert_array_equal(rest, np.ones(100, dtype=np.float32))
