@@ -62,6 +62,8 @@ class PlayMetrics:
     priming_ms: float = 0.0  # encoder delay trimmed (LAME tag, Opus pre-skip)
     page_interval_ms: float | None = None  # Ogg: audio per page as the server sends it
     initial_buffer_ms: float = 0.0
+    target_ms: float | None = None  # the buffer target at the end (adaptive: what it learned)
+    needed_buffer_ms: float | None = None  # the smallest initial buffer that would have played this clean
     total_ms: float | None = None
     device_latency_ms: float | None = None
     state: str = PlayState.DONE.value

@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from .adaptive import AdaptiveTarget, estimate_speech_s, needed_buffer_ms, slow_server_ms
 from .buffer import BufferState, JitterBuffer
 from .decoders import PROGRESSIVE_FORMATS, DecodeError, StreamDecoder
 from .metrics import PlayMetrics, PlayState, Snapshot, percentile
@@ -69,6 +70,7 @@ class StreamPlayer:
         self.source: SpeechSource | None = None
         self.last_metrics: PlayMetrics | None = None
         self._live_target_ms: float | None = None
+        self.adaptive: AdaptiveTarget | None = None  # learned across this player's plays
         self._stopping = False
         self._final_state: PlayState | None = None
         self._t0 = 0.0
@@ -122,6 +124,9 @@ class StreamPlayer:
     def set_initial_buffer_ms(self, ms: float) -> None:
         """Change the buffer target live: applies to the current play (if any) and the next ones."""
         self._live_target_ms = ms
+        if self.adaptive is not None:  # the user's value wins; adaptation goes on from there
+            self.adaptive.initial_ms = ms
+            self.adaptive.target_ms = min(ms, self.adaptive.max_ms)
         if self.buffer is not None and self.settings.streaming_enabled:
             self.buffer.set_target_ms(ms)
 
@@ -172,7 +177,14 @@ class StreamPlayer:
                                 extra_headers=self.extra_headers, extra_query=self.extra_query)
         decode_ms: list[float] = []
         snap_task = asyncio.create_task(self._snapshots()) if self.observers else None
-        sink_task = asyncio.create_task(self._prepare_sink(initial_ms))
+        start_ms = initial_ms
+        adapt_task: asyncio.Task[None] | None = None
+        if s.adaptive and s.streaming_enabled:
+            if self.adaptive is None:
+                self.adaptive = AdaptiveTarget(initial_ms, s.max_buffer_s * 1000.0, s.block_size * 1000.0 / s.output_rate)
+            start_ms = self.adaptive.begin(initial_ms, s.max_buffer_s * 1000.0)  # the learned target
+            adapt_task = asyncio.create_task(self._adapt(estimate_speech_s(text, s.speed)))
+        sink_task = asyncio.create_task(self._prepare_sink(start_ms))
         download: asyncio.Task[None] | None = None
         try:
             download = asyncio.create_task(self._fetch(request, fmt, sink_task, decode_ms))
@@ -211,6 +223,10 @@ class StreamPlayer:
             await self.source.aclose()
             if self._final_state is None:
                 self._final_state = PlayState.STOPPED if self._stopping else PlayState.DONE
+            if adapt_task is not None:
+                adapt_task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await adapt_task
             if snap_task is not None:
                 snap_task.cancel()
                 with contextlib.suppress(asyncio.CancelledError):
@@ -375,6 +391,8 @@ class StreamPlayer:
         assert buffer is not None and sink is not None
         if not len(samples):
             return
+        if self.adaptive is not None and self.settings.adaptive:
+            self.adaptive.arrival(time.perf_counter(), self._received_samples / buffer.rate, len(samples) / buffer.rate)
         self._received_samples += len(samples)
         keep = min(len(samples), self.RESUME_CHECK)  # the latest samples, to check a resumed response by
         self._recent = np.concatenate([self._recent[keep:], samples[-keep:]]) if keep < self.RESUME_CHECK \
@@ -394,6 +412,39 @@ class StreamPlayer:
                 await asyncio.sleep(max(min_wait, deficit / buffer.rate / sink.speed))
         if blocked_since is not None:
             self._backpressure_s += time.perf_counter() - blocked_since
+
+    async def _adapt(self, expected_s: float) -> None:
+        """Ten times a second: feed the clock and underruns to the adaptive target, apply it, and when
+        the server is slower than real time, buffer what the rest of the reply needs."""
+        adaptive = self.adaptive
+        assert adaptive is not None
+        seen_underruns = 0
+        warned = False
+        while True:
+            await asyncio.sleep(0.1)
+            buffer = self.buffer
+            if buffer is None:
+                continue
+            now = time.perf_counter()
+            if buffer.underruns > seen_underruns:
+                seen_underruns = buffer.underruns
+                adaptive.underrun(now)
+            adaptive.tick(now)
+            target = adaptive.target_ms
+            arrivals = adaptive.arrivals
+            if arrivals and arrivals[-1].t >= 1.0 and not buffer.ended:
+                received_s = arrivals[-1].start_s + arrivals[-1].length_s
+                # time spent waiting on a full buffer is ours, not the server's
+                pace = received_s / max(now - (self._first_audio_at or now) - self._backpressure_s, 1e-3)
+                extra = slow_server_ms(max(expected_s - received_s, 0.0), pace)
+                if extra > 0:
+                    target = max(target, min(extra, adaptive.max_ms))
+                    if not warned and pace < 0.95:
+                        warned = True
+                        self.notices.append(f"the server sends audio at {pace:.2f}x real time: buffering up to "
+                                            f"{min(extra, adaptive.max_ms):.0f} ms to play the rest through")
+            if abs(target - buffer.target_ms) >= 1.0:
+                buffer.set_target_ms(target)
 
     def _warn_all(self, warnings: list[str]) -> None:
         for w in warnings:
@@ -508,6 +559,11 @@ class StreamPlayer:
         m.first_audio_ms = ms(self._first_audio_at)
         m.reconnects = self._reconnects
         m.resume = self._resume
+        if buf is not None:
+            m.target_ms = buf.target_ms
+        if self.adaptive is not None and self.settings.adaptive:
+            block_ms = self.settings.block_size * 1000.0 / self.settings.output_rate
+            m.needed_buffer_ms = needed_buffer_ms(self.adaptive.arrivals) + block_ms
         m.warnings.extend(self.notices)
 
 

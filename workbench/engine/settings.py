@@ -165,6 +165,8 @@ SPECS: tuple[Spec, ...] = (
          "Seed of the simulated network's randomness, so runs repeat."),
     Spec("metrics_log", "WORKBENCH_METRICS_LOG", _optional(str), "a file path",
          "Append each play's metrics as a JSON line to this file."),
+    Spec("adaptive", "WORKBENCH_ADAPTIVE", _bool, "true or false",
+         "Learn the buffer target from how late audio arrives; raise it after an underrun, carry it over."),
     Spec("max_retries", "WORKBENCH_MAX_RETRIES", _int_range(0, 10), "a whole number, 0 to 10",
          "Requests again after a dropped connection, a rate limit or a server error, resuming where the "
          "audio got to."),
@@ -195,6 +197,7 @@ class Settings:
     network_seed: int = 0
     metrics_log: str | None = None
     max_retries: int = 3
+    adaptive: bool = True
     # where each non-default value came from, for display ("environment", a file path, "--format", ...)
     origins: Mapping[str, str] = field(default_factory=dict, compare=False, repr=False)
 

@@ -1,0 +1,177 @@
+"""Adaptive buffering: a buffer target learned from how late audio arrives (after WebRTC's NetEQ, simplified).
+
+- Lateness of a piece of audio: (its arrival - the first arrival) - (where it starts in the audio),
+  minus the smallest such value over the last two seconds, floored at zero. A steady stream, however
+  fast, has lateness near zero; a stall shows up as lateness as long as the stall.
+- Every half second the largest lateness seen goes into a histogram of 20 ms buckets that forgets
+  (each old entry weighs 0.98 of what it did half a second before). The floor of the target is the
+  histogram's 95th percentile plus one device block, clamped between the initial buffer and the max.
+- An underrun raises the target at once (1.5x, or +100 ms, whichever is more). After ten seconds with
+  no underrun the target decays towards the floor, a tenth of the way every half second.
+- The learned target carries over to the next utterance: `begin()` starts a play without forgetting.
+- A server slower than real time (arrival pace r < 1) needs about remaining * (1/r - 1) of buffer,
+  which no percentile of lateness catches in time: `slow_server_ms` estimates it.
+
+Everything takes times as arguments, so tests drive it with a deterministic clock.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass
+
+BUCKET_MS = 20.0
+FORGET = 0.98
+PERCENTILE = 0.95
+TICK_S = 0.5
+WINDOW_S = 2.0
+RAISE_FACTOR = 1.5
+RAISE_MIN_MS = 100.0
+STEADY_S = 10.0
+DECAY = 0.1
+
+
+@dataclass
+class Arrival:
+    t: float  # seconds since the play's first arrival
+    start_s: float  # where this piece starts in the audio
+    length_s: float
+
+
+class AdaptiveTarget:
+    def __init__(self, initial_ms: float, max_ms: float, block_ms: float) -> None:
+        self.initial_ms = initial_ms
+        self.max_ms = max_ms
+        self.block_ms = block_ms
+        self.target_ms = initial_ms
+        self.buckets = [0.0] * (int(max_ms // BUCKET_MS) + 2)
+        self.underruns = 0
+        self._last_underrun: float | None = None
+        self._t0: float | None = None
+        self._window: deque[tuple[float, float]] = deque()  # (t, raw lateness) over the last WINDOW_S
+        self._tick_max = 0.0
+        self._next_tick = 0.0
+        self.arrivals: list[Arrival] = []  # this play's, for `needed_buffer_ms`
+
+    # -- a play -----------------------------------------------------------------------------------
+    def begin(self, initial_ms: float, max_ms: float) -> float:
+        """Start a play: returns the target to start it with (the learned one, within the new bounds)."""
+        self.initial_ms = initial_ms
+        if max_ms != self.max_ms:
+            self.max_ms = max_ms
+            self.buckets = (self.buckets + [0.0] * int(max_ms // BUCKET_MS + 2))[: int(max_ms // BUCKET_MS) + 2]
+        self.target_ms = min(max(self.target_ms, initial_ms), max_ms)
+        self._t0 = None
+        self._window.clear()
+        self._tick_max = 0.0
+        self.arrivals = []
+        return self.target_ms
+
+    def arrival(self, now: float, start_s: float, length_s: float) -> None:
+        """A piece of audio arrived at `now` (any clock, in seconds)."""
+        if self._t0 is None:
+            self._t0 = now
+            self._next_tick = now + TICK_S
+        t = now - self._t0
+        if len(self.arrivals) < 100_000:
+            self.arrivals.append(Arrival(t, start_s, length_s))
+        raw = t - start_s
+        window = self._window
+        window.append((t, raw))
+        while window and window[0][0] < t - WINDOW_S:
+            window.popleft()
+        lateness_ms = max(raw - min(r for _, r in window), 0.0) * 1000.0
+        self._tick_max = max(self._tick_max, lateness_ms)
+        self.tick(now)
+
+    def tick(self, now: float) -> None:
+        """Call often (also when nothing arrives: a stall is when it matters)."""
+        if self._t0 is None:
+            return
+        if self._window:  # lateness keeps growing while nothing arrives
+            t = now - self._t0
+            waiting_ms = (t - self._window[-1][0]) * 1000.0
+            self._tick_max = max(self._tick_max, waiting_ms)
+        while now >= self._next_tick:
+            self._next_tick += TICK_S
+            self._add(self._tick_max)
+            self._tick_max = 0.0
+            self._update(now)
+
+    def underrun(self, now: float) -> None:
+        self.underruns += 1
+        self._last_underrun = now
+        self.target_ms = min(self.max_ms, max(self.target_ms * RAISE_FACTOR, self.target_ms + RAISE_MIN_MS))
+
+    # -- the histogram ----------------------------------------------------------------------------
+    def _add(self, lateness_ms: float) -> None:
+        buckets = self.buckets
+        for i in range(len(buckets)):
+            buckets[i] *= FORGET
+        i = min(int(lateness_ms // BUCKET_MS), len(buckets) - 1)
+        buckets[i] += 1.0
+
+    def percentile_ms(self, q: float = PERCENTILE) -> float:
+        total = sum(self.buckets)
+        if total <= 0:
+            return 0.0
+        acc = 0.0
+        for i, weight in enumerate(self.buckets):
+            acc += weight
+            if acc >= q * total:
+                return (i + 1) * BUCKET_MS
+        return len(self.buckets) * BUCKET_MS
+
+    @property
+    def floor_ms(self) -> float:
+        return min(max(self.percentile_ms() + self.block_ms, self.initial_ms), self.max_ms)
+
+    def _update(self, now: float) -> None:
+        floor = self.floor_ms
+        steady = self._last_underrun is None or now - self._last_underrun >= STEADY_S
+        if self.target_ms < floor:
+            self.target_ms = floor
+        elif steady and self.target_ms > floor:
+            self.target_ms = max(floor, self.target_ms - (self.target_ms - floor) * DECAY)
+
+
+CHARS_PER_S = 15.0  # speech from text, roughly: neural TTS and espeak-ng both say about 15 characters a second
+
+
+def estimate_speech_s(text: str, speed: float | None = None) -> float:
+    return len(text.strip()) / CHARS_PER_S / (speed or 1.0)
+
+
+def slow_server_ms(remaining_s: float, arrival_rtf: float) -> float:
+    """Buffer a stream arriving at `arrival_rtf` seconds of audio per second needs for the rest."""
+    if arrival_rtf <= 0 or arrival_rtf >= 1.0:
+        return 0.0
+    return remaining_s * (1.0 / arrival_rtf - 1.0) * 1000.0
+
+
+def needed_buffer_ms(arrivals: list[Arrival], *, step_ms: float = 10.0, limit_ms: float = 10_000.0) -> float:
+    """The smallest initial buffer with which these arrivals would have played without an underrun.
+
+    Replays the play: with an initial buffer B, playback starts when B of audio has arrived, and each
+    piece is needed at that start plus its place in the audio; a piece that arrives after it is needed
+    is an underrun.
+    """
+    if not arrivals:
+        return 0.0
+
+    def clean(b_ms: float) -> bool:
+        start = next((a.t for a in arrivals if a.start_s + a.length_s >= b_ms / 1000.0), None)
+        if start is None:  # the whole reply is shorter than B: it plays after the last arrival
+            return True
+        return all(a.t <= start + a.start_s for a in arrivals)
+
+    lo, hi = 0, int(limit_ms // step_ms)  # in steps; more buffer never starts sooner, so search
+    if not clean(hi * step_ms):
+        return limit_ms
+    while lo < hi:
+        mid = (lo + hi) // 2
+        if clean(mid * step_ms):
+            hi = mid
+        else:
+            lo = mid + 1
+    return lo * step_ms
