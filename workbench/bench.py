@@ -8,6 +8,9 @@ Suites:
 - `server`: the embedded server's encode speed, first byte per format and concurrent streams.
 - `formats`: every response format through the same player, server and text: TTFA (and its distance
   from PCM's, measured in the same run), bytes to first audio, decode speed and CPU per stream.
+- `adaptive`: fixed 150 ms against the adaptive target on simulated networks, the server at 1.1x real
+  time (so the network decides): underruns per minute of audio, underrun ms, TTFA.
+- `chunks`: TTFA and underruns for several VOICEMODE_STREAM_CHUNK_SIZE values, PCM and MP3, on wifi.
 - `tui`: the same text played headless and with the workbench open (Textual's headless driver: it lays
   out and renders every frame as in a terminal, without the terminal writes), to show the UI never
   starves the audio: underruns and device underflows side by side, and the CPU each costs.
@@ -355,6 +358,122 @@ def bench_formats(plays: int, sink_kind: str, progress: Callable[[str], None], t
     return report
 
 
+ADAPTIVE_TEXT = "Streaming speech has to start quickly and keep going when the network stalls."
+
+
+def bench_adaptive(plays: int, progress: Callable[[str], None], text: str = ADAPTIVE_TEXT,
+                   networks: tuple[str, ...] = ("lan", "wifi", "4g", "flaky")) -> Report:
+    results: dict[str, dict[str, list[PlayMetrics]]] = {n: {"fixed": [], "adaptive": []} for n in networks}
+    with ServerProcess() as server:
+        async def all_runs() -> None:
+            for network in networks:
+                players = {
+                    mode: StreamPlayer(load_settings(read_voicemode_files=False, environ={}, overrides={
+                        "voices": ("alloy",), "sink": "virtual", "network": network, "network_seed": 7,
+                        "buffer_ms": 150, "max_buffer_s": 4.0, "adaptive": mode == "adaptive"}),
+                        base_url=server.base_url, sink_factory=_sink_factory("virtual"),
+                        extra_query={"pace": "0.9"})
+                    for mode in ("fixed", "adaptive")}
+                try:
+                    for i in range(plays):  # interleaved: both see the same run of the network's dice
+                        for mode, player in players.items():
+                            progress(f"{network}: play {i + 1}/{plays}, {mode}")
+                            m = await player.play(text)
+                            if m.error:
+                                raise RuntimeError(f"{network} {mode}: {m.error}")
+                            results[network][mode].append(m)
+                finally:
+                    for player in players.values():
+                        await player.aclose()
+
+        asyncio.run(all_runs())
+
+    report = Report(f"Adaptive buffering: {plays} plays per network and mode, server at 1.1x real time",
+                    machine_description())
+    table: dict[str, dict[str, dict[str, float]]] = {}
+    for network in networks:
+        table[network] = {}
+        for mode in ("fixed", "adaptive"):
+            ms = results[network][mode]
+            minutes = sum(m.audio_ms for m in ms) / 60_000.0
+            table[network][mode] = {
+                "underruns_per_min": sum(m.underruns for m in ms) / minutes,
+                "underrun_ms_per_min": sum(m.underrun_ms for m in ms) / minutes,
+                "underrun_ms": sum(m.underrun_ms for m in ms),
+                "plays_with_underruns": sum(1 for m in ms if m.underruns),
+                "ttfa_ms": _median([m.ttfa_ms or 0.0 for m in ms]),
+                "ttfa_p95_ms": percentile([m.ttfa_ms or 0.0 for m in ms], 95) or 0.0,
+                "final_target_ms": ms[-1].target_ms or 0.0,
+                "needed_buffer_ms_max": max((m.needed_buffer_ms or 0.0) for m in ms),
+            }
+        f, a = table[network]["fixed"], table[network]["adaptive"]
+        ratio = (f["underrun_ms"] / a["underrun_ms"]) if a["underrun_ms"] > 0 else float("inf")
+        report.rows += [
+            (f"{network}: underruns per minute, fixed / adaptive",
+             f"{f['underruns_per_min']:.1f} / {a['underruns_per_min']:.1f}",
+             f"plays with underruns {f['plays_with_underruns']} / {a['plays_with_underruns']} of {plays}"),
+            (f"{network}: underrun ms, fixed / adaptive",
+             f"{f['underrun_ms']:.0f} / {a['underrun_ms']:.0f} ms"
+             + ("" if f["underrun_ms"] == 0 else f" ({'none left' if a['underrun_ms'] == 0 else f'{ratio:.1f}x fewer'})"),
+             "silence inserted mid-reply, all plays"),
+            (f"{network}: TTFA median (p95), fixed / adaptive",
+             f"{f['ttfa_ms']:.0f} ({f['ttfa_p95_ms']:.0f}) / {a['ttfa_ms']:.0f} ({a['ttfa_p95_ms']:.0f}) ms "
+             f"({a['ttfa_ms'] - f['ttfa_ms']:+.0f} ms)", f"adaptive learned target {a['final_target_ms']:.0f} ms"),
+        ]
+    report.data = {"suite": "adaptive", "plays": plays, "machine": report.machine, "networks": table,
+                   "runs": {n: {mode: [m.to_dict() for m in ms] for mode, ms in v.items()}
+                            for n, v in results.items()}}
+    return report
+
+
+CHUNK_SIZES = (512, 1024, 4096, 16384, 65536)
+
+
+def bench_chunks(plays: int, progress: Callable[[str], None], text: str = ADAPTIVE_TEXT,
+                 network: str = "wifi") -> Report:
+    """Does the chunk size matter? This engine hands every network read on at once, cut into pieces of
+    at most the chunk size, so the size only bounds how much is decoded in one step."""
+    rows: dict[str, dict[int, list[PlayMetrics]]] = {fmt: {c: [] for c in CHUNK_SIZES} for fmt in ("pcm", "mp3")}
+    with ServerProcess() as server:
+        async def all_runs() -> None:
+            for fmt in rows:
+                players = {c: StreamPlayer(load_settings(read_voicemode_files=False, environ={}, overrides={
+                    "voices": ("alloy",), "sink": "virtual", "network": network, "network_seed": 3,
+                    "audio_format": fmt, "chunk_size": c, "adaptive": False}),
+                    base_url=server.base_url, sink_factory=_sink_factory("virtual"), extra_query={"pace": "0.9"})
+                    for c in CHUNK_SIZES}
+                try:
+                    for i in range(plays):
+                        for c, player in players.items():
+                            progress(f"{fmt}, chunk {c}: play {i + 1}/{plays}")
+                            m = await player.play(text)
+                            if m.error:
+                                raise RuntimeError(f"{fmt} chunk {c}: {m.error}")
+                            rows[fmt][c].append(m)
+                finally:
+                    for player in players.values():
+                        await player.aclose()
+
+        asyncio.run(all_runs())
+    report = Report(f"Chunk size: {plays} plays each, {network}, server at 1.1x real time, fixed 150 ms buffer",
+                    machine_description())
+    data: dict[str, dict[int, dict[str, float]]] = {}
+    for fmt, by_size in rows.items():
+        data[fmt] = {}
+        for c, ms in by_size.items():
+            d = {"ttfa_ms": _median([m.ttfa_ms or 0.0 for m in ms]),
+                 "underrun_ms": sum(m.underrun_ms for m in ms), "underruns": sum(m.underruns for m in ms),
+                 "chunks": _median([float(m.chunks) for m in ms]), "decode_ms_p95": _median(
+                     [m.decode_ms_p95 or 0.0 for m in ms])}
+            data[fmt][c] = d
+            report.rows.append((f"{fmt}, chunk {c} B", f"TTFA {d['ttfa_ms']:.0f} ms, {d['underruns']:.0f} underruns "
+                                f"({d['underrun_ms']:.0f} ms), {d['chunks']:.0f} pieces per play",
+                                f"decode p95 {d['decode_ms_p95']:.2f} ms"))
+    report.data = {"suite": "chunks", "plays": plays, "network": network, "machine": report.machine,
+                   "results": {f: {str(c): v for c, v in d.items()} for f, d in data.items()}}
+    return report
+
+
 def bench_tui(plays: int, sink_kind: str, progress: Callable[[str], None], text: str = BENCH_TEXT) -> Report:
     import tempfile
 
@@ -534,6 +653,10 @@ def run_bench(suite: str, plays: int, sink_kind: str, out_dir: Path, stderr: Tex
         report = bench_formats(plays, sink_kind, progress, text)
     elif suite == "tui":
         report = bench_tui(plays, sink_kind, progress, text)
+    elif suite == "chunks":
+        report = bench_chunks(plays, progress, **({} if text == BENCH_TEXT else {"text": text}))
+    elif suite == "adaptive":
+        report = bench_adaptive(plays, progress, **({} if text == BENCH_TEXT else {"text": text}))
     else:
         raise ValueError(f"unknown suite {suite!r}")
     if stderr.isatty():

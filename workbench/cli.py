@@ -112,10 +112,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     bench = sub.add_parser("bench", help="measure the engine against baselines taken in the same run",
                            description="Run a benchmark suite and write Markdown and JSON results.")
-    bench.add_argument("suite", nargs="?", default="engine", choices=["engine", "server", "formats", "tui"],
+    bench.add_argument("suite", nargs="?", default="engine", choices=["engine", "server", "formats", "tui", "adaptive", "chunks"],
                        help="engine (default): the engine's own cost; server: the embedded server's speed; "
                        "formats: TTFA, bytes to first audio, decode speed and CPU for every format; "
-                       "tui: underruns and device underflows headless and with the workbench open")
+                       "tui: underruns and device underflows headless and with the workbench open; "
+                       "adaptive: fixed 150 ms against the adaptive target on simulated networks; "
+                       "chunks: TTFA and underruns by VOICEMODE_STREAM_CHUNK_SIZE")
     bench.add_argument("--plays", type=int, default=10, help="plays per configuration (default 10)")
     bench.add_argument("--quick", action="store_true", help="3 plays: a smoke run under a minute")
     bench.add_argument("--sink", choices=["virtual", "device"], default="virtual", help="where audio goes")

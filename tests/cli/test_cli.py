@@ -159,6 +159,22 @@ def test_bench_tui_tiny_run_plays_headless_and_in_the_workbench(tmp_path: Path) 
     assert "| workbench open: device underflows |" in markdown and "| headless: underruns |" in markdown
 
 
+def test_bench_adaptive_and_chunks_tiny_runs(tmp_path: Path) -> None:
+    result = run("bench", "adaptive", "--plays", "1", "--text", "one two", "--out", str(tmp_path), timeout=240)
+    assert result.returncode == 0, result.stderr
+    data = json.loads((tmp_path / "adaptive.json").read_text())
+    assert set(data["networks"]) == {"lan", "wifi", "4g", "flaky"}
+    for network, modes in data["networks"].items():
+        assert set(modes) == {"fixed", "adaptive"}, network
+        assert len(data["runs"][network]["adaptive"]) == 1
+    assert data["runs"]["wifi"]["fixed"][0]["network"] == "wifi"
+    result = run("bench", "chunks", "--plays", "1", "--text", "one two", "--out", str(tmp_path), timeout=240)
+    assert result.returncode == 0, result.stderr
+    chunks = json.loads((tmp_path / "chunks.json").read_text())
+    assert set(chunks["results"]) == {"pcm", "mp3"} and set(chunks["results"]["mp3"]) == {
+        "512", "1024", "4096", "16384", "65536"}
+
+
 def test_ctrl_c_stops_cleanly_with_the_metrics_so_far() -> None:
     import signal
     import time

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from workbench.engine.adaptive import AdaptiveTarget, Arrival, needed_buffer_ms, slow_server_ms
-from workbench.engine.player import StreamPlayer
+from workbench.engine.player import StreamPlayer, recommend_buffer_ms
 from workbench.server.runner import EmbeddedServer
 
 from ..conftest import make_settings, virtual_factory
@@ -63,6 +63,15 @@ def test_the_learned_target_carries_over_to_the_next_play_within_new_bounds() ->
     assert t > 0
 
 
+def test_the_wait_after_the_last_piece_is_not_lateness() -> None:
+    a = AdaptiveTarget(150.0, 2000.0, 20.0)
+    t = feed_steady(a, 0.0, 3.0)
+    a.end()
+    for k in range(50):  # five seconds of playing out what was buffered
+        a.tick(t + k * 0.1)
+    assert a.target_ms == pytest.approx(150.0)
+
+
 def test_the_target_is_capped_by_the_max_buffer() -> None:
     a = AdaptiveTarget(150.0, 500.0, 20.0)
     for k in range(10):
@@ -117,4 +126,11 @@ async def test_adaptive_off_keeps_the_fixed_target(server: EmbeddedServer) -> No
     player = StreamPlayer(make_settings(voices=("test-signal",), adaptive=False), base_url=server.base_url,
                           sink_factory=factory)
     m = await player.play("one two three")
-    assert player.adaptive is None and m.target_ms == pytest.approx(150.0) and m.needed_buffer_ms is None
+    assert m.target_ms == pytest.approx(150.0)
+    assert m.needed_buffer_ms is not None  # still measured, for the recommendation
+    assert recommend_buffer_ms(player.needed_history) == pytest.approx(-(-m.needed_buffer_ms // 10) * 10)
+
+
+def test_recommendation_is_the_worst_play_rounded_up() -> None:
+    assert recommend_buffer_ms([35.0, 212.5, 90.0]) == 220.0
+    assert recommend_buffer_ms([]) is None

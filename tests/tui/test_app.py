@@ -303,3 +303,21 @@ async def test_every_action_is_in_the_command_palette(server: EmbeddedServer, tm
         await pilot.press("f1")
         await pilot.pause()
         assert type(app.screen).__name__ == "HelpScreen"
+
+
+async def test_b_sets_the_buffer_every_run_needed(server: EmbeddedServer, tmp_path: Path) -> None:
+    app = make_app(server, tmp_path)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("b")
+        assert "play first" in str(app.query_one("#message").render())
+        await pilot.press("p")
+        await wait_for(pilot, lambda: finished(app))
+        needed = app.runs[0].metrics.needed_buffer_ms
+        assert needed is not None
+        message = str(app.query_one("#message").render())
+        assert "would have played every such run" in message
+        await pilot.press("b")
+        await pilot.pause()
+        expected = int(-(-needed // 10) * 10)
+        assert app.query_one("#buffer_ms", Input).value == str(expected)
+        assert app.current_settings().buffer_ms == expected

@@ -51,6 +51,7 @@ class AdaptiveTarget:
         self._window: deque[tuple[float, float]] = deque()  # (t, raw lateness) over the last WINDOW_S
         self._tick_max = 0.0
         self._next_tick = 0.0
+        self._ended = False
         self.arrivals: list[Arrival] = []  # this play's, for `needed_buffer_ms`
 
     # -- a play -----------------------------------------------------------------------------------
@@ -62,10 +63,15 @@ class AdaptiveTarget:
             self.buckets = (self.buckets + [0.0] * int(max_ms // BUCKET_MS + 2))[: int(max_ms // BUCKET_MS) + 2]
         self.target_ms = min(max(self.target_ms, initial_ms), max_ms)
         self._t0 = None
+        self._ended = False
         self._window.clear()
         self._tick_max = 0.0
         self.arrivals = []
         return self.target_ms
+
+    def end(self) -> None:
+        """The download is complete: the wait after the last piece is not lateness."""
+        self._ended = True
 
     def arrival(self, now: float, start_s: float, length_s: float) -> None:
         """A piece of audio arrived at `now` (any clock, in seconds)."""
@@ -88,7 +94,7 @@ class AdaptiveTarget:
         """Call often (also when nothing arrives: a stall is when it matters)."""
         if self._t0 is None:
             return
-        if self._window:  # lateness keeps growing while nothing arrives
+        if self._window and not self._ended:  # lateness keeps growing while nothing arrives
             t = now - self._t0
             waiting_ms = (t - self._window[-1][0]) * 1000.0
             self._tick_max = max(self._tick_max, waiting_ms)

@@ -64,6 +64,7 @@ class PlayMetrics:
     initial_buffer_ms: float = 0.0
     target_ms: float | None = None  # the buffer target at the end (adaptive: what it learned)
     needed_buffer_ms: float | None = None  # the smallest initial buffer that would have played this clean
+    advice: str | None = None  # when audio arrived slower than real time: what would play smoothly
     total_ms: float | None = None
     device_latency_ms: float | None = None
     state: str = PlayState.DONE.value

@@ -71,6 +71,7 @@ class StreamPlayer:
         self.last_metrics: PlayMetrics | None = None
         self._live_target_ms: float | None = None
         self.adaptive: AdaptiveTarget | None = None  # learned across this player's plays
+        self.needed_history: list[float] = []  # each finished play's smallest clean initial buffer
         self._stopping = False
         self._final_state: PlayState | None = None
         self._t0 = 0.0
@@ -124,7 +125,7 @@ class StreamPlayer:
     def set_initial_buffer_ms(self, ms: float) -> None:
         """Change the buffer target live: applies to the current play (if any) and the next ones."""
         self._live_target_ms = ms
-        if self.adaptive is not None:  # the user's value wins; adaptation goes on from there
+        if self.adaptive is not None and self.settings.adaptive:  # the user's value wins; adaptation goes on
             self.adaptive.initial_ms = ms
             self.adaptive.target_ms = min(ms, self.adaptive.max_ms)
         if self.buffer is not None and self.settings.streaming_enabled:
@@ -179,11 +180,13 @@ class StreamPlayer:
         snap_task = asyncio.create_task(self._snapshots()) if self.observers else None
         start_ms = initial_ms
         adapt_task: asyncio.Task[None] | None = None
-        if s.adaptive and s.streaming_enabled:
+        if s.streaming_enabled:  # arrivals are recorded either way: they give `needed_buffer_ms`
             if self.adaptive is None:
                 self.adaptive = AdaptiveTarget(initial_ms, s.max_buffer_s * 1000.0, s.block_size * 1000.0 / s.output_rate)
-            start_ms = self.adaptive.begin(initial_ms, s.max_buffer_s * 1000.0)  # the learned target
-            adapt_task = asyncio.create_task(self._adapt(estimate_speech_s(text, s.speed)))
+            learned = self.adaptive.begin(initial_ms, s.max_buffer_s * 1000.0)
+            if s.adaptive:
+                start_ms = learned
+                adapt_task = asyncio.create_task(self._adapt(estimate_speech_s(text, s.speed)))
         sink_task = asyncio.create_task(self._prepare_sink(start_ms))
         download: asyncio.Task[None] | None = None
         try:
@@ -391,7 +394,7 @@ class StreamPlayer:
         assert buffer is not None and sink is not None
         if not len(samples):
             return
-        if self.adaptive is not None and self.settings.adaptive:
+        if self.adaptive is not None and self.settings.streaming_enabled:
             self.adaptive.arrival(time.perf_counter(), self._received_samples / buffer.rate, len(samples) / buffer.rate)
         self._received_samples += len(samples)
         keep = min(len(samples), self.RESUME_CHECK)  # the latest samples, to check a resumed response by
@@ -426,6 +429,8 @@ class StreamPlayer:
             if buffer is None:
                 continue
             now = time.perf_counter()
+            if buffer.ended:
+                adaptive.end()
             if buffer.underruns > seen_underruns:
                 seen_underruns = buffer.underruns
                 adaptive.underrun(now)
@@ -561,10 +566,43 @@ class StreamPlayer:
         m.resume = self._resume
         if buf is not None:
             m.target_ms = buf.target_ms
-        if self.adaptive is not None and self.settings.adaptive:
+        if self.adaptive is not None and self.settings.streaming_enabled and self.adaptive.arrivals:
             block_ms = self.settings.block_size * 1000.0 / self.settings.output_rate
             m.needed_buffer_ms = needed_buffer_ms(self.adaptive.arrivals) + block_ms
+            if m.state == PlayState.DONE.value:
+                self.needed_history.append(m.needed_buffer_ms)
+        advice = quality_advice(m)
+        if advice:
+            m.advice = advice
+            self.notices.append(advice)
         m.warnings.extend(self.notices)
+
+
+def recommend_buffer_ms(needed: list[float], step_ms: float = 10.0) -> float | None:
+    """The smallest initial buffer that would have avoided every underrun in these plays, rounded up."""
+    if not needed:
+        return None
+    worst = max(needed)
+    return float(-(-worst // step_ms) * step_ms)
+
+
+# what each format costs on the wire from the embedded server, kbit/s (mono 24 kHz)
+FORMAT_KBPS = {"pcm": 384.0, "wav": 384.0, "flac": 215.0, "aac": 80.0, "opus": 120.0, "mp3": 32.0}
+
+
+def quality_advice(m: PlayMetrics) -> str | None:
+    """When audio arrived slower than real time, say what would play smoothly."""
+    if m.arrival_rtf is None or m.arrival_rtf >= 1.0 or m.throughput_kbps is None or m.audio_ms < 1000:
+        return None
+    lighter = [f for f, kbps in sorted(FORMAT_KBPS.items(), key=lambda kv: kv[1])
+               if f != m.format and kbps * 1.5 <= m.throughput_kbps]
+    buffer = f"; with {m.format}, an initial buffer of {m.needed_buffer_ms:.0f} ms would have played it clean" \
+        if m.needed_buffer_ms else ""
+    if m.format in ("pcm", "wav", "flac") and lighter:
+        return (f"audio arrived at {m.arrival_rtf:.2f}x real time ({m.throughput_kbps:.0f} kbit/s): if the link "
+                f"is the limit, {lighter[0]} needs about {FORMAT_KBPS[lighter[0]]:.0f} kbit/s and would play "
+                f"smoothly{buffer}")
+    return f"audio arrived at {m.arrival_rtf:.2f}x real time: the server or the link is slower than speech{buffer}"
 
 
 def _describe(exc: Exception, fmt: str) -> str:

@@ -23,11 +23,11 @@ from textual.app import App, ComposeResult, SystemCommand
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
-from textual.widgets import Button, DataTable, Footer, Header, Static, TextArea
+from textual.widgets import Button, DataTable, Footer, Header, Input, Static, TextArea
 
 from ..defaults import DEFAULT_TEXT
 from ..engine.metrics import PlayMetrics, PlayState
-from ..engine.player import PlayError, SinkFactory, StreamPlayer
+from ..engine.player import PlayError, SinkFactory, StreamPlayer, recommend_buffer_ms
 from ..engine.settings import LOCAL, Settings, SettingsError
 from ..engine.sinks import SinkError
 from ..presets import PRESETS_DIR, Preset, preset_from_settings
@@ -92,6 +92,7 @@ class WorkbenchApp(App[None]):
         Binding("e", "export", "Export"),
         Binding("l", "load_preset", "Load preset"),
         Binding("t", "toggle_settings", "Settings"),
+        Binding("b", "use_recommended", "Use clean buffer", show=False),
         Binding("f1,question_mark", "help", "Help"),
         Binding("q", "quit", "Quit"),
         Binding("escape", "focus_play", "Leave text", show=False),
@@ -277,6 +278,36 @@ class WorkbenchApp(App[None]):
         return preset_from_settings(s, name, header)
 
     # -- messages to the user -------------------------------------------------------------------------
+    def action_use_recommended(self) -> None:
+        """Put the recommended initial buffer into the settings (for the next play and for export)."""
+        done = [r for r in self.runs if r.metrics is not None and r.metrics.needed_buffer_ms is not None]
+        if not done:
+            self.show_message("no finished streamed run yet: play first, then b sets the buffer it needed",
+                              "warning")
+            return
+        record = done[-1]
+        best = self._recommended_ms(record)
+        if best is None:
+            return
+        self.query_one("#buffer_ms", Input).value = str(int(best))
+        self.show_message(f"initial buffer set to {best:.0f} ms: {self.recommendation(record)}")
+
+    def _recommended_ms(self, record: RunRecord) -> float | None:
+        s = record.settings
+        return recommend_buffer_ms([
+            r.metrics.needed_buffer_ms for r in self.runs
+            if r.metrics is not None and r.metrics.needed_buffer_ms is not None and r.metrics.state == "done"
+            and r.settings.audio_format == s.audio_format and r.settings.network == s.network])
+
+    def recommendation(self, record: RunRecord) -> str:
+        """The smallest initial buffer that would have played every finished run like this one clean."""
+        s = record.settings
+        best = self._recommended_ms(record)
+        if best is None:
+            return ""
+        return (f"{s.audio_format} on network '{s.network}': an initial buffer of {best:.0f} ms would have played "
+                f"every such run without an underrun (b uses it; e exports it as VOICEMODE_STREAM_BUFFER_MS)")
+
     def show_message(self, text: str, kind: str = "info") -> None:
         widget = self.query_one("#message", Static)
         widget.update(text)
@@ -403,6 +434,8 @@ class WorkbenchApp(App[None]):
             self.show_message(f"run {number}: {metrics.error}", "error")
         elif metrics.warnings:
             self.show_message(" · ".join(metrics.warnings), "warning")
+        elif metrics.needed_buffer_ms is not None:
+            self.show_message(self.recommendation(record))
         self._notify_listeners(record, True)
         if self.current is None:
             self.call_after_refresh(settle_garbage)
@@ -498,3 +531,6 @@ class WorkbenchApp(App[None]):
         yield SystemCommand("Load preset", "Load a shipped preset or any .env file (l)", self.action_load_preset)
         yield SystemCommand("Settings panel", "Show or hide the settings (t)", self.action_toggle_settings)
         yield SystemCommand("Help", "Keys and what the graph and counters mean (F1)", self.action_help)
+        yield SystemCommand("Use the recommended buffer",
+                            "Set the initial buffer that would have played every run like the last one clean (b)",
+                            self.action_use_recommended)

@@ -81,7 +81,7 @@ def synthetic_snapshots(*, fmt: str = "pcm", initial_ms: float = 150.0, duration
 
 
 def metrics_from(snaps: list[Snapshot], *, network: str = "none", ttfb_ms: float = 180.0,
-                 fmt: str = "pcm", bytes_per_ms: float = 48.0) -> PlayMetrics:
+                 fmt: str = "pcm", bytes_per_ms: float = 48.0, needed_ms: float = 60.0) -> PlayMetrics:
     last = snaps[-1]
     levels = [s.buffer_ms for s in snaps if s.state is not PlayState.CONNECTING]
     return PlayMetrics(
@@ -95,7 +95,7 @@ def metrics_from(snaps: list[Snapshot], *, network: str = "none", ttfb_ms: float
         first_audio_bytes=int(bytes_per_ms * 20) if fmt == "pcm" else int(bytes_per_ms * 200),
         frames=0 if fmt in ("pcm", "wav") else int(last.received_ms / 24),
         frame_kind="" if fmt in ("pcm", "wav") else "frames",
-        priming_ms=46.0 if fmt == "mp3" else 0.0,
+        priming_ms=46.0 if fmt == "mp3" else 0.0, target_ms=last.target_ms, needed_buffer_ms=needed_ms,
     )
 
 
@@ -127,7 +127,8 @@ async def mid_play(app: WorkbenchApp) -> None:
 async def underrun(app: WorkbenchApp) -> None:
     app.base = app.base.replace(network="4g")
     snaps = synthetic_snapshots(duration_s=8.0, arrival_rtf=1.3, initial_ms=100, stalls=((2.0, 1.4), (5.5, 1.2)))
-    push_run(app, snaps, finished=metrics_from(snaps, network="4g", ttfb_ms=260), settings=app.current_settings()
+    push_run(app, snaps, finished=metrics_from(snaps, network="4g", ttfb_ms=260, needed_ms=1380),
+             settings=app.current_settings()
              .replace(buffer_ms=100, network="4g"))
 
 

@@ -24,6 +24,7 @@ what the listener gets.
 | `e` | export the settings as a preset, or apply them to voicemode |
 | `l` | load a shipped preset or any `.env` file |
 | `t` | show or hide the settings panel (hidden at first in terminals under 110 columns) |
+| `b` | set the initial buffer that would have played every run like the last one without an underrun |
 | `Esc` | leave the text box (so the keys above work), close a dialog |
 | `ctrl+p` | command palette: every action |
 | `q` | quit |
@@ -39,7 +40,10 @@ buffer ran dry and playback paused to rebuffer.
 - **underruns**: times the buffer ran dry, and the silence they caused. **device underflows**:
   glitches PortAudio reported itself.
 - **arrival pace**: seconds of audio received per second of download; under 1x the endpoint is slower
-  than real time and no buffer is enough.
+  than real time and the buffer has to hold what the rest of the reply will lack.
+- **buffer target**: what playback waits for before it starts or resumes; with `WORKBENCH_ADAPTIVE` on
+  (the default) it is learned from how late audio arrives and rises after an underrun.
+- **clean from**: the smallest initial buffer that would have played this run without an underrun.
 - **decode p95**: time to decode a chunk, 95th percentile.
 
 ## Settings

@@ -34,6 +34,7 @@ def live_values(snap: Snapshot, network: str) -> dict[str, str]:
         buffer=f"now {snap.buffer_ms:.0f} ms",
         audio=f"{snap.played_ms / 1000:.1f} / {snap.received_ms / 1000:.1f} s",
         bytes=f"{snap.bytes / 1024:.0f} KiB",
+        target=f"{snap.target_ms:.0f} ms",
     )
     return values
 
@@ -60,6 +61,8 @@ def final_values(m: PlayMetrics) -> dict[str, str]:
         "first_audio": "-" if m.first_audio_bytes is None else f"{m.first_audio_bytes} B",
         "frames": f"{m.frames} {m.frame_kind}" if m.frame_kind else "-",
         "priming": f"{m.priming_ms:.1f} ms" if m.priming_ms else "-",
+        "target": "-" if m.target_ms is None else f"{m.target_ms:.0f} ms",
+        "needed": "-" if m.needed_buffer_ms is None else f"{m.needed_buffer_ms:.0f} ms",
     }
 
 
@@ -69,6 +72,7 @@ LABELS = {
     "throughput": "throughput", "pace": "arrival (x RT)", "decode": "decode p95", "reconnects": "reconnects",
     "decoder_errors": "decoder errors", "audio": "played / received", "bytes": "received",
     "first_audio": "bytes to 1st audio", "frames": "frames/pages", "priming": "priming trimmed",
+    "target": "buffer target", "needed": "clean from",
 }
 
 
