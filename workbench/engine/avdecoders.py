@@ -229,30 +229,25 @@ DEMUX_PROBE = {"probesize": "32", "analyzeduration": "0"}
 
 
 class DemuxDecoder:
-    """Ogg (Opus) through FFmpeg's demuxer on a worker thread (see the module docstring).
-
-    `fmt="flac"` runs FLAC through FFmpeg's FLAC demuxer the same way; the player uses the framed
-    decoder for FLAC instead (it starts sooner), and this path remains for comparison."""
+    """Ogg/Opus through FFmpeg's demuxer on a worker thread (see the module docstring). Only pages
+    whose CRC checks out reach the demuxer."""
 
     blocking = True
     IDLE_TIMEOUT_S = 2.0
 
     def __init__(self, fmt: str, out_rate: int) -> None:
-        if fmt not in ("opus", "flac"):
+        if fmt != "opus":
             raise ValueError(fmt)
         self.format = fmt
-        self._container = "ogg" if fmt == "opus" else "flac"
-        self.scanner: OggScanner | None = OggScanner() if fmt == "opus" else None
+        self.scanner = OggScanner()
         self._out = _Output(out_rate)
         self._lock = threading.Lock()
         self._decoded: list[tuple[np.ndarray, int]] = []
         self._error: BaseException | None = None
         self.warnings: list[str] = []
         self.decode_errors = 0
-        self.packets = 0
         self._pipe = _Pipe()
         self._thread = threading.Thread(target=self._run, name=f"demux-{fmt}", daemon=True)
-        self._started = False
 
     @property
     def source_rate(self) -> int | None:
@@ -260,31 +255,26 @@ class DemuxDecoder:
 
     @property
     def frames(self) -> int:
-        return self.scanner.audio_frames if self.scanner is not None else self.packets
+        return self.scanner.audio_frames
 
     @property
     def errors(self) -> int:
-        return self.decode_errors + (self.scanner.bad_pages if self.scanner is not None else 0)
+        return self.decode_errors + self.scanner.bad_pages
 
     @property
     def trimmed_ms(self) -> float:
         # FFmpeg applies Opus pre-skip itself (from OpusHead); report it as trimmed
-        if self.scanner is not None and self.scanner.pre_skip and self._out.source_rate:
-            return self.scanner.pre_skip * 1000.0 / 48000.0
-        return self._out.trimmed_ms
+        return (self.scanner.pre_skip or 0) * 1000.0 / 48000.0
 
     def _run(self) -> None:
         container = None
         try:
-            container = av.open(self._pipe, mode="r", format=self._container, options=DEMUX_PROBE)
+            container = av.open(self._pipe, mode="r", format="ogg", options=DEMUX_PROBE)
             stream = container.streams.audio[0]
             codec = stream.codec_context
             for packet in container.demux(stream):
                 if packet.size == 0:
                     continue
-                self.packets += 1
-                if packet.pts is None and self.format == "flac":
-                    self.decode_errors += 1  # FFmpeg's FLAC parser could not frame these bytes: damage
                 try:
                     frames = codec.decode(packet)
                 except FFmpegError:
@@ -320,34 +310,30 @@ class DemuxDecoder:
         if self._error is not None:
             exc = self._error
             if isinstance(exc, FFmpegError):
-                raise DecodeError(f"FFmpeg's {self._container} demuxer failed: {exc}") from exc
-            raise DecodeError(f"{self._container} demuxer failed: {exc!r}") from exc
+                raise DecodeError(f"FFmpeg's Ogg demuxer failed: {exc}") from exc
+            raise DecodeError(f"Ogg demuxer failed: {exc!r}") from exc
+
+    def _write(self, pages: list[Any]) -> None:
+        if self._thread.ident is None:  # not started yet
+            self._thread.start()
+        self._pipe.write(b"".join(p.data for p in pages))
 
     def feed(self, data: bytes) -> np.ndarray:
-        if self.scanner is not None:
-            pages = self.scanner.feed(data)
-            if not pages:
-                return self._take()
-            data = b"".join(p.data for p in pages)
-        if not self._started:
-            self._started = True
-            self._thread.start()
-        self._pipe.write(data)
+        pages = self.scanner.feed(data)
+        if not pages:
+            return self._take()
+        self._write(pages)
         self._pipe.wait_idle(self.IDLE_TIMEOUT_S)
         out = self._take()
         self._check()
         return out
 
     def flush(self) -> np.ndarray:
-        if self.scanner is not None:
-            pages = self.scanner.flush()
-            if pages:
-                if not self._started:
-                    self._started = True
-                    self._thread.start()
-                self._pipe.write(b"".join(p.data for p in pages))
-        if not self._started:
-            raise DecodeError(f"no {self.format} data found in the stream")
+        pages = self.scanner.flush()
+        if pages:
+            self._write(pages)
+        if self._thread.ident is None:
+            raise DecodeError("no Ogg page found in the stream")
         self._pipe.close()
         self._thread.join(timeout=10.0)
         out = self._take()

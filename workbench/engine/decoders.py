@@ -331,9 +331,7 @@ class StreamDecoder:
     @property
     def frame_kind(self) -> str:
         scanner = getattr(self.inner, "scanner", None)
-        if scanner is not None:
-            return str(scanner.kind)
-        return "packets" if self.inner is not None and hasattr(self.inner, "packets") else ""
+        return str(scanner.kind) if scanner is not None else ""
 
     @property
     def errors(self) -> int:

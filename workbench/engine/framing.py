@@ -9,6 +9,8 @@ of an incomplete frame for the next call.
   confirmation by the next header (until the stream has locked on), ID3v2 tags skipped, the Xing/Info
   frame recognised and its LAME tag's encoder delay read (so priming can be trimmed).
 - `AdtsScanner`: AAC in ADTS frames (sync, layer, frame length, confirmation by the next header).
+- `FlacScanner`: the `fLaC` metadata (STREAMINFO kept for the decoder), then frames cut at the next
+  header whose CRC-8 checks and whose frame number follows.
 - `OggScanner`: Ogg pages (capture pattern, CRC-32 checked), packets reassembled from the lacing
   values, OpusHead's pre-skip read, the page interval measured from granule positions.
 - `sniff`: the format of a stream from its first bytes and its Content-Type.

@@ -55,7 +55,7 @@ class PlayMetrics:
     decoder_errors: int = 0  # corrupt frames or pages skipped
     fallback: str | None = None  # why the stream was played buffered instead, if it was
     detected_format: str | None = None  # what the bytes turned out to be (sniffed)
-    frames: int = 0  # MP3/ADTS frames, Ogg pages or FLAC packets received
+    frames: int = 0  # MP3, ADTS or FLAC frames, or Ogg pages, received
     frame_kind: str = ""
     first_audio_bytes: int | None = None  # bytes received when the decoder first gave audio
     first_audio_ms: float | None = None  # ... and when
