@@ -90,13 +90,11 @@ class SpeechSource:
         self.chunks_received = 0
         self.content_type: str | None = None
         self.status: int | None = None
-        self.attempts = 0  # requests made (more than one after a reconnection)
 
     async def stream(self, request: SpeechRequest) -> AsyncIterator[bytes]:
         """Yield the body as it arrives, in pieces of at most `chunk_size` bytes."""
         if self.request_started is None:  # a retry keeps the first request's times
             self.request_started = time.perf_counter()
-        self.attempts += 1
         kwargs: dict[str, Any] = dict(
             model=request.model,
             voice=request.voice,

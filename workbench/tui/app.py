@@ -56,9 +56,6 @@ class AppConfig:
     notices: list[str] = field(default_factory=list)
 
 
-GIL_SWITCH_S = 0.001
-
-
 def settle_garbage() -> None:
     """Collect now, between plays, and freeze what survives.
 
@@ -136,11 +133,6 @@ class WorkbenchApp(App[None]):
         yield Footer()
 
     def on_mount(self) -> None:
-        # The audio callback needs the GIL for a moment every block. While the UI draws, a thread
-        # waiting for the GIL gets it after the switch interval (5 ms by default); 1 ms keeps the
-        # callback's wait well inside one device block (`workbench bench tui` measures the effect).
-        self._switch_interval = sys.getswitchinterval()
-        sys.setswitchinterval(GIL_SWITCH_S)
         self.call_after_refresh(settle_garbage)
         self.query_one(TextArea).cursor_blink = False
         table = self.query_one("#history", DataTable)
@@ -217,7 +209,6 @@ class WorkbenchApp(App[None]):
                 await self.player.aclose()
         if self.server is not None:
             await asyncio.to_thread(self.server.stop)
-        sys.setswitchinterval(getattr(self, "_switch_interval", 0.005))
 
     # -- settings ---------------------------------------------------------------------------------
     def current_settings(self) -> Settings:
