@@ -134,3 +134,17 @@ async def test_adaptive_off_keeps_the_fixed_target(server: EmbeddedServer) -> No
 def test_recommendation_is_the_worst_play_rounded_up() -> None:
     assert recommend_buffer_ms([35.0, 212.5, 90.0]) == 220.0
     assert recommend_buffer_ms([]) is None
+
+
+def test_advice_names_a_lighter_format_only_when_audio_came_too_slowly() -> None:
+    from workbench.engine.metrics import PlayMetrics
+    from workbench.engine.player import quality_advice
+
+    slow_pcm = PlayMetrics(format="pcm", arrival_rtf=0.6, throughput_kbps=230.0, audio_ms=5000.0,
+                           needed_buffer_ms=2100.0)
+    advice = quality_advice(slow_pcm)
+    assert advice is not None and "0.60x real time" in advice and "mp3 needs about 32 kbit/s" in advice
+    assert "2100 ms" in advice
+    assert quality_advice(PlayMetrics(format="pcm", arrival_rtf=1.4, throughput_kbps=540.0, audio_ms=5000.0)) is None
+    slow_mp3 = quality_advice(PlayMetrics(format="mp3", arrival_rtf=0.8, throughput_kbps=26.0, audio_ms=5000.0))
+    assert slow_mp3 is not None and "slower than speech" in slow_mp3
