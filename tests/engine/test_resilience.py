@@ -34,14 +34,21 @@ async def play(server: EmbeddedServer, query: dict[str, str] | None, fmt: str = 
     return metrics, factory.made[-1].recorder.samples()
 
 
+# Two ways back: the server resumes from the byte asked for (ours, by default), or it cannot and sends
+# the whole reply again (resume=0, like most servers), and the player skips what it already has.
+RESUME_WAYS = {"from-byte": {}, "whole-again": {"resume": "0"}}
+
+
+@pytest.mark.parametrize("way", RESUME_WAYS)
 @pytest.mark.parametrize("drop_at", [9_001, 50_000, 101_000])  # inside a sample, and later on
-async def test_pcm_drop_resumes_sample_exact(server: EmbeddedServer, drop_at: int) -> None:
-    m, recorded = await play(server, once(drop_after_bytes=drop_at))
+async def test_pcm_drop_resumes_sample_exact(server: EmbeddedServer, drop_at: int, way: str) -> None:
+    m, recorded = await play(server, {**once(drop_after_bytes=drop_at), **RESUME_WAYS[way]})
     assert m.state == "done" and m.error is None, m.error
     assert m.reconnects == 1 and m.resume == "exact" and m.underruns == 0
     assert_whole_tone_played_once(recorded)  # no repeat, no skip, nothing after the end
     assert m.audio_ms == pytest.approx(tone_samples() / 24, abs=0.1)
     assert any("asked again" in w for w in m.warnings)
+    assert any("resumed at byte" in w for w in m.warnings) == (way == "from-byte")
 
 
 def heard(recorded: np.ndarray) -> np.ndarray:
@@ -49,12 +56,13 @@ def heard(recorded: np.ndarray) -> np.ndarray:
     return recorded[nonzero[0] : nonzero[-1] + 1]
 
 
+@pytest.mark.parametrize("way", RESUME_WAYS)
 @pytest.mark.parametrize("fmt", ["mp3", "opus"])
 @pytest.mark.parametrize("drop_at", [2_500, 7_000])
 async def test_compressed_drop_resumes_exactly_where_it_stopped(server: EmbeddedServer, fmt: str,
-                                                                drop_at: int) -> None:
+                                                                drop_at: int, way: str) -> None:
     clean, clean_rec = await play(server, None, fmt)
-    m, recorded = await play(server, once(drop_after_bytes=drop_at), fmt)
+    m, recorded = await play(server, {**once(drop_after_bytes=drop_at), **RESUME_WAYS[way]}, fmt)
     assert m.state == "done" and m.error is None, m.error
     assert m.reconnects == 1 and m.resume == "exact" and m.underruns == 0
     assert m.audio_ms == pytest.approx(clean.audio_ms)
@@ -79,19 +87,35 @@ async def test_server_errors_are_retried_with_backoff(server: EmbeddedServer) ->
     assert_whole_tone_played_once(recorded)
 
 
-async def test_when_retries_run_out_what_was_buffered_plays_and_the_error_is_clear(server: EmbeddedServer) -> None:
-    m, recorded = await play(server, {"drop_after_bytes": "30000"}, max_retries=2)  # drops every time
+@pytest.mark.parametrize("way", RESUME_WAYS)
+async def test_when_retries_run_out_what_was_buffered_plays_and_the_error_is_clear(server: EmbeddedServer,
+                                                                                   way: str) -> None:
+    # every response drops after 30000 bytes: resumed from a byte, each retry brings 30000 - 1024 new
+    # bytes (the overlap is compared, not played); sent whole again, each brings nothing new
+    # (the initial buffer outlasts the reply, so it plays in one piece once the retries give up)
+    m, recorded = await play(server, {"drop_after_bytes": "30000", **RESUME_WAYS[way]}, max_retries=2,
+                             buffer_ms=1900)
     assert m.state == "failed" and m.reconnects == 2
     assert "gave up after 2 retries" in (m.error or "")
-    assert m.audio_ms == pytest.approx(15_000 / 24, abs=0.1)  # 30000 bytes = 15000 samples, once
+    n = (30_000 + 2 * (30_000 - 1024)) // 2 if way == "from-byte" else 15_000
+    assert m.audio_ms == pytest.approx(n / 24, abs=0.1)  # each sample once
     assert m.played_ms == pytest.approx(m.audio_ms)
-    n = 15_000
     onset = int(np.flatnonzero(recorded)[0]) - 1
     from ..conftest import expected_tone
 
-    fade = 120  # the buffer ran dry while the retries waited: its last 5 ms were faded out
-    np.testing.assert_allclose(recorded[onset : onset + n - fade], expected_tone(n)[:-fade], atol=1e-4)
+    np.testing.assert_allclose(recorded[onset : onset + n], expected_tone(n), atol=1e-4)
     assert not recorded[onset + n :].any()  # nothing repeated after the retries
+
+
+async def test_a_resumed_response_that_differs_is_dropped_and_the_reply_asked_for_whole(
+        server: EmbeddedServer) -> None:
+    # the first two responses corrupt their bytes 100-115: the resumed one therefore does not start
+    # with the bytes that came before the drop, so it is abandoned and the whole reply asked for
+    m, recorded = await play(server, {**once(drop_after_bytes=40_000, corrupt_at=100), "fault_times": "2"})
+    assert m.state == "done" and m.error is None, m.error
+    assert m.reconnects == 2 and m.resume == "approximate"
+    assert any("did not continue" in w for w in m.warnings)
+    assert m.audio_ms == pytest.approx(tone_samples() / 24, abs=0.1)  # still no repeat, no skip
 
 
 async def test_a_client_error_is_not_retried(server: EmbeddedServer) -> None:

@@ -241,3 +241,25 @@ def test_api_key_is_checked_when_set() -> None:
 def test_binds_to_loopback_by_default() -> None:
     with EmbeddedServer() as server:
         assert server.host == "127.0.0.1" and server.base_url.startswith("http://127.0.0.1:")
+
+
+@pytest.mark.parametrize("fmt", list(CONTENT_TYPES))
+def test_a_broken_stream_resumes_from_a_byte(srv: EmbeddedServer, fmt: str) -> None:
+    """X-Workbench-Resume-Byte: the same bytes from that offset on, echoed, paced from there."""
+    def fetch(headers: dict[str, str], **query: str) -> tuple[httpx2.Response, bytes, float]:
+        with httpx2.Client(timeout=30) as client:
+            t0 = time.perf_counter()
+            response = client.post(srv.base_url + "/audio/speech", json=speech(fmt, text=TEXT * 2),
+                                   headers=headers, params=query)
+            return response, response.content, time.perf_counter() - t0
+
+    _, whole, whole_s = fetch({})
+    offset = len(whole) * 2 // 3
+    response, rest, rest_s = fetch({"X-Workbench-Resume-Byte": str(offset)})
+    assert response.headers["x-workbench-resume-byte"] == str(offset)
+    assert rest == whole[offset:]
+    assert rest_s < whole_s * 0.8  # the audio before the offset is not paced out again
+    response, again, _ = fetch({"X-Workbench-Resume-Byte": str(offset)}, resume="0")  # a server that cannot
+    assert "x-workbench-resume-byte" not in response.headers and again == whole
+    response, _, _ = fetch({"X-Workbench-Resume-Byte": "x"})
+    assert response.status_code == 400

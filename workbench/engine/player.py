@@ -268,14 +268,22 @@ class StreamPlayer:
                      decode_ms: list[float]) -> None:
         """Download, decode and buffer; after a dropped connection (or a 429/5xx), ask again and resume.
 
-        The new response is decoded from its start and its first samples, the ones already buffered,
-        are dropped: for a deterministic server (same text, same audio) that resumes sample for sample.
-        The last samples before the drop are compared with the new response's: `resume` says "exact"
-        when they match and "approximate" when the server did not say the same thing twice.
+        A broken stream is asked for again from the byte where it broke (less an overlap of
+        `RESUME_OVERLAP` bytes, compared with what arrived before). A server that can do that (ours
+        echoes `X-Workbench-Resume-Byte`) sends the rest, and the same decoder carries on: nothing
+        repeats, nothing is skipped, and the wait is one round trip. A server that cannot sends the
+        whole reply again: it is decoded from its start and its first samples, the ones already
+        buffered, are dropped. For a deterministic server (same text, same audio) that too resumes
+        sample for sample; the last samples before the drop are compared with the new response's, and
+        `resume` says "exact" when they match and "approximate" when the server said something else.
         """
         s = self.settings
         assert self.source is not None
         decoder: StreamDecoder | None = None
+        fed = 0  # bytes of this reply handed to the decoder
+        tail = bytearray()  # the last RESUME_OVERLAP of them
+        overlap = b""  # while resuming from a byte: the bytes the new response must start with
+        resume_at = 0  # the byte to ask for on the next attempt (0: from the start)
 
         async def decode(step: Callable[[], np.ndarray]) -> np.ndarray:
             assert decoder is not None
@@ -288,14 +296,54 @@ class StreamPlayer:
             return samples
 
         async def feed(chunk: bytes) -> None:
-            nonlocal decoder
+            nonlocal decoder, fed
             if decoder is None:
                 await sink_task
                 assert self.sink is not None and self.source is not None
                 decoder = StreamDecoder(fmt, pcm_rate=s.pcm_rate, out_rate=self.sink.rate,
                                         content_type=self.source.content_type)
                 self._decoder = decoder
+            fed += len(chunk)
+            tail.extend(chunk)
+            del tail[:-self.RESUME_OVERLAP]
             await self._push(self._resume_filter(await decode(lambda: decoder.feed(chunk))))  # type: ignore[union-attr]
+
+        def restart() -> None:
+            """The new response starts at the beginning: decode it afresh, skip what was buffered."""
+            nonlocal decoder, fed
+            if decoder is not None:
+                decoder.close()
+                decoder = None
+            fed = 0
+            tail.clear()
+            self._begin_resume()
+
+        async def receive() -> None:
+            """One response into the decoder; a resumed one is checked against what came before."""
+            nonlocal overlap
+            first = True
+            async with contextlib.aclosing(self.source.stream(request, resume_from=resume_at)) as body:  # type: ignore[union-attr]
+                async for chunk in body:
+                    if self._stopping:
+                        return
+                    if first:
+                        first = False
+                        if resume_at and self.source.resumed_from == resume_at:  # type: ignore[union-attr]
+                            overlap = bytes(tail[len(tail) - (fed - resume_at):])
+                            self.notices.append(f"the server resumed at byte {resume_at}")
+                        elif resume_at:
+                            restart()  # the server sent the whole reply again
+                    if overlap:  # the resumed body's first bytes must be the ones we had
+                        n = min(len(overlap), len(chunk))
+                        if chunk[:n] != overlap[:n]:
+                            self._resume = "approximate"
+                            raise SourceError("the resumed stream did not continue the first one")
+                        overlap, chunk = overlap[n:], chunk[n:]
+                        if not overlap and self._resume is None:
+                            self._resume = "exact"
+                        if not chunk:
+                            continue
+                    await feed(chunk)
 
         failure: SourceError | None = None
         attempt = 0
@@ -303,10 +351,7 @@ class StreamPlayer:
             while True:
                 try:
                     if s.streaming_enabled:
-                        async for chunk in self.source.stream(request):
-                            if self._stopping:
-                                return
-                            await feed(chunk)
+                        await receive()
                     else:  # voicemode's buffered behaviour: the whole reply first, then play
                         body = bytearray()
                         async for chunk in self.source.stream(request):
@@ -334,10 +379,12 @@ class StreamPlayer:
                     heard = self._received_samples / (self.sink.rate if self.sink else s.output_rate)
                     self.notices.append(f"{exc}; asked again after {delay:g} s (attempt {attempt + 1}), "
                                         f"resuming at {heard:.2f} s of audio")
-                    if decoder is not None:
-                        decoder.close()
-                        decoder = None  # the new response is decoded from its start ...
-                    self._begin_resume()  # ... and what was already buffered is skipped
+                    # ask for the rest from where it broke, unless a resumed response went wrong
+                    resume_at = max(fed - self.RESUME_OVERLAP, 0) if s.streaming_enabled \
+                        and self._resume != "approximate" else 0
+                    overlap = b""
+                    if not resume_at:
+                        restart()
                     await asyncio.sleep(delay)
                     if self._stopping:
                         return
@@ -358,7 +405,8 @@ class StreamPlayer:
                 self.buffer.end()
 
     # -- resuming after a reconnection --------------------------------------------------------------
-    RESUME_CHECK = 2048  # samples compared across a reconnection
+    RESUME_CHECK = 2048  # samples compared across a reconnection that starts the reply again
+    RESUME_OVERLAP = 1024  # bytes asked for again, and compared, when resuming from a byte
 
     def _begin_resume(self) -> None:
         self._skip_left = self._received_samples

@@ -28,6 +28,9 @@ CONTENT_TYPES = {
 
 
 RETRY_STATUSES = (408, 429, 500, 502, 503, 504)
+# Resuming a broken stream: the client asks for the body from a byte offset; a server that can (ours)
+# echoes the header and sends the same bytes from there on. Others ignore it and send everything.
+RESUME_HEADER = "X-Workbench-Resume-Byte"
 
 
 class SourceError(Exception):
@@ -90,9 +93,14 @@ class SpeechSource:
         self.chunks_received = 0
         self.content_type: str | None = None
         self.status: int | None = None
+        self.resumed_from: int | None = None  # the offset the last response starts at, if it said so
 
-    async def stream(self, request: SpeechRequest) -> AsyncIterator[bytes]:
-        """Yield the body as it arrives, in pieces of at most `chunk_size` bytes."""
+    async def stream(self, request: SpeechRequest, *, resume_from: int = 0) -> AsyncIterator[bytes]:
+        """Yield the body as it arrives, in pieces of at most `chunk_size` bytes.
+
+        With `resume_from`, ask for the body from that byte on; `resumed_from` then says whether the
+        server did (the offset it echoed) or not (None: the body starts at its beginning).
+        """
         if self.request_started is None:  # a retry keeps the first request's times
             self.request_started = time.perf_counter()
         kwargs: dict[str, Any] = dict(
@@ -103,8 +111,12 @@ class SpeechSource:
         )
         if request.speed is not None:
             kwargs["speed"] = request.speed
-        if request.extra_headers:
-            kwargs["extra_headers"] = request.extra_headers
+        headers = dict(request.extra_headers or {})
+        if resume_from > 0:
+            headers[RESUME_HEADER] = str(resume_from)
+        if headers:
+            kwargs["extra_headers"] = headers
+        self.resumed_from = None
         if request.extra_query:
             kwargs["extra_query"] = request.extra_query
         failure: SourceError | None = None
@@ -114,6 +126,8 @@ class SpeechSource:
                     self.headers_at = time.perf_counter()
                 self.status = response.http_response.status_code
                 self.content_type = response.http_response.headers.get("content-type")
+                if resume_from > 0:
+                    self.resumed_from = _int_or_none(response.http_response.headers.get(RESUME_HEADER))
                 # each read is handed on at once, cut into pieces of at most chunk_size: bytes are never
                 # held back waiting for a chunk to fill (httpx's iter_bytes(chunk_size) would hold them,
                 # which delays compressed audio by a whole chunk and loses them if the connection breaks)
@@ -150,6 +164,13 @@ class SpeechSource:
     async def aclose(self) -> None:
         if self._owns_client:  # a shared http client (and its open connections) is its owner's to close
             await self._client.close()
+
+
+def _int_or_none(value: str | None) -> int | None:
+    try:
+        return int(value) if value is not None else None
+    except ValueError:
+        return None
 
 
 def _short(exc: BaseException) -> str:

@@ -24,6 +24,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
+from ..engine.source import RESUME_HEADER
 from . import speech
 from .encoders import CONTENT_TYPES, make_encoder
 
@@ -42,6 +43,7 @@ class Knobs:
     ttfb_ms: float = 150.0  # request to first body byte
     pace: float = 0.2  # wall seconds per second of audio (0.2 = 5x real time)
     flush_ms: float = 40.0  # bytes leave in bursts this far apart (0: as soon as ready)
+    resume: int = 1  # honour X-Workbench-Resume-Byte (0: send the whole reply again, as most servers would)
     # faults (off by default)
     status: int = 0  # answer this status (401, 429, 500, 503 ...) instead of audio
     retry_after: float = 0.0  # with status 429/503: the Retry-After header, in seconds
@@ -153,8 +155,13 @@ _DONE = object()
 
 
 async def paced_audio(text: str, voice: str, fmt: str, speed: float, knobs: Knobs,
-                      t_request: float) -> AsyncIterator[bytes]:
-    """Encoded bytes, released on the schedule a real server of the given pace would keep."""
+                      t_request: float, skip_bytes: int = 0) -> AsyncIterator[bytes]:
+    """Encoded bytes, released on the schedule a real server of the given pace would keep.
+
+    `skip_bytes` resumes a broken stream: the same audio is generated and encoded (the output is
+    deterministic, so the bytes are the same), the first `skip_bytes` are not sent, and the pace is
+    kept from the audio at that offset, as if a server had kept what it had generated.
+    """
     encoder = make_encoder(fmt)
     pieces = _pieces(speech.synthesize(text, voice, speed))
     first_due = t_request + knobs.ttfb_ms / 1000.0
@@ -162,6 +169,7 @@ async def paced_audio(text: str, voice: str, fmt: str, speed: float, knobs: Knob
     next_flush = first_due
     pending = bytearray()
     audio_s = 0.0
+    skip_left = skip_bytes
     try:
         while True:
             piece = await asyncio.to_thread(next, pieces, _DONE)
@@ -169,6 +177,13 @@ async def paced_audio(text: str, voice: str, fmt: str, speed: float, knobs: Knob
                 break
             assert isinstance(piece, np.ndarray)
             data = await asyncio.to_thread(encoder.encode, piece)
+            if skip_left > 0:
+                if len(data) <= skip_left:
+                    skip_left -= len(data)
+                    audio_s += len(piece) / speech.OUTPUT_RATE
+                    continue
+                data, skip_left = data[skip_left:], 0
+                first_due -= audio_s * knobs.pace  # the audio before the offset is already generated
             ready_at = first_due + audio_s * knobs.pace  # generating this piece finishes here
             audio_s += len(piece) / speech.OUTPUT_RATE
             if pending and ready_at > next_flush:
@@ -178,7 +193,8 @@ async def paced_audio(text: str, voice: str, fmt: str, speed: float, knobs: Knob
             if ready_at > next_flush:
                 next_flush = ready_at if flush <= 0 else first_due + math.ceil((ready_at - first_due) / flush) * flush
             pending += data
-        pending += await asyncio.to_thread(encoder.flush)
+        tail = await asyncio.to_thread(encoder.flush)
+        pending += tail[skip_left:]
         await _sleep_until(max(next_flush, first_due + audio_s * knobs.pace))
         if pending:
             yield bytes(pending)
@@ -280,8 +296,14 @@ def create_app(knobs: Knobs | None = None, *, api_key: str | None = None) -> Sta
         if req_knobs.status:
             return _fault_status(req_knobs)
         content_type = req_knobs.content_type or CONTENT_TYPES[fmt]
-        audio = paced_audio(text, str(voice), req_knobs.send_format or fmt, float(speed), req_knobs, t_request)
-        return StreamingResponse(with_faults(audio, req_knobs, t_request), media_type=content_type)
+        try:
+            resume = max(int(request.headers.get(RESUME_HEADER, "0")), 0) if req_knobs.resume else 0
+        except ValueError:
+            return openai_error(400, f"{RESUME_HEADER} must be a byte offset", param=RESUME_HEADER)
+        audio = paced_audio(text, str(voice), req_knobs.send_format or fmt, float(speed), req_knobs, t_request,
+                            skip_bytes=resume)
+        return StreamingResponse(with_faults(audio, req_knobs, t_request), media_type=content_type,
+                                 headers={RESUME_HEADER: str(resume)} if resume else None)
 
     async def models(_: Request) -> Response:
         return JSONResponse({"object": "list", "data": [

@@ -18,10 +18,12 @@ import numpy as np
 
 from .encoders import RATE
 
-# format -> (container, codec, codec rate, muxer options)
+# format -> (container, codec, codec rate, muxer options). Every format's bytes are the same for the
+# same request (a broken stream is resumed from a byte offset); Ogg needs bitexact for that, or each
+# stream gets a random serial number.
 CONTAINERS: dict[str, tuple[str, str, int, dict[str, str]]] = {
     "mp3": ("mp3", "libmp3lame", RATE, {}),
-    "opus": ("ogg", "libopus", 48_000, {"page_duration": "20000"}),
+    "opus": ("ogg", "libopus", 48_000, {"page_duration": "20000", "fflags": "+bitexact"}),
     "aac": ("adts", "aac", RATE, {}),
     "flac": ("flac", "flac", RATE, {}),
     "wav-alaw": ("wav", "pcm_alaw", RATE, {}),  # for the send_format fault knob: not an OpenAI format
