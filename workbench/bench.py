@@ -1,6 +1,8 @@
 """`workbench bench`: measured figures, with baselines taken in the same run.
 
 Suites:
+- `matrix` (the default, in `bench_matrix.py`): formats x networks x settings x repeats against the
+  buffered and naive-streaming baselines, with a picture and a 30 s-reply headline.
 - `engine`: the engine's own cost for a PCM stream. The TTS server runs in a separate process so the
   CPU measured is the player's alone. Reports the engine overhead (`ttfa_ms - buffer_ready_ms`: waiting
   for the device's next block plus its output latency), CPU per stream as a share of one core, and TTFA
@@ -54,11 +56,15 @@ class Report:
     machine: str
     rows: list[tuple[str, str, str]] = field(default_factory=list)  # (figure, value, how)
     data: dict[str, Any] = field(default_factory=dict)
+    extra: str = ""  # more Markdown after the figures (a suite's own table)
 
     def markdown(self) -> str:
-        lines = [f"## {self.title}", "", f"Machine: {self.machine}", "", "| figure | value | how |", "|---|---|---|"]
-        lines += [f"| {a} | {b} | {c} |" for a, b, c in self.rows]
-        return "\n".join(lines) + "\n"
+        lines = [f"## {self.title}", "", f"Machine: {self.machine}", ""]
+        if self.rows:
+            lines += ["| figure | value | how |", "|---|---|---|"]
+            lines += [f"| {a} | {b} | {c} |" for a, b, c in self.rows]
+            lines.append("")
+        return "\n".join(lines) + ("\n" + self.extra if self.extra else "")
 
 
 def machine_description() -> str:
@@ -636,8 +642,8 @@ def bench_server(progress: Callable[[str], None], *, quick: bool = False) -> Rep
     return report
 
 
-def run_bench(suite: str, plays: int, sink_kind: str, out_dir: Path, stderr: TextIO, text: str = BENCH_TEXT,
-              quick: bool = False) -> Report:
+def progress_printer(suite: str, stderr: TextIO) -> Callable[[str], None]:
+    """One updating line on a terminal; otherwise a line per step."""
     def progress(text: str) -> None:
         if stderr.isatty():
             stderr.write(f"\r\033[K{suite}: {text}")
@@ -645,6 +651,20 @@ def run_bench(suite: str, plays: int, sink_kind: str, out_dir: Path, stderr: Tex
         else:
             print(f"{suite}: {text}", file=stderr)
 
+    return progress
+
+
+def write_report(report: Report, name: str, out_dir: Path, stderr: TextIO) -> None:
+    if stderr.isatty():
+        stderr.write("\r\033[K")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / f"{name}.json").write_text(json.dumps(report.data, indent=1))
+    (out_dir / f"{name}.md").write_text(report.markdown())
+
+
+def run_bench(suite: str, plays: int, sink_kind: str, out_dir: Path, stderr: TextIO, text: str = BENCH_TEXT,
+              quick: bool = False) -> Report:
+    progress = progress_printer(suite, stderr)
     if suite == "engine":
         report = bench_engine(plays, sink_kind, progress, text)
     elif suite == "server":
@@ -659,9 +679,5 @@ def run_bench(suite: str, plays: int, sink_kind: str, out_dir: Path, stderr: Tex
         report = bench_adaptive(plays, progress, **({} if text == BENCH_TEXT else {"text": text}))
     else:
         raise ValueError(f"unknown suite {suite!r}")
-    if stderr.isatty():
-        stderr.write("\r\033[K")
-    out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / f"{suite}.json").write_text(json.dumps(report.data, indent=1))
-    (out_dir / f"{suite}.md").write_text(report.markdown())
+    write_report(report, suite, out_dir, stderr)
     return report

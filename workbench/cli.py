@@ -112,14 +112,32 @@ def build_parser() -> argparse.ArgumentParser:
 
     bench = sub.add_parser("bench", help="measure the engine against baselines taken in the same run",
                            description="Run a benchmark suite and write Markdown and JSON results.")
-    bench.add_argument("suite", nargs="?", default="engine", choices=["engine", "server", "formats", "tui", "adaptive", "chunks"],
-                       help="engine (default): the engine's own cost; server: the embedded server's speed; "
+    bench.add_argument("suite", nargs="?", default="matrix",
+                       choices=["matrix", "engine", "server", "formats", "tui", "adaptive", "chunks"],
+                       help="matrix (default): formats x networks x settings x repeats against the buffered "
+                       "and naive-streaming baselines, with a picture and a 30 s-reply headline; "
+                       "engine: the engine's own cost; server: the embedded server's speed; "
                        "formats: TTFA, bytes to first audio, decode speed and CPU for every format; "
                        "tui: underruns and device underflows headless and with the workbench open; "
                        "adaptive: fixed 150 ms against the adaptive target on simulated networks; "
                        "chunks: TTFA and underruns by VOICEMODE_STREAM_CHUNK_SIZE")
-    bench.add_argument("--plays", type=int, default=10, help="plays per configuration (default 10)")
-    bench.add_argument("--quick", action="store_true", help="3 plays: a smoke run under a minute")
+    bench.add_argument("--plays", type=int, default=None,
+                       help="plays per configuration (default 10; the matrix: 5 repeats per cell)")
+    bench.add_argument("--quick", action="store_true",
+                       help="a smoke run under a minute (matrix: pcm and mp3 on 4g, one repeat, "
+                       "a short text and headline; other suites: 3 plays)")
+    matrix = bench.add_argument_group("matrix options")
+    matrix.add_argument("--formats", default=None, help="formats, comma-separated (default pcm,mp3,opus)")
+    matrix.add_argument("--networks", default=None,
+                        help="network profiles, comma-separated (default lan,wifi,4g,flaky; see 'workbench --help')")
+    matrix.add_argument("--settings", dest="matrix_settings", default=None, metavar="LIST",
+                        help="settings to compare, comma-separated: initial buffers in ms (fixed), 'adaptive', "
+                        "'preset:NAME' (default 150,300,adaptive)")
+    matrix.add_argument("--base-url", dest="bench_base_url", default=None, metavar="URL",
+                        help="measure this OpenAI-compatible endpoint instead of the embedded server")
+    matrix.add_argument("--pace", type=float, default=0.9,
+                        help="the embedded server's wall seconds per second of audio (default 0.9: 1.1x real time)")
+    matrix.add_argument("--no-headline", action="store_true", help="skip the 30 s reply")
     bench.add_argument("--sink", choices=["virtual", "device"], default="virtual", help="where audio goes")
     bench.add_argument("--out", type=Path, default=Path("bench-results"), help="folder for the results")
     bench.add_argument("--text", help="text to speak in every play (default: a ~8 s sentence)")
@@ -349,7 +367,9 @@ def cmd_devices(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int
 def cmd_bench(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
     from .bench import run_bench
 
-    plays = 3 if args.quick else args.plays
+    if args.suite == "matrix":
+        return _bench_matrix(args, stdout, stderr)
+    plays = 3 if args.quick else (args.plays or 10)
     if plays < 1:
         raise UserError("--plays must be at least 1")
     try:
@@ -359,6 +379,42 @@ def cmd_bench(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
         raise UserError(str(exc)) from None
     print(report.markdown(), file=stdout)
     print(f"results: {args.out / (args.suite + '.md')} and {args.out / (args.suite + '.json')}", file=stderr)
+    return 0
+
+
+def _bench_matrix(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
+    from .bench import progress_printer, write_report
+    from . import presets as pr
+    from .bench_matrix import QUICK_TEXT, LONG_TEXT, MatrixConfig, parse_list, parse_settings, run_matrix, write_plot
+    from .engine.network import PROFILES
+    from .engine.decoders import PROGRESSIVE_FORMATS
+
+    quick = args.quick
+    try:
+        cfg = MatrixConfig(
+            formats=parse_list(args.formats or ("pcm,mp3" if quick else "pcm,mp3,opus"), PROGRESSIVE_FORMATS, "format"),
+            networks=parse_list(args.networks or ("4g" if quick else "lan,wifi,4g,flaky"), list(PROFILES),
+                                "network profile"),
+            settings=parse_settings(args.matrix_settings or ("150,adaptive" if quick else "150,300,adaptive")),
+            repeats=args.plays or (1 if quick else 5),
+            text=args.text or (QUICK_TEXT if quick else MatrixConfig.text),
+            long_text=None if args.no_headline else (QUICK_TEXT if quick else LONG_TEXT),
+            long_repeats=1 if quick else 2,
+            base_url=args.bench_base_url, pace=args.pace)
+    except (ValueError, pr.PresetError) as exc:
+        raise UserError(str(exc)) from None
+    if cfg.repeats < 1:
+        raise UserError("--plays must be at least 1")
+    if cfg.pace <= 0:
+        raise UserError("--pace must be more than 0")
+    try:
+        report = run_matrix(cfg, progress_printer("matrix", stderr))
+    except RuntimeError as exc:
+        raise UserError(str(exc)) from None
+    write_report(report, "matrix", args.out, stderr)
+    plot = write_plot(report, args.out)
+    print(report.markdown(), file=stdout)
+    print(f"results: {args.out / 'matrix.md'}, {args.out / 'matrix.json'} and {plot}", file=stderr)
     return 0
 
 

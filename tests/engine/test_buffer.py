@@ -181,3 +181,17 @@ def test_write_after_end_is_a_bug() -> None:
     buf.end()
     with pytest.raises(RuntimeError):
         buf.write(ones(1))
+
+
+def test_a_zero_target_plays_whatever_has_arrived_and_waits_quietly_when_empty() -> None:
+    buf = make(target_ms=0)
+    assert not read(buf).any() and buf.underruns == 0  # nothing yet: silence, not a storm of underruns
+    buf.write(ones(15))
+    np.testing.assert_array_equal(read(buf), ones(10))  # plays from the first sample
+    block = read(buf)
+    assert block[:4].all() and not block[5:].any()  # (the last samples faded out)
+    assert buf.underruns == 1 and buf.state is BufferState.UNDERRUN
+    read(buf)
+    assert buf.underruns == 1  # one underrun per gap, however long
+    buf.write(ones(3))
+    assert read(buf)[:3].any() and buf.underruns == 2

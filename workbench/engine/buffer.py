@@ -78,8 +78,12 @@ class JitterBuffer:
 
     # -- configuration (any thread) -------------------------------------------------------------
     def set_target_ms(self, target_ms: float) -> None:
-        """Level that must be buffered before playback starts or resumes. May change live."""
-        self.target = min(self.capacity, max(0, int(round(target_ms * self.rate / 1000.0))))
+        """Level that must be buffered before playback starts or resumes. May change live.
+
+        0 means "play whatever has arrived": at least one sample, or an empty buffer would count as
+        ready and underrun again at once, round and round inside one callback.
+        """
+        self.target = min(self.capacity, max(1, int(round(target_ms * self.rate / 1000.0))))
 
     @property
     def target_ms(self) -> float:

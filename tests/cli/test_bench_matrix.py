@@ -1,0 +1,72 @@
+"""`workbench bench` (the matrix): a tiny real run end to end, its bad input, and its picture."""
+
+from __future__ import annotations
+
+import json
+import math
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import pytest
+
+from workbench.bench_matrix import _ratio, parse_settings, plot_svg
+
+from .test_cli import assert_clean_error, run
+
+
+def test_quick_matrix_measures_every_setting_and_both_baselines(tmp_path: Path) -> None:
+    result = run("bench", "--quick", "--formats", "pcm", "--networks", "lan", "--settings", "150,adaptive",
+                 "--text", "one two", "--out", str(tmp_path), timeout=240)
+    assert result.returncode == 0, result.stderr
+    data = json.loads((tmp_path / "matrix.json").read_text())
+    assert data["suite"] == "matrix" and data["settings"] == ["150 ms", "adaptive", "buffered", "naive"]
+    cells = {c["setting"]: c for c in data["cells"]}
+    assert set(cells) == set(data["settings"]) and all(c["plays"] == 1 and c["failed"] == 0 for c in cells.values())
+    assert all(c["ttfa_ms"] > 0 for c in cells.values())
+    # buffered waits for the whole download: the streamed settings start sooner, and say by how much
+    assert cells["150 ms"]["ttfa_buffered_over_this"] > 1
+    assert cells["buffered"]["ttfa_buffered_over_this"] == 1
+    head = data["headline"]["pcm"]
+    assert head["buffered_ttfa_ms"] > head["streamed_ttfa_ms"] > 0 and head["buffered_over_streamed"] > 1
+    markdown = (tmp_path / "matrix.md").read_text()
+    assert "| pcm | lan | naive |" in markdown and "headline, pcm" in markdown
+    svg = ET.parse(tmp_path / "matrix.svg").getroot()
+    circles = [c for c in svg.iter("{http://www.w3.org/2000/svg}circle") if c.find("{http://www.w3.org/2000/svg}title") is not None]
+    assert len(circles) == 4  # one point per setting (and baseline) on the one network
+    assert "matrix: [" in result.stderr  # the progress bar
+
+
+@pytest.mark.parametrize(("args", "fragment"), [
+    (["--settings", "150,fast"], "unknown setting 'fast'"),
+    (["--formats", "ogg"], "unknown format ogg"),
+    (["--networks", "moon"], "unknown network profile moon"),
+    (["--settings", "preset:nope"], "nope"),
+    (["--pace", "0"], "--pace"),
+])
+def test_bad_matrix_input_is_a_clear_error(tmp_path: Path, args: list[str], fragment: str) -> None:
+    assert_clean_error(run("bench", *args, "--out", str(tmp_path), timeout=60), 2, fragment)
+
+
+def test_settings_parse_buffers_adaptive_and_presets() -> None:
+    fixed, adaptive, preset = parse_settings("200, adaptive, preset:4g")
+    assert fixed.label == "200 ms" and fixed.overrides == {"buffer_ms": 200, "adaptive": False}
+    assert adaptive.overrides == {"adaptive": True}
+    assert preset.label == "4g" and "buffer_ms" in preset.overrides
+    assert "audio_format" not in preset.overrides and "network" not in preset.overrides  # the matrix's axes
+
+
+def test_ratios_say_when_only_one_side_underran() -> None:
+    assert _ratio(300.0, 100.0) == 3.0
+    assert _ratio(50.0, 0.0) == math.inf  # naive underran, ours did not
+    assert _ratio(0.0, 0.0) is None  # neither: nothing to compare
+
+
+def test_the_plot_places_points_by_ttfa_and_log_underruns() -> None:
+    cells = [{"setting": s, "network": "wifi", "ttfa_ms": t, "underrun_ms_per_min": u}
+             for s, t, u in (("150 ms", 400.0, 0.0), ("naive", 100.0, 999.0), ("buffered", 2000.0, 0.0))]
+    root = ET.fromstring(plot_svg(cells, "t"))
+    ns = "{http://www.w3.org/2000/svg}"
+    points = {c.find(f"{ns}title").text.split(",")[0]: (float(c.get("cx")), float(c.get("cy")))  # type: ignore[union-attr]
+              for c in root.iter(f"{ns}circle") if c.find(f"{ns}title") is not None}
+    assert points["naive"][0] < points["150 ms"][0] < points["buffered"][0]  # left to right by TTFA
+    assert points["naive"][1] < points["150 ms"][1] == points["buffered"][1]  # underruns higher up
