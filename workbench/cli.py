@@ -76,6 +76,22 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--pace", type=float, help="wall seconds per second of audio (default 0.2 = 5x real time)")
     serve.add_argument("--flush-ms", type=float, help="send bytes in bursts this far apart (default 40)")
 
+    tune = sub.add_parser("tune", help="find the smallest initial buffer that plays K repeats clean; write a preset",
+                          description="Play K times to see what buffer the network needs, verify it on K more "
+                          "plays (fresh network dice), raise it until none underruns, find the smallest max "
+                          "buffer (fixed buffering only), and write the result as a preset voicemode reads. "
+                          "Plays go to a virtual sink.")
+    tune.add_argument("--repeats", "-k", type=int, default=None, help="plays per step (default 5; --quick: 2)")
+    tune.add_argument("--text", help="text to speak in every play (default: a ~5 s sentence)")
+    tune.add_argument("--output", "-o", type=Path, metavar="FILE",
+                      help="where to write the preset (default tuned-FORMAT-NETWORK.env)")
+    tune.add_argument("--force", action="store_true", help="replace FILE if it exists")
+    tune.add_argument("--name", help="name in the preset's header (default tuned-FORMAT-NETWORK)")
+    tune.add_argument("--pace", type=float, default=0.9,
+                      help="the embedded server's wall seconds per second of audio (default 0.9: 1.1x real time)")
+    tune.add_argument("--quick", action="store_true", help="2 repeats (unless --repeats) and a short text: a smoke run")
+    _add_settings_options(tune)
+
     settings = sub.add_parser("settings", help="show the settings in effect and where each came from")
     _add_settings_options(settings)
     settings.add_argument("--json", action="store_true", help="as JSON")
@@ -418,6 +434,50 @@ def _bench_matrix(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> i
     return 0
 
 
+def cmd_tune(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
+    from . import presets as pr
+    from .bench import progress_printer
+    from .tune import TuneFailed, tune
+
+    settings = settings_from_args(args)
+    repeats = args.repeats if args.repeats is not None else (2 if args.quick else 5)
+    if repeats < 1:
+        raise UserError("--repeats must be at least 1")
+    if args.pace <= 0:
+        raise UserError("--pace must be more than 0")
+    name = args.name or f"tuned-{settings.audio_format}-{settings.network}"
+    output = args.output or Path(f"{name}.env")
+    if output.exists() and not args.force:  # before minutes of playing, not after
+        raise UserError(f"{output} already exists; choose another --output or add --force")
+    text = args.text or ("A quick tuning check." if args.quick else TUNE_TEXT)
+    query = {"pace": f"{args.pace:g}"} if settings.base_url == LOCAL else None
+
+    async def go() -> Any:
+        with endpoint_for(settings) as base_url:
+            return await tune(settings, base_url, repeats, text, progress_printer("tune", stderr), extra_query=query)
+
+    try:
+        result = asyncio.run(go())
+    except (TuneFailed, ValueError) as exc:
+        raise UserError(str(exc)) from None
+    if stderr.isatty():
+        stderr.write("\r\033[K")
+    preset = result.preset(name)
+    try:
+        pr.save_preset(preset, output, overwrite=args.force)
+    except pr.PresetError as exc:
+        raise UserError(str(exc)) from None
+    for step in result.steps:
+        print(step, file=stdout)
+    print(f"{settings.audio_format} on '{settings.network}': initial buffer {result.buffer_ms} ms, max buffer "
+          f"{result.max_buffer_s:g} s, TTFA {result.ttfa_ms:.0f} ms ({result.plays} plays)", file=stdout)
+    print(f"wrote {output} (workbench preset apply {output} puts it in voicemode's .env)", file=stderr)
+    return 0
+
+
+TUNE_TEXT = "Streaming speech has to start quickly and keep going when the network stalls."
+
+
 def cmd_tui(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
     settings = settings_from_args(args)
     if not (sys.stdin.isatty() and stdout.isatty()):
@@ -501,7 +561,7 @@ def cmd_preset(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
         raise UserError(str(exc)) from None
 
 
-COMMANDS = {"bench": cmd_bench, "devices": cmd_devices, "play": cmd_play, "preset": cmd_preset, "screenshots": cmd_screenshots,
+COMMANDS = {"tune": cmd_tune, "bench": cmd_bench, "devices": cmd_devices, "play": cmd_play, "preset": cmd_preset, "screenshots": cmd_screenshots,
             "serve": cmd_serve, "settings": cmd_settings, "tui": cmd_tui}
 
 

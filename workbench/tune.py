@@ -1,0 +1,128 @@
+"""`workbench tune`: the smallest initial buffer (and max buffer) that plays K repeats without an underrun.
+
+1. **Probe**: K plays at the settings given. Every streamed play reports `needed_buffer_ms`, the
+   smallest initial buffer that would have played it clean (replayed from when each piece arrived);
+   the candidate is the largest of them, rounded up to 10 ms.
+2. **Verify**: K more plays at the candidate, on fresh draws of the network's dice (another seed). Any
+   underrun raises the candidate (to what those plays needed, and at least by a quarter) and verifies
+   again, up to `MAX_ROUNDS` times.
+3. **Max buffer** (fixed buffering only; the adaptive target is capped by it, so it is left alone):
+   the smallest of `MAX_BUFFER_STEPS` that also plays K repeats clean. A smaller maximum holds less
+   audio in memory; too small and the buffer cannot grow enough to ride out a stall later on.
+
+The plays go to a virtual sink (tuning should not sound fifteen replies); the TTFA it reports is the
+verified plays' median, the cost of the buffer found.
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from .engine.metrics import PlayMetrics
+from .engine.player import StreamPlayer
+from .engine.settings import Settings
+from .engine.sinks import VirtualSink
+from .presets import Preset, preset_from_settings
+
+MAX_ROUNDS = 4
+MAX_BUFFER_STEPS = (0.5, 0.75, 1.0, 1.5, 2.0, 3.0, 4.0)
+SEED_STEP = 1000  # each verification round meets other network dice
+
+
+class TuneFailed(Exception):
+    """No setting played clean within the rounds allowed; `str()` says what was tried."""
+
+
+@dataclass
+class TuneResult:
+    settings: Settings  # the tuned settings (buffer_ms, max_buffer_s set)
+    buffer_ms: int
+    max_buffer_s: float
+    ttfa_ms: float  # median of the verified plays
+    plays: int
+    steps: list[str] = field(default_factory=list)  # what was tried, for the report
+
+    def preset(self, name: str) -> Preset:
+        s = self.settings
+        header = [f"Stream Workbench preset: {name}",
+                  f"Tuned by 'workbench tune': {s.audio_format} on network '{s.network}', the smallest initial buffer "
+                  f"that played every verification repeat without an underrun; TTFA {self.ttfa_ms:.0f} ms.",
+                  *self.steps,
+                  "Plain KEY=value lines: voicemode reads this file as it is."]
+        return preset_from_settings(s, name, header)
+
+
+def _round_up(ms: float, step: int = 10) -> int:
+    return int(math.ceil(max(ms, 0.0) / step) * step)
+
+
+async def tune(settings: Settings, base_url: str, repeats: int, text: str,
+               progress: Callable[[str], None] = lambda _: None,
+               extra_query: dict[str, Any] | None = None) -> TuneResult:
+    if repeats < 1:
+        raise ValueError("repeats must be at least 1")
+    if not settings.streaming_enabled:
+        raise ValueError("tuning needs streaming on (VOICEMODE_STREAMING_ENABLED=true): a buffered play has no "
+                         "initial buffer to tune")
+    cap_ms = settings.max_buffer_s * 1000.0
+    plays = 0
+    steps: list[str] = []
+
+    async def series(s: Settings, what: str) -> list[PlayMetrics]:
+        nonlocal plays
+        player = StreamPlayer(s, base_url=base_url, extra_query=extra_query,
+                              sink_factory=lambda st: (VirtualSink(st.output_rate, st.block_size), None))
+        out: list[PlayMetrics] = []
+        try:
+            for i in range(repeats):
+                progress(f"{what}: play {i + 1}/{repeats}")
+                m = await player.play(text)
+                plays += 1
+                if m.error:
+                    raise TuneFailed(f"{what}: {m.error}")
+                out.append(m)
+        finally:
+            await player.aclose()
+        return out
+
+    def needed(ms: list[PlayMetrics]) -> float:
+        return max((m.needed_buffer_ms or 0.0) for m in ms)
+
+    probe = settings.replace(adaptive=False)
+    found = await series(probe, f"probe at {probe.buffer_ms} ms")
+    candidate = min(_round_up(needed(found)), int(cap_ms))
+    steps.append(f"Probe: {repeats} plays at {probe.buffer_ms} ms needed at most {needed(found):.0f} ms.")
+    verified: list[PlayMetrics] = []
+    for round_no in range(1, MAX_ROUNDS + 1):
+        trial = settings.replace(buffer_ms=candidate, network_seed=settings.network_seed + SEED_STEP * round_no)
+        verified = await series(trial, f"verify {candidate} ms (round {round_no})")
+        bad = sum(1 for m in verified if m.underruns)
+        steps.append(f"Verify {candidate} ms: {bad} of {repeats} plays underran.")
+        if not bad:
+            break
+        if candidate >= cap_ms:
+            raise TuneFailed(f"even the max buffer ({cap_ms:.0f} ms) underran in {bad} of {repeats} plays; "
+                             "raise VOICEMODE_STREAM_MAX_BUFFER or try a lighter format")
+        candidate = min(max(_round_up(needed(verified)), _round_up(candidate * 1.25), candidate + 10), int(cap_ms))
+    else:
+        raise TuneFailed(f"no buffer up to {candidate} ms played {repeats} repeats clean in {MAX_ROUNDS} rounds")
+    best = settings.replace(buffer_ms=candidate)
+    if settings.adaptive:
+        steps.append(f"Max buffer left at {settings.max_buffer_s:g} s: adaptive buffering is on and grows up to it "
+                     "(WORKBENCH_ADAPTIVE=false tunes it too).")
+    else:
+        for max_s in (m for m in MAX_BUFFER_STEPS if candidate / 1000.0 <= m < settings.max_buffer_s):
+            trial = best.replace(max_buffer_s=max_s, network_seed=settings.network_seed + SEED_STEP * (MAX_ROUNDS + 1))
+            runs = await series(trial, f"max buffer {max_s:g} s")
+            bad = sum(1 for m in runs if m.underruns)
+            steps.append(f"Max buffer {max_s:g} s: {bad} of {repeats} plays underran.")
+            if not bad:
+                best = trial.replace(network_seed=settings.network_seed)
+                break
+    ttfa = statistics.median([m.ttfa_ms for m in verified if m.ttfa_ms is not None] or [0.0])
+    return TuneResult(settings=best, buffer_ms=best.buffer_ms, max_buffer_s=best.max_buffer_s, ttfa_ms=ttfa,
+                      plays=plays, steps=steps)
