@@ -321,3 +321,20 @@ async def test_b_sets_the_buffer_every_run_needed(server: EmbeddedServer, tmp_pa
         expected = int(-(-needed // 10) * 10)
         assert app.query_one("#buffer_ms", Input).value == str(expected)
         assert app.current_settings().buffer_ms == expected
+
+
+async def test_u_tunes_silently_and_fills_the_settings(server: EmbeddedServer, tmp_path: Path) -> None:
+    app = make_app(server, tmp_path, buffer_ms=900)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("u")
+        assert app.tuning and "tuning" in str(app.query_one("#message").render())
+        await pilot.press("p")  # a play would skew the tune: refused while it runs
+        assert not app.runs and "a tune is running" in str(app.query_one("#message").render())
+        await wait_for(pilot, lambda: not app.tuning, timeout=60)
+        message = str(app.query_one("#message").render())
+        assert message.startswith("tuned pcm on 'none'"), message
+        tuned = int(app.query_one("#buffer_ms", Input).value)
+        assert tuned < 900 and f"initial buffer {tuned} ms" in message  # a fast local server needs little
+        assert app.current_settings().buffer_ms == tuned
+        assert app.query_one("#max_buffer_s", Input).value == "2"  # adaptive is on: the max is left alone
+        assert not app.runs  # tuning plays are not runs in the history

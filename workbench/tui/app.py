@@ -28,10 +28,11 @@ from textual.widgets import Button, DataTable, Footer, Header, Input, Static, Te
 from ..defaults import DEFAULT_TEXT
 from ..engine.metrics import PlayMetrics, PlayState
 from ..engine.player import PlayError, SinkFactory, StreamPlayer, recommend_buffer_ms
-from ..engine.settings import LOCAL, Settings, SettingsError
+from ..engine.settings import LOCAL, Settings, SettingsError, format_value
 from ..engine.sinks import SinkError
 from ..presets import PRESETS_DIR, Preset, preset_from_settings
-from .messages import PlayFinished, PlayProgress, PlayRejected, ServerFailed, ServerReady
+from .messages import (PlayFinished, PlayProgress, PlayRejected, ServerFailed, ServerReady, TuneFinished,
+                       TuneProgress)
 from .state import RunRecord, StreamValues, format_profiles
 from .widgets.buffer_graph import BufferGraph
 from .widgets.counters import Counters, final_values, idle_values, live_values
@@ -89,6 +90,7 @@ class WorkbenchApp(App[None]):
         Binding("e", "export", "Export"),
         Binding("l", "load_preset", "Load preset"),
         Binding("t", "toggle_settings", "Settings"),
+        Binding("u", "tune", "Tune"),
         Binding("b", "use_recommended", "Use clean buffer", show=False),
         Binding("f1,question_mark", "help", "Help"),
         Binding("q", "quit", "Quit"),
@@ -111,6 +113,7 @@ class WorkbenchApp(App[None]):
         self._server_ready = asyncio.Event()
         self._server_error: str | None = None
         self.listeners: list[RecordListener] = []
+        self.tuning = False
 
     # -- layout -----------------------------------------------------------------------------------
     def compose(self) -> ComposeResult:
@@ -243,7 +246,8 @@ class WorkbenchApp(App[None]):
         except SettingsError as exc:
             self.show_message(str(exc), "error")
             return
-        self.show_message("")
+        if self.query_one("#message", Static).has_class("-error"):
+            self.show_message("")  # the edit mended what the error was about
 
     def apply_preset(self, preset: Preset) -> None:
         """Load a preset's values: the format it names gets its stream values."""
@@ -267,6 +271,61 @@ class WorkbenchApp(App[None]):
                   f"Format {s.audio_format}, initial buffer {s.buffer_ms} ms, network profile {s.network}.",
                   "Plain KEY=value lines: voicemode reads this file as it is."]
         return preset_from_settings(s, name, header)
+
+    # -- tuning -------------------------------------------------------------------------------------
+    TUNE_REPEATS = 3
+
+    def action_tune(self) -> None:
+        """Tune the initial buffer (and max buffer, if fixed) for the current format and network, then
+        put the result in the settings. Plays go to a virtual sink, so tuning is silent."""
+        if self.current is not None or self.tuning:
+            self.show_message("a play or a tune is running: wait for it, or press s to stop a play", "warning")
+            return
+        try:
+            settings = self.current_settings()
+        except SettingsError as exc:
+            self.show_message(str(exc), "error")
+            return
+        text = self.query_one(TextArea).text
+        if not text.strip():
+            self.show_message("nothing to say: the text is empty", "error")
+            return
+        self.tuning = True
+        self.show_message(f"tuning {settings.audio_format} on '{settings.network}'…")
+        self.run_worker(self._tune(settings, text), group="tune", exclusive=True, exit_on_error=False)
+
+    async def _tune(self, settings: Settings, text: str) -> None:
+        from ..tune import TuneFailed, tune
+
+        try:
+            base_url = await self._endpoint(settings)
+            result = await tune(settings, base_url, self.TUNE_REPEATS, text,
+                                lambda step: self.post_message(TuneProgress(step)))
+        except (TuneFailed, ValueError, EndpointError, PlayError, SinkError) as exc:
+            self.post_message(TuneFinished(f"tune failed: {exc}"))
+        except Exception as exc:  # a bug: report it, keep the app
+            log.exception("tune failed")
+            self.post_message(TuneFinished(f"tune failed: unexpected error: {exc!r}"))
+        else:
+            self.post_message(TuneFinished(
+                f"tuned {settings.audio_format} on '{settings.network}': initial buffer {result.buffer_ms} ms, max "
+                f"buffer {result.max_buffer_s:g} s, TTFA {result.ttfa_ms:.0f} ms ({result.plays} silent plays); "
+                "set for the next play (e exports it)", result.buffer_ms, result.max_buffer_s, settings.audio_format))
+
+    def on_tune_progress(self, message: TuneProgress) -> None:
+        if self.tuning:
+            self.show_message(f"tuning: {message.text}")
+
+    def on_tune_finished(self, message: TuneFinished) -> None:
+        self.tuning = False
+        if message.buffer_ms is None:
+            self.show_message(message.text, "error")
+            return
+        if message.format == self.base.audio_format:  # the panel still shows the tuned format
+            self.query_one("#buffer_ms", Input).value = str(message.buffer_ms)
+            if message.max_buffer_s is not None:
+                self.query_one("#max_buffer_s", Input).value = format_value(message.max_buffer_s)
+        self.show_message(message.text)
 
     # -- messages to the user -------------------------------------------------------------------------
     def action_use_recommended(self) -> None:
@@ -318,6 +377,10 @@ class WorkbenchApp(App[None]):
     def action_stop(self) -> None:
         if self.player is not None and self.current is not None:
             self.player.stop()
+        elif self.tuning:
+            self.workers.cancel_group(self, "tune")
+            self.tuning = False
+            self.show_message("tune stopped; the settings are as they were", "warning")
 
     def action_focus_play(self) -> None:
         self.query_one("#play", Button).focus()
@@ -333,6 +396,9 @@ class WorkbenchApp(App[None]):
         """Start a play in a worker; returns its record, or None (with a message) if it cannot start."""
         if self.current is not None:
             self.show_message("a play is running: press s to stop it first", "warning")
+            return None
+        if self.tuning:
+            self.show_message("a tune is running: wait for it, or press s to stop it", "warning")
             return None
         if not text.strip():
             self.show_message("nothing to say: the text is empty", "error")
@@ -522,6 +588,9 @@ class WorkbenchApp(App[None]):
         yield SystemCommand("Load preset", "Load a shipped preset or any .env file (l)", self.action_load_preset)
         yield SystemCommand("Settings panel", "Show or hide the settings (t)", self.action_toggle_settings)
         yield SystemCommand("Help", "Keys and what the graph and counters mean (F1)", self.action_help)
+        yield SystemCommand("Tune the buffer",
+                            "Find the smallest initial buffer that plays this format and network clean, and use it (u)",
+                            self.action_tune)
         yield SystemCommand("Use the recommended buffer",
                             "Set the initial buffer that would have played every run like the last one clean (b)",
                             self.action_use_recommended)

@@ -54,3 +54,26 @@ class ServerFailed(Message):
     def __init__(self, reason: str) -> None:
         super().__init__()
         self.reason = reason
+
+
+class TuneProgress(Message):
+    """A step of a running tune (`workbench tune` from the app)."""
+
+    def __init__(self, text: str) -> None:
+        super().__init__()
+        self.text = text
+
+    def can_replace(self, message: Message) -> bool:
+        return isinstance(message, TuneProgress)
+
+
+class TuneFinished(Message):
+    """A tune ended: `buffer_ms`/`max_buffer_s` are set when it found a value; `text` is for the user."""
+
+    def __init__(self, text: str, buffer_ms: int | None = None, max_buffer_s: float | None = None,
+                 fmt: str | None = None) -> None:
+        super().__init__()
+        self.text = text
+        self.buffer_ms = buffer_ms
+        self.max_buffer_s = max_buffer_s
+        self.format = fmt
