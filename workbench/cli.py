@@ -129,10 +129,12 @@ def build_parser() -> argparse.ArgumentParser:
     bench = sub.add_parser("bench", help="measure the engine against baselines taken in the same run",
                            description="Run a benchmark suite and write Markdown and JSON results.")
     bench.add_argument("suite", nargs="?", default="matrix",
-                       choices=["matrix", "engine", "server", "formats", "tui", "adaptive", "chunks"],
+                       choices=["matrix", "engine", "server", "formats", "tui", "adaptive", "chunks", "stress", "soak"],
                        help="matrix (default): formats x networks x settings x repeats against the buffered "
                        "and naive-streaming baselines, with a picture and a 30 s-reply headline; "
                        "engine: the engine's own cost; server: the embedded server's speed; "
+                       "stress: N concurrent MP3 players (--streams); soak: resident memory over an hour-long stream "
+                       "(--minutes, --speed); "
                        "formats: TTFA, bytes to first audio, decode speed and CPU for every format; "
                        "tui: underruns and device underflows headless and with the workbench open; "
                        "adaptive: fixed 150 ms against the adaptive target on simulated networks; "
@@ -154,6 +156,13 @@ def build_parser() -> argparse.ArgumentParser:
     matrix.add_argument("--pace", type=float, default=0.9,
                         help="the embedded server's wall seconds per second of audio (default 0.9: 1.1x real time)")
     matrix.add_argument("--no-headline", action="store_true", help="skip the 30 s reply")
+    stress = bench.add_argument_group("stress and soak options")
+    stress.add_argument("--streams", default=None, metavar="LIST",
+                        help="stress: concurrent players to try, comma-separated (default 1,8,16,32; --quick 1,4)")
+    stress.add_argument("--minutes", type=float, default=None,
+                        help="soak: minutes of audio in the one long reply (default 60; --quick 3)")
+    stress.add_argument("--speed", type=float, default=None,
+                        help="soak: how much faster than real time the virtual sink plays (default 30; --quick 20)")
     bench.add_argument("--sink", choices=["virtual", "device"], default="virtual", help="where audio goes")
     bench.add_argument("--out", type=Path, default=Path("bench-results"), help="folder for the results")
     bench.add_argument("--text", help="text to speak in every play (default: a ~8 s sentence)")
@@ -385,6 +394,8 @@ def cmd_bench(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
 
     if args.suite == "matrix":
         return _bench_matrix(args, stdout, stderr)
+    if args.suite in ("stress", "soak"):
+        return _bench_stress(args, stdout, stderr)
     plays = 3 if args.quick else (args.plays or 10)
     if plays < 1:
         raise UserError("--plays must be at least 1")
@@ -393,6 +404,35 @@ def cmd_bench(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
                            **({"text": args.text} if args.text else {}))
     except RuntimeError as exc:
         raise UserError(str(exc)) from None
+    print(report.markdown(), file=stdout)
+    print(f"results: {args.out / (args.suite + '.md')} and {args.out / (args.suite + '.json')}", file=stderr)
+    return 0
+
+
+def _bench_stress(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
+    from .bench import progress_printer, write_report
+    from .bench_stress import bench_soak, bench_stress
+
+    progress = progress_printer(args.suite, stderr)
+    try:
+        if args.suite == "stress":
+            spec = args.streams or ("1,4" if args.quick else "1,8,16,32")
+            try:
+                counts = tuple(int(x) for x in spec.split(",") if x.strip())
+            except ValueError:
+                raise UserError(f"--streams wants whole numbers, comma-separated, not {spec!r}") from None
+            if not counts or min(counts) < 1 or max(counts) > 128:
+                raise UserError("--streams: each count must be from 1 to 128")
+            report = bench_stress(counts, progress, **({"text": args.text} if args.text else {}))
+        else:
+            minutes = args.minutes if args.minutes is not None else (3.0 if args.quick else 60.0)
+            speed = args.speed if args.speed is not None else (20.0 if args.quick else 30.0)
+            if minutes <= 0 or not 1 <= speed <= 200:
+                raise UserError("--minutes must be more than 0 and --speed from 1 to 200")
+            report = bench_soak(minutes, speed, progress)
+    except RuntimeError as exc:
+        raise UserError(str(exc)) from None
+    write_report(report, args.suite, args.out, stderr)
     print(report.markdown(), file=stdout)
     print(f"results: {args.out / (args.suite + '.md')} and {args.out / (args.suite + '.json')}", file=stderr)
     return 0

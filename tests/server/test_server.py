@@ -263,3 +263,22 @@ def test_a_broken_stream_resumes_from_a_byte(srv: EmbeddedServer, fmt: str) -> N
     assert "x-workbench-resume-byte" not in response.headers and again == whole
     response, _, _ = fetch({"X-Workbench-Resume-Byte": "x"})
     assert response.status_code == 400
+
+
+def test_repeat_says_the_input_that_many_times(srv: EmbeddedServer) -> None:
+    _, once = post(srv, speech("pcm"))
+    _, thrice = post(srv, speech("pcm"), repeat=3)
+    body = b"".join(p for _, p in once)
+    assert b"".join(p for _, p in thrice) == body * 3
+    bad, _ = post(srv, speech("pcm"), repeat=0)
+    assert bad.status_code == 400 and "repeat" in bad.json()["error"]["message"]
+
+
+def test_the_same_speech_request_gets_the_same_bytes(srv: EmbeddedServer) -> None:
+    """espeak-ng alone says the same text a few samples differently each time; the server keeps the
+    last utterances so a request asked again (a resumed stream) continues the same audio."""
+    body = speech("pcm", voice="nova", text="The same words twice, byte for byte.")
+    _, first = post(srv, body)
+    _, second = post(srv, body)
+    a, b = b"".join(p for _, p in first), b"".join(p for _, p in second)
+    assert len(a) > 24_000 and a == b

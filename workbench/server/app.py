@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import itertools
 import json
 import logging
 import math
@@ -43,6 +44,7 @@ class Knobs:
     ttfb_ms: float = 150.0  # request to first body byte
     pace: float = 0.2  # wall seconds per second of audio (0.2 = 5x real time)
     flush_ms: float = 40.0  # bytes leave in bursts this far apart (0: as soon as ready)
+    repeat: int = 1  # say the input this many times in one reply (1 to 1000: long streams for soak tests)
     resume: int = 1  # honour X-Workbench-Resume-Byte (0: send the whole reply again, as most servers would)
     # faults (off by default)
     status: int = 0  # answer this status (401, 429, 500, 503 ...) instead of audio
@@ -93,6 +95,8 @@ class Knobs:
         knobs = dataclasses.replace(self, **changes)
         if knobs.pace < 0 or knobs.ttfb_ms < 0 or knobs.flush_ms < 0 or knobs.headers_ms < 0:
             raise ValueError("pace, ttfb_ms, flush_ms and headers_ms must not be negative")
+        if not 1 <= knobs.repeat <= 1000:
+            raise ValueError("repeat must be from 1 to 1000")
         return knobs
 
 
@@ -163,7 +167,8 @@ async def paced_audio(text: str, voice: str, fmt: str, speed: float, knobs: Knob
     kept from the audio at that offset, as if a server had kept what it had generated.
     """
     encoder = make_encoder(fmt)
-    pieces = _pieces(speech.synthesize(text, voice, speed))
+    pieces = _pieces(itertools.chain.from_iterable(speech.synthesize(text, voice, speed)
+                                                   for _ in range(knobs.repeat)))
     first_due = t_request + knobs.ttfb_ms / 1000.0
     flush = knobs.flush_ms / 1000.0
     next_flush = first_due

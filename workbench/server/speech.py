@@ -14,6 +14,7 @@ from __future__ import annotations
 import ctypes
 import math
 import threading
+from collections import OrderedDict
 from collections.abc import Callable, Iterator
 
 import numpy as np
@@ -143,15 +144,63 @@ class Espeak:
                 self._sink = None
 
 
+class _SpeechCache:
+    """The last utterances synthesised, whole, so the same request gets the same audio.
+
+    espeak-ng carries state from one utterance to the next (the same text comes out a few samples
+    longer or shorter each time), and a broken stream can only be resumed from a byte if the reply is
+    the same: like a server that keeps what it generated, this keeps the last `MAX_ITEMS` utterances
+    (at most `MAX_SAMPLES` samples in all).
+    """
+
+    MAX_ITEMS = 64
+    MAX_SAMPLES = 20_000_000  # 80 MB of float32
+
+    def __init__(self) -> None:
+        self._items: OrderedDict[tuple[str, str, float], list[np.ndarray]] = OrderedDict()
+        self._samples = 0
+        self._lock = threading.Lock()
+
+    def get(self, key: tuple[str, str, float]) -> list[np.ndarray] | None:
+        with self._lock:
+            chunks = self._items.get(key)
+            if chunks is not None:
+                self._items.move_to_end(key)
+            return chunks
+
+    def put(self, key: tuple[str, str, float], chunks: list[np.ndarray]) -> None:
+        size = sum(len(c) for c in chunks)
+        if size > self.MAX_SAMPLES:
+            return
+        with self._lock:
+            if key in self._items:
+                return
+            self._items[key] = chunks
+            self._samples += size
+            while self._samples > self.MAX_SAMPLES or len(self._items) > self.MAX_ITEMS:
+                _, old = self._items.popitem(last=False)
+                self._samples -= sum(len(c) for c in old)
+
+
+SPEECH_CACHE = _SpeechCache()
+
+
 def synthesize_speech(text: str, voice: str, speed: float = 1.0) -> Iterator[np.ndarray]:
     """espeak-ng speech as float32 chunks at 24 kHz, produced progressively.
 
     Synthesis runs on a worker thread; chunks are handed over through a small queue, so the first
-    chunk is available long before the utterance is finished.
+    chunk is available long before the utterance is finished. A finished utterance is kept
+    (`SPEECH_CACHE`): the same request again gets the same audio.
     """
     import queue
 
+    key = (text, voice, float(speed))
+    cached = SPEECH_CACHE.get(key)
+    if cached is not None:
+        yield from cached
+        return
     engine = Espeak.get()
+    produced: list[np.ndarray] = []
     # unbounded: synthesis holds espeak's global lock, so it must never wait on a paced consumer
     # (that would serialise concurrent requests); an utterance is small (4096 chars ~ 4 MB of float32)
     chunks: queue.Queue[np.ndarray | None | BaseException] = queue.Queue()
@@ -160,6 +209,7 @@ def synthesize_speech(text: str, voice: str, speed: float = 1.0) -> Iterator[np.
 
     def on_audio(samples: np.ndarray) -> bool:
         out = resampler.resample_chunk(samples)
+        produced.append(out)
         while not cancelled.is_set():
             try:
                 chunks.put(out, timeout=0.1)
@@ -172,7 +222,12 @@ def synthesize_speech(text: str, voice: str, speed: float = 1.0) -> Iterator[np.
         try:
             engine.synthesize(text, voice, speed, on_audio)
             if not cancelled.is_set():
-                chunks.put(resampler.resample_chunk(np.zeros(0, dtype=np.float32), last=True))
+                tail = resampler.resample_chunk(np.zeros(0, dtype=np.float32), last=True)
+                chunks.put(tail)
+                kept = [c for c in (*produced, tail) if len(c)]
+                for c in kept:
+                    c.setflags(write=False)  # shared by every reply that uses it
+                SPEECH_CACHE.put(key, kept)
             chunks.put(None)
         except BaseException as exc:  # handed to the consumer
             chunks.put(exc)
