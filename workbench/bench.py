@@ -394,8 +394,9 @@ def bench_adaptive(plays: int, progress: Callable[[str], None], text: str = ADAP
 
         asyncio.run(all_runs())
 
-    report = Report(f"Adaptive buffering: {plays} plays per network and mode, server at 1.1x real time",
-                    machine_description())
+    reply_s = _median([m.audio_ms / 1000.0 for ms in results.values() for m in ms["fixed"]])
+    report = Report(f"Adaptive buffering: {plays} plays per network and mode, {reply_s:.1f} s reply, server at 1.1x "
+                    "real time", machine_description())
     table: dict[str, dict[str, dict[str, float]]] = {}
     for network in networks:
         table[network] = {}
@@ -663,7 +664,7 @@ def write_report(report: Report, name: str, out_dir: Path, stderr: TextIO) -> No
 
 
 def run_bench(suite: str, plays: int, sink_kind: str, out_dir: Path, stderr: TextIO, text: str = BENCH_TEXT,
-              quick: bool = False) -> Report:
+              quick: bool = False, networks: tuple[str, ...] | None = None) -> Report:
     progress = progress_printer(suite, stderr)
     if suite == "engine":
         report = bench_engine(plays, sink_kind, progress, text)
@@ -676,7 +677,8 @@ def run_bench(suite: str, plays: int, sink_kind: str, out_dir: Path, stderr: Tex
     elif suite == "chunks":
         report = bench_chunks(plays, progress, **({} if text == BENCH_TEXT else {"text": text}))
     elif suite == "adaptive":
-        report = bench_adaptive(plays, progress, **({} if text == BENCH_TEXT else {"text": text}))
+        report = bench_adaptive(plays, progress, **({} if text == BENCH_TEXT else {"text": text}),
+                                **({"networks": networks} if networks else {}))
     else:
         raise ValueError(f"unknown suite {suite!r}")
     write_report(report, suite, out_dir, stderr)

@@ -147,7 +147,7 @@ def build_parser() -> argparse.ArgumentParser:
     matrix = bench.add_argument_group("matrix options")
     matrix.add_argument("--formats", default=None, help="formats, comma-separated (default pcm,mp3,opus)")
     matrix.add_argument("--networks", default=None,
-                        help="network profiles, comma-separated (default lan,wifi,4g,flaky; see 'workbench --help')")
+                        help="network profiles, comma-separated (default lan,wifi,4g,flaky; also for 'adaptive')")
     matrix.add_argument("--settings", dest="matrix_settings", default=None, metavar="LIST",
                         help="settings to compare, comma-separated: initial buffers in ms (fixed), 'adaptive', "
                         "'preset:NAME' (default 150,300,adaptive)")
@@ -400,9 +400,14 @@ def cmd_bench(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
     if plays < 1:
         raise UserError("--plays must be at least 1")
     try:
-        report = run_bench(args.suite, plays, args.sink, args.out, stderr, quick=args.quick,
+        from .bench_matrix import parse_list
+        from .engine.network import PROFILES
+
+        networks = tuple(parse_list(args.networks, list(PROFILES), "network profile")) \
+            if args.networks and args.suite == "adaptive" else None
+        report = run_bench(args.suite, plays, args.sink, args.out, stderr, quick=args.quick, networks=networks,
                            **({"text": args.text} if args.text else {}))
-    except RuntimeError as exc:
+    except (RuntimeError, ValueError) as exc:
         raise UserError(str(exc)) from None
     print(report.markdown(), file=stdout)
     print(f"results: {args.out / (args.suite + '.md')} and {args.out / (args.suite + '.json')}", file=stderr)
