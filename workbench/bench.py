@@ -15,7 +15,8 @@ Suites:
 - `chunks`: TTFA and underruns for several VOICEMODE_STREAM_CHUNK_SIZE values, PCM and MP3, on wifi.
 - `tui`: the same text played headless and with the workbench open (Textual's headless driver: it lays
   out and renders every frame as in a terminal, without the terminal writes), to show the UI never
-  starves the audio: underruns and device underflows side by side, and the CPU each costs.
+  starves the audio: underruns and device underflows side by side, and the CPU each costs; then with
+  the workbench busy (a full relayout ten times a second), and what one graph or counters redraw costs.
 """
 
 from __future__ import annotations
@@ -491,8 +492,13 @@ def bench_tui(plays: int, sink_kind: str, progress: Callable[[str], None], text:
 
         if default_output_device() is None:
             raise RuntimeError("no audio output device; use --sink virtual")
+    from .tui.widgets.buffer_graph import BufferGraph
+    from .tui.widgets.counters import Counters
+
     headless: list[Run] = []
     with_tui: list[Run] = []
+    busy_tui: list[Run] = []
+    render_ms: dict[str, list[float]] = {}
     with ServerProcess() as server, tempfile.TemporaryDirectory() as tmp:
         settings = load_settings(read_voicemode_files=False, environ={},
                                  overrides={"voices": ("alloy",), "sink": sink_kind})
@@ -511,9 +517,13 @@ def bench_tui(plays: int, sink_kind: str, progress: Callable[[str], None], text:
             app = create_app(AppConfig(settings=settings, text=text, local_url=server.base_url, start_server=False,
                                        sink_factory=_sink_factory(sink_kind), save_dir=Path(tmp)))
             async with app.run_test(size=(140, 44)) as pilot:
-                for i in range(plays + 1):
+                # the first play is a warm-up; then plays with the workbench just showing the play; then
+                # plays with the workbench busy: the settings panel shown and hidden ten times a second,
+                # a full layout of the screen each time
+                schedule = [("warm-up", None)] + [("tui", None)] * plays + [("busy", app.action_toggle_settings)] * plays
+                for i, (label, busy) in enumerate(schedule):
                     if i:
-                        progress(f"play {i}/{plays} with the workbench open")
+                        progress(f"play {i}/{2 * plays} with the workbench {'busy' if busy else 'open'}")
                     n = len(app.runs)
                     cpu0, wall0 = time.process_time(), time.perf_counter()
                     await pilot.press("p")
@@ -521,16 +531,28 @@ def bench_tui(plays: int, sink_kind: str, progress: Callable[[str], None], text:
                     while len(app.runs) <= n or app.runs[n].metrics is None:
                         if time.monotonic() > deadline:
                             raise RuntimeError("a play in the workbench did not finish")
+                        if busy is not None:
+                            busy()
                         # a plain sleep: Pilot.pause() would post a message to every widget each time
                         await asyncio.sleep(0.1)
                     m = app.runs[n].metrics
                     assert m is not None
-                    if i:  # the first is a warm-up
-                        with_tui.append(Run("tui", m, time.process_time() - cpu0, time.perf_counter() - wall0))
+                    if label != "warm-up":
+                        (with_tui if label == "tui" else busy_tui).append(
+                            Run(label, m, time.process_time() - cpu0, time.perf_counter() - wall0))
+                graph = app.query_one("#graph", BufferGraph)  # the last play's trace, full width
+                counters = app.query_one(Counters)
+                for widget, key in ((graph, "graph"), (counters, "counters")):
+                    times = []
+                    for _ in range(50):
+                        t = time.perf_counter()
+                        widget.render()
+                        times.append((time.perf_counter() - t) * 1000.0)
+                    render_ms[key] = times
 
         asyncio.run(headless_runs())
         asyncio.run(tui_runs())
-    failed = [r for r in headless + with_tui if r.metrics.error]
+    failed = [r for r in headless + with_tui + busy_tui if r.metrics.error]
     if failed:
         raise RuntimeError(f"{len(failed)} play(s) failed: {failed[0].metrics.error}")
 
@@ -542,7 +564,7 @@ def bench_tui(plays: int, sink_kind: str, progress: Callable[[str], None], text:
 
     report = Report(f"The UI and the audio: {plays} plays each, {sink_kind} sink", machine_description())
     report.rows = []
-    for label, runs in (("headless", headless), ("workbench open", with_tui)):
+    for label, runs in (("headless", headless), ("workbench open", with_tui), ("workbench busy", busy_tui)):
         report.rows += [
             (f"{label}: underruns", f"{total(runs, 'underruns'):.0f} ({total(runs, 'underrun_ms'):.0f} ms)",
              "jitter buffer ran dry, over all plays"),
@@ -553,11 +575,17 @@ def bench_tui(plays: int, sink_kind: str, progress: Callable[[str], None], text:
         ]
     report.rows.append(("CPU the open workbench adds", f"{cpu(with_tui) - cpu(headless):+.2f}% of one core",
                         "10 Hz graph and counters, history, layout and rendering"))
+    for key, times in render_ms.items():
+        p50, p95 = _median(times), percentile(times, 95) or 0.0
+        report.rows.append((f"one {key} redraw, median (p95)", f"{p50:.2f} ({p95:.2f}) ms",
+                            f"{p50:.1f}% of one core at 10 redraws a second; 50 redraws of the last play"))
     report.data = {"suite": "tui", "plays": plays, "sink": sink_kind, "machine": report.machine,
                    "headless": [r.metrics.to_dict() for r in headless],
                    "tui": [r.metrics.to_dict() for r in with_tui],
+                   "busy": [r.metrics.to_dict() for r in busy_tui], "render_ms": render_ms,
                    "cpu_pct": {"headless": [100.0 * r.cpu_s / r.wall_s for r in headless],
-                               "tui": [100.0 * r.cpu_s / r.wall_s for r in with_tui]}}
+                               "tui": [100.0 * r.cpu_s / r.wall_s for r in with_tui],
+                               "busy": [100.0 * r.cpu_s / r.wall_s for r in busy_tui]}}
     return report
 
 

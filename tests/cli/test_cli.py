@@ -153,10 +153,12 @@ def test_bench_tui_tiny_run_plays_headless_and_in_the_workbench(tmp_path: Path) 
     result = run("bench", "tui", "--plays", "1", "--text", "one two", "--out", str(tmp_path), timeout=240)
     assert result.returncode == 0, result.stderr
     data = json.loads((tmp_path / "tui.json").read_text())
-    assert len(data["headless"]) == 1 and len(data["tui"]) == 1
+    assert len(data["headless"]) == 1 and len(data["tui"]) == 1 and len(data["busy"]) == 1
+    assert len(data["render_ms"]["graph"]) == 50 and all(t > 0 for t in data["render_ms"]["counters"])
     assert data["tui"][0]["state"] == "done" and data["headless"][0]["state"] == "done"
     markdown = (tmp_path / "tui.md").read_text()
     assert "| workbench open: device underflows |" in markdown and "| headless: underruns |" in markdown
+    assert "| workbench busy: device underflows |" in markdown and "| one graph redraw, median (p95) |" in markdown
 
 
 def test_bench_adaptive_and_chunks_tiny_runs(tmp_path: Path) -> None:
