@@ -281,7 +281,7 @@ BASELINE_COLOURS = {"buffered": "#d62728", "naive": "#ff7f0e"}
 
 
 def plot_svg(cells: list[dict[str, Any]], title: str) -> str:
-    """TTFA (x) against underrun ms per minute of audio (y, log scale), one point per setting and
+    """TTFA (x, log scale) against underrun ms per minute of audio (y, log scale), one point per setting and
     network (medians over formats), labelled with the network. Plain SVG: no plotting library."""
     w, h, left, right, top, bottom = 760, 460, 70, 170, 40, 50
     points: dict[str, list[tuple[str, float, float]]] = {}
@@ -293,11 +293,12 @@ def plot_svg(cells: list[dict[str, Any]], title: str) -> str:
                                                        _median([c["underrun_ms_per_min"] or 0.0 for c in mine]) or 0.0))
     xs = [p[1] for ps in points.values() for p in ps] or [1.0]
     ys = [p[2] for ps in points.values() for p in ps] or [0.0]
-    x_max = _nice(max(xs) * 1.1)
+    lo_dec = math.floor(math.log10(max(min(xs), 1.0)))  # TTFA on a log scale too: 0.3 s and 7 s both readable
+    hi_dec = max(math.ceil(math.log10(max(max(xs), 1.0) * 1.05)), lo_dec + 1)
     y_decades = max(1, math.ceil(math.log10(max(ys) + 1)))
 
     def px(x: float) -> float:
-        return left + (w - left - right) * x / x_max
+        return left + (w - left - right) * (math.log10(max(x, 1.0)) - lo_dec) / (hi_dec - lo_dec)
 
     def py(y: float) -> float:
         return h - bottom - (h - top - bottom) * math.log10(y + 1) / y_decades
@@ -305,15 +306,15 @@ def plot_svg(cells: list[dict[str, Any]], title: str) -> str:
     out = [f'<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" viewBox="0 0 {w} {h}" '
            'font-family="sans-serif" font-size="12">', f'<rect width="{w}" height="{h}" fill="white"/>',
            f'<text x="{w / 2 - right / 2}" y="22" text-anchor="middle" font-size="14">{_esc(title)}</text>']
-    for i in range(6):  # x grid
-        x = x_max * i / 5
+    x_ticks = [m * 10 ** d for d in range(lo_dec, hi_dec) for m in (1, 2, 5)] + [10 ** hi_dec]
+    for x in x_ticks:  # x grid
         out.append(f'<line x1="{px(x):.1f}" y1="{top}" x2="{px(x):.1f}" y2="{h - bottom}" stroke="#ddd"/>')
         out.append(f'<text x="{px(x):.1f}" y="{h - bottom + 16}" text-anchor="middle">{x:.0f}</text>')
     for d in range(y_decades + 1):  # y grid: 0, 9, 99 ... shown as 0, 10, 100
         y = 10 ** d - 1
         out.append(f'<line x1="{left}" y1="{py(y):.1f}" x2="{w - right}" y2="{py(y):.1f}" stroke="#ddd"/>')
         out.append(f'<text x="{left - 6}" y="{py(y) + 4:.1f}" text-anchor="end">{0 if d == 0 else 10 ** d}</text>')
-    out.append(f'<text x="{(left + w - right) / 2}" y="{h - 12}" text-anchor="middle">TTFA, ms (median)</text>')
+    out.append(f'<text x="{(left + w - right) / 2}" y="{h - 12}" text-anchor="middle">TTFA, ms (median, log)</text>')
     out.append(f'<text transform="translate(16 {(top + h - bottom) / 2}) rotate(-90)" text-anchor="middle">'
                'underrun ms per minute of audio (log)</text>')
     for k, (setting, ps) in enumerate(points.items()):
@@ -328,16 +329,6 @@ def plot_svg(cells: list[dict[str, Any]], title: str) -> str:
         out.append(f'<text x="{w - right + 30}" y="{ly + 4}">{_esc(setting)}</text>')
     out.append("</svg>")
     return "\n".join(out) + "\n"
-
-
-def _nice(v: float) -> float:
-    if v <= 0:
-        return 1.0
-    step = 10 ** math.floor(math.log10(v))
-    for m in (1, 2, 2.5, 5, 10):
-        if v <= m * step:
-            return m * step
-    return 10 * step
 
 
 def _esc(text: str) -> str:

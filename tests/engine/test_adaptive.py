@@ -148,3 +148,15 @@ def test_advice_names_a_lighter_format_only_when_audio_came_too_slowly() -> None
     assert quality_advice(PlayMetrics(format="pcm", arrival_rtf=1.4, throughput_kbps=540.0, audio_ms=5000.0)) is None
     slow_mp3 = quality_advice(PlayMetrics(format="mp3", arrival_rtf=0.8, throughput_kbps=26.0, audio_ms=5000.0))
     assert slow_mp3 is not None and "slower than speech" in slow_mp3
+
+
+def test_pieces_of_one_read_are_kept_as_one_arrival() -> None:
+    from workbench.engine.adaptive import AdaptiveTarget, needed_buffer_ms
+
+    target = AdaptiveTarget(150, 2000, 10)
+    for read_at in (0.0, 0.1, 0.2):  # three network reads, each decoded in four pieces at once
+        for k in range(4):
+            target.arrival(read_at + k * 1e-5, read_at + k * 0.025, 0.025)
+    assert [(round(a.t, 3), round(a.start_s, 3), round(a.length_s, 3)) for a in target.arrivals] == [
+        (0.0, 0.0, 0.1), (0.1, 0.1, 0.1), (0.2, 0.2, 0.1)]
+    assert needed_buffer_ms(target.arrivals) == 0.0  # each read came in time: nothing needed

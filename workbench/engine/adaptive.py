@@ -31,7 +31,11 @@ STEADY_S = 10.0
 DECAY = 0.1
 
 
-@dataclass
+MERGE_S = 0.001  # pieces that arrive this close together, one after the other, are kept as one
+MAX_ARRIVALS = 100_000  # a bound on what one play keeps (an hour of 40 ms bursts is ~90,000)
+
+
+@dataclass(slots=True)
 class Arrival:
     t: float  # seconds since the play's first arrival
     start_s: float  # where this piece starts in the audio
@@ -79,7 +83,10 @@ class AdaptiveTarget:
             self._t0 = now
             self._next_tick = now + TICK_S
         t = now - self._t0
-        if len(self.arrivals) < 100_000:
+        last = self.arrivals[-1] if self.arrivals else None
+        if last is not None and t - last.t < MERGE_S and abs(last.start_s + last.length_s - start_s) < 1e-9:
+            last.length_s += length_s  # one network read decoded in pieces: at most 1 ms optimistic
+        elif len(self.arrivals) < MAX_ARRIVALS:
             self.arrivals.append(Arrival(t, start_s, length_s))
         raw = t - start_s
         window = self._window

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 import threading
 import time
 import wave
@@ -28,6 +29,45 @@ from .buffer import JitterBuffer
 
 class SinkError(Exception):
     """The sink cannot be opened or used; `str()` is meant for the user."""
+
+
+class DoneSignal:
+    """Set once from any thread, the audio thread included; awaited on an event loop.
+
+    No lock: `set()` flips a flag and wakes the waiters already registered (one byte to each loop's
+    self-pipe); `wait()` registers first and then checks the flag, so a `set()` between the two is
+    seen either way.
+    """
+
+    def __init__(self) -> None:
+        self._set = False
+        self._waiters: list[tuple[asyncio.AbstractEventLoop, asyncio.Future[None]]] = []
+
+    def is_set(self) -> bool:
+        return self._set
+
+    def set(self) -> None:
+        if self._set:
+            return
+        self._set = True
+        for loop, future in list(self._waiters):
+            with contextlib.suppress(RuntimeError):  # that loop has closed
+                loop.call_soon_threadsafe(_resolve, future)
+
+    async def wait(self) -> None:
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[None] = loop.create_future()
+        self._waiters.append((loop, future))
+        try:
+            if not self._set:
+                await future
+        finally:
+            self._waiters.remove((loop, future))
+
+
+def _resolve(future: asyncio.Future[None]) -> None:
+    if not future.done():
+        future.set_result(None)
 
 
 class Recorder:
@@ -75,7 +115,7 @@ class Sink:
         self.speed = 1.0  # audio seconds consumed per wall second
         self.started_at: float | None = None
         self.description = self.kind
-        self._finished = threading.Event()
+        self._finished = DoneSignal()
 
     def _after_block(self, block: np.ndarray, buffer: JitterBuffer, heard_at: float, seconds_per_sample: float) -> None:
         """Shared per-block bookkeeping, called on the audio thread right after the buffer filled `block`."""
@@ -99,10 +139,11 @@ class Sink:
     async def wait_done(self) -> None:
         """Return once the buffer is done and its last block has left the device.
 
-        Waits on a worker thread rather than polling: wake-ups cost real CPU on small machines.
+        Neither polls (wake-ups cost real CPU on small machines) nor holds a worker thread while the
+        reply plays out (with more plays at once than the default executor has threads, that starved
+        the others' decoding: `workbench bench stress` found it).
         """
-        if not self._finished.is_set():
-            await asyncio.to_thread(self._finished.wait)
+        await self._finished.wait()
         assert self.done_at is not None
         remaining = self.done_at - time.perf_counter()
         if remaining > 0:

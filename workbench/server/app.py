@@ -9,6 +9,7 @@ the whole server or per request, with query parameters or an `X-Workbench-Knobs:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import itertools
 import json
@@ -16,6 +17,7 @@ import logging
 import math
 import time
 from collections.abc import AsyncIterator, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, fields
 from typing import Any
 
@@ -320,7 +322,14 @@ def create_app(knobs: Knobs | None = None, *, api_key: str | None = None) -> Sta
     async def health(_: Request) -> Response:
         return JSONResponse({"status": "ok", "formats": list(CONTENT_TYPES), "knobs": dataclasses.asdict(defaults)})
 
-    return Starlette(routes=[
+    @contextlib.asynccontextmanager
+    async def lifespan(_: Starlette) -> AsyncIterator[None]:
+        # each streaming reply waits for its synthesis on a worker thread (espeak-ng serialises them): the
+        # default pool (cores + 4) would make a few dozen concurrent replies queue behind one another
+        asyncio.get_running_loop().set_default_executor(ThreadPoolExecutor(max_workers=128, thread_name_prefix="tts"))
+        yield
+
+    return Starlette(lifespan=lifespan, routes=[
         Route("/v1/audio/speech", speech_endpoint, methods=["POST"]),
         Route("/v1/models", models, methods=["GET"]),
         Route("/v1/audio/voices", voices, methods=["GET"]),
