@@ -13,6 +13,8 @@ Suites:
 - `adaptive`: fixed 150 ms against the adaptive target on simulated networks, the server at 1.1x real
   time (so the network decides): underruns per minute of audio, underrun ms, TTFA.
 - `chunks`: TTFA and underruns for several VOICEMODE_STREAM_CHUNK_SIZE values, PCM and MP3, on wifi.
+- `stress` and `soak` (in `bench_stress.py`): N concurrent MP3 players; resident memory over an
+  hour-long reply.
 - `tui`: the same text played headless and with the workbench open (Textual's headless driver: it lays
   out and renders every frame as in a terminal, without the terminal writes), to show the UI never
   starves the audio: underruns and device underflows side by side, and the CPU each costs; then with

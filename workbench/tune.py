@@ -7,7 +7,8 @@
    underrun raises the candidate (to what those plays needed, and at least by a quarter) and verifies
    again, up to `MAX_ROUNDS` times.
 3. **Max buffer** (fixed buffering only; the adaptive target is capped by it, so it is left alone):
-   the smallest of `MAX_BUFFER_STEPS` that also plays K repeats clean. A smaller maximum holds less
+   the smallest of `MAX_BUFFER_STEPS` that also plays K repeats clean, on the same network dice the
+   initial buffer was verified on (so an underrun is the smaller maximum's doing). A smaller maximum holds less
    audio in memory; too small and the buffer cannot grow enough to ride out a stall later on.
 
 The plays go to a virtual sink (tuning should not sound fifteen replies); the TTFA it reports is the
@@ -97,8 +98,10 @@ async def tune(settings: Settings, base_url: str, repeats: int, text: str,
     candidate = min(_round_up(needed(found)), int(cap_ms))
     steps.append(f"Probe: {repeats} plays at {probe.buffer_ms} ms needed at most {needed(found):.0f} ms.")
     verified: list[PlayMetrics] = []
+    seed = settings.network_seed
     for round_no in range(1, MAX_ROUNDS + 1):
-        trial = settings.replace(buffer_ms=candidate, network_seed=settings.network_seed + SEED_STEP * round_no)
+        seed = settings.network_seed + SEED_STEP * round_no
+        trial = settings.replace(buffer_ms=candidate, network_seed=seed)
         verified = await series(trial, f"verify {candidate} ms (round {round_no})")
         bad = sum(1 for m in verified if m.underruns)
         steps.append(f"Verify {candidate} ms: {bad} of {repeats} plays underran.")
@@ -116,7 +119,8 @@ async def tune(settings: Settings, base_url: str, repeats: int, text: str,
                      "(WORKBENCH_ADAPTIVE=false tunes it too).")
     else:
         for max_s in (m for m in MAX_BUFFER_STEPS if candidate / 1000.0 <= m < settings.max_buffer_s):
-            trial = best.replace(max_buffer_s=max_s, network_seed=settings.network_seed + SEED_STEP * (MAX_ROUNDS + 1))
+            # the dice the initial buffer was verified on: an underrun here is the smaller max's doing
+            trial = best.replace(max_buffer_s=max_s, network_seed=seed)
             runs = await series(trial, f"max buffer {max_s:g} s")
             bad = sum(1 for m in runs if m.underruns)
             steps.append(f"Max buffer {max_s:g} s: {bad} of {repeats} plays underran.")

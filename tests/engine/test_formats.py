@@ -110,7 +110,7 @@ async def test_a_truncated_body_plays_what_decoded_and_ends_cleanly(server: Embe
 
 @pytest.mark.parametrize("fmt", ["mp3", "opus"])
 async def test_a_dropped_connection_plays_what_arrived(server: EmbeddedServer, fmt: str) -> None:
-    m, _ = await play(server, fmt, drop_after_bytes=4000)
+    m, _ = await play(server, fmt, drop_after_bytes=4000, resume=0)  # every reply breaks, none resumes: gives up
     assert m.state == "failed" and "mid-stream" in (m.error or "")
     assert m.audio_ms > 0 and m.played_ms == pytest.approx(m.audio_ms)
 
@@ -198,3 +198,18 @@ async def test_stopping_a_demuxed_stream_ends_its_reader_thread(server: Embedded
             break
         await asyncio.sleep(0.02)
     assert not any(t.name.startswith("demux-") for t in threading.enumerate())
+
+
+def test_the_fallback_copy_of_the_body_is_dropped_once_the_decoder_has_proven_itself() -> None:
+    """An hour-long reply must not keep all its bytes: after a minute of audio decoded progressively,
+    the copy kept for the buffered fallback is let go."""
+    from workbench.engine.decoders import FALLBACK_PROVEN_S, StreamDecoder
+
+    dec = StreamDecoder("pcm", pcm_rate=24_000, out_rate=24_000)
+    second = np.zeros(24_000, dtype="<i2").tobytes()
+    for _ in range(int(FALLBACK_PROVEN_S) - 1):
+        dec.feed(second)
+    assert dec._history is not None and len(dec._history) == len(second) * (int(FALLBACK_PROVEN_S) - 1)
+    dec.feed(second)
+    dec.feed(second)
+    assert dec._history is None  # proven: nothing more is kept

@@ -263,7 +263,10 @@ def _looks_like_chunk_id(chunk_id: bytes) -> bool:
 
 
 PROGRESSIVE_FORMATS = ("pcm", "wav", "mp3", "opus", "aac", "flac")
-FALLBACK_LIMIT = 64 * 1024 * 1024  # keep at most this much of a body for the buffered fallback
+FALLBACK_LIMIT = 64 * 1024 * 1024  # keep at most this much of a body for the buffered fallback ...
+FALLBACK_PROVEN_S = 60.0  # ... and only until this much audio decoded progressively: by then the format
+# is settled, and keeping the whole body would make an hour-long reply hold all its bytes (the memory
+# soak found 15 MB per hour of MP3); a decoder failing later ends the play with what was buffered
 
 
 def make_decoder(fmt: str, *, pcm_rate: int, out_rate: int) -> Decoder:
@@ -350,7 +353,7 @@ class StreamDecoder:
     def feed(self, data: bytes) -> np.ndarray:
         self.bytes_in += len(data)
         if self._history is not None:
-            if len(self._history) + len(data) <= FALLBACK_LIMIT:
+            if len(self._history) + len(data) <= FALLBACK_LIMIT and self.emitted < self.out_rate * FALLBACK_PROVEN_S:
                 self._history += data
             else:
                 self._history = None
