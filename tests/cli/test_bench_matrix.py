@@ -70,3 +70,18 @@ def test_the_plot_places_points_by_ttfa_and_log_underruns() -> None:
               for c in root.iter(f"{ns}circle") if c.find(f"{ns}title") is not None}
     assert points["naive"][0] < points["150 ms"][0] < points["buffered"][0]  # left to right by TTFA
     assert points["naive"][1] < points["150 ms"][1] == points["buffered"][1]  # underruns higher up
+
+
+def test_stress_and_soak_tiny_runs_write_well_formed_results(tmp_path: Path) -> None:
+    result = run("bench", "stress", "--streams", "1,2", "--text", "one two", "--out", str(tmp_path), timeout=240)
+    assert result.returncode == 0, result.stderr
+    data = json.loads((tmp_path / "stress.json").read_text())
+    assert [r["streams"] for r in data["rows"]] == [1, 2] and all(r["failed"] == 0 for r in data["rows"])
+    assert all(r["client_cpu_pct_per_stream"] > 0 and r["server_cpu_pct"] >= 0 for r in data["rows"])
+    assert "| where it stops keeping up |" in (tmp_path / "stress.md").read_text()
+    result = run("bench", "soak", "--minutes", "0.3", "--speed", "10", "--out", str(tmp_path), timeout=240)
+    assert result.returncode == 0, result.stderr
+    soak = json.loads((tmp_path / "soak.json").read_text())
+    assert soak["audio_min"] >= 0.3 and soak["metrics"]["state"] == "done" and len(soak["samples"]) > 2
+    assert soak["rss_mb_first"] > 0 and soak["rss_mb_max"] >= soak["rss_mb_first"]
+    assert_clean_error(run("bench", "stress", "--streams", "0", "--out", str(tmp_path), timeout=60), 2, "--streams")
