@@ -3,13 +3,13 @@
 1. **Probe**: K plays at the settings given. Every streamed play reports `needed_buffer_ms`, the
    smallest initial buffer that would have played it clean (replayed from when each piece arrived);
    the candidate is the largest of them, rounded up to 10 ms.
-2. **Verify**: K more plays at the candidate, on fresh draws of the network's dice (another seed). Any
-   underrun raises the candidate (to what those plays needed, and at least by a quarter) and verifies
-   again, up to `MAX_ROUNDS` times.
+2. **Verify**: K more plays at the candidate as a fixed buffer (what voicemode has), on fresh draws of
+   the network's dice (another seed). Any underrun raises the candidate (to what those plays needed,
+   and at least by a quarter) and verifies again, up to `MAX_ROUNDS` times.
 3. **Max buffer** (fixed buffering only; the adaptive target is capped by it, so it is left alone):
    the smallest of `MAX_BUFFER_STEPS` that also plays K repeats clean, on the same network dice the
-   initial buffer was verified on (so an underrun is the smaller maximum's doing). A smaller maximum holds less
-   audio in memory; too small and the buffer cannot grow enough to ride out a stall later on.
+   initial buffer was verified on (so an underrun is the smaller maximum's doing). A smaller maximum
+   holds less audio in memory; too small and the buffer cannot grow enough to ride out a stall later on.
 
 The plays go to a virtual sink (tuning should not sound fifteen replies); the TTFA it reports is the
 verified plays' median, the cost of the buffer found.
@@ -101,7 +101,9 @@ async def tune(settings: Settings, base_url: str, repeats: int, text: str,
     seed = settings.network_seed
     for round_no in range(1, MAX_ROUNDS + 1):
         seed = settings.network_seed + SEED_STEP * round_no
-        trial = settings.replace(buffer_ms=candidate, network_seed=seed)
+        # verified as a fixed buffer, which is what the preset gives voicemode: with the adaptive target
+        # on, a later repeat would start from what an earlier one learned and flatter the value
+        trial = settings.replace(buffer_ms=candidate, network_seed=seed, adaptive=False)
         verified = await series(trial, f"verify {candidate} ms (round {round_no})")
         bad = sum(1 for m in verified if m.underruns)
         steps.append(f"Verify {candidate} ms: {bad} of {repeats} plays underran.")
