@@ -396,7 +396,7 @@ def cmd_bench(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
         return _bench_matrix(args, stdout, stderr)
     if args.suite in ("stress", "soak"):
         return _bench_stress(args, stdout, stderr)
-    plays = 3 if args.quick else (args.plays or 10)
+    plays = args.plays if args.plays is not None else (3 if args.quick else 10)
     if plays < 1:
         raise UserError("--plays must be at least 1")
     try:
@@ -457,7 +457,7 @@ def _bench_matrix(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> i
             networks=parse_list(args.networks or ("4g" if quick else "lan,wifi,4g,flaky"), list(PROFILES),
                                 "network profile"),
             settings=parse_settings(args.matrix_settings or ("150,adaptive" if quick else "150,300,adaptive")),
-            repeats=args.plays or (1 if quick else 5),
+            repeats=args.plays if args.plays is not None else (1 if quick else 5),
             text=args.text or (QUICK_TEXT if quick else MatrixConfig.text),
             long_text=None if args.no_headline else (QUICK_TEXT if quick else LONG_TEXT),
             long_repeats=1 if quick else 2,

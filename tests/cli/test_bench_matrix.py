@@ -42,6 +42,8 @@ def test_quick_matrix_measures_every_setting_and_both_baselines(tmp_path: Path) 
     (["--networks", "moon"], "unknown network profile moon"),
     (["--settings", "preset:nope"], "nope"),
     (["--pace", "0"], "--pace"),
+    (["--plays", "0"], "--plays must be at least 1"),
+    (["engine", "--plays", "0"], "--plays must be at least 1"),
 ])
 def test_bad_matrix_input_is_a_clear_error(tmp_path: Path, args: list[str], fragment: str) -> None:
     assert_clean_error(run("bench", *args, "--out", str(tmp_path), timeout=60), 2, fragment)

@@ -338,3 +338,17 @@ async def test_u_tunes_silently_and_fills_the_settings(server: EmbeddedServer, t
         assert app.current_settings().buffer_ms == tuned
         assert app.query_one("#max_buffer_s", Input).value == "2"  # adaptive is on: the max is left alone
         assert not app.runs  # tuning plays are not runs in the history
+
+
+async def test_s_stops_a_tune_and_leaves_the_settings(server: EmbeddedServer, tmp_path: Path) -> None:
+    app = make_app(server, tmp_path, buffer_ms=900)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("u")
+        assert app.tuning
+        await pilot.press("s")
+        await pilot.pause()
+        assert not app.tuning and "tune stopped" in str(app.query_one("#message").render())
+        assert app.query_one("#buffer_ms", Input).value == "900"
+        await pilot.press("p")  # playing works again at once
+        await wait_for(pilot, lambda: finished(app))
+        assert app.runs[0].metrics is not None and app.runs[0].metrics.state == "done"
