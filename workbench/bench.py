@@ -100,7 +100,8 @@ class ServerProcess:
         return f"http://127.0.0.1:{self.port}/v1"
 
     def __enter__(self) -> ServerProcess:
-        self.proc = subprocess.Popen([sys.executable, "-m", "workbench", "serve", "--port", str(self.port)],
+        self.proc = subprocess.Popen([sys.executable, "-m", "workbench", "serve", "--port", str(self.port),
+                                      "--test-knobs"],
                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import io
 import json
 import os
 import signal
@@ -22,13 +23,6 @@ class UserError(Exception):
 
 
 # -- argument parsing ---------------------------------------------------------------------------------
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError("must not be negative")
-    return value
-
-
 def _add_settings_options(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("settings (override the environment and voicemode's .env files)")
     g.add_argument("--preset", type=Path, metavar="FILE", help="a voicemode-style .env file to apply")
@@ -36,10 +30,10 @@ def _add_settings_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--format", choices=FORMATS, help="response format to ask for")
     g.add_argument("--voice", help="voice name (embedded server: alloy, nova, ..., or test-signal)")
     g.add_argument("--model", help="model name")
-    g.add_argument("--speed", type=float, help="speaking speed, 0.25 to 4.0")
-    g.add_argument("--buffer-ms", type=_positive_int, metavar="MS", help="initial buffer (VOICEMODE_STREAM_BUFFER_MS)")
-    g.add_argument("--chunk-size", type=_positive_int, metavar="BYTES", help="download chunk size")
-    g.add_argument("--max-buffer", type=float, metavar="SECONDS", help="maximum buffer (VOICEMODE_STREAM_MAX_BUFFER)")
+    g.add_argument("--speed", help="speaking speed, 0.25 to 4.0")
+    g.add_argument("--buffer-ms", metavar="MS", help="initial buffer (VOICEMODE_STREAM_BUFFER_MS)")
+    g.add_argument("--chunk-size", metavar="BYTES", help="download chunk size")
+    g.add_argument("--max-buffer", metavar="SECONDS", help="maximum buffer (VOICEMODE_STREAM_MAX_BUFFER)")
     g.add_argument("--buffered", action="store_true", help="download everything, then play (streaming off)")
     g.add_argument("--sink", metavar="SINK", help="device, virtual, wav:PATH or auto (default)")
     g.add_argument("--network", choices=NETWORKS, help="simulate a network: lan, wifi, 4g, flaky, satellite")
@@ -71,7 +65,12 @@ def build_parser() -> argparse.ArgumentParser:
                            "formats, paced like a local neural TTS.")
     serve.add_argument("--host", default="127.0.0.1", help="address to bind (default: loopback only)")
     serve.add_argument("--port", type=int, default=8880, help="port (default 8880, as Kokoro-FastAPI)")
-    serve.add_argument("--api-key", help="require this bearer key")
+    serve.add_argument("--api-key", help="require this bearer key on every route (visible in 'ps': prefer "
+                       "--api-key-file or WORKBENCH_SERVER_API_KEY)")
+    serve.add_argument("--api-key-file", type=Path, metavar="FILE", help="require the bearer key in FILE (first line)")
+    serve.add_argument("--test-knobs", action="store_true",
+                       help="let requests set the server's realism and fault knobs (query or X-Workbench-Knobs): "
+                       "for tests and benchmarks, never on a shared server")
     serve.add_argument("--ttfb-ms", type=float, help="time to first byte (default 150)")
     serve.add_argument("--pace", type=float, help="wall seconds per second of audio (default 0.2 = 5x real time)")
     serve.add_argument("--flush-ms", type=float, help="send bytes in bursts this far apart (default 40)")
@@ -309,11 +308,7 @@ def cmd_play(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
     from .engine.sinks import SinkError
 
     settings = settings_from_args(args)
-    text = args.text if args.text is not None else DEFAULT_TEXT
-    if text == "-":
-        text = sys.stdin.read()
-    if not text.strip():
-        raise UserError("nothing to say: the text is empty")
+    text = play_text(args.text, sys.stdin, stderr)
     status = None if (args.quiet or args.json) else StatusLine(stderr)
     try:
         metrics = asyncio.run(run_play(settings, text, record=args.record, status=status, stderr=stderr))
@@ -332,6 +327,41 @@ def cmd_play(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
     return 130 if metrics.state == "stopped" else 0
 
 
+def play_text(arg: str | None, stdin: TextIO, stderr: TextIO) -> str:
+    """What `play` says: the argument, standard input for '-' or when text is piped in, else the sample."""
+    if arg == "-" or (arg is None and _piped(stdin)):
+        if arg is None:
+            print("note: reading the text from standard input (a pipe); give TEXT to speak something else",
+                  file=stderr)
+        try:
+            text = stdin.read()
+        except UnicodeDecodeError as exc:
+            raise UserError(f"standard input is not valid UTF-8 (byte {exc.object[exc.start]:#04x} at "
+                            f"{exc.start}); fix its encoding or pipe it through iconv") from None
+        if not text.strip():
+            raise UserError("nothing to say: standard input was empty")
+    else:
+        text = arg if arg is not None else DEFAULT_TEXT
+    bad = next((i for i, c in enumerate(text) if "\ud800" <= c <= "\udfff"), None)
+    if bad is not None:  # undecodable bytes in an argument arrive as lone surrogates
+        raise UserError(f"the text is not valid UTF-8 (an undecodable byte at character {bad}); "
+                        "fix its encoding or pipe it through iconv")
+    if not text.strip():
+        raise UserError("nothing to say: the text is empty")
+    return text
+
+
+def _piped(stdin: TextIO) -> bool:
+    """True when standard input is a pipe or a file (text was sent in), not a terminal or /dev/null."""
+    import stat as st
+
+    try:
+        mode = os.fstat(stdin.fileno()).st_mode
+    except (OSError, ValueError, AttributeError, io.UnsupportedOperation):
+        return False
+    return st.S_ISFIFO(mode) or st.S_ISREG(mode)
+
+
 def cmd_serve(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
     from .server.app import Knobs
     from .server.runner import serve_forever
@@ -343,12 +373,55 @@ def cmd_serve(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
             if value < 0:
                 raise UserError(f"--{flag.replace('_', '-')} must not be negative")
             setattr(knobs, attr, value)
+    api_key = _server_api_key(args)
+    if not _is_loopback(args.host) and api_key is None:
+        print(f"workbench: warning: serving on {args.host} with no API key: anyone who can reach this machine "
+              "can use it (set WORKBENCH_SERVER_API_KEY or --api-key-file)", file=stderr)
+    if args.test_knobs:
+        print("workbench: test knobs are on: any client can make this server stall, drop or corrupt replies",
+              file=stderr)
     print(f"embedded TTS server on http://{args.host}:{args.port}/v1 (Ctrl-C stops it)", file=stderr)
     try:
-        serve_forever(args.host, args.port, knobs, api_key=args.api_key)
+        serve_forever(args.host, args.port, knobs, api_key=api_key, test_knobs=args.test_knobs)
     except OSError as exc:
         raise UserError(f"cannot listen on {args.host}:{args.port}: {exc.strerror or exc}") from None
     return 0
+
+
+SERVER_KEY_ENV = "WORKBENCH_SERVER_API_KEY"
+
+
+def _server_api_key(args: argparse.Namespace) -> str | None:
+    """The key `serve` requires: --api-key, else --api-key-file, else WORKBENCH_SERVER_API_KEY."""
+    if args.api_key is not None and args.api_key_file is not None:
+        raise UserError("give --api-key or --api-key-file, not both")
+    key = args.api_key
+    if args.api_key_file is not None:
+        try:
+            lines = args.api_key_file.read_text(encoding="utf-8").splitlines()
+        except (OSError, UnicodeDecodeError) as exc:
+            raise UserError(f"cannot read --api-key-file {args.api_key_file}: "
+                            f"{getattr(exc, 'strerror', None) or exc}") from None
+        key = lines[0].strip() if lines else ""
+    elif key is None:
+        key = os.environ.get(SERVER_KEY_ENV)
+    if key is None:
+        return None
+    key = key.strip()
+    if not key or any(not "!" <= c <= "~" for c in key):
+        raise UserError("the server's API key must be printable ASCII without spaces, and not empty")
+    return key
+
+
+def _is_loopback(host: str) -> bool:
+    import ipaddress
+
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
 
 
 def cmd_settings(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
@@ -559,6 +632,8 @@ def cmd_preset(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
             stdout.write(preset.text())
             return 0
         if action == "export":
+            if args.output is not None and args.output.exists() and not args.output.is_dir() and not args.force:
+                raise UserError(f"{args.output} already exists; add --force to replace it, or choose another -o")
             preset = pr.preset_from_settings(settings_from_args(args), args.name,
                                              [f"Stream Workbench preset: {args.name}",
                                               "Plain KEY=value lines: voicemode reads this file as it is."])
@@ -572,12 +647,16 @@ def cmd_preset(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
             bad = 0
             for path in args.files:
                 try:
-                    preset = pr.load_preset(path)
+                    real, text = pr.read_preset_text(path)
+                    problems = pr.preset_problems(text, real)
                 except pr.PresetError as exc:
-                    print(f"invalid  {exc}", file=stdout)
+                    problems = [str(exc)]
+                if problems:
                     bad += 1
+                    for problem in problems:
+                        print(f"invalid  {problem}", file=stdout)
                 else:
-                    print(f"ok       {path} ({len(preset.values)} settings)", file=stdout)
+                    print(f"ok       {path} ({len(pr.parse_preset(text, real).values)} settings)", file=stdout)
             return 1 if bad else 0
         # apply
         preset = pr.load_preset(args.preset)
@@ -599,8 +678,9 @@ def cmd_preset(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
                 print("not applied", file=stderr)
                 return 1
         backup = pr.write_apply(plan)
+        link = f" (a link: wrote {plan.real_target})" if plan.real_target else ""
         where = f" (backup: {backup})" if backup else ""
-        print(f"applied to {target}{where}; restart voicemode to pick it up", file=stderr)
+        print(f"applied to {target}{link}{where}; restart voicemode to pick it up", file=stderr)
         return 0
     except pr.PresetError as exc:
         raise UserError(str(exc)) from None

@@ -18,11 +18,12 @@ import os
 import re
 import stat
 import tempfile
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .engine.envfile import EnvFile, EnvFileError, parse_env_text, read_env_text
-from .engine.settings import SPEC_BY_ENV, Settings, SettingsError, format_value, parse_overrides
+from .engine.envfile import EnvFile, EnvFileError, masked_text, parse_env_text, read_env_text, split_lines
+from .engine.settings import SPEC_BY_ENV, Settings, SettingsError, format_value, preset_key_problems
 
 PRESETS_DIR = Path(__file__).resolve().parent.parent / "presets"
 # The keys a preset is about: how a reply is streamed and in which format.
@@ -92,24 +93,36 @@ def preset_from_settings(settings: Settings, name: str, description: list[str] |
     return Preset(name=name, values=values, description=list(description or []))
 
 
-def parse_preset(text: str, path: Path | None = None, name: str | None = None) -> Preset:
-    """Parse and validate a preset; raises `PresetError` naming the line or the value at fault."""
+def preset_problems(text: str, path: Path | None = None) -> list[str]:
+    """Everything wrong with a preset, each naming the line or the value at fault (empty: it is fine)."""
     env = parse_env_text(text, path)
     where = str(path) if path else "preset"
-    fatal = [i for i in env.issues if i.fatal]
-    if fatal:
-        raise PresetError(f"{where}: {fatal[0]}")
+    problems = [f"{where}: {issue}" for issue in env.issues if issue.fatal]
     values = env.as_dict()
-    unknown = [k for k in values if k not in SPEC_BY_ENV]
-    if unknown:
-        raise PresetError(f"{where}: unknown setting {unknown[0]} (a typo? see 'workbench settings')")
-    if "OPENAI_API_KEY" in values:
-        raise PresetError(f"{where}: a preset must not carry OPENAI_API_KEY")
-    try:
-        typed = parse_overrides(values, where)
-        Settings(**typed)  # cross-field checks (initial buffer within the maximum)
-    except SettingsError as exc:
-        raise PresetError(str(exc)) from None
+    problems += preset_key_problems(values, where)
+    typed: dict[str, object] = {}
+    for key, raw in values.items():
+        spec = SPEC_BY_ENV.get(key)
+        if spec is None or key == "OPENAI_API_KEY":
+            continue
+        try:
+            typed[spec.attr] = spec.convert(raw, where)
+        except SettingsError as exc:
+            problems.append(str(exc))
+    if not problems:
+        try:
+            Settings(**typed)  # type: ignore[arg-type]  # cross-field checks (initial buffer within the maximum)
+        except SettingsError as exc:
+            problems.append(str(exc))
+    return problems
+
+
+def parse_preset(text: str, path: Path | None = None, name: str | None = None) -> Preset:
+    """Parse and validate a preset; raises `PresetError` naming the line or the value at fault."""
+    problems = preset_problems(text, path)
+    if problems:
+        raise PresetError(problems[0])
+    values = parse_env_text(text, path).as_dict()
     header = _header(text)
     return Preset(name=name or (path.stem if path else "preset"), values=values, description=header, path=path)
 
@@ -124,8 +137,8 @@ def _header(text: str) -> list[str]:
     return out
 
 
-def load_preset(ref: str | Path, presets_dir: Path = PRESETS_DIR) -> Preset:
-    """A preset by file path, or by the name of a shipped one (`lan`, `wifi`, ...)."""
+def read_preset_text(ref: str | Path, presets_dir: Path = PRESETS_DIR) -> tuple[Path, str]:
+    """The file a preset reference names (a path, or a shipped preset's name) and its text."""
     path = Path(ref)
     if not path.exists() and not path.suffix and (presets_dir / f"{ref}.env").is_file():
         path = presets_dir / f"{ref}.env"
@@ -133,9 +146,14 @@ def load_preset(ref: str | Path, presets_dir: Path = PRESETS_DIR) -> Preset:
         names = ", ".join(p.stem for p in shipped_presets(presets_dir)) or "none"
         raise PresetError(f"{ref}: no such preset file (shipped presets: {names})")
     try:
-        text = read_env_text(path)
+        return path, read_env_text(path)
     except EnvFileError as exc:
         raise PresetError(str(exc)) from None
+
+
+def load_preset(ref: str | Path, presets_dir: Path = PRESETS_DIR) -> Preset:
+    """A preset by file path, or by the name of a shipped one (`lan`, `wifi`, ...)."""
+    path, text = read_preset_text(ref, presets_dir)
     return parse_preset(text, path, name=path.stem)
 
 
@@ -145,11 +163,14 @@ def shipped_presets(presets_dir: Path = PRESETS_DIR) -> list[Path]:
 
 def save_preset(preset: Preset, path: Path, *, overwrite: bool = False) -> Path:
     """Write a preset file (atomically); refuses to replace an existing file unless asked to."""
-    if path.exists() and not overwrite:
-        raise PresetError(f"{path} already exists; choose another name or allow overwriting")
     if path.exists() and path.is_dir():
         raise PresetError(f"{path} is a folder")
-    _atomic_write(path, preset.text(), mode=0o644)
+    if path.exists() and not overwrite:
+        raise PresetError(f"{path} already exists; choose another name or allow overwriting")
+    try:
+        _atomic_write(path, preset.text(), mode=0o644)
+    except OSError as exc:
+        raise PresetError(f"cannot write {path}: {exc.strerror or exc}") from None
     return path
 
 
@@ -160,17 +181,24 @@ def voicemode_env_path(home: Path | None = None) -> Path:
 
 @dataclass
 class ApplyPlan:
-    target: Path
-    old_text: str
+    target: Path  # the file as named (it may be a symbolic link)
+    old_text: str  # exactly as on disk, line endings included
     new_text: str
     changed: dict[str, tuple[str | None, str]]  # key -> (old value or None if added, new value)
     skipped: list[str]  # workbench-only keys left out of voicemode's file
     exists: bool
+    real_target: Path | None = None  # where the bytes live: the link's target, or `target` itself
+
+    @property
+    def written_to(self) -> Path:
+        return self.real_target or self.target
 
     @property
     def diff(self) -> str:
+        """A unified diff for people: secret-looking values hidden, line endings not shown."""
+        old, new = masked_text(self.old_text), masked_text(self.new_text)
         return "".join(difflib.unified_diff(
-            self.old_text.splitlines(keepends=True), self.new_text.splitlines(keepends=True),
+            old.splitlines(keepends=True), new.splitlines(keepends=True),
             fromfile=f"{self.target} (now)", tofile=f"{self.target} (after)"))
 
     @property
@@ -179,16 +207,19 @@ class ApplyPlan:
 
 
 def plan_apply(preset: Preset, target: Path) -> ApplyPlan:
-    """What applying `preset` to `target` would change; touches nothing on disk."""
-    exists = target.exists()
-    if exists and not target.is_file():
+    """What applying `preset` to `target` would change; touches nothing on disk.
+
+    A symbolic link (a dotfiles set-up) is followed: the file it points to is what gets read, backed up
+    and replaced, and the link stays a link.
+    """
+    real = Path(os.path.realpath(target))
+    exists = real.exists()
+    if exists and not real.is_file():
         raise PresetError(f"{target} is not a regular file")
     try:
-        old_text = target.read_text(encoding="utf-8") if exists else ""
-    except UnicodeDecodeError:
-        raise PresetError(f"{target} is not a UTF-8 text file; it was left as it is") from None
-    except PermissionError:
-        raise PresetError(f"{target}: permission denied") from None
+        old_text = read_env_text(real) if exists else ""
+    except EnvFileError as exc:
+        raise PresetError(f"{exc}; it was left as it is") from None
     env = parse_env_text(old_text, target)
     fatal = [i for i in env.issues if i.fatal]
     if fatal:
@@ -196,12 +227,17 @@ def plan_apply(preset: Preset, target: Path) -> ApplyPlan:
     wanted = preset.voicemode_values
     new_text, changed = _merge(old_text, env, wanted, preset.name)
     return ApplyPlan(target=target, old_text=old_text, new_text=new_text, changed=changed,
-                     skipped=list(preset.workbench_values), exists=exists)
+                     skipped=list(preset.workbench_values), exists=exists,
+                     real_target=real if real != target.absolute() else None)
 
 
 def _merge(old_text: str, env: EnvFile, wanted: dict[str, str], name: str
            ) -> tuple[str, dict[str, tuple[str | None, str]]]:
-    lines = old_text.splitlines()
+    """The file with `wanted` merged in: values changed in place, new keys appended; every other line,
+    comment and line ending kept (new lines take the file's own ending)."""
+    lines = split_lines(old_text)
+    crlf = sum(1 for _, end in lines if end == "\r\n")
+    eol = "\r\n" if crlf and crlf * 2 >= sum(1 for _, end in lines if end) else "\n"
     current = env.as_dict()
     changed: dict[str, tuple[str | None, str]] = {}
     replaced: set[str] = set()
@@ -210,7 +246,8 @@ def _merge(old_text: str, env: EnvFile, wanted: dict[str, str], name: str
         if entry.key in wanted:
             value = wanted[entry.key]
             if entry.value != value:
-                lines[entry.line - 1:entry.end_line] = [f"{entry.key}={quote_value(value)}"]
+                ending = lines[entry.end_line - 1][1] or (eol if entry.end_line < len(lines) else "")
+                lines[entry.line - 1 : entry.end_line] = [(f"{entry.key}={quote_value(value)}", ending)]
             replaced.add(entry.key)
     for key, value in wanted.items():
         old = current.get(key)
@@ -218,48 +255,98 @@ def _merge(old_text: str, env: EnvFile, wanted: dict[str, str], name: str
             changed[key] = (old, value)
     added = [k for k in wanted if k not in replaced]
     if added:
-        if lines and lines[-1].strip():
-            lines.append("")
-        lines.append(f"# Stream Workbench preset: {name}")
-        lines += [f"{key}={quote_value(wanted[key])}" for key in added]
-    text = "\n".join(lines) + "\n" if lines else ""
-    return text, changed
+        if lines and not lines[-1][1]:
+            lines[-1] = (lines[-1][0], eol)  # the last line had no ending
+        if lines and lines[-1][0].strip():
+            lines.append(("", eol))
+        lines.append((f"# Stream Workbench preset: {name}", eol))
+        lines += [(f"{key}={quote_value(wanted[key])}", eol) for key in added]
+    return "".join(line + end for line, end in lines), changed
+
+
+LOCK_TIMEOUT_S = 10.0
 
 
 def write_apply(plan: ApplyPlan) -> Path | None:
-    """Carry out a plan: backup (if the file existed), then an atomic replace with mode 600.
+    """Carry out a plan: a backup of the file as it was (byte for byte, if it existed), then an atomic
+    replace with mode 600. Returns the backup's path.
 
-    Returns the backup's path. The target is re-read first: if it changed since the plan was made,
-    nothing is written.
+    Holds a lock on the file's folder while it works, and re-reads the file under it: if it changed
+    since the plan was made (another apply, an editor), nothing is written. A backup never replaces
+    another one. An error reading or writing is a `PresetError`; the file is then as it was.
     """
     if not plan.has_changes:
         return None
-    now = plan.target.read_text(encoding="utf-8") if plan.target.exists() else ""
-    if now != plan.old_text:
-        raise PresetError(f"{plan.target} changed since the diff was shown; nothing was written")
-    backup = None
-    if plan.exists:
-        backup = _free_backup_path(plan.target)
-        _atomic_write(backup, plan.old_text, mode=0o600)
-    _atomic_write(plan.target, plan.new_text, mode=0o600)
+    real = plan.written_to
+    try:
+        real.parent.mkdir(parents=True, exist_ok=True)
+        with _folder_lock(real.parent):
+            now = read_env_text(real) if real.exists() else None
+            if (now if now is not None else "") != plan.old_text or (now is not None) != plan.exists:
+                raise PresetError(f"{plan.target} changed since the diff was shown; nothing was written "
+                                  "(look at it and apply again)")
+            backup = _write_backup(real, plan.old_text) if plan.exists else None
+            _atomic_write(real, plan.new_text, mode=0o600)
+    except EnvFileError as exc:
+        raise PresetError(f"{exc}; nothing was written") from None
+    except OSError as exc:
+        raise PresetError(f"cannot write {real}: {exc.strerror or exc}; nothing was changed") from None
     return backup
 
 
-def _free_backup_path(target: Path) -> Path:
-    candidate = target.with_name(target.name + ".bak")
-    n = 1
-    while candidate.exists():
-        candidate = target.with_name(f"{target.name}.bak{n}")
+@contextlib.contextmanager
+def _folder_lock(folder: Path) -> Iterator[None]:
+    """An exclusive lock on a folder (flock on its descriptor: no lock file is left behind)."""
+    import fcntl
+    import time
+
+    fd = os.open(folder, os.O_RDONLY)
+    try:
+        deadline = time.monotonic() + LOCK_TIMEOUT_S
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    raise PresetError(f"another apply to {folder} has held its lock for "
+                                      f"{LOCK_TIMEOUT_S:g} s; nothing was written") from None
+                time.sleep(0.02)
+        yield
+    finally:
+        os.close(fd)  # closing releases the lock
+
+
+def _write_backup(target: Path, text: str) -> Path:
+    """`text` (the file as it was) in the first free `NAME.bak`, `NAME.bak1`, ...; never over another."""
+    data = text.encode("utf-8")
+    n = 0
+    while True:
+        candidate = target.with_name(target.name + (".bak" if n == 0 else f".bak{n}"))
         n += 1
-    return candidate
+        try:
+            fd = os.open(candidate, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:
+            continue
+        try:
+            with os.fdopen(fd, "wb") as fh:
+                fh.write(data)
+                fh.flush()
+                os.fsync(fh.fileno())
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(candidate)
+            raise
+        return candidate
 
 
 def _atomic_write(path: Path, text: str, mode: int) -> None:
+    """Write `text` as it is (no newline translation) to a temporary file beside `path`, then rename it."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         os.fchmod(fd, mode)
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
             fh.write(text)
             fh.flush()
             os.fsync(fh.fileno())
@@ -270,4 +357,3 @@ def _atomic_write(path: Path, text: str, mode: int) -> None:
         raise
     if stat.S_IMODE(path.stat().st_mode) != mode:
         os.chmod(path, mode)
-

@@ -16,8 +16,10 @@ from workbench.server.runner import EmbeddedServer
 def run(*args: str, env: dict[str, str] | None = None, stdin: str | None = None,
         timeout: float = 60) -> subprocess.CompletedProcess[str]:
     full_env = {**os.environ, "WORKBENCH_SINK": "virtual", **(env or {})}
+    # no input: /dev/null, never the test runner's own standard input (play reads piped text)
     return subprocess.run([sys.executable, "-m", "workbench", *args], capture_output=True, text=True,
-                          env=full_env, input=stdin, timeout=timeout)
+                          env=full_env, input=stdin, timeout=timeout,
+                          **({"stdin": subprocess.DEVNULL} if stdin is None else {}))
 
 
 def assert_clean_error(result: subprocess.CompletedProcess[str], code: int, *fragments: str) -> None:
@@ -208,3 +210,40 @@ def test_screenshots_regenerates_every_scene(tmp_path: Path) -> None:
     written = sorted(p.name for p in (tmp_path / "shots").iterdir())
     assert written == sorted(f"{s.name}.svg" for s in SCENES)
     assert all((tmp_path / "shots" / name).read_text().startswith("<svg") for name in written)
+
+
+# -- hardening: bad input gets a clear line -------------------------------------------------------------
+@pytest.mark.parametrize(("flag", "value", "env_name"), [
+    ("--buffer-ms", "abc", "VOICEMODE_STREAM_BUFFER_MS"), ("--chunk-size", "3", "VOICEMODE_STREAM_CHUNK_SIZE"),
+    ("--speed", "fast", "VOICEMODE_TTS_SPEED"), ("--max-buffer", "-1", "VOICEMODE_STREAM_MAX_BUFFER"),
+])
+def test_a_bad_flag_value_names_the_setting_and_what_is_allowed(flag: str, value: str, env_name: str) -> None:
+    result = run("play", flag, value, "hi")
+    assert_clean_error(result, 2, f"{env_name}='{value}' (from {flag})", "allowed")
+    assert "_positive_int" not in result.stderr
+
+
+def test_text_that_is_not_utf8_is_a_clear_error() -> None:
+    result = subprocess.run([sys.executable, "-m", "workbench", "play", "-"], input=b"caf\xe9 \xff",
+                            capture_output=True, env={**os.environ, "WORKBENCH_SINK": "virtual"}, timeout=60)
+    assert result.returncode == 2 and b"not valid UTF-8" in result.stderr and b"Traceback" not in result.stderr
+    # an argument with undecodable bytes arrives as lone surrogates
+    result = subprocess.run([sys.executable, "-m", "workbench", "play", b"caf\xe9"], capture_output=True,
+                            env={**os.environ, "WORKBENCH_SINK": "virtual"}, timeout=60)
+    assert result.returncode == 2 and b"not valid UTF-8" in result.stderr and b"Traceback" not in result.stderr
+
+
+def test_piped_text_is_read_and_said_to_be() -> None:
+    import io
+
+    from workbench.cli import play_text
+
+    read_end, write_end = os.pipe()
+    os.write(write_end, b"Piped words.")
+    os.close(write_end)
+    err = io.StringIO()
+    with os.fdopen(read_end, encoding="utf-8") as pipe:
+        assert play_text(None, pipe, err) == "Piped words."
+    assert "standard input" in err.getvalue()
+    with open(os.devnull, encoding="utf-8") as devnull:  # not a pipe: the sample, nothing read
+        assert play_text(None, devnull, io.StringIO()).strip()

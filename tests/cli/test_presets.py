@@ -205,3 +205,138 @@ def test_cli_apply_needs_yes_without_a_terminal(tmp_path: Path, monkeypatch: pyt
     assert pr.load_preset("lan").voicemode_values.items() <= parse_env_text(target.read_text()).as_dict().items()
     code, _, err = run("preset", "apply", "lan", "--to", str(target), "--yes")
     assert code == 0 and "nothing to do" in err
+
+
+# -- hardening: what a fault-and-abuse run found ----------------------------------------------------------
+def test_the_diff_never_shows_a_secret(tmp_path: Path) -> None:
+    target = tmp_path / "voicemode.env"
+    target.write_text("OPENAI_API_KEY=sk-live-abcdef\nVOICEMODE_STREAM_BUFFER_MS=400\nMY_TOKEN='t0k'\n"
+                      "SOME_SECRET_THING=\"multi\nline\"\n")
+    code, out, _ = run("preset", "apply", "lan", "--to", str(target), "--dry-run")
+    assert code == 0 and "-VOICEMODE_STREAM_BUFFER_MS=400" in out
+    assert "sk-live" not in out and "t0k" not in out and "multi" not in out and "line\"" not in out
+    assert "OPENAI_API_KEY=<hidden>" in out
+
+
+def test_apply_writes_through_a_symlink_and_backs_up_its_target(tmp_path: Path) -> None:
+    dotfiles = tmp_path / "dotfiles"
+    dotfiles.mkdir()
+    real = dotfiles / "voicemode.env"
+    real.write_text(EXISTING)
+    link = tmp_path / "home" / ".voicemode" / "voicemode.env"
+    link.parent.mkdir(parents=True)
+    link.symlink_to(real)
+    code, _, err = run("preset", "apply", "lan", "--to", str(link), "--yes")
+    assert code == 0 and str(real) in err
+    assert link.is_symlink() and link.resolve() == real  # still a link
+    assert "VOICEMODE_STREAM_BUFFER_MS=100" in real.read_text()
+    assert (dotfiles / "voicemode.env.bak").read_text() == EXISTING  # the backup is beside the target
+    assert not list(link.parent.glob("*.bak*"))
+
+
+def test_a_read_only_folder_is_a_message_not_a_traceback(tmp_path: Path) -> None:
+    import os
+
+    folder = tmp_path / ".voicemode"
+    folder.mkdir()
+    target = folder / "voicemode.env"
+    target.write_text(EXISTING)
+    folder.chmod(0o500)
+    try:
+        if os.access(folder, os.W_OK):
+            pytest.skip("running as a user who can write anywhere (root without CAP_DAC_OVERRIDE dropped)")
+        code, _, err = run("preset", "apply", "lan", "--to", str(target), "--yes")
+        assert code == 2 and "cannot write" in err and "nothing was changed" in err
+    finally:
+        folder.chmod(0o700)
+    assert target.read_text() == EXISTING
+
+
+def test_a_write_error_is_a_message_and_the_file_is_as_it_was(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The same path as a read-only folder, taken even when the tests run as root (who can write anyway)."""
+    target = tmp_path / "voicemode.env"
+    target.write_text(EXISTING)
+
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(pr.tempfile, "mkstemp", refuse)
+    code, _, err = run("preset", "apply", "lan", "--to", str(target), "--yes")
+    assert code == 2 and "cannot write" in err and "Permission denied" in err and "Traceback" not in err
+    assert target.read_text() == EXISTING
+
+
+def test_two_applies_at_once_never_lose_one_silently_nor_share_a_backup(tmp_path: Path) -> None:
+    import threading
+
+    for round_ in range(8):
+        target = tmp_path / f"r{round_}" / "voicemode.env"
+        target.parent.mkdir()
+        target.write_text(EXISTING)
+        plans = [pr.plan_apply(pr.load_preset(name), target) for name in ("lan", "flaky")]
+        barrier = threading.Barrier(2)
+        results: list[str] = []
+
+        def apply(plan: pr.ApplyPlan) -> None:
+            barrier.wait()
+            try:
+                pr.write_apply(plan)
+                results.append("applied")
+            except pr.PresetError as exc:
+                results.append(str(exc))
+
+        threads = [threading.Thread(target=apply, args=(p,)) for p in plans]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert results.count("applied") == 1, results
+        assert any("changed since the diff was shown" in r for r in results)
+        backups = sorted(target.parent.glob("voicemode.env.bak*"))
+        assert [b.read_text() for b in backups] == [EXISTING]
+
+
+def test_crlf_line_endings_are_kept_and_the_backup_is_byte_for_byte(tmp_path: Path) -> None:
+    target = tmp_path / "voicemode.env"
+    original = EXISTING.replace("\n", "\r\n").encode()
+    target.write_bytes(original)
+    code, _, _ = run("preset", "apply", "lan", "--to", str(target), "--yes")
+    assert code == 0
+    after = target.read_bytes()
+    assert after.count(b"\n") == after.count(b"\r\n") and b"VOICEMODE_STREAM_BUFFER_MS=100\r\n" in after
+    assert b"# my voicemode settings\r\n" in after
+    assert (tmp_path / "voicemode.env.bak").read_bytes() == original
+
+
+def test_a_form_feed_in_a_comment_is_not_a_line_break() -> None:
+    env = parse_env_text("# section\f one\nVOICEMODE_STREAM_BUFFER_MS=100\n")
+    assert env.ok and env.as_dict() == {"VOICEMODE_STREAM_BUFFER_MS": "100"}
+
+
+def test_play_refuses_a_preset_with_a_key_as_validate_does(tmp_path: Path) -> None:
+    preset = tmp_path / "p.env"
+    preset.write_text("VOICEMODE_STREAM_BUFFER_MS=100\nOPENAI_API_KEY=sk-from-a-preset\n")
+    code, _, err = run("play", "--preset", str(preset), "--sink", "virtual", "hi")
+    assert code == 2 and "must not carry OPENAI_API_KEY" in err
+    code, out, _ = run("preset", "validate", str(preset))
+    assert code == 1 and "must not carry OPENAI_API_KEY" in out
+
+
+def test_validate_reports_every_problem(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.env"
+    bad.write_text("export VOICEMODE_X=1\nVOICEMODE_STREAM_BUFFER_MS=-5\nVOICEMODE_STREAM_CHUNK_SIZE=3\n"
+                   "VOICEMODE_TYPO=1\n")
+    code, out, _ = run("preset", "validate", str(bad))
+    assert code == 1
+    for fragment in ("'export'", "VOICEMODE_STREAM_BUFFER_MS='-5'", "VOICEMODE_STREAM_CHUNK_SIZE='3'", "VOICEMODE_TYPO"):
+        assert fragment in out, out
+    assert out.count("invalid  ") == 4
+
+
+def test_export_over_a_file_names_force(tmp_path: Path) -> None:
+    out_file = tmp_path / "mine.env"
+    out_file.write_text("keep me\n")
+    code, _, err = run("preset", "export", "--no-voicemode-env", "-o", str(out_file))
+    assert code == 2 and "--force" in err and out_file.read_text() == "keep me\n"
+    code, _, _ = run("preset", "export", "--no-voicemode-env", "-o", str(out_file), "--force")
+    assert code == 0 and "VOICEMODE_STREAM_BUFFER_MS" in out_file.read_text()

@@ -57,7 +57,8 @@ def test_stream_shorter_than_the_target_plays_when_it_ends() -> None:
     assert buf.ready_time is not None
     assert read(buf).all()
     out = read(buf)
-    assert out[:5].all() and not out[5:].any()
+    # the stream's last 3 samples (fade_ms=3) fade out to silence: no click where it stops
+    assert out[:2].all() and list(out[2:5]) == pytest.approx([2 / 3, 1 / 3, 0.0]) and not out[5:].any()
     assert buf.state is BufferState.DONE  # no trailing silence configured
     assert buf.played_samples == 15 and buf.underruns == 0
 
@@ -112,7 +113,9 @@ def test_ring_wraps_and_keeps_sample_order() -> None:
     while buf.state is not BufferState.DONE:
         got.append(read(buf, 7))
     played = np.concatenate(got)
-    assert np.array_equal(played[played != 0], sent)
+    body = played[np.flatnonzero(played)[0] :][: len(sent)]
+    assert np.array_equal(body[:-3], sent[:-3])  # every sample, in order ...
+    assert list(body[-3:]) == pytest.approx([98 * 2 / 3, 99 / 3, 0.0])  # ... the last 3 faded out
 
 
 def test_full_buffer_takes_nothing_more_backpressure() -> None:
@@ -134,7 +137,7 @@ def test_trailing_silence_is_played_before_done() -> None:
     buf.write(ones(5))
     buf.end()
     out = read(buf)
-    assert out[:5].all() and not out[5:].any() and buf.state is BufferState.TRAILING
+    assert out[:4].all() and not out[4:].any() and buf.state is BufferState.TRAILING  # (the 5th faded to 0)
     read(buf)
     assert buf.state is BufferState.TRAILING
     read(buf)
@@ -195,3 +198,32 @@ def test_a_zero_target_plays_whatever_has_arrived_and_waits_quietly_when_empty()
     assert buf.underruns == 1  # one underrun per gap, however long
     buf.write(ones(3))
     assert read(buf)[:3].any() and buf.underruns == 2
+
+
+def test_the_end_of_a_stream_fades_out_even_across_blocks() -> None:
+    """A reply that stops mid-waveform (truncated, retries run out) must not click: its last fade_ms
+    fade out, wherever the block boundaries fall; what comes before is untouched."""
+    buf = make(target_ms=0, fade_ms=4)
+    buf.write(ones(12))
+    buf.end()
+    first, second = read(buf), read(buf)  # 10 + 2: the fade spans the two blocks
+    assert list(first[:8]) == [1.0] * 8
+    assert list(np.concatenate([first[8:], second[:2]])) == pytest.approx([0.75, 0.5, 0.25, 0.0])
+
+
+def test_fade_tail_fades_what_is_buffered_before_a_gap() -> None:
+    buf = make(target_ms=0, fade_ms=4)
+    buf.write(ones(20))
+    read(buf)  # 10 played, 10 buffered
+    buf.fade_tail()
+    out = read(buf)
+    assert list(out[:6]) == [1.0] * 6 and list(out[6:]) == pytest.approx([0.75, 0.5, 0.25, 0.0])
+
+
+def test_an_end_with_less_than_the_fade_left_fades_over_what_is_left() -> None:
+    buf = make(target_ms=0, fade_ms=4)
+    buf.write(ones(12))
+    read(buf)  # 10 played, 2 left: too few for the whole 4-sample ramp
+    buf.end()
+    out = read(buf)
+    assert list(out[:2]) == pytest.approx([0.5, 0.0]) and not out[2:].any()  # a whole ramp, compressed

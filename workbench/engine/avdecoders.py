@@ -86,6 +86,23 @@ class _Output:
         return self.trimmed * 1000.0 / self.source_rate if self.source_rate else 0.0
 
 
+GAP_FADE_MS = 5.0  # fade out before and in after audio that is missing (a corrupt frame skipped)
+
+
+def fade_in(samples: np.ndarray, rate: int) -> np.ndarray:
+    n = min(len(samples), max(1, int(rate * GAP_FADE_MS / 1000.0)))
+    out = samples.copy()
+    out[:n] *= np.linspace(0.0, 1.0, n, endpoint=False, dtype=np.float32)
+    return out
+
+
+def fade_out(samples: np.ndarray, rate: int) -> np.ndarray:
+    n = min(len(samples), max(1, int(rate * GAP_FADE_MS / 1000.0)))
+    out = samples.copy()
+    out[len(out) - n :] *= np.linspace(0.0, 1.0, n, endpoint=False, dtype=np.float32)[::-1]
+    return out
+
+
 def _join(parts: list[np.ndarray]) -> np.ndarray:
     parts = [p for p in parts if len(p)]
     if not parts:
@@ -121,6 +138,8 @@ class FramedDecoder:
         self.warnings: list[str] = []
         self.decode_errors = 0
         self._priming_known = fmt != "mp3"  # MP3: read from the LAME tag, if there is one
+        self._gap_pending = False  # a frame was lost after the last audio handed on
+        self.gap_at_start = False  # the last output does not follow on from the one before it
 
     @property
     def source_rate(self) -> int | None:
@@ -149,16 +168,35 @@ class FramedDecoder:
             info = getattr(self.scanner, "streaminfo", None)
             if info:
                 self._codec.extradata = info
-        parts = []
-        for data in frames:
+        # frames lost in the scanner (a corrupt stretch) are gaps before the frame that followed them
+        first = self.scanner.audio_frames - len(frames)
+        marks = self.scanner.loss_marks
+        gaps = {m - first for m in marks if m < first + len(frames)}
+        self._gap_pending |= any(m <= first for m in marks)
+        del marks[: sum(1 for m in marks if m < first + len(frames))]
+        decoded_parts: list[tuple[np.ndarray, int]] = []
+        for i, data in enumerate(frames):
+            if i in gaps:
+                self._gap_pending = True
             try:
                 decoded = self._codec.decode(av.Packet(data))
             except FFmpegError:
                 self.decode_errors += 1
+                self._gap_pending = True  # the next frame follows a hole
                 continue
             for frame in decoded:
-                parts.append(self._out.add(frame_to_mono(frame), frame.sample_rate))
-        return _join(parts)
+                mono, rate = frame_to_mono(frame), frame.sample_rate
+                if self._gap_pending and len(mono):
+                    # fade out what came before the hole and in after it, so the jump does not click
+                    if decoded_parts:
+                        last, last_rate = decoded_parts[-1]
+                        decoded_parts[-1] = (fade_out(last, last_rate), last_rate)
+                    elif self._out.samples_in:
+                        self.gap_at_start = True  # the audio before it was handed on already
+                    mono = fade_in(mono, rate)
+                    self._gap_pending = False
+                decoded_parts.append((mono, rate))
+        return _join([self._out.add(mono, rate) for mono, rate in decoded_parts])
 
     def feed(self, data: bytes) -> np.ndarray:
         return self._decode(self.scanner.feed(data))
@@ -246,6 +284,9 @@ class DemuxDecoder:
         self._error: BaseException | None = None
         self.warnings: list[str] = []
         self.decode_errors = 0
+        self._gap_pending = False
+        self.gap_at_start = False
+        self._handed = 0  # samples feed() has returned
         self._pipe = _Pipe()
         self._thread = threading.Thread(target=self._run, name=f"demux-{fmt}", daemon=True)
 
@@ -319,13 +360,26 @@ class DemuxDecoder:
         self._pipe.write(b"".join(p.data for p in pages))
 
     def feed(self, data: bytes) -> np.ndarray:
+        lost = self.scanner.bad_pages
         pages = self.scanner.feed(data)
+        self._gap_pending |= self.scanner.bad_pages > lost
         if not pages:
-            return self._take()
+            return self._faded(self._take())
         self._write(pages)
         self._pipe.wait_idle(self.IDLE_TIMEOUT_S)
         out = self._take()
         self._check()
+        return self._faded(out)
+
+    def _faded(self, out: np.ndarray) -> np.ndarray:
+        """After a lost page, fade in what follows, and ask for the audio before it to be faded out.
+        (The gap is placed at the start of this output: pages decode on another thread, so where
+        exactly within it a lost page fell is not known; with 20 ms pages it is rarely elsewhere.)"""
+        if self._gap_pending and len(out):
+            self._gap_pending = False
+            self.gap_at_start = self._handed > 0
+            out = fade_in(out, self._out.out_rate)
+        self._handed += len(out)
         return out
 
     def flush(self) -> np.ndarray:

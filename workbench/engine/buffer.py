@@ -48,6 +48,7 @@ class JitterBuffer:
         self._write = 0  # samples ever written (producer only)
         self._read = 0  # samples ever read (consumer only)
         self._ended = False
+        self._end_faded = False  # end() faded the last samples itself (fewer than fade_len were left)
         self._stop = False
         self._clock = clock
         self.target = 0
@@ -120,9 +121,13 @@ class JitterBuffer:
         return n
 
     def end(self) -> None:
-        """No more audio will come."""
+        """No more audio will come. The last `fade_ms` fade out as they play (see `_fade_end`); when less
+        than that is left unplayed, it is faded here, over what is left."""
         if self.ready_time is None and self._write > 0:
             self.ready_time = self._clock()
+        if 0 < self._write - self._read < self.fade_len:
+            self.fade_tail()
+            self._end_faded = True  # published before _ended: the reader sees both or neither
         self._ended = True
 
     @property
@@ -171,7 +176,10 @@ class JitterBuffer:
                 ended = self._ended  # read before _write: once ended, _write is final
                 take = min(self._write - self._read, n - pos)
                 if take > 0:
+                    left = self._write - self._read  # samples still to play, these included
                     self._copy_out(out, pos, take)
+                    if ended and left - take < self.fade_len and not self._end_faded:
+                        self._fade_end(out, pos, take, left)
                     if self.first_audio_offset < 0:
                         self.first_audio_offset = pos
                         self.first_audio_block = self.blocks_read
@@ -209,6 +217,25 @@ class JitterBuffer:
             self._fade_in_pending = False
         self._read += take  # publish after the copy
         self.played_samples += take
+
+    def _fade_end(self, out: np.ndarray, pos: int, take: int, left: int) -> None:
+        """The stream's last `fade_len` samples fade out, so a reply cut mid-waveform (a truncated
+        stream, retries run out) does not click; speech that ends in silence is unchanged. Sample j
+        of this block is `left - j` samples from the end; the last one is played at gain 0."""
+        j0 = max(0, left - self.fade_len)
+        out[pos + j0 : pos + take] *= self._fade_out[self.fade_len - (left - j0) : self.fade_len - (left - take)]
+
+    def fade_tail(self) -> None:
+        """Producer: the audio written next does not follow on from what was written last (a corrupt
+        frame was skipped), so fade out the last few unplayed samples; the next write is faded in by
+        whoever knows where the gap is (the decoder). If the audio thread is reading those very samples,
+        some may play unfaded: harmless, and the ring's bounds are never at risk."""
+        f = min(self.fade_len, self._write - self._read)
+        if f <= 0:
+            return
+        end = self._write
+        for i in range(f):  # at most fade_len (5 ms) samples, rarely: a loop is clearer than two slices
+            self._ring[(end - f + i) % self.capacity] *= (f - 1 - i) / f  # a whole ramp, down to 0
 
     def _finish_with_fade(self, out: np.ndarray) -> None:
         n = len(out)

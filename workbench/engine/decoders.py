@@ -15,6 +15,8 @@ from typing import Protocol
 import numpy as np
 import soxr
 
+from .safetext import clean_text
+
 EMPTY = np.zeros(0, dtype=np.float32)
 
 
@@ -385,6 +387,14 @@ class StreamDecoder:
                 return out
         return self._decode_buffered()
 
+    def take_gap(self) -> bool:
+        """True once after an output that does not follow on from the audio handed on before it (a
+        corrupt frame was skipped): the player then fades out what it has buffered."""
+        gap = bool(getattr(self.inner, "gap_at_start", False))
+        if gap:
+            self.inner.gap_at_start = False  # type: ignore[union-attr]
+        return gap
+
     def close(self) -> None:
         close = getattr(self.inner, "close", None)
         if close is not None:
@@ -398,6 +408,9 @@ class StreamDecoder:
         if fmt is None:
             return False
         self.detected = fmt
+        if fmt == "text":  # an error page or JSON sent as if it were audio: never played, never decoded
+            start = clean_text(bytes(self._head[:2048]).decode("utf-8", "replace"), 160)
+            raise DecodeError(f"the response is text, not audio: {start}")
         labelled = format_from_content_type(self.content_type)
         if fmt != self.requested:
             label = f" (Content-Type {self.content_type})" if self.content_type else ""

@@ -9,8 +9,44 @@ report lines voicemode would silently get wrong as `EnvIssue`s.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
+
+# voicemode reads its file in Python's text mode: lines end at \n, \r\n or \r, and nowhere else (not at
+# a form feed or a Unicode line separator, where str.splitlines() would also split)
+_LINE_END = re.compile(r"\r\n|\r|\n")
+
+
+def split_lines(text: str) -> list[tuple[str, str]]:
+    """The lines of `text` as voicemode sees them, each with its own ending ('' for a last line without)."""
+    out: list[tuple[str, str]] = []
+    pos = 0
+    for m in _LINE_END.finditer(text):
+        out.append((text[pos : m.start()], m.group()))
+        pos = m.end()
+    if pos < len(text):
+        out.append((text[pos:], ""))
+    return out
+
+
+SECRET_HINTS = ("KEY", "TOKEN", "SECRET", "PASSWORD", "PASSWD", "CREDENTIAL")
+
+
+def is_secret_key(key: str) -> bool:
+    """Keys whose values must never be shown: *_KEY, *_TOKEN, *SECRET*, passwords and credentials."""
+    upper = key.upper()
+    return upper.endswith(("KEY", "TOKEN")) or any(h in upper for h in SECRET_HINTS[2:])
+
+
+def masked_text(text: str) -> str:
+    """`text` with the value of every secret-looking key replaced by `<hidden>` (for diffs and displays)."""
+    env = parse_env_text(text)
+    lines = [line for line, _ in split_lines(text)]
+    for entry in sorted(env.entries, key=lambda e: e.line, reverse=True):
+        if is_secret_key(entry.key):
+            lines[entry.line - 1 : entry.end_line] = [f"{entry.key}=<hidden>"]
+    return "\n".join(lines) + ("\n" if lines else "")
 
 
 @dataclass(frozen=True)
@@ -49,7 +85,7 @@ class EnvFile:
 
 def parse_env_text(text: str, path: Path | None = None) -> EnvFile:
     result = EnvFile(path=path)
-    lines = text.splitlines()
+    lines = [line for line, _ in split_lines(text)]
     i = 0
     while i < len(lines):
         raw = lines[i]
@@ -118,9 +154,9 @@ class EnvFileError(Exception):
 
 
 def read_env_text(path: Path) -> str:
-    """The text of a `.env` file, or `EnvFileError` saying in one line why it cannot be read."""
+    """The text of a `.env` file (line endings as they are), or `EnvFileError` saying why it cannot be read."""
     try:
-        return path.read_text(encoding="utf-8")
+        return path.read_bytes().decode("utf-8")
     except FileNotFoundError:
         raise EnvFileError(f"{path}: no such file") from None
     except IsADirectoryError:
@@ -129,6 +165,8 @@ def read_env_text(path: Path) -> str:
         raise EnvFileError(f"{path}: is not a UTF-8 text file") from None
     except PermissionError:
         raise EnvFileError(f"{path}: permission denied") from None
+    except OSError as exc:
+        raise EnvFileError(f"{path}: cannot be read ({exc.strerror or exc})") from None
 
 
 def read_env_file(path: Path) -> EnvFile:

@@ -159,6 +159,7 @@ class _SyncScanner:
         self.skipped_bytes = 0
         self.resyncs = 0
         self.losses = 0
+        self.loss_marks: list[int] = []  # audio_frames when each loss happened: a gap before that frame
         self.id3_bytes = 0
         self.header: Any = None  # of the last frame
         self._ref: Any = None  # the stream's identity, from its first confirmed frame
@@ -190,6 +191,7 @@ class _SyncScanner:
     def _lose_sync(self, skip: int) -> None:
         if self._in_sync or self._ref is None and not self._lost_at_start:
             self.losses += 1
+            self.loss_marks.append(self.audio_frames)
             self._lost_at_start = self._ref is None
         self.resyncs += 1
         self._in_sync = False
@@ -567,6 +569,7 @@ class FlacScanner:
         self.audio_frames = 0
         self.skipped_bytes = 0
         self.losses = 0
+        self.loss_marks: list[int] = []  # audio_frames when each loss happened: a gap before that frame
         self.resyncs = 0
         self.metadata_bytes = 0
         self._current: FlacHeader | None = None
@@ -638,6 +641,7 @@ class FlacScanner:
                         nxt = nxt if nxt > 0 else len(buf)
                         if self._in_sync:
                             self.losses += 1
+                            self.loss_marks.append(self.audio_frames)
                             self._in_sync = False
                         self.resyncs += 1
                         del buf[:nxt]
@@ -694,6 +698,28 @@ def format_from_content_type(content_type: str | None) -> str | None:
     return CONTENT_TYPE_FORMATS.get(content_type.split(";")[0].strip().lower())
 
 
+TEXT_SNIFF_BYTES = 32
+_PRINTABLE = frozenset(range(0x20, 0x7F)) | {0x09, 0x0A, 0x0D}
+
+
+def looks_like_text(head: bytes, final: bool = False) -> bool | None:
+    """True when `head` starts like a web page, XML or JSON (an error page sent as if it were audio);
+    None when too few bytes have come to tell.
+
+    Audio cannot look like this by chance: 32 bytes of printable ASCII after a '<', '{' or '[' would be
+    16 loud samples of one sign in a row, and real replies start near silence (bytes 0x00 and 0xFF).
+    """
+    body = head.removeprefix(b"\xef\xbb\xbf").lstrip(b" \t\r\n")
+    if not body:
+        return None if not final and len(head) < TEXT_SNIFF_BYTES else False
+    if body[:1] not in (b"<", b"{", b"["):
+        return False
+    sample = body[:TEXT_SNIFF_BYTES]
+    if len(sample) < TEXT_SNIFF_BYTES and not final:
+        return None
+    return all(b in _PRINTABLE for b in sample)
+
+
 def sniff(head: bytes, content_type: str | None = None, *, requested: str | None = None,
           final: bool = False) -> str | None:
     """The format of a stream that starts with `head`, or None if more bytes are needed to tell.
@@ -704,6 +730,11 @@ def sniff(head: bytes, content_type: str | None = None, *, requested: str | None
     it, because PCM samples can look like a frame sync by chance.
     """
     declared = format_from_content_type(content_type) or requested
+    text = looks_like_text(head, final)
+    if text is None:
+        return None
+    if text:
+        return "text"
     if len(head) < 4 and not final:
         return None
     if head[:4] in (b"RIFF", b"RF64"):

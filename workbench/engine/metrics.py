@@ -50,7 +50,8 @@ class PlayMetrics:
     played_ms: float = 0.0
     bytes: int = 0
     chunks: int = 0
-    reconnects: int = 0  # requests made again after a drop, a rate limit or a server error
+    reconnects: int = 0  # requests made again after the server had answered (a drop, a 429, a 5xx)
+    retries: int = 0  # requests made again for any reason, a server that was never reached included
     resume: str | None = None  # after a reconnection: "exact" (the audio matched) or "approximate"
     decoder_errors: int = 0  # corrupt frames or pages skipped
     fallback: str | None = None  # why the stream was played buffered instead, if it was

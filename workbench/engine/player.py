@@ -23,6 +23,7 @@ from .adaptive import AdaptiveTarget, estimate_speech_s, needed_buffer_ms, slow_
 from .buffer import BufferState, JitterBuffer
 from .decoders import PROGRESSIVE_FORMATS, DecodeError, StreamDecoder
 from .metrics import PlayMetrics, PlayState, Snapshot, percentile
+from .safetext import clean_text
 from .settings import LOCAL, Settings
 from .sinks import Sink, SinkError, VirtualSink, make_sink
 from .source import SourceError, SpeechRequest, SpeechSource
@@ -79,7 +80,8 @@ class StreamPlayer:
         self._backpressure_s = 0.0  # time the download waited on a full buffer
         self._decoder: StreamDecoder | None = None
         self._first_audio_at: float | None = None  # when the first samples came out of the decoder
-        self._reconnects = 0
+        self._reconnects = 0  # requests made again after the server had answered
+        self._retries = 0  # requests made again for any reason (a server never reached included)
         self._resume: str | None = None  # after a reconnection: "exact" or "approximate"
         self._skip_left = 0  # samples a resumed response repeats, still to drop
         self._recent = np.zeros(self.RESUME_CHECK, dtype=np.float32)
@@ -159,6 +161,7 @@ class StreamPlayer:
         self._decoder = None
         self._first_audio_at = None
         self._reconnects = 0
+        self._retries = 0
         self._resume = None
         self._skip_left = 0
         self._recent = np.zeros(self.RESUME_CHECK, dtype=np.float32)
@@ -168,6 +171,7 @@ class StreamPlayer:
         metrics = PlayMetrics(format=fmt, streaming=s.streaming_enabled, initial_buffer_ms=initial_ms,
                               network=s.network)
         self.source = SpeechSource(self.base_url, api_key=s.api_key, chunk_size=s.chunk_size,
+                                   stall_timeout=s.stall_timeout_s,
                                    http_client=self.http_client or self._pooled_client())
         self._t0 = time.perf_counter()
         sink, notice = self.sink_factory(s)
@@ -306,7 +310,10 @@ class StreamPlayer:
             fed += len(chunk)
             tail.extend(chunk)
             del tail[:-self.RESUME_OVERLAP]
-            await self._push(self._resume_filter(await decode(lambda: decoder.feed(chunk))))  # type: ignore[union-attr]
+            samples = await decode(lambda: decoder.feed(chunk))  # type: ignore[union-attr]
+            if decoder.take_gap() and self.buffer is not None:
+                self.buffer.fade_tail()  # a corrupt frame was skipped: no click where the audio jumps
+            await self._push(self._resume_filter(samples))
 
         def restart() -> None:
             """The new response starts at the beginning: decode it afresh, skip what was buffered."""
@@ -330,7 +337,7 @@ class StreamPlayer:
                         first = False
                         if resume_at and self.source.resumed_from == resume_at:  # type: ignore[union-attr]
                             overlap = bytes(tail[len(tail) - (fed - resume_at):])
-                            self.notices.append(f"the server resumed at byte {resume_at}")
+                            self._notice(f"the server resumed at byte {resume_at}")
                         elif resume_at:
                             restart()  # the server sent the whole reply again
                     if overlap:  # the resumed body's first bytes must be the ones we had
@@ -347,6 +354,7 @@ class StreamPlayer:
 
         failure: SourceError | None = None
         attempt = 0
+        stalls = 0
         try:
             while True:
                 try:
@@ -362,23 +370,26 @@ class StreamPlayer:
                             await feed(bytes(body))
                     break
                 except SourceError as exc:
-                    if self._stopping or not exc.retryable or attempt >= s.max_retries:
+                    stalls += exc.stalled
+                    if self._stopping or not exc.retryable or attempt >= s.max_retries or stalls > 1:
                         failure = exc
                         if attempt:
                             failure = SourceError(f"{exc} (gave up after {attempt} "
                                                   f"retr{'y' if attempt == 1 else 'ies'})", status=exc.status)
                         break
                     attempt += 1
-                    self._reconnects = attempt
+                    self._retries = attempt
+                    if exc.connected or exc.mid_stream or self.source.headers_at is not None:
+                        self._reconnects += 1
                     if exc.retry_after is not None:
-                        delay = exc.retry_after  # the server said when
+                        delay = min(exc.retry_after, 60.0)  # the server said when
                     elif exc.mid_stream and attempt == 1:
                         delay = 0.0  # a broken connection: ask again at once, the buffer is draining
                     else:
                         delay = min(0.25 * 2 ** (attempt - 1), 4.0)
                     heard = self._received_samples / (self.sink.rate if self.sink else s.output_rate)
-                    self.notices.append(f"{exc}; asked again after {delay:g} s (attempt {attempt + 1}), "
-                                        f"resuming at {heard:.2f} s of audio")
+                    where = f", resuming at {heard:.2f} s of audio" if fed or self._received_samples else ""
+                    self._notice(f"{exc}; asking again in {delay:g} s (attempt {attempt + 1}){where}")
                     # ask for the rest from where it broke, unless a resumed response went wrong
                     resume_at = max(fed - self.RESUME_OVERLAP, 0) if s.streaming_enabled \
                         and self._resume != "approximate" else 0
@@ -499,10 +510,15 @@ class StreamPlayer:
             if abs(target - buffer.target_ms) >= 1.0:
                 buffer.set_target_ms(target)
 
+    def _notice(self, text: str) -> None:
+        """A notice for the user; outside text (a server's message, FFmpeg's) arrives cleaned and cut."""
+        text = clean_text(text, 500)
+        if text not in self.notices:
+            self.notices.append(text)
+
     def _warn_all(self, warnings: list[str]) -> None:
         for w in warnings:
-            if w not in self.notices:
-                self.notices.append(w)
+            self._notice(w)
 
     # -- observing --------------------------------------------------------------------------------
     def state(self) -> PlayState:
@@ -611,6 +627,7 @@ class StreamPlayer:
             m.page_interval_ms = dec.page_interval_ms
         m.first_audio_ms = ms(self._first_audio_at)
         m.reconnects = self._reconnects
+        m.retries = self._retries
         m.resume = self._resume
         if buf is not None:
             m.target_ms = buf.target_ms
@@ -622,7 +639,9 @@ class StreamPlayer:
         advice = quality_advice(m)
         if advice:
             m.advice = advice
-            self.notices.append(advice)
+            self._notice(advice)
+        if m.error is not None:
+            m.error = clean_text(m.error, 500)
         m.warnings.extend(self.notices)
 
 

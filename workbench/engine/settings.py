@@ -134,7 +134,10 @@ SPECS: tuple[Spec, ...] = (
          "Play while downloading; false downloads the whole reply first."),
     Spec("buffer_ms", "VOICEMODE_STREAM_BUFFER_MS", _int_range(0, 10_000), "a whole number of ms, 0 to 10000",
          "Audio buffered before playback starts (and after an underrun)."),
-    Spec("chunk_size", "VOICEMODE_STREAM_CHUNK_SIZE", _int_range(1, 1_048_576), "a whole number of bytes, 1 to 1048576",
+    # below 64 bytes a piece, handling each one costs more than PCM's pace allows (16 B: 8.8 s of wall
+    # time for 5.7 s of audio; 3 B: 33 s); 256 leaves a margin for slower machines
+    Spec("chunk_size", "VOICEMODE_STREAM_CHUNK_SIZE", _int_range(256, 1_048_576),
+         "a whole number of bytes, 256 to 1048576 (smaller pieces cost more CPU than real-time audio allows)",
          "Download chunk size in bytes."),
     Spec("max_buffer_s", "VOICEMODE_STREAM_MAX_BUFFER", _float_range(0.05, 600.0), "seconds, 0.05 to 600",
          "Most audio held in memory; the download waits when it is full."),
@@ -170,6 +173,8 @@ SPECS: tuple[Spec, ...] = (
     Spec("max_retries", "WORKBENCH_MAX_RETRIES", _int_range(0, 10), "a whole number, 0 to 10",
          "Requests again after a dropped connection, a rate limit or a server error, resuming where the "
          "audio got to."),
+    Spec("stall_timeout_s", "WORKBENCH_STALL_TIMEOUT_S", _float_range(0.5, 600.0), "seconds, 0.5 to 600",
+         "Give up on a response when the server sends nothing for this long (it is asked again once)."),
 )
 SPEC_BY_ATTR = {s.attr: s for s in SPECS}
 SPEC_BY_ENV = {s.env: s for s in SPECS}
@@ -197,6 +202,7 @@ class Settings:
     network_seed: int = 0
     metrics_log: str | None = None
     max_retries: int = 3
+    stall_timeout_s: float = 10.0
     adaptive: bool = True
     # where each non-default value came from, for display ("environment", a file path, "--format", ...)
     origins: Mapping[str, str] = field(default_factory=dict, compare=False, repr=False)
@@ -273,6 +279,16 @@ def _from_env_file(env: EnvFile) -> dict[str, str]:
     return env.as_dict()
 
 
+def preset_key_problems(values: Mapping[str, str], where: str) -> list[str]:
+    """What makes these keys wrong for a preset: unknown names (typos) and a secret, which a preset must
+    never carry (presets are shared). The same rules for `--preset` and `workbench preset validate`."""
+    problems = [f"{where}: unknown setting {key} (a typo? see 'workbench settings')"
+                for key in values if key not in SPEC_BY_ENV and " " not in key]  # 'export X': reported already
+    if "OPENAI_API_KEY" in values:
+        problems.append(f"{where}: a preset must not carry OPENAI_API_KEY")
+    return problems
+
+
 def load_settings(
     *,
     environ: Mapping[str, str] | None = None,
@@ -295,7 +311,11 @@ def load_settings(
             layers.append((str(path), _from_env_file(_read(path))))
     layers.append(("environment", {k: v for k, v in environ.items() if k in SPEC_BY_ENV}))
     if preset is not None:
-        layers.append((str(preset), _from_env_file(_read(preset))))
+        preset_values = _from_env_file(_read(preset))
+        problems = preset_key_problems(preset_values, str(preset))
+        if problems:
+            raise SettingsError(problems[0])
+        layers.append((str(preset), preset_values))
 
     values: dict[str, Any] = {}
     origins: dict[str, str] = {}

@@ -8,7 +8,11 @@ message meant for the user; the API key is never part of any message.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
+import socket
+import ssl
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -16,6 +20,9 @@ from typing import Any
 
 import httpx2
 import openai
+
+from .errors import exception_chain
+from .safetext import clean_text
 
 CONTENT_TYPES = {
     "pcm": "audio/pcm",
@@ -38,15 +45,22 @@ class SourceError(Exception):
 
     @property
     def retryable(self) -> bool:
-        """Worth asking again: a dropped or failed connection, a rate limit, a server error."""
+        """Worth asking again: a dropped or failed connection, a rate limit, a server error; not a name
+        that does not resolve or a certificate that does not verify (asking again changes neither)."""
+        if self.permanent:
+            return False
         return self.status is None or self.status in RETRY_STATUSES
 
     def __init__(self, message: str, *, status: int | None = None, retry_after: float | None = None,
-                 mid_stream: bool = False) -> None:
+                 mid_stream: bool = False, permanent: bool = False, stalled: bool = False,
+                 connected: bool = False) -> None:
         super().__init__(message)
         self.status = status
         self.retry_after = retry_after
         self.mid_stream = mid_stream
+        self.permanent = permanent
+        self.stalled = stalled  # the server went quiet (or never answered): asked again once at most
+        self.connected = connected  # the server had answered (headers came) before this went wrong
 
 
 @dataclass
@@ -71,10 +85,12 @@ class SpeechSource:
         chunk_size: int = 4096,
         connect_timeout: float = 10.0,
         read_timeout: float = 30.0,
+        stall_timeout: float = 10.0,
         http_client: httpx2.AsyncClient | None = None,
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self.chunk_size = chunk_size
+        self.stall_timeout = stall_timeout
         self._owns_client = http_client is None
         self._client = openai.AsyncOpenAI(
             base_url=self.base_url,
@@ -120,18 +136,33 @@ class SpeechSource:
         if request.extra_query:
             kwargs["extra_query"] = request.extra_query
         failure: SourceError | None = None
+        answered = False
         try:
             async with self._speech.create(**kwargs) as response:
+                answered = True
                 if self.headers_at is None:
                     self.headers_at = time.perf_counter()
                 self.status = response.http_response.status_code
                 self.content_type = response.http_response.headers.get("content-type")
                 if resume_from > 0:
                     self.resumed_from = _int_or_none(response.http_response.headers.get(RESUME_HEADER))
+                if is_text_type(self.content_type):
+                    raise await self._not_audio(response)
                 # each read is handed on at once, cut into pieces of at most chunk_size: bytes are never
                 # held back waiting for a chunk to fill (httpx's iter_bytes(chunk_size) would hold them,
                 # which delays compressed audio by a whole chunk and loses them if the connection breaks)
-                async for piece in response.iter_bytes():
+                reads = response.iter_bytes().__aiter__()
+                while True:
+                    try:
+                        async with asyncio.timeout(self.stall_timeout):  # from the last byte (or the headers)
+                            piece = await anext(reads)
+                    except StopAsyncIteration:
+                        break
+                    except TimeoutError:
+                        after = "after its headers" if self.bytes_received == 0 else "mid-stream"
+                        raise SourceError(f"the server sent nothing for {self.stall_timeout:g} s {after} "
+                                          "(WORKBENCH_STALL_TIMEOUT_S)", mid_stream=self.bytes_received > 0,
+                                          stalled=True, connected=True) from None
                     if not piece:
                         continue
                     now = time.perf_counter()
@@ -147,19 +178,37 @@ class SpeechSource:
                 f"{self.base_url} answered {exc.status_code}: {_server_message(exc)}",
                 status=exc.status_code,
                 retry_after=_retry_after(exc.response),
+                connected=True,
             )
         except openai.APITimeoutError:
-            failure = SourceError(f"{self.base_url} did not answer in time", mid_stream=self.bytes_received > 0)
+            failure = SourceError(f"{self.base_url} did not answer in time", mid_stream=self.bytes_received > 0,
+                                  stalled=True, connected=answered)
         except openai.APIConnectionError as exc:
             cause = exc.__cause__ or exc.__context__
-            detail = f" ({_short(cause)})" if cause else ""
-            failure = SourceError(f"cannot reach {self.base_url}{detail}", mid_stream=self.bytes_received > 0)
+            kind = _permanent_kind(exc)
+            detail = f" ({kind}: {_short(cause)})" if kind and cause else f" ({_short(cause)})" if cause else ""
+            failure = SourceError(f"cannot reach {self.base_url}{detail}", mid_stream=self.bytes_received > 0,
+                                  permanent=kind is not None, connected=answered)
         except (httpx2.TransportError, httpx2.StreamError) as exc:
             got_any = self.bytes_received > 0
             where = "the connection broke mid-stream" if got_any else "the connection failed"
-            failure = SourceError(f"{where}: {_short(exc)}", mid_stream=got_any)
+            failure = SourceError(f"{where}: {_short(exc)}", mid_stream=got_any, connected=answered)
         if failure is not None:
             raise failure
+
+    async def _not_audio(self, response: Any) -> SourceError:
+        """A 200 whose body is a web page, JSON or plain text: an error naming it, never audio."""
+        head = bytearray()
+        with contextlib.suppress(Exception):  # the start of the body is for the message only
+            async with asyncio.timeout(min(self.stall_timeout, 5.0)):
+                async for piece in response.iter_bytes():
+                    head += piece
+                    if len(head) >= 2048:
+                        break
+        self.bytes_received += len(head)
+        text = clean_text(head[:2048].decode("utf-8", "replace"), 160) or "(an empty body)"
+        return SourceError(f"{self.base_url} answered {self.status} with {clean_text(self.content_type, 80)}, "
+                           f"not audio: {text}", status=self.status, permanent=True, connected=True)
 
     async def aclose(self) -> None:
         if self._owns_client:  # a shared http client (and its open connections) is its owner's to close
@@ -173,27 +222,54 @@ def _int_or_none(value: str | None) -> int | None:
         return None
 
 
+TEXT_TYPES = ("application/json", "application/xml", "application/xhtml+xml", "application/problem+json",
+              "application/javascript")
+
+
+def is_text_type(content_type: str | None) -> bool:
+    """A Content-Type that is never audio: a web page, JSON, plain text."""
+    if not content_type:
+        return False
+    media = content_type.partition(";")[0].strip().lower()
+    return media.startswith("text/") or media in TEXT_TYPES
+
+
+def _permanent_kind(exc: BaseException) -> str | None:
+    """'DNS' or 'TLS' when a connection failed for a reason asking again will not mend."""
+    for e in exception_chain(exc):
+        if isinstance(e, socket.gaierror):
+            return "DNS"
+        if isinstance(e, ssl.SSLError | ssl.CertificateError):
+            return "TLS"
+    text = " ".join(str(e) for e in exception_chain(exc)).lower()
+    if "name or service not known" in text or "nodename nor servname" in text or "temporary failure in name" in text:
+        return "DNS"
+    if "certificate verify failed" in text or "ssl:" in text or "wrong version number" in text:
+        return "TLS"
+    return None
+
+
 def _short(exc: BaseException) -> str:
-    text = str(exc) or type(exc).__name__
-    return text if len(text) < 200 else text[:199] + "…"
+    return clean_text(str(exc) or type(exc).__name__, 200)
 
 
 def _server_message(exc: openai.APIStatusError) -> str:
+    """The server's own words, cleaned of control characters and cut short (a server can send anything)."""
     body = exc.body
     if isinstance(body, dict):
         err = body.get("error", body)
         if isinstance(err, dict) and err.get("message"):
-            return str(err["message"])
+            return clean_text(err["message"])
         if isinstance(err, str):
-            return err
+            return clean_text(err)
         if body.get("detail"):
             detail = body["detail"]
-            return detail if isinstance(detail, str) else json.dumps(detail)[:300]
+            return clean_text(detail if isinstance(detail, str) else json.dumps(detail)[:2000])
     try:
-        text = exc.response.text.strip()
+        text = exc.response.text[:4000].strip()
     except Exception:
         text = ""
-    return text[:300] if text else (exc.message or "no message")
+    return clean_text(text) if text else clean_text(exc.message or "no message")
 
 
 def _retry_after(response: httpx2.Response | None) -> float | None:

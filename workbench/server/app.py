@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import hmac
 import itertools
 import json
 import logging
@@ -27,6 +28,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
+from ..engine.errors import exception_chain
 from ..engine.source import RESUME_HEADER
 from . import speech
 from .encoders import CONTENT_TYPES, make_encoder
@@ -95,6 +97,10 @@ class Knobs:
             except ValueError:
                 raise ValueError(f"knob {key}={value!r} is not a number") from None
         knobs = dataclasses.replace(self, **changes)
+        for name in ("content_type", "fault_id"):  # content_type becomes a header: no line breaks in it
+            text = getattr(knobs, name)
+            if len(text) > 200 or any(not " " <= c <= "~" for c in text):
+                raise ValueError(f"knob {name} must be printable ASCII, at most 200 characters")
         if knobs.pace < 0 or knobs.ttfb_ms < 0 or knobs.flush_ms < 0 or knobs.headers_ms < 0:
             raise ValueError("pace, ttfb_ms, flush_ms and headers_ms must not be negative")
         if not 1 <= knobs.repeat <= 1000:
@@ -109,12 +115,7 @@ class InjectedDrop(Exception):
 class _QuietInjectedDrops(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         exc = record.exc_info[1] if record.exc_info else None
-        while exc is not None:
-            if isinstance(exc, InjectedDrop):
-                return False
-            inner = getattr(exc, "exceptions", None)
-            exc = inner[0] if inner else exc.__cause__ or exc.__context__
-        return True
+        return not any(isinstance(e, InjectedDrop) for e in exception_chain(exc))
 
 
 logging.getLogger("uvicorn.error").addFilter(_QuietInjectedDrops())
@@ -252,16 +253,36 @@ async def with_faults(body: AsyncIterator[bytes], knobs: Knobs, t_request: float
                 return
 
 
-def create_app(knobs: Knobs | None = None, *, api_key: str | None = None) -> Starlette:
+def create_app(knobs: Knobs | None = None, *, api_key: str | None = None, test_knobs: bool = False) -> Starlette:
+    """The server's routes. With `api_key`, every route wants `Authorization: Bearer KEY`. Requests may
+    set knobs (faults included) only with `test_knobs`: the embedded server has them, `workbench serve`
+    only when asked (`--test-knobs`), so that no client of a shared server can make it misbehave."""
     defaults = knobs or Knobs()
     fault_counts: dict[str, int] = {}  # requests seen per fault_id
 
+    def authorized(request: Request) -> bool:
+        if api_key is None:
+            return True
+        scheme, _, token = request.headers.get("authorization", "").strip().partition(" ")
+        return scheme.lower() == "bearer" and hmac.compare_digest(token.strip().encode(), api_key.encode())
+
+    def guarded(endpoint: Any) -> Any:
+        async def checked(request: Request) -> Response:
+            if not authorized(request):
+                return openai_error(401, "Incorrect API key provided.", code="invalid_api_key")
+            response: Response = await endpoint(request)
+            return response
+
+        return checked
+
     async def speech_endpoint(request: Request) -> Response:
         t_request = time.perf_counter()
-        if api_key is not None and request.headers.get("authorization") != f"Bearer {api_key}":
-            return openai_error(401, "Incorrect API key provided.", code="invalid_api_key")
+        raw_knobs = _request_knobs(request)
+        if raw_knobs and not test_knobs:
+            return openai_error(403, "this server takes no test knobs (start it with --test-knobs to allow "
+                                     "them)", param="knobs", code="test_knobs_off")
         try:
-            req_knobs = defaults.merged(_request_knobs(request))
+            req_knobs = defaults.merged(raw_knobs)
         except ValueError as exc:
             return openai_error(400, str(exc), param="knobs")
         if req_knobs.fault_times > 0:
@@ -269,6 +290,9 @@ def create_app(knobs: Knobs | None = None, *, api_key: str | None = None) -> Sta
             fault_counts[req_knobs.fault_id] = seen
             if seen > req_knobs.fault_times:
                 req_knobs = req_knobs.without_faults()  # the fault has happened enough times
+        media_type = request.headers.get("content-type", "").partition(";")[0].strip().lower()
+        if media_type != "application/json":  # also keeps a web page's cross-site form posts out
+            return openai_error(415, "Send the request body as JSON, with Content-Type: application/json.")
         try:
             body = await request.json()
         except (json.JSONDecodeError, UnicodeDecodeError):
@@ -320,7 +344,8 @@ def create_app(knobs: Knobs | None = None, *, api_key: str | None = None) -> Sta
         return JSONResponse({"voices": speech.voices()})
 
     async def health(_: Request) -> Response:
-        return JSONResponse({"status": "ok", "formats": list(CONTENT_TYPES), "knobs": dataclasses.asdict(defaults)})
+        return JSONResponse({"status": "ok", "formats": list(CONTENT_TYPES), "test_knobs": test_knobs,
+                             "knobs": dataclasses.asdict(defaults)})
 
     @contextlib.asynccontextmanager
     async def lifespan(_: Starlette) -> AsyncIterator[None]:
@@ -330,10 +355,10 @@ def create_app(knobs: Knobs | None = None, *, api_key: str | None = None) -> Sta
         yield
 
     return Starlette(lifespan=lifespan, routes=[
-        Route("/v1/audio/speech", speech_endpoint, methods=["POST"]),
-        Route("/v1/models", models, methods=["GET"]),
-        Route("/v1/audio/voices", voices, methods=["GET"]),
-        Route("/health", health, methods=["GET"]),
+        Route("/v1/audio/speech", guarded(speech_endpoint), methods=["POST"]),
+        Route("/v1/models", guarded(models), methods=["GET"]),
+        Route("/v1/audio/voices", guarded(voices), methods=["GET"]),
+        Route("/health", guarded(health), methods=["GET"]),
     ])
 
 

@@ -29,13 +29,14 @@ class EmbeddedServer:
     """
 
     def __init__(self, host: str = "127.0.0.1", port: int = 0, knobs: Knobs | None = None,
-                 api_key: str | None = None) -> None:
+                 api_key: str | None = None, test_knobs: bool = True) -> None:
         self.host = host
         self.knobs = knobs or Knobs()
         self._sock = _bind(host, port)
         self.port = self._sock.getsockname()[1]
-        config = uvicorn.Config(create_app(self.knobs, api_key=api_key), log_level="warning",
-                                access_log=False, lifespan="off", timeout_graceful_shutdown=1)
+        # lifespan on: the app's startup gives synthesis waits their own thread pool
+        config = uvicorn.Config(create_app(self.knobs, api_key=api_key, test_knobs=test_knobs), log_level="warning",
+                                access_log=False, lifespan="on", timeout_graceful_shutdown=1)
         self._server = uvicorn.Server(config)
         self._thread: threading.Thread | None = None
 
@@ -79,8 +80,9 @@ def _warm_speech() -> None:
         pass
 
 
-def serve_forever(host: str, port: int, knobs: Knobs, api_key: str | None = None) -> None:
+def serve_forever(host: str, port: int, knobs: Knobs, api_key: str | None = None, test_knobs: bool = False) -> None:
     """Run in the foreground until Ctrl-C."""
     sock = _bind(host, port)
-    config = uvicorn.Config(create_app(knobs, api_key=api_key), log_level="info", lifespan="off")
+    config = uvicorn.Config(create_app(knobs, api_key=api_key, test_knobs=test_knobs), log_level="info",
+                            lifespan="on")
     uvicorn.Server(config).run(sockets=[sock])

@@ -202,7 +202,8 @@ class ApplyScreen(ModalScreen[None]):
             _status(status, f"nothing was written: {exc}", "error")
             return
         where = f"; backup at {backup}" if backup else ""
-        _status(status, f"applied to {self.plan.target}{where}. Restart voicemode to pick it up.", "ok")
+        link = f" (a link: wrote {self.plan.real_target})" if self.plan.real_target else ""
+        _status(status, f"applied to {self.plan.target}{link}{where}. Restart voicemode to pick it up.", "ok")
         self.query_one("#do-apply", Button).disabled = True
         self.query_one("#cancel", Button).label = "Close"
 
