@@ -703,6 +703,10 @@ def main(argv: Sequence[str] | None = None, stdout: TextIO | None = None, stderr
     except (UserError, SettingsError) as exc:
         print(f"workbench: error: {exc}", file=stderr)
         return 2
+    except OSError as exc:  # the machine said no (a read-only folder, a full disk): a line, not a traceback
+        where = f" {exc.filename}" if exc.filename else ""
+        print(f"workbench: error: cannot use{where}: {exc.strerror or exc}", file=stderr)
+        return 1
     except KeyboardInterrupt:
         print("workbench: interrupted", file=stderr)
         return 130

@@ -247,3 +247,11 @@ def test_piped_text_is_read_and_said_to_be() -> None:
     assert "standard input" in err.getvalue()
     with open(os.devnull, encoding="utf-8") as devnull:  # not a pipe: the sample, nothing read
         assert play_text(None, devnull, io.StringIO()).strip()
+
+
+def test_a_folder_that_cannot_be_written_is_one_line(tmp_path: Path) -> None:
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("a file where the results folder should go\n")
+    result = run("bench", "engine", "--plays", "1", "--text", "one two", "--out", str(blocker / "results"),
+                 timeout=120)
+    assert_clean_error(result, 1, "cannot use", str(blocker))
