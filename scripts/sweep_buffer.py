@@ -13,7 +13,7 @@ import asyncio
 import json
 import sys
 
-from workbench.cli import DEFAULT_TEXT
+from workbench.defaults import DEFAULT_TEXT
 from workbench.engine.player import StreamPlayer
 from workbench.engine.settings import Settings
 from workbench.server.app import Knobs

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from workbench.engine.settings import Settings, load_settings
-from workbench.engine.sinks import Recorder, VirtualSink
+from workbench.engine.sinks import Sink, sink_factory
 from workbench.server.app import Knobs
 from workbench.server.runner import EmbeddedServer
 from workbench.server.speech import OUTPUT_RATE, TEST_TONE_AMPLITUDE, TEST_TONE_HZ
@@ -41,15 +41,11 @@ def make_settings(**overrides: object) -> Settings:
     return load_settings(environ={}, read_voicemode_files=False, overrides=overrides)
 
 
-def virtual_factory(speed: float = 4.0, recorder: Recorder | None = None):  # type: ignore[no-untyped-def]
-    """A sink factory for players in tests: a fast virtual device that records what it played."""
-    made: list[VirtualSink] = []
-
-    def factory(settings: Settings) -> tuple[VirtualSink, None]:
-        sink = VirtualSink(settings.output_rate, settings.block_size, recorder or Recorder(), speed=speed)
-        made.append(sink)
-        return sink, None
-
+def virtual_factory(speed: float = 4.0):  # type: ignore[no-untyped-def]
+    """A sink factory for players in tests: a fast virtual device that records what it played; the
+    sinks it made are in `factory.made`."""
+    made: list[Sink] = []
+    factory = sink_factory("virtual", speed=speed, record=True, made=made)
     factory.made = made  # type: ignore[attr-defined]
     return factory
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from workbench.bench_matrix import _ratio, parse_settings, plot_svg
+from workbench.bench.matrix import _ratio, parse_settings, plot_svg
 
 from .test_cli import assert_clean_error, run
 

@@ -11,7 +11,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from tests.conftest import make_settings
-from workbench import presets as pr
+from workbench.usecases import presets as pr
 from workbench.cli import main
 from workbench.engine.envfile import parse_env_text
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from workbench.presets import load_preset
+from workbench.usecases.presets import load_preset
 
 from .test_cli import assert_clean_error, run
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from workbench.engine.adaptive import AdaptiveTarget, Arrival, needed_buffer_ms, slow_server_ms
-from workbench.engine.player import StreamPlayer, recommend_buffer_ms
+from workbench.engine.player import StreamPlayer
+from workbench.engine.report import recommend_buffer_ms
 from workbench.server.runner import EmbeddedServer
 
 from ..conftest import make_settings, virtual_factory
@@ -138,7 +139,7 @@ def test_recommendation_is_the_worst_play_rounded_up() -> None:
 
 def test_advice_names_a_lighter_format_only_when_audio_came_too_slowly() -> None:
     from workbench.engine.metrics import PlayMetrics
-    from workbench.engine.player import quality_advice
+    from workbench.engine.report import quality_advice
 
     slow_pcm = PlayMetrics(format="pcm", arrival_rtf=0.6, throughput_kbps=230.0, audio_ms=5000.0,
                            needed_buffer_ms=2100.0)

@@ -12,7 +12,6 @@ from workbench.engine.framing import (
     FlacScanner,
     Mp3Scanner,
     OggScanner,
-    format_from_content_type,
     id3v2_length,
     ogg_crc,
     parse_adts_header,
@@ -20,6 +19,7 @@ from workbench.engine.framing import (
     parse_xing,
     sniff,
 )
+from workbench.engine.formats import format_from_content_type
 from workbench.server.codecs import AvEncoder, lame_info_frame
 
 RATE = 24_000

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from workbench.engine.player import StreamPlayer
+from workbench.engine.playrun import ResumeCheck
 from workbench.server.runner import EmbeddedServer
 
 from ..conftest import make_settings, virtual_factory
@@ -129,19 +130,20 @@ async def test_no_retries_when_disabled(server: EmbeddedServer) -> None:
 
 
 def test_a_different_second_response_is_reported_as_approximate() -> None:
-    player = StreamPlayer(make_settings(), base_url="http://127.0.0.1:9/v1")
+    check = ResumeCheck()
     played = np.sin(np.arange(5000, dtype=np.float32) / 10)
-    player._recent = played[-player.RESUME_CHECK :].copy()
-    player._received_samples = len(played)
-    player._begin_resume()
+    check.note(played[:1234])
+    check.note(played[1234:])
+    check.begin()
     other = np.cos(np.arange(6000, dtype=np.float32) / 7)  # the server said something else this time
-    rest = player._resume_filter(other)
-    assert player._resume == "approximate"
+    rest = check.filter(other)
+    assert check.result == "approximate"
     np.testing.assert_array_equal(rest, other[5000:])  # still no replay: the same length is skipped
 
-    player._resume = None
-    player._begin_resume()
+    check = ResumeCheck()
+    check.note(played)
+    check.begin()
     same = np.concatenate([played, np.ones(100, dtype=np.float32)])
-    rest = np.concatenate([player._resume_filter(same[:3000]), player._resume_filter(same[3000:])])
-    assert player._resume == "exact"
+    rest = np.concatenate([check.filter(same[:3000]), check.filter(same[3000:])])
+    assert check.result == "exact"
     np.testing.assert_array_equal(rest, np.ones(100, dtype=np.float32))

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from workbench.server.runner import EmbeddedServer
-from workbench.tune import TuneFailed, tune
+from workbench.usecases.tune import TuneFailed, tune
 
 from ..conftest import make_settings
 from .test_player import TEXT

@@ -17,7 +17,7 @@ from textual.widgets import DataTable, Input, Label, Select
 from tests.conftest import virtual_factory
 from workbench.engine.envfile import parse_env_text
 from workbench.engine.settings import Settings
-from workbench.presets import load_preset
+from workbench.usecases.presets import load_preset
 from workbench.server.runner import EmbeddedServer
 from workbench.tui.app import AppConfig, WorkbenchApp, create_app
 from workbench.tui.screens.compare import CompareScreen

@@ -24,7 +24,9 @@ import av
 import av.error
 import numpy as np
 
-from .decoders import EMPTY, DecodeError, Resampler
+from . import framing
+from .decoding import EMPTY, DecodeError, Resampler
+from .formats import FORMATS
 from .framing import MP3_DECODER_DELAY, AdtsScanner, FlacScanner, Mp3Scanner, OggScanner
 
 FFmpegError = av.error.FFmpegError
@@ -110,9 +112,6 @@ def _join(parts: list[np.ndarray]) -> np.ndarray:
     return parts[0] if len(parts) == 1 else np.concatenate(parts)
 
 
-SCANNERS: dict[str, type[Mp3Scanner] | type[AdtsScanner] | type[FlacScanner]] = {
-    "mp3": Mp3Scanner, "aac": AdtsScanner, "flac": FlacScanner}
-CODECS = {"mp3": "mp3float", "aac": "aac", "flac": "flac"}
 
 
 class FramedDecoder:
@@ -126,11 +125,12 @@ class FramedDecoder:
     blocking = True
 
     def __init__(self, fmt: str, out_rate: int) -> None:
-        if fmt not in SCANNERS:
+        spec = FORMATS.get(fmt)
+        if spec is None or spec.decoder != "framed" or spec.scanner is None or spec.codec is None:
             raise ValueError(fmt)
         self.format = fmt
-        self.scanner: Mp3Scanner | AdtsScanner | FlacScanner = SCANNERS[fmt]()
-        self._codec = av.CodecContext.create(CODECS[fmt], "r")
+        self.scanner: Mp3Scanner | AdtsScanner | FlacScanner = getattr(framing, spec.scanner)()
+        self._codec = av.CodecContext.create(spec.codec, "r")
         if fmt == "flac":
             self._codec.options = {"err_detect": "crccheck+explode"}
         self._configured = fmt != "flac"

@@ -10,47 +10,12 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Callable
-from typing import Protocol
 
 import numpy as np
-import soxr
 
+from .decoding import EMPTY, DecodeError, Decoder, Resampler, pcm16_to_float
+from .formats import FORMATS, NAMES, format_from_content_type
 from .safetext import clean_text
-
-EMPTY = np.zeros(0, dtype=np.float32)
-
-
-class DecodeError(Exception):
-    """The stream cannot be decoded (for example a WAV stream without a RIFF header)."""
-
-
-class Decoder(Protocol):
-    format: str
-    source_rate: int | None  # known once the header (if any) has been read
-    warnings: list[str]
-
-    def feed(self, data: bytes) -> np.ndarray: ...
-
-    def flush(self) -> np.ndarray: ...
-
-
-class Resampler:
-    """Streaming resampler (soxr) that passes audio through untouched when the rates match."""
-
-    def __init__(self, in_rate: int, out_rate: int) -> None:
-        self.in_rate = in_rate
-        self.out_rate = out_rate
-        self._stream = None if in_rate == out_rate else soxr.ResampleStream(in_rate, out_rate, 1, dtype="float32")
-
-    def process(self, samples: np.ndarray, last: bool = False) -> np.ndarray:
-        if self._stream is None:
-            return samples
-        return self._stream.resample_chunk(samples, last=last)
-
-
-def pcm16_to_float(data: bytes | bytearray | memoryview) -> np.ndarray:
-    return np.frombuffer(data, dtype="<i2").astype(np.float32) * (1.0 / 32768.0)
-
 
 class PcmDecoder:
     """Headerless signed 16-bit little-endian PCM (OpenAI's `pcm`), mono at a configured rate.
@@ -264,7 +229,7 @@ def _looks_like_chunk_id(chunk_id: bytes) -> bool:
     return chunk_id in TRAILING_CHUNKS
 
 
-PROGRESSIVE_FORMATS = ("pcm", "wav", "mp3", "opus", "aac", "flac")
+PROGRESSIVE_FORMATS = NAMES  # every format plays progressively
 FALLBACK_LIMIT = 64 * 1024 * 1024  # keep at most this much of a body for the buffered fallback ...
 FALLBACK_PROVEN_S = 60.0  # ... and only until this much audio decoded progressively: by then the format
 # is settled, and keeping the whole body would make an hour-long reply hold all its bytes (the memory
@@ -273,15 +238,16 @@ FALLBACK_PROVEN_S = 60.0  # ... and only until this much audio decoded progressi
 
 def make_decoder(fmt: str, *, pcm_rate: int, out_rate: int) -> Decoder:
     """The progressive decoder for one format (no sniffing, no fallback: see `StreamDecoder`)."""
-    if fmt == "pcm":
+    kind = FORMATS[fmt].decoder if fmt in FORMATS else None
+    if kind == "pcm":
         return PcmDecoder(pcm_rate, out_rate)
-    if fmt == "wav":
+    if kind == "wav":
         return WavDecoder(out_rate)
-    if fmt in ("mp3", "aac", "flac"):
+    if kind == "framed":
         from .avdecoders import FramedDecoder  # PyAV, loaded only when needed
 
         return FramedDecoder(fmt, out_rate)
-    if fmt == "opus":
+    if kind == "demux":
         from .avdecoders import DemuxDecoder
 
         return DemuxDecoder(fmt, out_rate)
@@ -402,7 +368,7 @@ class StreamDecoder:
 
     # -- internals ----------------------------------------------------------------------------------
     def _choose(self, final: bool) -> bool:
-        from .framing import format_from_content_type, sniff
+        from .framing import sniff
 
         fmt = sniff(bytes(self._head), self.content_type, requested=self.requested, final=final)
         if fmt is None:

@@ -108,6 +108,53 @@ class Snapshot:
     format: str
 
 
+@dataclass(frozen=True)
+class Figure:
+    """One measured figure as people see it: the same words in the CLI, the counters and compare."""
+
+    field: str  # the PlayMetrics attribute
+    label: str  # in full
+    short: str  # in the counters' grid
+    unit: str  # "ms", "" (a count), "B", "kbit/s" or "x"
+    better: str | None = None  # "lower", "higher", or None when neither is
+
+
+FIGURES: tuple[Figure, ...] = (
+    Figure("ttfb_ms", "TTFB (headers)", "TTFB", "ms", "lower"),
+    Figure("first_byte_ms", "first byte", "first byte", "ms", "lower"),
+    Figure("buffer_ready_ms", "buffer ready", "buffer ready", "ms", "lower"),
+    Figure("ttfa_ms", "TTFA (first sound)", "TTFA", "ms", "lower"),
+    Figure("underruns", "underruns", "underruns", "", "lower"),
+    Figure("underrun_ms", "underrun time", "underrun time", "ms", "lower"),
+    Figure("device_underflows", "device underflows", "device underflows", "", "lower"),
+    Figure("avg_buffer_ms", "buffer average", "buffer avg/min", "ms"),
+    Figure("min_buffer_ms", "buffer minimum", "buffer min", "ms", "higher"),
+    Figure("throughput_kbps", "throughput", "throughput", "kbit/s"),
+    Figure("arrival_rtf", "arrival pace", "arrival (x RT)", "x", "higher"),
+    Figure("decode_ms_p95", "decode p95", "decode p95", "ms", "lower"),
+    Figure("bytes", "bytes received", "received", "B", "lower"),
+    Figure("first_audio_bytes", "bytes to first audio", "bytes to 1st audio", "B", "lower"),
+    Figure("played_ms", "audio played", "played / received", "ms"),
+    Figure("retries", "retries", "retries", "", "lower"),
+    Figure("reconnects", "reconnects", "reconnects", "", "lower"),
+    Figure("decoder_errors", "decoder errors", "decoder errors", "", "lower"),
+    Figure("frames", "frames or pages", "frames/pages", ""),
+    Figure("priming_ms", "priming trimmed", "priming trimmed", "ms"),
+    Figure("target_ms", "buffer target", "buffer target", "ms"),
+    Figure("needed_buffer_ms", "clean from (smallest clean initial buffer)", "clean from", "ms"),
+)
+FIGURE = {f.field: f for f in FIGURES}
+
+
+def median(values: list[float], empty: float | None = None) -> float | None:
+    """The median, or `empty` when there are no values (None for JSON; NaN where a figure is formatted)."""
+    if not values:
+        return empty
+    ordered = sorted(values)
+    mid = len(ordered) // 2
+    return ordered[mid] if len(ordered) % 2 else (ordered[mid - 1] + ordered[mid]) / 2.0
+
+
 def percentile(values: list[float], q: float) -> float | None:
     if not values:
         return None

@@ -19,8 +19,9 @@ from pathlib import Path
 from typing import Any
 
 from .envfile import EnvFile, EnvFileError, read_env_file, voicemode_env_files
+from .formats import NAMES
 
-FORMATS = ("pcm", "wav", "mp3", "opus", "aac", "flac")
+FORMATS = NAMES  # the response formats, from the registry
 NETWORKS = ("none", "lan", "wifi", "4g", "flaky", "satellite")  # see engine/network.py
 LOCAL = "local"  # the embedded server
 
@@ -329,6 +330,12 @@ def load_settings(
         values[attr] = value
         origins[attr] = "command line"
     return Settings(origins=origins, **values)
+
+
+def defaults(**overrides: Any) -> Settings:
+    """The defaults with these values (attribute names, already typed): no environment, no files.
+    For benchmarks and tests, whose figures must not depend on the machine's voicemode set-up."""
+    return load_settings(environ={}, read_voicemode_files=False, overrides=overrides)
 
 
 def _read(path: Path) -> EnvFile:

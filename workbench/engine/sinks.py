@@ -19,12 +19,14 @@ import contextlib
 import threading
 import time
 import wave
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from .buffer import JitterBuffer
+from .settings import Settings
 
 
 class SinkError(Exception):
@@ -323,6 +325,35 @@ class SoundDeviceSink(Sink):
         self._finished.set()
         if self.done_at is None:
             self.done_at = time.perf_counter()
+
+
+SinkFactory = Callable[[Settings], tuple[Sink, "str | None"]]
+
+
+def sink_factory(kind: str | None = None, *, speed: float = 1.0, record: str | Path | bool | None = None,
+                 made: list[Sink] | None = None) -> SinkFactory:
+    """How a player gets a sink for each play: the one factory the CLI, benchmarks, tuning and tests use.
+
+    `kind` overrides the settings' WORKBENCH_SINK (auto, device, virtual, wav:PATH). A virtual sink can
+    run `speed` times faster than real time. `record` keeps what was played: a WAV file's path, or True
+    for a fresh in-memory `Recorder` on every sink. Each sink made is appended to `made`, if given.
+    """
+    def factory(settings: Settings) -> tuple[Sink, str | None]:
+        spec = kind or settings.sink
+        notice = None
+        if spec == "virtual" or speed != 1.0:
+            recorder = Recorder() if record is True else Recorder(record) if record else None
+            sink: Sink = VirtualSink(settings.output_rate, settings.block_size, recorder, speed=speed)
+        else:
+            sink, notice = make_sink(spec, rate=settings.output_rate, block_size=settings.block_size,
+                                     device=settings.output_device, record=None if record is True else record)
+            if record is True and sink.recorder is None:
+                sink.recorder = Recorder()
+        if made is not None:
+            made.append(sink)
+        return sink, notice
+
+    return factory
 
 
 def make_sink(spec: str, *, rate: int, block_size: int, device: str | int | None = None,

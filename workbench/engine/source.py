@@ -24,14 +24,6 @@ import openai
 from .errors import exception_chain
 from .safetext import clean_text
 
-CONTENT_TYPES = {
-    "pcm": "audio/pcm",
-    "wav": "audio/wav",
-    "mp3": "audio/mpeg",
-    "opus": "audio/opus",
-    "aac": "audio/aac",
-    "flac": "audio/flac",
-}
 
 
 RETRY_STATUSES = (408, 429, 500, 502, 503, 504)

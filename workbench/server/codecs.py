@@ -16,7 +16,7 @@ from typing import Any
 import av
 import numpy as np
 
-from .encoders import RATE
+from .speech import OUTPUT_RATE as RATE
 
 # format -> (container, codec, codec rate, muxer options). Every format's bytes are the same for the
 # same request (a broken stream is resumed from a byte offset); Ogg needs bitexact for that, or each

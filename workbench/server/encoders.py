@@ -7,16 +7,11 @@ from typing import Protocol
 
 import numpy as np
 
-RATE = 24_000
+from ..engine.formats import CONTENT_TYPES as ENGINE_CONTENT_TYPES
+from .speech import OUTPUT_RATE
 
-CONTENT_TYPES = {  # as Kokoro-FastAPI and OpenAI send them
-    "pcm": "audio/pcm",
-    "wav": "audio/wav",
-    "mp3": "audio/mpeg",
-    "opus": "audio/opus",
-    "aac": "audio/aac",
-    "flac": "audio/flac",
-}
+RATE = OUTPUT_RATE
+CONTENT_TYPES = ENGINE_CONTENT_TYPES  # as Kokoro-FastAPI and OpenAI send them: the engine's format registry
 
 
 class Encoder(Protocol):

@@ -27,10 +27,12 @@ from textual.widgets import Button, DataTable, Footer, Header, Input, Static, Te
 
 from ..defaults import DEFAULT_TEXT
 from ..engine.metrics import PlayMetrics, PlayState
-from ..engine.player import PlayError, SinkFactory, StreamPlayer, recommend_buffer_ms
+from ..engine.player import PlayError, StreamPlayer
+from ..engine.report import recommend_buffer_ms
+from ..engine.sinks import SinkFactory
 from ..engine.settings import LOCAL, Settings, SettingsError, format_value
 from ..engine.sinks import SinkError
-from ..presets import PRESETS_DIR, Preset, preset_from_settings
+from ..usecases.presets import PRESETS_DIR, Preset, preset_from_settings
 from .messages import (PlayFinished, PlayProgress, PlayRejected, ServerFailed, ServerReady, TuneFinished,
                        TuneProgress)
 from .state import RunRecord, StreamValues, format_profiles
@@ -295,7 +297,7 @@ class WorkbenchApp(App[None]):
         self.run_worker(self._tune(settings, text), group="tune", exclusive=True, exit_on_error=False)
 
     async def _tune(self, settings: Settings, text: str) -> None:
-        from ..tune import TuneFailed, tune
+        from ..usecases.tune import TuneFailed, tune
 
         try:
             base_url = await self._endpoint(settings)

@@ -14,11 +14,11 @@ from textual.containers import Horizontal
 from textual.screen import Screen
 from textual.widgets import Button, DataTable, Footer, Header, Label, Select, Static
 
-from ...compare import compare_rows, report, save_report
+from ...usecases.compare import compare_rows, report, save_report
 from ...engine.decoders import PROGRESSIVE_FORMATS
 from ...engine.metrics import PlayMetrics
 from ...engine.settings import FORMATS, Settings, SettingsError, parse_overrides
-from ...presets import PresetError, load_preset, shipped_presets
+from ...usecases.presets import PresetError, load_preset, shipped_presets
 from ..state import RunRecord
 from ..widgets.buffer_graph import BufferGraph
 

@@ -16,7 +16,7 @@ from textual.widgets import Button, Input, Label, OptionList, Static
 from textual.widgets.option_list import Option
 
 from ...engine.settings import SettingsError
-from ...presets import (
+from ...usecases.presets import (
     ApplyPlan,
     Preset,
     PresetError,

@@ -5,7 +5,7 @@ from __future__ import annotations
 from rich.text import Text
 from textual.widget import Widget
 
-from ...engine.metrics import PlayMetrics, Snapshot
+from ...engine.metrics import FIGURE, PlayMetrics, Snapshot
 
 STATE_STYLE = {
     "idle": "dim", "connecting": "yellow", "buffering": "yellow", "playing": "green", "underrun": "bold red",
@@ -66,14 +66,14 @@ def final_values(m: PlayMetrics) -> dict[str, str]:
     }
 
 
-LABELS = {
-    "state": "state", "format": "format", "network": "network", "ttfb": "TTFB", "ttfa": "TTFA",
-    "underruns": "underruns", "underflows": "device underflows", "buffer": "buffer avg/min",
-    "throughput": "throughput", "pace": "arrival (x RT)", "decode": "decode p95", "reconnects": "reconnects",
-    "decoder_errors": "decoder errors", "audio": "played / received", "bytes": "received",
-    "first_audio": "bytes to 1st audio", "frames": "frames/pages", "priming": "priming trimmed",
-    "target": "buffer target", "needed": "clean from",
-}
+# the grid's keys, in order; most are a metric, labelled as the figures table says
+_FIELDS = {"ttfb": "ttfb_ms", "ttfa": "ttfa_ms", "underruns": "underruns", "underflows": "device_underflows",
+           "buffer": "avg_buffer_ms", "throughput": "throughput_kbps", "pace": "arrival_rtf",
+           "decode": "decode_ms_p95", "reconnects": "reconnects", "decoder_errors": "decoder_errors",
+           "audio": "played_ms", "bytes": "bytes", "first_audio": "first_audio_bytes", "frames": "frames",
+           "priming": "priming_ms", "target": "target_ms", "needed": "needed_buffer_ms"}
+LABELS = {"state": "state", "format": "format", "network": "network",
+          **{key: FIGURE[field].short for key, field in _FIELDS.items()}}
 
 
 COLUMNS = 3

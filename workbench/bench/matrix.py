@@ -18,19 +18,19 @@ from __future__ import annotations
 
 import asyncio
 import math
-import statistics
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
-from .bench import Report, ServerProcess, _sink_factory, machine_description
-from .engine.metrics import PlayMetrics, percentile
-from .engine.network import PROFILES
-from .engine.player import StreamPlayer
-from .engine.settings import Settings, load_settings, parse_overrides
-from .presets import load_preset
+from contextlib import AsyncExitStack
+
+from ..engine.metrics import PlayMetrics, median, percentile
+from ..engine.player import StreamPlayer
+from ..engine.settings import Settings, parse_overrides
+from ..engine.sinks import sink_factory
+from ..usecases.presets import load_preset
+from .harness import Progress, Report, ServerProcess, bench_options, machine_description
+from .suites import BenchError, BenchOptions, parse_list
 
 MATRIX_TEXT = ("Streaming speech has to start quickly and keep going when the network stalls, "
                "so the workbench plays the same words every way it knows.")
@@ -81,14 +81,6 @@ def parse_settings(spec: str) -> list[Setting]:
     return out
 
 
-def parse_list(spec: str, known: tuple[str, ...] | list[str], what: str) -> list[str]:
-    items = [s.strip() for s in spec.split(",") if s.strip()]
-    bad = [s for s in items if s not in known]
-    if bad or not items:
-        raise ValueError(f"unknown {what} {', '.join(bad) or '(none given)'}; known: {', '.join(known)}")
-    return items
-
-
 @dataclass
 class MatrixConfig:
     formats: list[str]
@@ -115,16 +107,12 @@ def _summary(ms: list[PlayMetrics]) -> dict[str, Any]:
     return {
         "plays": len(ms),
         "failed": sum(1 for m in ms if m.error),
-        "ttfa_ms": _round(_median(ttfa)), "ttfa_p95_ms": _round(percentile(ttfa, 95)),
-        "underrun_ms": _round(_median(under)), "underrun_p95_ms": _round(percentile(under, 95)),
+        "ttfa_ms": _round(median(ttfa)), "ttfa_p95_ms": _round(percentile(ttfa, 95)),
+        "underrun_ms": _round(median(under)), "underrun_p95_ms": _round(percentile(under, 95)),
         "underruns": sum(m.underruns for m in ms),
         "underrun_ms_per_min": _round(sum(under) / minutes) if minutes else None,
         "plays_with_underruns": sum(1 for m in ms if m.underruns),
     }
-
-
-def _median(values: list[float]) -> float | None:
-    return statistics.median(values) if values else None
 
 
 def _round(value: float | None) -> float | None:
@@ -146,7 +134,7 @@ def _fmt_ratio(r: float | None) -> str:
     return "none here" if math.isinf(r) else f"{r:.1f}x"
 
 
-def run_matrix(cfg: MatrixConfig, progress: Callable[[str], None]) -> Report:
+def run_matrix(cfg: MatrixConfig, progress: Progress) -> Report:
     columns = [s.label for s in cfg.settings] + list(BASELINES)
     overrides = {s.label: s.overrides for s in cfg.settings} | {
         "buffered": {"streaming_enabled": False, "adaptive": False},
@@ -159,45 +147,37 @@ def run_matrix(cfg: MatrixConfig, progress: Callable[[str], None]) -> Report:
     headline: dict[str, dict[str, list[PlayMetrics]]] = {}
 
     def settings_for(fmt: str, network: str, extra: dict[str, Any]) -> Settings:
-        return load_settings(read_voicemode_files=False, environ={}, overrides={
-            "voices": ("alloy",), "sink": "virtual", "network": network, "network_seed": cfg.seed,
-            "audio_format": fmt, "max_buffer_s": 4.0, **extra})
+        return bench_options(sink="virtual", network=network, network_seed=cfg.seed, audio_format=fmt,
+                             max_buffer_s=4.0, **extra)
+
+    def player(settings: Settings, base_url: str, query: dict[str, str] | None) -> StreamPlayer:
+        return StreamPlayer(settings, base_url=base_url, sink_factory=sink_factory("virtual"), extra_query=query)
 
     async def all_runs(base_url: str, query: dict[str, str] | None) -> None:
         nonlocal done
         for fmt in cfg.formats:
             for network in cfg.networks:
                 cell = results.setdefault(fmt, {}).setdefault(network, {c: [] for c in columns})
-                players = {c: StreamPlayer(settings_for(fmt, network, overrides[c]), base_url=base_url,
-                                           sink_factory=_sink_factory("virtual"), extra_query=query)
-                           for c in columns}
-                try:
+                async with AsyncExitStack() as stack:
+                    players = {c: await stack.enter_async_context(
+                        player(settings_for(fmt, network, overrides[c]), base_url, query)) for c in columns}
                     for i in range(cfg.repeats):
-                        for c, player in players.items():
+                        for c, each in players.items():
                             progress(_progress_bar(done, total, f"{fmt} {network} {c} ({i + 1}/{cfg.repeats})"))
-                            cell[c].append(await player.play(cfg.text))
+                            cell[c].append(await each.play(cfg.text))
                             done += 1
-                finally:
-                    for player in players.values():
-                        await player.aclose()
         if not cfg.long_text:
             return
         network = cfg.networks[0]
         for fmt in cfg.formats:  # the headline: how soon a long reply starts, streamed or buffered
             runs = headline.setdefault(fmt, {"streamed": [], "buffered": []})
-            players = {"streamed": StreamPlayer(settings_for(fmt, network, {"adaptive": False}), base_url=base_url,
-                                                sink_factory=_sink_factory("virtual"), extra_query=query),
-                       "buffered": StreamPlayer(settings_for(fmt, network, overrides["buffered"]), base_url=base_url,
-                                                sink_factory=_sink_factory("virtual"), extra_query=query)}
-            try:
+            async with player(settings_for(fmt, network, {"adaptive": False}), base_url, query) as streamed, \
+                    player(settings_for(fmt, network, overrides["buffered"]), base_url, query) as buffered:
                 for i in range(cfg.long_repeats):
-                    for mode, player in players.items():
+                    for mode, each in (("streamed", streamed), ("buffered", buffered)):
                         progress(_progress_bar(done, total, f"long reply, {fmt} {mode} ({i + 1}/{cfg.long_repeats})"))
-                        runs[mode].append(await _until_first_audio(player, cfg.long_text))
+                        runs[mode].append(await _until_first_audio(each, cfg.long_text))
                         done += 1
-            finally:
-                for player in players.values():
-                    await player.aclose()
         progress(_progress_bar(done, total, "done"))
 
     if cfg.base_url:
@@ -230,7 +210,7 @@ def _report(cfg: MatrixConfig, columns: list[str], results: dict[str, dict[str, 
     audio_s = [m.audio_ms / 1000.0 for f in results.values() for n in f.values() for m in n[columns[0]]]
     report = Report(f"Bench matrix: {len(cfg.formats)} formats x {len(cfg.networks)} networks x "
                     f"{len(cfg.settings)} settings + 2 baselines x {cfg.repeats} repeats ({where}, "
-                    f"{(_median(audio_s) or 0):.1f} s reply)", machine_description())
+                    f"{(median(audio_s) or 0):.1f} s reply)", machine_description())
     cells: list[dict[str, Any]] = []
     for fmt, by_net in results.items():
         for network, by_col in by_net.items():
@@ -243,8 +223,8 @@ def _report(cfg: MatrixConfig, columns: list[str], results: dict[str, dict[str, 
                                                                     s["underrun_ms_per_min"])})
     heads: dict[str, dict[str, Any]] = {}
     for fmt, runs in headline.items():
-        streamed = _median([m.ttfa_ms for m in runs["streamed"] if m.ttfa_ms is not None])
-        buffered = _median([m.ttfa_ms for m in runs["buffered"] if m.ttfa_ms is not None])
+        streamed = median([m.ttfa_ms for m in runs["streamed"] if m.ttfa_ms is not None])
+        buffered = median([m.ttfa_ms for m in runs["buffered"] if m.ttfa_ms is not None])
         heads[fmt] = {"streamed_ttfa_ms": _round(streamed), "buffered_ttfa_ms": _round(buffered),
                       "buffered_over_streamed": _ratio(buffered, streamed),
                       "reply_s": _round(max((m.audio_ms for m in runs["buffered"]), default=0) / 1000.0)}
@@ -289,8 +269,8 @@ def plot_svg(cells: list[dict[str, Any]], title: str) -> str:
         for network in dict.fromkeys(c["network"] for c in cells):
             mine = [c for c in cells if c["setting"] == setting and c["network"] == network and c["ttfa_ms"] is not None]
             if mine:
-                points.setdefault(setting, []).append((network, _median([c["ttfa_ms"] for c in mine]) or 0.0,
-                                                       _median([c["underrun_ms_per_min"] or 0.0 for c in mine]) or 0.0))
+                points.setdefault(setting, []).append((network, median([c["ttfa_ms"] for c in mine]) or 0.0,
+                                                       median([c["underrun_ms_per_min"] or 0.0 for c in mine]) or 0.0))
     xs = [p[1] for ps in points.values() for p in ps] or [1.0]
     ys = [p[2] for ps in points.values() for p in ps] or [0.0]
     lo_dec = math.floor(math.log10(max(min(xs), 1.0)))  # TTFA on a log scale too: 0.3 s and 7 s both readable
@@ -335,7 +315,28 @@ def _esc(text: str) -> str:
     return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
-def write_plot(report: Report, out_dir: Path) -> Path:
-    path = out_dir / "matrix.svg"
-    path.write_text(plot_svg(report.data["cells"], "TTFA against underruns, per setting and network"))
-    return path
+def run(o: BenchOptions, progress: Progress) -> Report:
+    """`workbench bench` (matrix): the options checked, the matrix run, its picture added."""
+    from ..engine.formats import NAMES
+    from ..engine.network import PROFILES
+    from ..usecases.presets import PresetError
+
+    quick = o.quick
+    try:
+        cfg = MatrixConfig(
+            formats=parse_list(o.formats or ("pcm,mp3" if quick else "pcm,mp3,opus"), NAMES, "format"),
+            networks=parse_list(o.networks or ("4g" if quick else "lan,wifi,4g,flaky"), list(PROFILES),
+                                "network profile"),
+            settings=parse_settings(o.settings or ("150,adaptive" if quick else "150,300,adaptive")),
+            repeats=o.plays_or(5, 1),
+            text=o.text or (QUICK_TEXT if quick else MatrixConfig.text),
+            long_text=None if not o.headline else (QUICK_TEXT if quick else LONG_TEXT),
+            long_repeats=1 if quick else 2,
+            base_url=o.base_url, pace=o.pace)
+    except (ValueError, PresetError) as exc:
+        raise BenchError(str(exc)) from None
+    if cfg.pace <= 0:
+        raise BenchError("--pace must be more than 0")
+    report = run_matrix(cfg, progress)
+    report.files["matrix.svg"] = plot_svg(report.data["cells"], "TTFA against underruns, per setting and network")
+    return report

@@ -23,10 +23,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from .engine.metrics import PlayMetrics
-from .engine.player import StreamPlayer
-from .engine.settings import Settings
-from .engine.sinks import VirtualSink
+from ..engine.metrics import PlayMetrics
+from ..engine.player import StreamPlayer
+from ..engine.settings import Settings
+from ..engine.sinks import sink_factory
 from .presets import Preset, preset_from_settings
 
 MAX_ROUNDS = 4
@@ -76,7 +76,7 @@ async def tune(settings: Settings, base_url: str, repeats: int, text: str,
     async def series(s: Settings, what: str) -> list[PlayMetrics]:
         nonlocal plays
         player = StreamPlayer(s, base_url=base_url, extra_query=extra_query,
-                              sink_factory=lambda st: (VirtualSink(st.output_rate, st.block_size), None))
+                              sink_factory=sink_factory("virtual"))
         out: list[PlayMetrics] = []
         try:
             for i in range(repeats):

@@ -22,10 +22,10 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .engine.envfile import EnvFile, EnvFileError, masked_text, parse_env_text, read_env_text, split_lines
-from .engine.settings import SPEC_BY_ENV, Settings, SettingsError, format_value, preset_key_problems
+from ..engine.envfile import EnvFile, EnvFileError, masked_text, parse_env_text, read_env_text, split_lines
+from ..engine.settings import SPEC_BY_ENV, Settings, SettingsError, format_value, preset_key_problems
 
-PRESETS_DIR = Path(__file__).resolve().parent.parent / "presets"
+PRESETS_DIR = Path(__file__).resolve().parent.parent.parent / "presets"
 # The keys a preset is about: how a reply is streamed and in which format.
 PRESET_KEYS = (
     "VOICEMODE_STREAMING_ENABLED",

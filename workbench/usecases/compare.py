@@ -10,27 +10,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .engine.metrics import PlayMetrics
+from ..engine.metrics import FIGURE, PlayMetrics
 
-# (field, label, unit, which is better: "lower", "higher" or None when neither is)
-METRICS: tuple[tuple[str, str, str, str | None], ...] = (
-    ("ttfa_ms", "TTFA (first sound)", "ms", "lower"),
-    ("ttfb_ms", "TTFB (headers)", "ms", "lower"),
-    ("first_byte_ms", "first byte", "ms", "lower"),
-    ("underruns", "underruns", "", "lower"),
-    ("underrun_ms", "underrun time", "ms", "lower"),
-    ("device_underflows", "device underflows", "", "lower"),
-    ("avg_buffer_ms", "buffer average", "ms", None),
-    ("min_buffer_ms", "buffer minimum", "ms", "higher"),
-    ("throughput_kbps", "throughput", "kbit/s", None),
-    ("arrival_rtf", "arrival pace", "x", "higher"),
-    ("decode_ms_p95", "decode p95", "ms", "lower"),
-    ("bytes", "bytes received", "B", "lower"),
-    ("first_audio_bytes", "bytes to first audio", "B", "lower"),
-    ("played_ms", "audio played", "ms", None),
-    ("reconnects", "reconnects", "", "lower"),
-    ("decoder_errors", "decoder errors", "", "lower"),
-)
+# the figures compared, labelled and judged as the figures table says
+COMPARED = ("ttfa_ms", "ttfb_ms", "first_byte_ms", "underruns", "underrun_ms", "device_underflows", "avg_buffer_ms",
+            "min_buffer_ms", "throughput_kbps", "arrival_rtf", "decode_ms_p95", "bytes", "first_audio_bytes",
+            "played_ms", "reconnects", "decoder_errors")
+METRICS: tuple[tuple[str, str, str, str | None], ...] = tuple(
+    (FIGURE[f].field, FIGURE[f].label, FIGURE[f].unit, FIGURE[f].better) for f in COMPARED)
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,6 @@
+"""`workbench bench`: measured figures, each against a baseline taken in the same run.
+
+One module per suite (`matrix`, `engine`, `server`, `formats`, `tui`, `adaptive`, `chunks`, `stress`,
+`soak`), the shared `harness`, and `suites`: the table the CLI and the runner both read. See the
+README's Performance section for what each measures and the figures it gave.
+"""

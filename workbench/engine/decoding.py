@@ -1,0 +1,46 @@
+"""What every decoder shares: the interface, the error, the resampler, PCM conversion.
+
+`decoders` (PCM, WAV and the format-sniffing `StreamDecoder`) and `avdecoders` (the compressed formats,
+through PyAV) both build on this module, and neither needs the other's internals.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+import numpy as np
+import soxr
+
+EMPTY = np.zeros(0, dtype=np.float32)
+
+
+class DecodeError(Exception):
+    """The stream cannot be decoded (for example a WAV stream without a RIFF header)."""
+
+
+class Decoder(Protocol):
+    format: str
+    source_rate: int | None  # known once the header (if any) has been read
+    warnings: list[str]
+
+    def feed(self, data: bytes) -> np.ndarray: ...
+
+    def flush(self) -> np.ndarray: ...
+
+
+class Resampler:
+    """Streaming resampler (soxr) that passes audio through untouched when the rates match."""
+
+    def __init__(self, in_rate: int, out_rate: int) -> None:
+        self.in_rate = in_rate
+        self.out_rate = out_rate
+        self._stream = None if in_rate == out_rate else soxr.ResampleStream(in_rate, out_rate, 1, dtype="float32")
+
+    def process(self, samples: np.ndarray, last: bool = False) -> np.ndarray:
+        if self._stream is None:
+            return samples
+        return self._stream.resample_chunk(samples, last=last)
+
+
+def pcm16_to_float(data: bytes | bytearray | memoryview) -> np.ndarray:
+    return np.frombuffer(data, dtype="<i2").astype(np.float32) * (1.0 / 32768.0)

@@ -1,0 +1,179 @@
+"""One reply from request to decoded samples: download, decode, and after a failure ask again and resume.
+
+A broken stream is asked for again from the byte where it broke (less an overlap of `OVERLAP` bytes,
+compared with what arrived before). A server that can do that (ours echoes `X-Workbench-Resume-Byte`)
+sends the rest, and the same decoder carries on: nothing repeats, nothing is skipped, and the wait is
+one round trip. A server that cannot sends the whole reply again: it is decoded from its start and its
+first samples, the ones already buffered, are dropped (`ResumeCheck`). For a deterministic server
+(same text, same audio) that too resumes sample for sample; `resume` says "exact" when the last
+samples before the drop match the new response's and "approximate" when the server said something else.
+
+What to ask again after: a dropped connection (at once), a 429 (after its Retry-After, at most a
+minute) or a 5xx (backing off 0.25, 0.5, 1 s ...), up to `WORKBENCH_MAX_RETRIES`; a server that went
+quiet once at most; never a DNS or TLS failure, a 4xx or a page that is not audio.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import Awaitable, Callable
+
+import numpy as np
+
+from .decoders import StreamDecoder
+from .playrun import PlayRun
+from .settings import Settings
+from .source import SourceError, SpeechRequest, SpeechSource
+
+Push = Callable[[np.ndarray], Awaitable[None]]
+
+
+class Fetch:
+    OVERLAP = 1024  # bytes asked for again, and compared, when resuming from a byte
+
+    def __init__(self, run: PlayRun, source: SpeechSource, request: SpeechRequest, settings: Settings, *,
+                 out_rate: Callable[[], Awaitable[int]], push: Push, gap: Callable[[], None]) -> None:
+        self.run = run
+        self.source = source
+        self.request = request
+        self.settings = settings
+        self._out_rate = out_rate  # waits for the sink to be open: its rate is the decoders' output rate
+        self._push = push  # into the jitter buffer (waits while it is full)
+        self._gap = gap  # a corrupt frame was skipped: fade out what is buffered
+        self.decoder: StreamDecoder | None = None
+        self.fed = 0  # bytes of this reply handed to the decoder
+        self._tail = bytearray()  # the last OVERLAP of them
+        self._overlap = b""  # while resuming from a byte: the bytes the new response must start with
+        self._resume_at = 0  # the byte to ask for on the next attempt (0: from the start)
+
+    # -- the whole reply ------------------------------------------------------------------------------
+    async def run_all(self) -> None:
+        """Download and decode the reply, asking again after failures; raises the final `SourceError`."""
+        run, s = self.run, self.settings
+        failure: SourceError | None = None
+        attempt = stalls = 0
+        try:
+            while True:
+                try:
+                    if s.streaming_enabled:
+                        await self._receive()
+                    else:
+                        await self._receive_whole()
+                    break
+                except SourceError as exc:
+                    stalls += exc.stalled
+                    if run.stopping or not exc.retryable or attempt >= s.max_retries or stalls > 1:
+                        failure = exc if not attempt else SourceError(
+                            f"{exc} (gave up after {attempt} retr{'y' if attempt == 1 else 'ies'})", status=exc.status)
+                        break
+                    attempt += 1
+                    await self._before_asking_again(exc, attempt)
+                    if run.stopping:
+                        return
+            if self.decoder is not None and not run.stopping:
+                try:
+                    await self._push(run.resume.filter(await self._decode(self.decoder.flush)))
+                finally:
+                    for warning in self.decoder.warnings:
+                        run.notice(warning)
+            if failure is not None:
+                raise failure
+        finally:
+            if self.decoder is not None:
+                self.decoder.close()
+
+    async def _before_asking_again(self, exc: SourceError, attempt: int) -> None:
+        run = self.run
+        run.retries = attempt
+        if exc.connected or exc.mid_stream or self.source.headers_at is not None:
+            run.reconnects += 1
+        if exc.retry_after is not None:
+            delay = min(exc.retry_after, 60.0)  # the server said when
+        elif exc.mid_stream and attempt == 1:
+            delay = 0.0  # a broken connection: ask again at once, the buffer is draining
+        else:
+            delay = min(0.25 * 2 ** (attempt - 1), 4.0)
+        heard = run.received_samples / await self._out_rate() if run.received_samples else 0.0
+        where = f", resuming at {heard:.2f} s of audio" if self.fed or run.received_samples else ""
+        run.notice(f"{exc}; asking again in {delay:g} s (attempt {attempt + 1}){where}")
+        # ask for the rest from where it broke, unless a resumed response went wrong
+        ok = self.settings.streaming_enabled and run.resume.result != "approximate"
+        self._resume_at = max(self.fed - self.OVERLAP, 0) if ok else 0
+        self._overlap = b""
+        if not self._resume_at:
+            self._restart()
+        await asyncio.sleep(delay)
+
+    # -- one response ---------------------------------------------------------------------------------
+    async def _receive(self) -> None:
+        """One response into the decoder; a resumed one is checked against what came before."""
+        run, first = self.run, True
+        stream = self.source.stream(self.request, resume_from=self._resume_at)
+        async with contextlib.aclosing(stream) as body:
+            async for chunk in body:
+                if run.stopping:
+                    return
+                if first:
+                    first = False
+                    if self._resume_at and self.source.resumed_from == self._resume_at:
+                        self._overlap = bytes(self._tail[len(self._tail) - (self.fed - self._resume_at):])
+                        run.notice(f"the server resumed at byte {self._resume_at}")
+                    elif self._resume_at:
+                        self._restart()  # the server sent the whole reply again
+                if self._overlap:  # the resumed body's first bytes must be the ones we had
+                    n = min(len(self._overlap), len(chunk))
+                    if chunk[:n] != self._overlap[:n]:
+                        run.resume.result = "approximate"
+                        raise SourceError("the resumed stream did not continue the first one")
+                    self._overlap, chunk = self._overlap[n:], chunk[n:]
+                    if not self._overlap and run.resume.result is None:
+                        run.resume.result = "exact"
+                    if not chunk:
+                        continue
+                await self._feed(chunk)
+
+    async def _receive_whole(self) -> None:
+        """voicemode's buffered behaviour: the whole reply first, then play."""
+        body = bytearray()
+        async for chunk in self.source.stream(self.request):
+            if self.run.stopping:
+                return
+            body += chunk
+        if body:
+            await self._feed(bytes(body))
+
+    def _restart(self) -> None:
+        """The new response starts at the beginning: decode it afresh, skip what was buffered."""
+        if self.decoder is not None:
+            self.decoder.close()
+            self.decoder = None
+        self.fed = 0
+        self._tail.clear()
+        self.run.resume.begin()
+
+    # -- decoding -------------------------------------------------------------------------------------
+    async def _feed(self, chunk: bytes) -> None:
+        if self.decoder is None:
+            self.decoder = StreamDecoder(self.run.format, pcm_rate=self.settings.pcm_rate,
+                                         out_rate=await self._out_rate(), content_type=self.source.content_type)
+            self.run.decoder = self.decoder
+        self.fed += len(chunk)
+        self._tail.extend(chunk)
+        del self._tail[: -self.OVERLAP]
+        decoder = self.decoder
+        samples = await self._decode(lambda: decoder.feed(chunk))
+        if decoder.take_gap():
+            self._gap()  # a corrupt frame was skipped: no click where the audio jumps
+        await self._push(self.run.resume.filter(samples))
+
+    async def _decode(self, step: Callable[[], np.ndarray]) -> np.ndarray:
+        assert self.decoder is not None
+        t = time.perf_counter()
+        # compressed formats decode on a worker thread: never on the event loop
+        samples = await asyncio.to_thread(step) if self.decoder.blocking else step()
+        self.run.decode_ms.append((time.perf_counter() - t) * 1000.0)
+        if len(samples) and self.run.first_audio_at is None:
+            self.run.first_audio_at = time.perf_counter()
+        return samples

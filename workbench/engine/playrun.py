@@ -1,0 +1,91 @@
+"""What one play keeps while it runs: made new for each play, so nothing carries over by accident."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .metrics import PlayState
+from .safetext import clean_text
+
+
+class ResumeCheck:
+    """After a reconnection whose response starts the reply again: the samples already buffered are
+    dropped from it, and the last `CHECK` of them are compared with what it brings instead.
+
+    `result` is "exact" when the server said the same thing again (sample for sample, within a
+    rounding step), "approximate" when it did not; None until a resumed response has been checked.
+    """
+
+    CHECK = 2048
+
+    def __init__(self) -> None:
+        self.received = 0  # samples handed on so far, this play
+        self.recent = np.zeros(self.CHECK, dtype=np.float32)  # the latest of them
+        self.result: str | None = None
+        self._skip_left = 0
+        self._expected = np.zeros(0, dtype=np.float32)
+        self._seen = np.zeros(0, dtype=np.float32)
+
+    def note(self, samples: np.ndarray) -> None:
+        """Samples handed on: keep the latest, to check a resumed response against."""
+        self.received += len(samples)
+        keep = min(len(samples), self.CHECK)
+        if keep < self.CHECK:
+            self.recent = np.concatenate([self.recent[keep:], samples[-keep:]])
+        else:
+            self.recent = samples[-self.CHECK :].copy()
+
+    def begin(self) -> None:
+        """The next response starts the reply from its beginning."""
+        self._skip_left = self.received
+        self._expected = self.recent[-min(self.CHECK, self.received) :].copy() if self.received else \
+            np.zeros(0, dtype=np.float32)
+        self._seen = np.zeros(0, dtype=np.float32)
+
+    def filter(self, samples: np.ndarray) -> np.ndarray:
+        """Drop the samples a resumed response repeats, and check they are what was played."""
+        if self._skip_left <= 0 or not len(samples):
+            return samples
+        take = min(self._skip_left, len(samples))
+        check_from = self._skip_left - len(self._expected)  # where the check window starts in this piece
+        lo, hi = max(check_from, 0), take
+        if hi > lo:
+            self._seen = np.concatenate([self._seen, samples[lo:hi]])
+        self._skip_left -= take
+        if self._skip_left == 0 and len(self._expected):
+            same = len(self._seen) == len(self._expected) and bool(
+                np.allclose(self._seen, self._expected, atol=1e-3))
+            if self.result != "approximate":
+                self.result = "exact" if same else "approximate"
+        return samples[take:]
+
+
+@dataclass
+class PlayRun:
+    """One play's state and counters (the player's own; the buffer and the sink keep theirs)."""
+
+    format: str
+    t0: float = field(default_factory=time.perf_counter)  # time zero of every metric
+    stopping: bool = False
+    final_state: PlayState | None = None
+    backpressure_s: float = 0.0  # time the download waited on a full buffer
+    first_audio_at: float | None = None  # when the decoder first gave samples
+    decode_ms: list[float] = field(default_factory=list)
+    retries: int = 0  # requests made again, for any reason
+    reconnects: int = 0  # ... of them, after the server had answered
+    decoder: object | None = None  # the StreamDecoder, once the first bytes came (for its figures)
+    resume: ResumeCheck = field(default_factory=ResumeCheck)
+    notices: list[str] = field(default_factory=list)
+
+    @property
+    def received_samples(self) -> int:
+        return self.resume.received
+
+    def notice(self, text: str) -> None:
+        """A notice for the user; outside text (a server's message, FFmpeg's) arrives cleaned and cut."""
+        text = clean_text(text, 500)
+        if text not in self.notices:
+            self.notices.append(text)

@@ -1,0 +1,122 @@
+"""A finished play's figures: collected from the run, the source, the buffer and the sink, plus what to
+do about them (the buffer that would have played it clean, and a lighter format when the link is slow)."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from .adaptive import AdaptiveTarget, needed_buffer_ms
+from .buffer import JitterBuffer
+from .formats import FORMATS
+from .metrics import PlayMetrics, PlayState, percentile
+from .playrun import PlayRun
+from .safetext import clean_text
+from .settings import Settings
+from .sinks import Sink
+from .source import SpeechSource
+
+# what each format costs on the wire from the embedded server, kbit/s (mono 24 kHz)
+FORMAT_KBPS = {name: f.kbps for name, f in FORMATS.items()}
+
+
+def collect(m: PlayMetrics, run: PlayRun, settings: Settings, source: SpeechSource | None,
+            buf: JitterBuffer | None, sink: Sink | None, adaptive: AdaptiveTarget | None) -> float | None:
+    """Fill `m` from everything the play measured; returns its `needed_buffer_ms` when the play finished
+    cleanly (for the player's history), else None."""
+    t0 = run.t0
+
+    def ms(t: float | None) -> float | None:
+        return (t - t0) * 1000.0 if t is not None else None
+
+    m.total_ms = ms(time.perf_counter())
+    m.state = (run.final_state or PlayState.DONE).value
+    if source is not None:
+        m.ttfb_ms = ms(source.headers_at)
+        m.first_byte_ms = ms(source.first_byte_at)
+        m.bytes = source.bytes_received
+        m.chunks = source.chunks_received
+        if source.first_byte_at is not None and source.last_byte_at is not None:
+            span = source.last_byte_at - source.first_byte_at - run.backpressure_s
+            if span > 0.001 and source.chunks_received > 1:
+                m.throughput_kbps = source.bytes_received * 8 / 1000.0 / span
+    if sink is not None:
+        m.sink = sink.description
+        m.ttfa_ms = ms(sink.first_heard)
+        m.device_underflows = sink.device_underflows
+        m.device_latency_ms = sink.latency_s * 1000.0
+    if buf is not None:
+        _buffer_figures(m, buf, run, source)
+    m.decode_ms_p95 = percentile(run.decode_ms, 95)
+    _decoder_figures(m, run.decoder)
+    m.first_audio_ms = ms(run.first_audio_at)
+    m.reconnects = run.reconnects
+    m.retries = run.retries
+    m.resume = run.resume.result
+    needed = None
+    if adaptive is not None and settings.streaming_enabled and adaptive.arrivals:
+        block_ms = settings.block_size * 1000.0 / settings.output_rate
+        m.needed_buffer_ms = needed_buffer_ms(adaptive.arrivals) + block_ms
+        if m.state == PlayState.DONE.value:
+            needed = m.needed_buffer_ms
+    advice = quality_advice(m)
+    if advice:
+        m.advice = advice
+        run.notice(advice)
+    if m.error is not None:
+        m.error = clean_text(m.error, 500)
+    m.warnings.extend(run.notices)
+    return needed
+
+
+def _buffer_figures(m: PlayMetrics, buf: JitterBuffer, run: PlayRun, source: SpeechSource | None) -> None:
+    m.buffer_ready_ms = (buf.ready_time - run.t0) * 1000.0 if buf.ready_time is not None else None
+    m.underruns = buf.underruns
+    m.underrun_ms = buf.underrun_ms
+    m.avg_buffer_ms = buf.avg_level_ms
+    m.min_buffer_ms = buf.min_level_ms
+    m.max_buffer_ms = buf.max_level_ms
+    m.audio_ms = run.received_samples * 1000.0 / buf.rate
+    m.played_ms = buf.samples_to_ms(buf.played_samples)
+    m.target_ms = buf.target_ms
+    if source is not None and source.first_byte_at is not None and source.last_byte_at is not None:
+        # the endpoint's pace: time spent waiting on a full buffer is ours, not the network's
+        span = source.last_byte_at - source.first_byte_at - run.backpressure_s
+        if span > 0.001 and m.audio_ms > 0:
+            m.arrival_rtf = (m.audio_ms / 1000.0) / span
+
+
+def _decoder_figures(m: PlayMetrics, dec: Any) -> None:
+    if dec is None:
+        return
+    m.detected_format = dec.detected
+    m.frames = dec.frames
+    m.frame_kind = dec.frame_kind
+    m.decoder_errors = dec.errors
+    m.fallback = dec.fallback
+    m.first_audio_bytes = dec.first_audio_bytes
+    m.priming_ms = dec.trimmed_ms
+    m.page_interval_ms = dec.page_interval_ms
+
+
+def recommend_buffer_ms(needed: list[float], step_ms: float = 10.0) -> float | None:
+    """The smallest initial buffer that would have avoided every underrun in these plays, rounded up."""
+    if not needed:
+        return None
+    worst = max(needed)
+    return float(-(-worst // step_ms) * step_ms)
+
+
+def quality_advice(m: PlayMetrics) -> str | None:
+    """When audio arrived slower than real time, say what would play smoothly."""
+    if m.arrival_rtf is None or m.arrival_rtf >= 1.0 or m.throughput_kbps is None or m.audio_ms < 1000:
+        return None
+    lighter = [f for f, kbps in sorted(FORMAT_KBPS.items(), key=lambda kv: kv[1])
+               if f != m.format and kbps * 1.5 <= m.throughput_kbps]
+    buffer = f"; with {m.format}, an initial buffer of {m.needed_buffer_ms:.0f} ms would have played it clean" \
+        if m.needed_buffer_ms else ""
+    if m.format in ("pcm", "wav", "flac") and lighter:
+        return (f"audio arrived at {m.arrival_rtf:.2f}x real time ({m.throughput_kbps:.0f} kbit/s): if the link "
+                f"is the limit, {lighter[0]} needs about {FORMAT_KBPS[lighter[0]]:.0f} kbit/s and would play "
+                f"smoothly{buffer}")
+    return f"audio arrived at {m.arrival_rtf:.2f}x real time: the server or the link is slower than speech{buffer}"
