@@ -124,7 +124,8 @@ class FaultProxy:
                          "Connection: close\r\n\r\n".encode() + HTML)
             await writer.drain()
             return
-        forward = {k: v for k, v in headers.items() if k in ("content-type", "authorization", "x-workbench-resume-byte")}
+        kept = ("content-type", "authorization", "x-workbench-resume-byte")
+        forward = {k: v for k, v in headers.items() if k in kept}
         async with httpx2.AsyncClient(timeout=60) as client, client.stream(
                 method, f"{self.upstream}/{rest}", content=body, headers=forward) as upstream:
             out = [f"HTTP/1.1 {upstream.status_code} OK",
@@ -303,7 +304,8 @@ def row(name: str, fmt: str, o: Outcome, sent_s: float) -> str:
     if o.underruns:
         what += f"; {o.underruns} underrun{'s' if o.underruns > 1 else ''} ({o.underrun_ms:.0f} ms)"
     if o.skipped:
-        what += f"; {o.skipped} corrupt frame{'s' if o.skipped > 1 else ''} or page{'s' if o.skipped > 1 else ''} skipped"
+        s = "s" if o.skipped > 1 else ""
+        what += f"; {o.skipped} corrupt frame{s} or page{s} skipped"
     resumed = [n for n in o.notes if "resumed at byte" in n or "did not continue" in n]
     if resumed:
         what += "; " + short(resumed[0], 40)
@@ -350,7 +352,8 @@ def bad_inputs(server: EmbeddedServer, tmp: Path) -> list[str]:
 
 def _four_problems(tmp: Path) -> Path:
     path = tmp / "four.env"
-    path.write_text("export VOICEMODE_X=1\nVOICEMODE_STREAM_BUFFER_MS=-5\nVOICEMODE_STREAM_CHUNK_SIZE=3\nVOICEMODE_TYPO=1\n")
+    path.write_text("export VOICEMODE_X=1\nVOICEMODE_STREAM_BUFFER_MS=-5\nVOICEMODE_STREAM_CHUNK_SIZE=3\n"
+                    "VOICEMODE_TYPO=1\n")
     return path
 
 

@@ -30,14 +30,14 @@ async def main(base_url: str) -> None:
     for network in NETWORKS:
         for buffer_ms in BUFFERS:
             for seed in SEEDS:
-                s = Settings(sink="virtual", audio_format=FORMAT, network=network, network_seed=seed, buffer_ms=buffer_ms,
-                             max_buffer_s=max(2.0, buffer_ms / 1000 * 2))
-                player = StreamPlayer(s, base_url=base_url)
-                m = await player.play(DEFAULT_TEXT)
-                await player.aclose()
-                print(json.dumps({"pace": PACE, "format": FORMAT, "network": network, "buffer_ms": buffer_ms, "seed": seed, "ttfa_ms": m.ttfa_ms, "bytes": m.bytes,
-                                  "underruns": m.underruns, "underrun_ms": m.underrun_ms, "error": m.error,
-                                  "audio_ms": m.audio_ms}), flush=True)
+                s = Settings(sink="virtual", audio_format=FORMAT, network=network, network_seed=seed,
+                             buffer_ms=buffer_ms, max_buffer_s=max(2.0, buffer_ms / 1000 * 2))
+                async with StreamPlayer(s, base_url=base_url) as player:
+                    m = await player.play(DEFAULT_TEXT)
+                print(json.dumps({"pace": PACE, "format": FORMAT, "network": network, "buffer_ms": buffer_ms,
+                                  "seed": seed, "ttfa_ms": m.ttfa_ms, "bytes": m.bytes, "underruns": m.underruns,
+                                  "underrun_ms": m.underrun_ms, "error": m.error, "audio_ms": m.audio_ms}),
+                      flush=True)
 
 
 with EmbeddedServer(knobs=Knobs(pace=PACE)) as server:

@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 
 from workbench.engine.settings import Settings, load_settings
-from workbench.engine.sinks import Sink, sink_factory
+from workbench.engine.sinkfactory import sink_factory
+from workbench.engine.sinks import Sink
 from workbench.server.app import Knobs
 from workbench.server.runner import EmbeddedServer
 from workbench.server.speech import OUTPUT_RATE, TEST_TONE_AMPLITUDE, TEST_TONE_HZ

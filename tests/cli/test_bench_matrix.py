@@ -31,7 +31,8 @@ def test_quick_matrix_measures_every_setting_and_both_baselines(tmp_path: Path) 
     markdown = (tmp_path / "matrix.md").read_text()
     assert "| pcm | lan | naive |" in markdown and "headline, pcm" in markdown
     svg = ET.parse(tmp_path / "matrix.svg").getroot()
-    circles = [c for c in svg.iter("{http://www.w3.org/2000/svg}circle") if c.find("{http://www.w3.org/2000/svg}title") is not None]
+    ns = "{http://www.w3.org/2000/svg}"
+    circles = [c for c in svg.iter(f"{ns}circle") if c.find(f"{ns}title") is not None]
     assert len(circles) == 4  # one point per setting (and baseline) on the one network
     assert "matrix: [" in result.stderr  # the progress bar
 

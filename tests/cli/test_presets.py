@@ -11,9 +11,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from tests.conftest import make_settings
-from workbench.usecases import presets as pr
 from workbench.cli import main
 from workbench.engine.envfile import parse_env_text
+from workbench.usecases import presets as pr
 
 EXISTING = """\
 # my voicemode settings
@@ -277,7 +277,7 @@ def test_two_applies_at_once_never_lose_one_silently_nor_share_a_backup(tmp_path
         barrier = threading.Barrier(2)
         results: list[str] = []
 
-        def apply(plan: pr.ApplyPlan) -> None:
+        def apply(plan: pr.ApplyPlan, barrier: threading.Barrier = barrier, results: list[str] = results) -> None:
             barrier.wait()
             try:
                 pr.write_apply(plan)
@@ -328,7 +328,8 @@ def test_validate_reports_every_problem(tmp_path: Path) -> None:
                    "VOICEMODE_TYPO=1\n")
     code, out, _ = run("preset", "validate", str(bad))
     assert code == 1
-    for fragment in ("'export'", "VOICEMODE_STREAM_BUFFER_MS='-5'", "VOICEMODE_STREAM_CHUNK_SIZE='3'", "VOICEMODE_TYPO"):
+    for fragment in ("'export'", "VOICEMODE_STREAM_BUFFER_MS='-5'", "VOICEMODE_STREAM_CHUNK_SIZE='3'",
+                     "VOICEMODE_TYPO"):
         assert fragment in out, out
     assert out.count("invalid  ") == 4
 

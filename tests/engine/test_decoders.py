@@ -16,7 +16,7 @@ def ramp_pcm(n: int) -> tuple[np.ndarray, bytes]:
 
 def feed_in_pieces(decoder, data: bytes, cuts: list[int]) -> np.ndarray:  # type: ignore[no-untyped-def]
     bounds = sorted({0, len(data), *[c % (len(data) + 1) for c in cuts]})
-    parts = [decoder.feed(data[a:b]) for a, b in zip(bounds, bounds[1:])]
+    parts = [decoder.feed(data[a:b]) for a, b in zip(bounds, bounds[1:], strict=False)]
     parts.append(decoder.flush())
     return np.concatenate(parts)
 

@@ -7,6 +7,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from workbench.engine.formats import format_from_content_type
 from workbench.engine.framing import (
     AdtsScanner,
     FlacScanner,
@@ -19,7 +20,6 @@ from workbench.engine.framing import (
     parse_xing,
     sniff,
 )
-from workbench.engine.formats import format_from_content_type
 from workbench.server.codecs import AvEncoder, lame_info_frame
 
 RATE = 24_000

@@ -53,8 +53,10 @@ class _Handler(socketserver.BaseRequestHandler):
                 rest += self.request.recv(65536)
             lines = [f"HTTP/1.1 {canned.status}", *(f"{k}: {v}" for k, v in canned.headers)]
             if not any(k.lower() in ("content-length", "transfer-encoding") for k, _ in canned.headers):
-                lines.append(f"Content-Length: {len(canned.body)}" if not canned.hold_s else "Transfer-Encoding: chunked")
-            self.request.sendall(("\r\n".join(lines) + "\r\n\r\n").encode() + (canned.body if not canned.hold_s else b""))
+                framing = "Transfer-Encoding: chunked" if canned.hold_s else f"Content-Length: {len(canned.body)}"
+                lines.append(framing)
+            body = b"" if canned.hold_s else canned.body
+            self.request.sendall(("\r\n".join(lines) + "\r\n\r\n").encode() + body)
             if canned.hold_s:
                 time.sleep(canned.hold_s)
         except OSError:
@@ -123,7 +125,8 @@ async def test_a_huge_error_message_with_escapes_is_cut_and_cleaned(canned: tupl
     assert len(line) < 5000 and "\\u001b" not in line and "\x1b" not in line
 
 
-async def test_headers_then_nothing_times_out_from_the_last_byte_and_is_retried_once(canned: tuple[Canned, str]) -> None:
+async def test_headers_then_nothing_times_out_from_the_last_byte_and_is_retried_once(
+        canned: tuple[Canned, str]) -> None:
     page, url = canned
     page.headers, page.hold_s = (("Content-Type", "audio/pcm"),), 30.0
     t = time.perf_counter()

@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 
 from workbench.engine.buffer import JitterBuffer
-from workbench.engine.sinks import Recorder, VirtualSink, make_sink
+from workbench.engine.sinkfactory import make_sink
+from workbench.engine.sinks import Recorder, VirtualSink
 
 
 def test_virtual_sink_consumes_at_the_device_rate() -> None:
@@ -58,9 +59,9 @@ def test_make_sink_specs(tmp_path) -> None:  # type: ignore[no-untyped-def]
 
 
 def test_auto_sink_without_a_device_falls_back_with_a_notice(monkeypatch: pytest.MonkeyPatch) -> None:
-    import workbench.engine.sinks as sinks
+    import workbench.engine.sinkfactory as sinkfactory
 
-    monkeypatch.setattr(sinks, "default_output_device", lambda: None)
+    monkeypatch.setattr(sinkfactory, "default_output_device", lambda: None)
     sink, note = make_sink("auto", rate=24_000, block_size=480)
     assert isinstance(sink, VirtualSink)
     assert note is not None and "no audio output device" in note

@@ -60,7 +60,8 @@ def test_with_a_key_every_route_wants_it(keyed: EmbeddedServer, path: str) -> No
 def test_without_test_knobs_a_request_cannot_set_them(keyed: EmbeddedServer) -> None:
     auth = {"Authorization": "Bearer s3cret"}
     with httpx2.Client(timeout=5) as client:
-        refused = client.post(keyed.base_url + "/audio/speech", json=BODY, headers=auth, params={"drop_after_bytes": "10"})
+        refused = client.post(keyed.base_url + "/audio/speech", json=BODY, headers=auth,
+                              params={"drop_after_bytes": "10"})
         assert refused.status_code == 403
         assert "--test-knobs" in refused.json()["error"]["message"]
         header = client.post(keyed.base_url + "/audio/speech", json=BODY,

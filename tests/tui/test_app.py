@@ -17,12 +17,12 @@ from textual.widgets import DataTable, Input, Label, Select
 from tests.conftest import virtual_factory
 from workbench.engine.envfile import parse_env_text
 from workbench.engine.settings import Settings
-from workbench.usecases.presets import load_preset
 from workbench.server.runner import EmbeddedServer
 from workbench.tui.app import AppConfig, WorkbenchApp, create_app
 from workbench.tui.screens.compare import CompareScreen
 from workbench.tui.screens.presets import ApplyScreen, ExportScreen, LoadPresetScreen
 from workbench.tui.widgets.counters import Counters
+from workbench.usecases.presets import load_preset
 
 SIZE = (140, 44)
 SHORT = "Short test."
@@ -48,11 +48,11 @@ async def wait_for(pilot, condition: Callable[[], bool], timeout: float = 20.0) 
 async def start_playing(pilot, app: WorkbenchApp) -> None:  # type: ignore[no-untyped-def]
     """Press p and wait until sound is coming out."""
     await pilot.press("p")
-    await wait_for(pilot, lambda: app.runs[-1].state == "playing")
+    await wait_for(pilot, lambda: app.session.runs[-1].state == "playing")
 
 
 def finished(app: WorkbenchApp, n: int = 1) -> bool:
-    return len(app.runs) >= n and all(r.metrics is not None for r in app.runs[:n])
+    return len(app.session.runs) >= n and all(r.metrics is not None for r in app.session.runs[:n])
 
 
 async def test_play_shows_metrics_history_and_graph(server: EmbeddedServer, tmp_path: Path) -> None:
@@ -60,7 +60,7 @@ async def test_play_shows_metrics_history_and_graph(server: EmbeddedServer, tmp_
     async with app.run_test(size=SIZE) as pilot:
         await pilot.press("p")
         await wait_for(pilot, lambda: finished(app))
-        run = app.runs[0]
+        run = app.session.runs[0]
         assert run.metrics is not None and run.metrics.state == "done", run.metrics
         assert run.metrics.ttfa_ms is not None and run.metrics.underruns == 0
         assert len(run.trace) >= 2 and max(run.trace.buffer_ms) > 0  # the graph got live data
@@ -75,13 +75,13 @@ async def test_stop_and_replay(server: EmbeddedServer, tmp_path: Path) -> None:
         await start_playing(pilot, app)
         await pilot.press("s")
         await wait_for(pilot, lambda: finished(app))
-        first = app.runs[0].metrics
+        first = app.session.runs[0].metrics
         assert first is not None and first.state == "stopped"
         assert first.played_ms < first.audio_ms or first.audio_ms < 10_000  # cut short
         app.query_one("#text").text = "Something else."  # type: ignore[attr-defined]
         await pilot.press("r")  # replay: the last text again, not the text box
-        await wait_for(pilot, lambda: len(app.runs) == 2)
-        assert app.runs[1].text == LONG
+        await wait_for(pilot, lambda: len(app.session.runs) == 2)
+        assert app.session.runs[1].text == LONG
         await pilot.press("s")
         await wait_for(pilot, lambda: finished(app, 2))
 
@@ -91,7 +91,7 @@ async def test_replay_before_any_play_explains(server: EmbeddedServer, tmp_path:
     async with app.run_test(size=SIZE) as pilot:
         await pilot.press("r")
         await pilot.pause()
-        assert not app.runs
+        assert not app.session.runs
         assert "nothing to replay" in str(app.query_one("#message").render())
 
 
@@ -102,17 +102,17 @@ async def test_editing_settings_validates_as_typed(server: EmbeddedServer, tmp_p
         box.value = "99999"
         await pilot.pause()
         assert app.query_one("#buffer_ms-hint", Label).has_class("-invalid")
-        assert app.current_settings().buffer_ms == 150  # invalid text is never applied
+        assert app.session.current_settings().buffer_ms == 150  # invalid text is never applied
         box.value = "300"
         await pilot.pause()
         assert not app.query_one("#buffer_ms-hint", Label).has_class("-invalid")
-        assert app.current_settings().buffer_ms == 300
+        assert app.session.current_settings().buffer_ms == 300
         app.query_one("#max_buffer_s", Input).value = "0.1"  # now smaller than the initial buffer
         await pilot.pause()
         assert "must fit in the maximum buffer" in str(app.query_one("#message").render())
         await pilot.press("p")
         await pilot.pause()
-        assert not app.runs  # refused with the reason shown, nothing crashed
+        assert not app.session.runs  # refused with the reason shown, nothing crashed
 
 
 async def test_each_format_keeps_its_own_stream_settings(server: EmbeddedServer, tmp_path: Path) -> None:
@@ -128,19 +128,19 @@ async def test_each_format_keeps_its_own_stream_settings(server: EmbeddedServer,
         app.query_one("#audio_format", Select).value = "pcm"
         await pilot.pause()
         assert app.query_one("#buffer_ms", Input).value == "300"
-        assert app.current_settings().buffer_ms == 300 and app.current_settings().audio_format == "pcm"
-        assert app.profiles["wav"].buffer_ms == 500
+        assert app.session.current_settings().buffer_ms == 300 and app.session.current_settings().audio_format == "pcm"
+        assert app.session.profiles["wav"].buffer_ms == 500
 
 
 async def test_initial_buffer_applies_live(server: EmbeddedServer, tmp_path: Path) -> None:
     app = make_app(server, tmp_path, text=LONG, speed=1.0)
     async with app.run_test(size=SIZE) as pilot:
         await pilot.press("p")
-        await wait_for(pilot, lambda: app.player is not None and app.player.buffer is not None)
+        await wait_for(pilot, lambda: app.session.player is not None and app.session.player.buffer is not None)
         app.query_one("#buffer_ms", Input).value = "700"
         await pilot.pause()
-        assert app.player is not None and app.player.buffer is not None
-        assert app.player.buffer.target_ms == pytest.approx(700, abs=1)
+        assert app.session.player is not None and app.session.player.buffer is not None
+        assert app.session.player.buffer.target_ms == pytest.approx(700, abs=1)
         await pilot.press("s")
         await wait_for(pilot, lambda: finished(app))
 
@@ -150,11 +150,11 @@ async def test_a_live_edit_does_not_outlive_its_play(server: EmbeddedServer, tmp
     async with app.run_test(size=SIZE) as pilot:
         await pilot.press("p")
         await wait_for(pilot, lambda: finished(app))
-        assert app.player is not None
-        app.player.set_initial_buffer_ms(700)  # as a live edit of the initial buffer would
+        assert app.session.player is not None
+        app.session.player.set_initial_buffer_ms(700)  # as a live edit of the initial buffer would
         await pilot.press("p")  # same settings in the panel (150 ms): the same player is reused
         await wait_for(pilot, lambda: finished(app, 2))
-        assert app.runs[1].metrics is not None and app.runs[1].metrics.initial_buffer_ms == 150
+        assert app.session.runs[1].metrics is not None and app.session.runs[1].metrics.initial_buffer_ms == 150
 
 
 async def test_unreachable_endpoint_is_an_error_in_the_app(server: EmbeddedServer, tmp_path: Path) -> None:
@@ -164,7 +164,7 @@ async def test_unreachable_endpoint_is_an_error_in_the_app(server: EmbeddedServe
         await pilot.pause()
         await pilot.press("p")
         await wait_for(pilot, lambda: finished(app))
-        m = app.runs[0].metrics
+        m = app.session.runs[0].metrics
         assert m is not None and m.state == "failed" and m.error
         message = str(app.query_one("#message").render())
         assert "run 1" in message and "127.0.0.1:9" in message
@@ -172,7 +172,7 @@ async def test_unreachable_endpoint_is_an_error_in_the_app(server: EmbeddedServe
         await pilot.pause()
         await pilot.press("p")
         await wait_for(pilot, lambda: finished(app, 2))
-        assert app.runs[1].metrics is not None and app.runs[1].metrics.state == "done"
+        assert app.session.runs[1].metrics is not None and app.session.runs[1].metrics.state == "done"
 
 
 async def test_compare_runs_a_then_b_and_saves(server: EmbeddedServer, tmp_path: Path) -> None:
@@ -187,9 +187,9 @@ async def test_compare_runs_a_then_b_and_saves(server: EmbeddedServer, tmp_path:
         await pilot.press("r")
         await wait_for(pilot, lambda: finished(app, 2))
         await pilot.pause()
-        assert [r.label for r in app.runs] == ["A", "B"]
-        assert [r.settings.audio_format for r in app.runs] == ["pcm", "wav"]
-        assert app.runs[0].settings.network == app.runs[1].settings.network
+        assert [r.label for r in app.session.runs] == ["A", "B"]
+        assert [r.settings.audio_format for r in app.session.runs] == ["pcm", "wav"]
+        assert app.session.runs[0].settings.network == app.session.runs[1].settings.network
         table = screen.query_one("#compare-table", DataTable)
         assert table.row_count > 10
         assert str(table.get_row_at(0)[0]) == "TTFA (first sound)"
@@ -280,10 +280,10 @@ async def test_load_preset_sets_format_and_its_values(server: EmbeddedServer, tm
         await pilot.click("#load")
         await pilot.pause()
         assert not isinstance(app.screen, LoadPresetScreen)
-        s = app.current_settings()
+        s = app.session.current_settings()
         assert (s.audio_format, s.buffer_ms, s.network) == ("wav", 333, "lan")
         assert app.query_one("#buffer_ms", Input).value == "333"
-        assert app.profiles["pcm"].buffer_ms == 150
+        assert app.session.profiles["pcm"].buffer_ms == 150
 
 
 async def test_quit_during_a_play_does_not_hang(server: EmbeddedServer, tmp_path: Path) -> None:
@@ -312,7 +312,7 @@ async def test_b_sets_the_buffer_every_run_needed(server: EmbeddedServer, tmp_pa
         assert "play first" in str(app.query_one("#message").render())
         await pilot.press("p")
         await wait_for(pilot, lambda: finished(app))
-        needed = app.runs[0].metrics.needed_buffer_ms
+        needed = app.session.runs[0].metrics.needed_buffer_ms
         assert needed is not None
         message = str(app.query_one("#message").render())
         assert "would have played every such run" in message
@@ -320,35 +320,35 @@ async def test_b_sets_the_buffer_every_run_needed(server: EmbeddedServer, tmp_pa
         await pilot.pause()
         expected = int(-(-needed // 10) * 10)
         assert app.query_one("#buffer_ms", Input).value == str(expected)
-        assert app.current_settings().buffer_ms == expected
+        assert app.session.current_settings().buffer_ms == expected
 
 
 async def test_u_tunes_silently_and_fills_the_settings(server: EmbeddedServer, tmp_path: Path) -> None:
     app = make_app(server, tmp_path, buffer_ms=900)
     async with app.run_test(size=SIZE) as pilot:
         await pilot.press("u")
-        assert app.tuning and "tuning" in str(app.query_one("#message").render())
+        assert app.session.tuning and "tuning" in str(app.query_one("#message").render())
         await pilot.press("p")  # a play would skew the tune: refused while it runs
-        assert not app.runs and "a tune is running" in str(app.query_one("#message").render())
-        await wait_for(pilot, lambda: not app.tuning, timeout=60)
+        assert not app.session.runs and "a tune is running" in str(app.query_one("#message").render())
+        await wait_for(pilot, lambda: not app.session.tuning, timeout=60)
         message = str(app.query_one("#message").render())
         assert message.startswith("tuned pcm on 'none'"), message
         tuned = int(app.query_one("#buffer_ms", Input).value)
         assert tuned < 900 and f"initial buffer {tuned} ms" in message  # a fast local server needs little
-        assert app.current_settings().buffer_ms == tuned
+        assert app.session.current_settings().buffer_ms == tuned
         assert app.query_one("#max_buffer_s", Input).value == "2"  # adaptive is on: the max is left alone
-        assert not app.runs  # tuning plays are not runs in the history
+        assert not app.session.runs  # tuning plays are not runs in the history
 
 
 async def test_s_stops_a_tune_and_leaves_the_settings(server: EmbeddedServer, tmp_path: Path) -> None:
     app = make_app(server, tmp_path, buffer_ms=900)
     async with app.run_test(size=SIZE) as pilot:
         await pilot.press("u")
-        assert app.tuning
+        assert app.session.tuning
         await pilot.press("s")
         await pilot.pause()
-        assert not app.tuning and "tune stopped" in str(app.query_one("#message").render())
+        assert not app.session.tuning and "tune stopped" in str(app.query_one("#message").render())
         assert app.query_one("#buffer_ms", Input).value == "900"
         await pilot.press("p")  # playing works again at once
         await wait_for(pilot, lambda: finished(app))
-        assert app.runs[0].metrics is not None and app.runs[0].metrics.state == "done"
+        assert app.session.runs[0].metrics is not None and app.session.runs[0].metrics.state == "done"

@@ -7,7 +7,7 @@ from contextlib import AsyncExitStack
 
 from ..engine.metrics import PlayMetrics, percentile
 from ..engine.player import StreamPlayer
-from ..engine.sinks import sink_factory
+from ..engine.sinkfactory import sink_factory
 from .harness import Progress, Report, ServerProcess, bench_options, interleaved, machine_description, med
 from .suites import BenchOptions, parse_list
 
@@ -26,8 +26,11 @@ def bench_adaptive(plays: int, progress: Progress, text: str = ADAPTIVE_TEXT,
                                       max_buffer_s=4.0, adaptive=mode == "adaptive"),
                         base_url=server.base_url, sink_factory=sink_factory("virtual"), extra_query={"pace": "0.9"}))
                         for mode in ("fixed", "adaptive")}
-                    results[network] = await interleaved(  # both see the same run of the network's dice
-                        players, plays, text, progress, lambda mode, i: f"{network}: play {i + 1}/{plays}, {mode}")
+                    def what(mode: str, i: int, network: str = network) -> str:
+                        return f"{network}: play {i + 1}/{plays}, {mode}"
+
+                    # interleaved: both see the same run of the network's dice
+                    results[network] = await interleaved(players, plays, text, progress, what)
 
         asyncio.run(all_runs())
 
@@ -58,7 +61,8 @@ def bench_adaptive(plays: int, progress: Progress, text: str = ADAPTIVE_TEXT,
              f"plays with underruns {f['plays_with_underruns']} / {a['plays_with_underruns']} of {plays}"),
             (f"{network}: underrun ms, fixed / adaptive",
              f"{f['underrun_ms']:.0f} / {a['underrun_ms']:.0f} ms"
-             + ("" if f["underrun_ms"] == 0 else f" ({'none left' if a['underrun_ms'] == 0 else f'{ratio:.1f}x fewer'})"),
+             + ("" if f["underrun_ms"] == 0
+                else f" ({'none left' if a['underrun_ms'] == 0 else f'{ratio:.1f}x fewer'})"),
              "silence inserted mid-reply, all plays"),
             (f"{network}: TTFA median (p95), fixed / adaptive",
              f"{f['ttfa_ms']:.0f} ({f['ttfa_p95_ms']:.0f}) / {a['ttfa_ms']:.0f} ({a['ttfa_p95_ms']:.0f}) ms "

@@ -7,7 +7,7 @@ from contextlib import AsyncExitStack
 
 from ..engine.metrics import PlayMetrics
 from ..engine.player import StreamPlayer
-from ..engine.sinks import sink_factory
+from ..engine.sinkfactory import sink_factory
 from .adaptive import ADAPTIVE_TEXT
 from .harness import Progress, Report, ServerProcess, bench_options, interleaved, machine_description, med
 from .suites import BenchOptions
@@ -29,8 +29,10 @@ def bench_chunks(plays: int, progress: Progress, text: str = ADAPTIVE_TEXT,
                                       adaptive=False),
                         base_url=server.base_url, sink_factory=sink_factory("virtual"), extra_query={"pace": "0.9"}))
                         for c in CHUNK_SIZES}
-                    rows[fmt] = await interleaved(players, plays, text, progress,
-                                                  lambda c, i: f"{fmt}, chunk {c}: play {i + 1}/{plays}")
+                    def what(c: int, i: int, fmt: str = fmt) -> str:
+                        return f"{fmt}, chunk {c}: play {i + 1}/{plays}"
+
+                    rows[fmt] = await interleaved(players, plays, text, progress, what)
 
         asyncio.run(all_runs())
     report = Report(f"Chunk size: {plays} plays each, {network}, server at 1.1x real time, fixed 150 ms buffer",

@@ -6,14 +6,26 @@ import asyncio
 
 from ..engine.metrics import percentile
 from ..engine.player import StreamPlayer
-from ..engine.sinks import sink_factory
-from .harness import (BENCH_TEXT, Progress, Report, Run, ServerProcess, bench_options, clock_baseline_pct,
-                      device_baseline_pct, machine_description, med, timed)
+from ..engine.sinkfactory import sink_factory
+from .harness import (
+    BENCH_TEXT,
+    Progress,
+    Report,
+    Run,
+    ServerProcess,
+    bench_options,
+    clock_baseline_pct,
+    device_baseline_pct,
+    machine_description,
+    med,
+    timed,
+)
 from .suites import BenchOptions
+
 
 def bench_engine(plays: int, sink_kind: str, progress: Progress, text: str = BENCH_TEXT) -> Report:
     base = bench_options(sink=sink_kind)
-    if sink_kind == "device":
+    if sink_kind.startswith("device"):
         from ..engine.sinks import default_output_device
 
         if default_output_device() is None:
@@ -36,7 +48,7 @@ def bench_engine(plays: int, sink_kind: str, progress: Progress, text: str = BEN
 
         asyncio.run(all_runs())
     block_s = base.block_size / base.output_rate
-    if sink_kind == "device":
+    if sink_kind.startswith("device"):
         progress("baseline: an open PortAudio stream that plays silence")
         clock_pct = device_baseline_pct(base.output_rate, base.block_size)
         clock_what = "an open PortAudio stream, same block size, callback writing silence"
@@ -47,13 +59,14 @@ def bench_engine(plays: int, sink_kind: str, progress: Progress, text: str = BEN
     failed = [r for r in streamed + buffered if r.metrics.error]
     if failed:
         raise RuntimeError(f"{len(failed)} play(s) failed: {failed[0].metrics.error}")
-    if sink_kind == "device" and not all(r.metrics.sink.endswith("latency") for r in streamed + buffered):
+    if sink_kind.startswith("device") and not all(r.metrics.sink.endswith("latency") for r in streamed + buffered):
         raise RuntimeError("the device sink was not used for every play")
 
-    overhead = [r.metrics.ttfa_ms - r.metrics.buffer_ready_ms for r in streamed]  # type: ignore[operator]
+    overhead = [r.metrics.ttfa_ms - r.metrics.buffer_ready_ms for r in streamed
+                if r.metrics.ttfa_ms is not None and r.metrics.buffer_ready_ms is not None]
     cpu_pct = [100.0 * r.cpu_s / r.wall_s for r in streamed]
-    ttfa_s = [r.metrics.ttfa_ms for r in streamed]
-    ttfa_b = [r.metrics.ttfa_ms for r in buffered]
+    ttfa_s = [r.metrics.ttfa_ms for r in streamed if r.metrics.ttfa_ms is not None]
+    ttfa_b = [r.metrics.ttfa_ms for r in buffered if r.metrics.ttfa_ms is not None]
     block_ms = block_s * 1000.0
     latency = streamed[0].metrics.device_latency_ms or 0.0
     report = Report(f"Engine: PCM, {plays} plays, {sink_kind} sink", machine_description())

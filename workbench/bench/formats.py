@@ -9,7 +9,7 @@ from typing import Any
 from ..engine.formats import FORMATS as FORMAT_ROWS
 from ..engine.formats import NAMES
 from ..engine.player import StreamPlayer
-from ..engine.sinks import sink_factory
+from ..engine.sinkfactory import sink_factory
 from .harness import BENCH_TEXT, Progress, Report, Run, ServerProcess, bench_options, machine_description, med
 from .suites import BenchOptions
 
@@ -35,6 +35,12 @@ def decode_speed(fmt: str, body: bytes, piece: int = 1024, repeats: int = 3) -> 
     return audio_s / best, audio_s
 
 
+def client_share(runs: list[Run]) -> list[float]:
+    """From the first byte to the first sound, per play: the part of TTFA the client controls."""
+    return [r.metrics.ttfa_ms - r.metrics.first_byte_ms for r in runs
+            if r.metrics.ttfa_ms is not None and r.metrics.first_byte_ms is not None]
+
+
 def bench_formats(plays: int, sink_kind: str, progress: Progress, text: str = BENCH_TEXT) -> Report:
     import httpx2
 
@@ -44,8 +50,8 @@ def bench_formats(plays: int, sink_kind: str, progress: Progress, text: str = BE
     with ServerProcess() as server:
         for fmt in FORMATS:
             progress(f"downloading {fmt} for the decode-speed test")
-            with httpx2.Client(timeout=60) as client:
-                r = client.post(server.base_url + "/audio/speech", params={"pace": "0", "ttfb_ms": "0"},
+            with httpx2.Client(timeout=60) as http:
+                r = http.post(server.base_url + "/audio/speech", params={"pace": "0", "ttfb_ms": "0"},
                                 json={"model": "tts-1", "voice": "alloy", "input": text, "response_format": fmt})
                 r.raise_for_status()
                 bodies[fmt] = r.content
@@ -73,8 +79,7 @@ def bench_formats(plays: int, sink_kind: str, progress: Progress, text: str = BE
         return med(values)
 
     pcm_ttfa = figure("pcm", "ttfa_ms")
-    pcm_client = med([r.metrics.ttfa_ms - r.metrics.first_byte_ms for r in runs["pcm"]  # type: ignore[operator]
-                          if r.metrics.ttfa_ms is not None and r.metrics.first_byte_ms is not None])
+    pcm_client = med(client_share(runs["pcm"]))
     pcm_cpu = med([100.0 * r.cpu_s / r.wall_s for r in runs["pcm"]])
     report = Report(f"Formats: {plays} plays each, {sink_kind} sink, initial buffer {base.buffer_ms} ms",
                     machine_description())
@@ -91,8 +96,7 @@ def bench_formats(plays: int, sink_kind: str, progress: Progress, text: str = BE
         # the client's share: from the first byte to the first sample heard (the server's encoder adds
         # its own look-ahead before the first byte, which no client can win back)
         first_byte = figure(fmt, "first_byte_ms")
-        client = med([r.metrics.ttfa_ms - r.metrics.first_byte_ms for r in runs[fmt]  # type: ignore[operator]
-                          if r.metrics.ttfa_ms is not None and r.metrics.first_byte_ms is not None])
+        client = med(client_share(runs[fmt]))
         client_delta = client - pcm_client
         table[fmt] = {"ttfa_ms": ttfa, "ttfa_minus_pcm_ms": delta, "frame_ms": frame_ms,
                       "first_byte_ms": first_byte, "first_byte_to_ttfa_ms": client,

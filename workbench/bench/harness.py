@@ -17,7 +17,7 @@ from typing import Any, TextIO
 from ..engine.metrics import PlayMetrics, median
 from ..engine.player import StreamPlayer
 from ..engine.settings import Settings, defaults
-from ..engine.sinks import sink_factory
+from ..engine.sinkfactory import sink_factory
 
 Progress = Callable[[str], None]
 PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096

@@ -19,15 +19,14 @@ from __future__ import annotations
 import asyncio
 import math
 import time
+from contextlib import AsyncExitStack
 from dataclasses import dataclass
 from typing import Any
-
-from contextlib import AsyncExitStack
 
 from ..engine.metrics import PlayMetrics, median, percentile
 from ..engine.player import StreamPlayer
 from ..engine.settings import Settings, parse_overrides
-from ..engine.sinks import sink_factory
+from ..engine.sinkfactory import sink_factory
 from ..usecases.presets import load_preset
 from .harness import Progress, Report, ServerProcess, bench_options, machine_description
 from .suites import BenchError, BenchOptions, parse_list
@@ -246,7 +245,8 @@ def matrix_markdown(cells: list[dict[str, Any]]) -> str:
     for c in cells:
         def num(v: float | None) -> str:
             return "–" if v is None else f"{v:.0f}"
-        lines.append(f"| {c['format']} | {c['network']} | {c['setting']} | {num(c['ttfa_ms'])} ({num(c['ttfa_p95_ms'])}) "
+        lines.append(f"| {c['format']} | {c['network']} | {c['setting']} | "
+                     f"{num(c['ttfa_ms'])} ({num(c['ttfa_p95_ms'])}) "
                      f"| {num(c['underrun_ms'])} ({num(c['underrun_p95_ms'])}) | {c['underruns']} in "
                      f"{c['plays_with_underruns']}/{c['plays']} plays"
                      + (f", {c['failed']} failed" if c["failed"] else "")
@@ -267,7 +267,8 @@ def plot_svg(cells: list[dict[str, Any]], title: str) -> str:
     points: dict[str, list[tuple[str, float, float]]] = {}
     for setting in dict.fromkeys(c["setting"] for c in cells):
         for network in dict.fromkeys(c["network"] for c in cells):
-            mine = [c for c in cells if c["setting"] == setting and c["network"] == network and c["ttfa_ms"] is not None]
+            mine = [c for c in cells
+                    if c["setting"] == setting and c["network"] == network and c["ttfa_ms"] is not None]
             if mine:
                 points.setdefault(setting, []).append((network, median([c["ttfa_ms"] for c in mine]) or 0.0,
                                                        median([c["underrun_ms_per_min"] or 0.0 for c in mine]) or 0.0))
@@ -302,8 +303,10 @@ def plot_svg(cells: list[dict[str, Any]], title: str) -> str:
         for network, x, y in ps:
             r = max(3.0, 8.0 - 1.5 * k)  # later settings smaller, so points that coincide stay visible
             out.append(f'<circle cx="{px(x):.1f}" cy="{py(y):.1f}" r="{r:g}" fill="{colour}" fill-opacity="0.85">'
-                       f'<title>{_esc(setting)}, {_esc(network)}: TTFA {x:.0f} ms, {y:.0f} underrun ms/min</title></circle>')
-            out.append(f'<text x="{px(x) + 7:.1f}" y="{py(y) - 5:.1f}" font-size="10" fill="{colour}">{_esc(network)}</text>')
+                       f'<title>{_esc(setting)}, {_esc(network)}: TTFA {x:.0f} ms, {y:.0f} underrun ms/min'
+                       '</title></circle>')
+            out.append(f'<text x="{px(x) + 7:.1f}" y="{py(y) - 5:.1f}" font-size="10" fill="{colour}">'
+                       f'{_esc(network)}</text>')
         ly = top + 10 + 20 * k
         out.append(f'<circle cx="{w - right + 20}" cy="{ly}" r="5" fill="{colour}"/>')
         out.append(f'<text x="{w - right + 30}" y="{ly + 4}">{_esc(setting)}</text>')

@@ -8,6 +8,7 @@ import time
 from .harness import BENCH_TEXT, Progress, Report, ServerProcess, machine_description, med
 from .suites import BenchOptions
 
+
 def bench_server(progress: Progress, *, quick: bool = False) -> Report:
     """The embedded server: encode speed per format, first byte per format, concurrent streams."""
     import httpx2

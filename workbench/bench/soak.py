@@ -10,7 +10,8 @@ from ..engine.metrics import PlayMetrics
 from .harness import Progress, Report, ServerProcess, bench_player, machine_description, rss_bytes
 from .suites import BenchError, BenchOptions
 
-SOAK_TEXT = " ".join(["A long stream keeps its memory flat: the ring buffer holds a few seconds, never the reply."] * 40)
+SOAK_TEXT = " ".join(
+    ["A long stream keeps its memory flat: the ring buffer holds a few seconds, never the reply."] * 40)
 
 
 def bench_soak(minutes: float, speed: float, progress: Progress, fmt: str = "mp3",
@@ -23,7 +24,8 @@ def bench_soak(minutes: float, speed: float, progress: Progress, fmt: str = "mp3
     query = {"pace": f"{0.5 / speed:.4g}", "repeat": str(repeat), "ttfb_ms": "20"}
     samples: list[tuple[float, float, int]] = []  # (audio s played, wall s, rss bytes)
     with ServerProcess() as server:
-        player = bench_player(fmt, server.base_url, query, speed=speed, max_buffer_s=max_buffer_s, voices=("test-signal",))
+        player = bench_player(fmt, server.base_url, query, speed=speed, max_buffer_s=max_buffer_s,
+                              voices=("test-signal",))
 
         async def run() -> PlayMetrics:
             t0 = time.perf_counter()

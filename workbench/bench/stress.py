@@ -13,9 +13,8 @@ from __future__ import annotations
 
 import asyncio
 import time
-from typing import Any
-
 from contextlib import AsyncExitStack
+from typing import Any
 
 from ..engine.metrics import PlayMetrics, median, percentile
 from .harness import Progress, Report, ServerProcess, bench_player, machine_description, process_cpu_s

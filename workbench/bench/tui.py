@@ -8,16 +8,17 @@ from pathlib import Path
 
 from ..engine.metrics import percentile
 from ..engine.player import StreamPlayer
-from ..engine.sinks import sink_factory
+from ..engine.sinkfactory import sink_factory
 from .harness import BENCH_TEXT, Progress, Report, Run, ServerProcess, bench_options, machine_description, med, timed
 from .suites import BenchOptions
+
 
 def bench_tui(plays: int, sink_kind: str, progress: Progress, text: str = BENCH_TEXT) -> Report:
     import tempfile
 
     from ..tui.app import AppConfig, create_app
 
-    if sink_kind == "device":
+    if sink_kind.startswith("device"):
         from ..engine.sinks import default_output_device
 
         if default_output_device() is None:
@@ -46,22 +47,23 @@ def bench_tui(plays: int, sink_kind: str, progress: Progress, text: str = BENCH_
                 # the first play is a warm-up; then plays with the workbench just showing the play; then
                 # plays with the workbench busy: the settings panel shown and hidden ten times a second,
                 # a full layout of the screen each time
-                schedule = [("warm-up", None)] + [("tui", None)] * plays + [("busy", app.action_toggle_settings)] * plays
+                schedule = ([("warm-up", None)] + [("tui", None)] * plays
+                            + [("busy", app.action_toggle_settings)] * plays)
                 for i, (label, busy) in enumerate(schedule):
                     if i:
                         progress(f"play {i}/{2 * plays} with the workbench {'busy' if busy else 'open'}")
-                    n = len(app.runs)
+                    n = len(app.session.runs)
                     cpu0, wall0 = time.process_time(), time.perf_counter()
                     await pilot.press("p")
                     deadline = time.monotonic() + 120
-                    while len(app.runs) <= n or app.runs[n].metrics is None:
+                    while len(app.session.runs) <= n or app.session.runs[n].metrics is None:
                         if time.monotonic() > deadline:
                             raise RuntimeError("a play in the workbench did not finish")
                         if busy is not None:
                             busy()
                         # a plain sleep: Pilot.pause() would post a message to every widget each time
                         await asyncio.sleep(0.1)
-                    m = app.runs[n].metrics
+                    m = app.session.runs[n].metrics
                     assert m is not None
                     if label != "warm-up":
                         (with_tui if label == "tui" else busy_tui).append(

@@ -56,7 +56,9 @@ def register(sub: Any) -> dict[str, Handler]:
                         help="soak: minutes of audio in the one long reply (default 60; --quick 3)")
     stress.add_argument("--speed", type=float, default=None,
                         help="soak: how much faster than real time the virtual sink plays (default 30; --quick 20)")
-    bench.add_argument("--sink", choices=["virtual", "device"], default="virtual", help="where audio goes")
+    bench.add_argument("--sink", choices=["virtual", "device", "device-python"], default="virtual",
+                       help="where audio goes (device-python: the sound card with the audio callback in Python, "
+                       "to measure it against the C one)")
     bench.add_argument("--out", type=Path, default=Path("bench-results"), help="folder for the results")
     bench.add_argument("--text", help="text to speak in every play (default: a ~8 s sentence)")
     return {"tune": cmd_tune, "bench": cmd_bench}
@@ -79,8 +81,8 @@ def cmd_bench(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
 
 
 def cmd_tune(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
-    from ..usecases import presets as pr
     from ..bench.harness import progress_printer
+    from ..usecases import presets as pr
     from ..usecases.tune import TuneFailed, tune
 
     settings = settings_from_args(args)

@@ -103,7 +103,7 @@ def render_metrics(m: PlayMetrics) -> str:
 async def run_play(settings: Settings, text: str, *, record: str | None, status: StatusLine | None,
                    stderr: TextIO) -> PlayMetrics:
     from ..engine.player import StreamPlayer
-    from ..engine.sinks import sink_factory
+    from ..engine.sinkfactory import sink_factory
 
     with endpoint_for(settings) as base_url:
         player = StreamPlayer(settings, base_url=base_url,

@@ -38,10 +38,10 @@ def cmd_settings(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> in
 
 
 def cmd_devices(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
-    from ..engine.sinks import SinkError, _import_sounddevice
+    from ..engine.sinks import SinkError, import_sounddevice
 
     try:
-        sd = _import_sounddevice()
+        sd = import_sounddevice()
         devices = sd.query_devices()
     except SinkError as exc:
         raise UserError(str(exc)) from None

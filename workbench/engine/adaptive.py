@@ -17,8 +17,14 @@ Everything takes times as arguments, so tests drive it with a deterministic cloc
 
 from __future__ import annotations
 
+import asyncio
+import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
+
+from .buffer import JitterBuffer
+from .playrun import PlayRun
 
 BUCKET_MS = 20.0
 FORGET = 0.98
@@ -188,3 +194,38 @@ def needed_buffer_ms(arrivals: list[Arrival], *, step_ms: float = 10.0, limit_ms
         else:
             lo = mid + 1
     return lo * step_ms
+
+
+async def steer(adaptive: AdaptiveTarget, buffer_of: Callable[[], JitterBuffer | None], run: PlayRun,
+                expected_s: float) -> None:
+    """Ten times a second while a play runs: feed the clock and underruns to the adaptive target, apply
+    it to the buffer, and when the server is slower than real time, buffer what the rest needs."""
+    seen_underruns = 0
+    warned = False
+    while True:
+        await asyncio.sleep(0.1)
+        buffer = buffer_of()
+        if buffer is None:
+            continue
+        now = time.perf_counter()
+        if buffer.ended:
+            adaptive.end()
+        if buffer.underruns > seen_underruns:
+            seen_underruns = buffer.underruns
+            adaptive.underrun(now)
+        adaptive.tick(now)
+        target = adaptive.target_ms
+        arrivals = adaptive.arrivals
+        if arrivals and arrivals[-1].t >= 1.0 and not buffer.ended:
+            received_s = arrivals[-1].start_s + arrivals[-1].length_s
+            # time spent waiting on a full buffer is ours, not the server's
+            pace = received_s / max(now - (run.first_audio_at or now) - run.backpressure_s, 1e-3)
+            extra = slow_server_ms(max(expected_s - received_s, 0.0), pace)
+            if extra > 0:
+                target = max(target, min(extra, adaptive.max_ms))
+                if not warned and pace < 0.95:
+                    warned = True
+                    run.notice(f"the server sends audio at {pace:.2f}x real time: buffering up to "
+                               f"{min(extra, adaptive.max_ms):.0f} ms to play the rest through")
+        if abs(target - buffer.target_ms) >= 1.0:
+            buffer.set_target_ms(target)

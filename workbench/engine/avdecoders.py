@@ -18,11 +18,12 @@ from __future__ import annotations
 import collections
 import io
 import threading
-from typing import Any
+from typing import Any, cast
 
 import av
 import av.error
 import numpy as np
+from av.audio.codeccontext import AudioCodecContext
 
 from . import framing
 from .decoding import EMPTY, DecodeError, Resampler
@@ -130,7 +131,7 @@ class FramedDecoder:
             raise ValueError(fmt)
         self.format = fmt
         self.scanner: Mp3Scanner | AdtsScanner | FlacScanner = getattr(framing, spec.scanner)()
-        self._codec = av.CodecContext.create(spec.codec, "r")
+        self._codec = cast(AudioCodecContext, av.CodecContext.create(spec.codec, "r"))
         if fmt == "flac":
             self._codec.options = {"err_detect": "crccheck+explode"}
         self._configured = fmt != "flac"

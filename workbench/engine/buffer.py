@@ -1,24 +1,28 @@
 """The jitter buffer: a preallocated single-producer, single-consumer ring of float32 samples.
 
-The producer (the player, on the event loop) writes decoded audio; the consumer (the sink's audio
-callback or its clock thread) reads a block at a time. No lock is shared: each side only advances its
-own monotonic counter (`_write` or `_read`), and CPython's GIL makes each counter update atomic. The
-producer writes samples before it publishes the new `_write`, and sets `_ended` only after its last
-write, so the consumer never reads a sample that is not there.
+The producer (the player, on the event loop) writes decoded audio; the consumer (the audio callback,
+or the virtual sink's clock thread) reads a block at a time. No lock is shared: each side advances only
+its own counter. The producer writes samples before it publishes the new write counter, and says the
+stream ended only after its last write, so the consumer never reads a sample that is not there.
 
 The consumer also runs the playback state machine, because that is where starvation is noticed:
 
     BUFFERING --level >= target, or ended--> PLAYING --runs dry--> UNDERRUN --refilled--> PLAYING
     PLAYING --ended and empty--> TRAILING (trailing silence) --> DONE
 
-The read path allocates nothing: it copies into the block it is given and fills silence itself.
+Everything both sides share lives in one int64 array (`ctl`, laid out as `Ctl` says), next to the ring.
+That lets the consumer run in C (`_playout.c`, for the device: PortAudio then never waits for Python's
+interpreter lock) or here in Python (`read_into`, for the virtual sink and tests), by the same rules. The
+read path allocates nothing: it copies into the block it is given and fills silence itself.
 """
 
 from __future__ import annotations
 
+import ctypes
 import time
 from collections.abc import Callable
-from enum import Enum
+from enum import Enum, IntEnum
+from typing import Any
 
 import numpy as np
 
@@ -29,6 +33,46 @@ class BufferState(str, Enum):
     UNDERRUN = "underrun"  # ran dry mid-stream: silence until refilled to the target
     TRAILING = "trailing"  # all audio played; trailing silence
     DONE = "done"
+
+
+STATES = (BufferState.BUFFERING, BufferState.PLAYING, BufferState.UNDERRUN, BufferState.TRAILING,
+          BufferState.DONE)  # by their code in `ctl`
+BUFFERING, PLAYING, UNDERRUN, TRAILING, DONE = range(5)
+
+
+class Ctl(IntEnum):
+    """Where each shared word sits in `ctl`; `_playout.c` has the same list."""
+
+    WRITE = 0  # samples ever written (producer)
+    READ = 1  # samples ever read (consumer)
+    ENDED = 2  # producer: no more audio will come
+    STOP = 3  # producer: fade out and finish now
+    STATE = 4  # consumer: the state's code
+    TARGET = 5  # producer: samples to have before playing (again)
+    TRAILING_LEFT = 6
+    UNDERRUNS = 7
+    UNDERRUN_SAMPLES = 8
+    PLAYED = 9
+    SILENCE = 10
+    LEVEL_SUM = 11
+    LEVEL_COUNT = 12
+    LEVEL_MIN = 13
+    LEVEL_MAX = 14
+    FIRST_OFFSET = 15  # position in its block of the first real sample; -1 until then
+    FIRST_BLOCK = 16  # ... and which block that was
+    BLOCKS = 17
+    FADE_IN_PENDING = 18
+    END_FADED = 19  # producer: end() faded the last samples itself (fewer than a fade were left)
+    # the native sink's words, written by the C callback only
+    DEVICE_UNDERFLOWS = 20
+    FIRST_HEARD_NS = 21
+    DONE_AT_NS = 22
+    REC_WRITE = 23
+    REC_LOST = 24
+    CALLBACKS = 25
+
+
+CTL_WORDS = 26
 
 
 class JitterBuffer:
@@ -45,37 +89,30 @@ class JitterBuffer:
         self.rate = rate
         self.capacity = max(1, int(round(capacity_s * rate)))
         self._ring = np.zeros(self.capacity, dtype=np.float32)
-        self._write = 0  # samples ever written (producer only)
-        self._read = 0  # samples ever read (consumer only)
-        self._ended = False
-        self._end_faded = False  # end() faded the last samples itself (fewer than fade_len were left)
-        self._stop = False
+        self.ctl = np.zeros(CTL_WORDS, dtype=np.int64)
+        self.ctl[Ctl.LEVEL_MIN] = -1
+        self.ctl[Ctl.FIRST_OFFSET] = -1
+        self.ctl[Ctl.FIRST_BLOCK] = -1
         self._clock = clock
-        self.target = 0
+        self._publish: Callable[[int, int], None] = self._store  # the native sink swaps in a release store
         self.set_target_ms(target_ms)
         self.trailing_total = int(round(trailing_silence_s * rate))
-        self._trailing_left = self.trailing_total
+        self.ctl[Ctl.TRAILING_LEFT] = self.trailing_total
         self.fade_len = max(1, int(rate * fade_ms / 1000.0))
         self._fade_in = np.linspace(0.0, 1.0, self.fade_len, endpoint=False, dtype=np.float32)
         self._fade_out = self._fade_in[::-1].copy()
-        self._fade_in_pending = False
-        self.state = BufferState.BUFFERING
-        # consumer-side counters (plain ints: readers on other threads see whole values)
-        self.underruns = 0
-        self.underrun_samples = 0
-        self.played_samples = 0
-        self.silence_samples = 0
-        self.level_sum = 0
-        self.level_count = 0
-        self.level_min = -1
-        self.level_max = 0
-        # position in the most recent block where the first real sample went; -1 until it has
-        self.first_audio_offset = -1
-        self.first_audio_block = -1
-        self.blocks_read = 0
         # producer side
         self.ready_time: float | None = None  # clock() when the initial target was first met
         self.written_samples = 0
+
+    def _store(self, index: int, value: int) -> None:
+        self.ctl[index] = value
+
+    def use_release_stores(self, publish: Any) -> None:
+        """A C consumer on another thread reads `ctl` without the interpreter lock: the producer's words
+        are published with a release store (`wb_publish`), so the samples before them are seen first."""
+        address = self.ctl.ctypes.data_as(ctypes.POINTER(ctypes.c_int64))
+        self._publish = lambda index, value: publish(address, index, value)
 
     # -- configuration (any thread) -------------------------------------------------------------
     def set_target_ms(self, target_ms: float) -> None:
@@ -84,7 +121,11 @@ class JitterBuffer:
         0 means "play whatever has arrived": at least one sample, or an empty buffer would count as
         ready and underrun again at once, round and round inside one callback.
         """
-        self.target = min(self.capacity, max(1, int(round(target_ms * self.rate / 1000.0))))
+        self._publish(Ctl.TARGET, min(self.capacity, max(1, int(round(target_ms * self.rate / 1000.0)))))
+
+    @property
+    def target(self) -> int:
+        return int(self.ctl[Ctl.TARGET])
 
     @property
     def target_ms(self) -> float:
@@ -93,130 +134,160 @@ class JitterBuffer:
     # -- producer ---------------------------------------------------------------------------------
     @property
     def level(self) -> int:
-        return self._write - self._read
+        return int(self.ctl[Ctl.WRITE] - self.ctl[Ctl.READ])
 
     @property
     def level_ms(self) -> float:
         return self.level * 1000.0 / self.rate
 
     def free(self) -> int:
-        return self.capacity - (self._write - self._read)
+        return self.capacity - self.level
 
     def write(self, samples: np.ndarray) -> int:
         """Copy as many samples as fit; return how many were taken. Never blocks."""
-        if self._ended:
+        if self.ctl[Ctl.ENDED]:
             raise RuntimeError("write after end()")
         n = min(len(samples), self.free())
         if n <= 0:
             return 0
-        start = self._write % self.capacity
+        w = int(self.ctl[Ctl.WRITE])
+        start = w % self.capacity
         first = min(n, self.capacity - start)
         self._ring[start : start + first] = samples[:first]
         if n > first:
             self._ring[: n - first] = samples[first:n]
-        self._write += n  # publish after the copy
-        self.written_samples = self._write
-        if self.ready_time is None and self._write - self._read >= min(self.target, self.capacity):
+        self._publish(Ctl.WRITE, w + n)  # publish after the copy
+        self.written_samples = w + n
+        if self.ready_time is None and self.level >= min(self.target, self.capacity):
             self.ready_time = self._clock()
         return n
 
     def end(self) -> None:
         """No more audio will come. The last `fade_ms` fade out as they play (see `_fade_end`); when less
         than that is left unplayed, it is faded here, over what is left."""
-        if self.ready_time is None and self._write > 0:
+        if self.ready_time is None and self.ctl[Ctl.WRITE] > 0:
             self.ready_time = self._clock()
-        if 0 < self._write - self._read < self.fade_len:
+        if 0 < self.level < self.fade_len:
             self.fade_tail()
-            self._end_faded = True  # published before _ended: the reader sees both or neither
-        self._ended = True
+            self._publish(Ctl.END_FADED, 1)  # before ENDED: the reader sees both or neither
+        self._publish(Ctl.ENDED, 1)
 
     @property
     def ended(self) -> bool:
-        return self._ended
+        return bool(self.ctl[Ctl.ENDED])
 
     def stop(self) -> None:
         """Fade out over a few milliseconds and finish, whatever is still buffered."""
-        self._stop = True
+        self._publish(Ctl.STOP, 1)
+
+    def fade_tail(self) -> None:
+        """Producer: the audio written next does not follow on from what was written last (a corrupt
+        frame was skipped), so fade out the last few unplayed samples; the next write is faded in by
+        whoever knows where the gap is (the decoder). If the audio thread is reading those very samples,
+        some may play unfaded: harmless, and the ring's bounds are never at risk."""
+        f = min(self.fade_len, self.level)
+        if f <= 0:
+            return
+        end = int(self.ctl[Ctl.WRITE])
+        for i in range(f):  # at most fade_len (5 ms) samples, rarely: a loop is clearer than two slices
+            self._ring[(end - f + i) % self.capacity] *= (f - 1 - i) / f  # a whole ramp, down to 0
+
+    # -- what the consumer keeps --------------------------------------------------------------------
+    @property
+    def state(self) -> BufferState:
+        return STATES[int(self.ctl[Ctl.STATE])]
 
     @property
     def done(self) -> bool:
-        return self.state is BufferState.DONE
+        return int(self.ctl[Ctl.STATE]) == DONE
 
-    # -- consumer ---------------------------------------------------------------------------------
+    underruns = property(lambda self: int(self.ctl[Ctl.UNDERRUNS]))
+    underrun_samples = property(lambda self: int(self.ctl[Ctl.UNDERRUN_SAMPLES]))
+    played_samples = property(lambda self: int(self.ctl[Ctl.PLAYED]))
+    silence_samples = property(lambda self: int(self.ctl[Ctl.SILENCE]))
+    first_audio_offset = property(lambda self: int(self.ctl[Ctl.FIRST_OFFSET]))
+    first_audio_block = property(lambda self: int(self.ctl[Ctl.FIRST_BLOCK]))
+    blocks_read = property(lambda self: int(self.ctl[Ctl.BLOCKS]))
+
+    # -- consumer (Python) --------------------------------------------------------------------------
     def read_into(self, out: np.ndarray) -> None:
-        """Fill `out` (a float32 block) with audio or silence and advance the state machine."""
+        """Fill `out` (a float32 block) with audio or silence and advance the state machine.
+
+        The same rules as `wb_read` in `_playout.c`, which the device's callback runs instead."""
+        c = self.ctl
         n = len(out)
         pos = 0
-        self.blocks_read += 1
-        if self._stop and self.state is not BufferState.DONE:
+        c[Ctl.BLOCKS] += 1
+        if c[Ctl.STOP] and c[Ctl.STATE] != DONE:
             self._finish_with_fade(out)
             return
-        if self.state is BufferState.PLAYING and not self._ended:  # the final drain is not a buffer level
-            level = self._write - self._read
-            self.level_sum += level
-            self.level_count += 1
-            if self.level_min < 0 or level < self.level_min:
-                self.level_min = level
-            if level > self.level_max:
-                self.level_max = level
+        if c[Ctl.STATE] == PLAYING and not c[Ctl.ENDED]:  # the final drain is not a buffer level
+            level = int(c[Ctl.WRITE] - c[Ctl.READ])
+            c[Ctl.LEVEL_SUM] += level
+            c[Ctl.LEVEL_COUNT] += 1
+            if c[Ctl.LEVEL_MIN] < 0 or level < c[Ctl.LEVEL_MIN]:
+                c[Ctl.LEVEL_MIN] = level
+            if level > c[Ctl.LEVEL_MAX]:
+                c[Ctl.LEVEL_MAX] = level
         while pos < n:
-            state = self.state
-            if state is BufferState.BUFFERING or state is BufferState.UNDERRUN:
-                ended = self._ended
-                if ended or self._write - self._read >= self.target:
-                    self.state = BufferState.PLAYING
-                    self._fade_in_pending = state is BufferState.UNDERRUN
+            state = int(c[Ctl.STATE])
+            if state == BUFFERING or state == UNDERRUN:
+                if c[Ctl.ENDED] or c[Ctl.WRITE] - c[Ctl.READ] >= c[Ctl.TARGET]:
+                    c[Ctl.STATE] = PLAYING
+                    c[Ctl.FADE_IN_PENDING] = state == UNDERRUN
                     continue
                 out[pos:] = 0.0
-                if state is BufferState.UNDERRUN:
-                    self.underrun_samples += n - pos
-                self.silence_samples += n - pos
+                if state == UNDERRUN:
+                    c[Ctl.UNDERRUN_SAMPLES] += n - pos
+                c[Ctl.SILENCE] += n - pos
                 pos = n
-            elif state is BufferState.PLAYING:
-                ended = self._ended  # read before _write: once ended, _write is final
-                take = min(self._write - self._read, n - pos)
+            elif state == PLAYING:
+                ended = bool(c[Ctl.ENDED])  # read before the write counter: once ended, it is final
+                left = int(c[Ctl.WRITE] - c[Ctl.READ])
+                take = min(left, n - pos)
                 if take > 0:
-                    left = self._write - self._read  # samples still to play, these included
                     self._copy_out(out, pos, take)
-                    if ended and left - take < self.fade_len and not self._end_faded:
+                    if ended and left - take < self.fade_len and not c[Ctl.END_FADED]:
                         self._fade_end(out, pos, take, left)
-                    if self.first_audio_offset < 0:
-                        self.first_audio_offset = pos
-                        self.first_audio_block = self.blocks_read
+                    if c[Ctl.FIRST_OFFSET] < 0:
+                        c[Ctl.FIRST_OFFSET] = pos
+                        c[Ctl.FIRST_BLOCK] = c[Ctl.BLOCKS]
                     pos += take
                 if pos < n:
-                    if ended and self._write == self._read:
-                        self.state = BufferState.TRAILING
+                    if ended and c[Ctl.WRITE] == c[Ctl.READ]:
+                        c[Ctl.STATE] = TRAILING
                     else:
                         if take > 0:  # fade what we have so the gap does not click
                             f = min(self.fade_len, take)
                             out[pos - f : pos] *= self._fade_out[self.fade_len - f :]
-                        self.underruns += 1
-                        self.state = BufferState.UNDERRUN
-            elif state is BufferState.TRAILING:
-                s = min(self._trailing_left, n - pos)
+                        c[Ctl.UNDERRUNS] += 1
+                        c[Ctl.STATE] = UNDERRUN
+            elif state == TRAILING:
+                s = min(int(c[Ctl.TRAILING_LEFT]), n - pos)
                 out[pos : pos + s] = 0.0
-                self._trailing_left -= s
-                self.silence_samples += s
+                c[Ctl.TRAILING_LEFT] -= s
+                c[Ctl.SILENCE] += s
                 pos += s
-                if self._trailing_left == 0:
-                    self.state = BufferState.DONE
+                if c[Ctl.TRAILING_LEFT] == 0:
+                    c[Ctl.STATE] = DONE
             else:  # DONE
                 out[pos:] = 0.0
                 pos = n
 
     def _copy_out(self, out: np.ndarray, pos: int, take: int) -> None:
-        start = self._read % self.capacity
+        c = self.ctl
+        r = int(c[Ctl.READ])
+        start = r % self.capacity
         first = min(take, self.capacity - start)
         out[pos : pos + first] = self._ring[start : start + first]
         if take > first:
             out[pos + first : pos + take] = self._ring[: take - first]
-        if self._fade_in_pending:
+        if c[Ctl.FADE_IN_PENDING]:
             f = min(self.fade_len, take)
             out[pos : pos + f] *= self._fade_in[:f]
-            self._fade_in_pending = False
-        self._read += take  # publish after the copy
-        self.played_samples += take
+            c[Ctl.FADE_IN_PENDING] = 0
+        c[Ctl.READ] = r + take  # publish after the copy
+        c[Ctl.PLAYED] += take
 
     def _fade_end(self, out: np.ndarray, pos: int, take: int, left: int) -> None:
         """The stream's last `fade_len` samples fade out, so a reply cut mid-waveform (a truncated
@@ -225,32 +296,20 @@ class JitterBuffer:
         j0 = max(0, left - self.fade_len)
         out[pos + j0 : pos + take] *= self._fade_out[self.fade_len - (left - j0) : self.fade_len - (left - take)]
 
-    def fade_tail(self) -> None:
-        """Producer: the audio written next does not follow on from what was written last (a corrupt
-        frame was skipped), so fade out the last few unplayed samples; the next write is faded in by
-        whoever knows where the gap is (the decoder). If the audio thread is reading those very samples,
-        some may play unfaded: harmless, and the ring's bounds are never at risk."""
-        f = min(self.fade_len, self._write - self._read)
-        if f <= 0:
-            return
-        end = self._write
-        for i in range(f):  # at most fade_len (5 ms) samples, rarely: a loop is clearer than two slices
-            self._ring[(end - f + i) % self.capacity] *= (f - 1 - i) / f  # a whole ramp, down to 0
-
     def _finish_with_fade(self, out: np.ndarray) -> None:
+        c = self.ctl
         n = len(out)
-        if self.state is BufferState.PLAYING:
-            take = min(self._write - self._read, n, self.fade_len)
+        take = 0
+        if c[Ctl.STATE] == PLAYING:
+            take = min(int(c[Ctl.WRITE] - c[Ctl.READ]), n, self.fade_len)
             if take > 0:
                 self._copy_out(out, 0, take)
                 out[:take] *= self._fade_out[self.fade_len - take :]
-            out[take:] = 0.0
-        else:
-            out[:] = 0.0
-        self.state = BufferState.DONE
+        out[take:] = 0.0
+        c[Ctl.STATE] = DONE
 
     # -- figures ----------------------------------------------------------------------------------
-    def samples_to_ms(self, samples: int) -> float:
+    def samples_to_ms(self, samples: float) -> float:
         return samples * 1000.0 / self.rate
 
     @property
@@ -259,12 +318,14 @@ class JitterBuffer:
 
     @property
     def avg_level_ms(self) -> float | None:
-        return self.samples_to_ms(self.level_sum / self.level_count) if self.level_count else None
+        count = int(self.ctl[Ctl.LEVEL_COUNT])
+        return self.samples_to_ms(int(self.ctl[Ctl.LEVEL_SUM]) / count) if count else None
 
     @property
     def min_level_ms(self) -> float | None:
-        return self.samples_to_ms(self.level_min) if self.level_min >= 0 else None
+        low = int(self.ctl[Ctl.LEVEL_MIN])
+        return self.samples_to_ms(low) if low >= 0 else None
 
     @property
     def max_level_ms(self) -> float | None:
-        return self.samples_to_ms(self.level_max) if self.level_count else None
+        return self.samples_to_ms(int(self.ctl[Ctl.LEVEL_MAX])) if self.ctl[Ctl.LEVEL_COUNT] else None

@@ -17,6 +17,7 @@ from .decoding import EMPTY, DecodeError, Decoder, Resampler, pcm16_to_float
 from .formats import FORMATS, NAMES, format_from_content_type
 from .safetext import clean_text
 
+
 class PcmDecoder:
     """Headerless signed 16-bit little-endian PCM (OpenAI's `pcm`), mono at a configured rate.
 

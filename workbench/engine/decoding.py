@@ -20,8 +20,10 @@ class DecodeError(Exception):
 
 class Decoder(Protocol):
     format: str
-    source_rate: int | None  # known once the header (if any) has been read
     warnings: list[str]
+
+    @property
+    def source_rate(self) -> int | None: ...  # known once the header (if any) has been read
 
     def feed(self, data: bytes) -> np.ndarray: ...
 

@@ -145,9 +145,9 @@ class ShapedStream(httpx2.AsyncByteStream):
                     raise item
                 due, piece = item
                 if link.drop_at is not None and due >= link.drop_at:
-                    await _sleep_until(link.drop_at)
+                    await sleep_until(link.drop_at)
                     raise SimulatedDrop("connection reset (simulated network drop)")
-                await _sleep_until(due)
+                await sleep_until(due)
                 yield piece
         finally:
             task.cancel()
@@ -158,7 +158,8 @@ class ShapedStream(httpx2.AsyncByteStream):
         await self._inner.aclose()
 
 
-async def _sleep_until(deadline: float) -> None:
+async def sleep_until(deadline: float) -> None:
+    """Sleep until perf_counter() reaches `deadline` (at once if it has)."""
     delay = deadline - time.perf_counter()
     if delay > 0:
         await asyncio.sleep(delay)
@@ -181,10 +182,10 @@ class ShapedTransport(httpx2.AsyncBaseTransport):
         if not p.shaped:
             return await self._inner.handle_async_request(request)
         t = time.perf_counter()
-        await _sleep_until(t + p.rtt_ms / 2000.0)  # the request's way there
+        await sleep_until(t + p.rtt_ms / 2000.0)  # the request's way there
         response = await self._inner.handle_async_request(request)
         link = _Link(p, rng, time.perf_counter())
-        await _sleep_until(link.schedule(0, time.perf_counter()))  # the headers' way back
+        await sleep_until(link.schedule(0, time.perf_counter()))  # the headers' way back
         assert isinstance(response.stream, httpx2.AsyncByteStream)
         return httpx2.Response(status_code=response.status_code, headers=response.headers,
                                stream=ShapedStream(response.stream, link), extensions=response.extensions,

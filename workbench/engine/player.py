@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from .adaptive import AdaptiveTarget, estimate_speech_s, slow_server_ms
+from .adaptive import AdaptiveTarget, estimate_speech_s, steer
 from .buffer import BufferState, JitterBuffer
 from .decoders import PROGRESSIVE_FORMATS, DecodeError
 from .fetch import Fetch
@@ -31,7 +31,8 @@ from .metrics import PlayMetrics, PlayState, Snapshot
 from .playrun import PlayRun
 from .report import collect
 from .settings import LOCAL, Settings
-from .sinks import Sink, SinkError, SinkFactory, VirtualSink, sink_factory
+from .sinkfactory import SinkFactory, sink_factory
+from .sinks import Sink, SinkError, VirtualSink
 from .source import SourceError, SpeechRequest, SpeechSource
 
 log = logging.getLogger(__name__)
@@ -170,7 +171,8 @@ class StreamPlayer:
             learned = self.adaptive.begin(initial_ms, s.max_buffer_s * 1000.0)
             if s.adaptive:
                 start_ms = learned
-                tasks.append(asyncio.create_task(self._adapt(estimate_speech_s(text, s.speed))))
+                tasks.append(asyncio.create_task(steer(self.adaptive, lambda: self.buffer, run,
+                                                       estimate_speech_s(text, s.speed))))
         sink_task = asyncio.create_task(self._prepare_sink(start_ms))
 
         async def out_rate() -> int:
@@ -308,42 +310,6 @@ class StreamPlayer:
     def _gap(self) -> None:
         if self.buffer is not None:
             self.buffer.fade_tail()
-
-    async def _adapt(self, expected_s: float) -> None:
-        """Ten times a second: feed the clock and underruns to the adaptive target, apply it, and when
-        the server is slower than real time, buffer what the rest of the reply needs."""
-        adaptive = self.adaptive
-        assert adaptive is not None
-        seen_underruns = 0
-        warned = False
-        while True:
-            await asyncio.sleep(0.1)
-            buffer = self.buffer
-            if buffer is None:
-                continue
-            now = time.perf_counter()
-            if buffer.ended:
-                adaptive.end()
-            if buffer.underruns > seen_underruns:
-                seen_underruns = buffer.underruns
-                adaptive.underrun(now)
-            adaptive.tick(now)
-            target = adaptive.target_ms
-            arrivals = adaptive.arrivals
-            if arrivals and arrivals[-1].t >= 1.0 and not buffer.ended:
-                received_s = arrivals[-1].start_s + arrivals[-1].length_s
-                # time spent waiting on a full buffer is ours, not the server's
-                run = self._run
-                pace = received_s / max(now - (run.first_audio_at or now) - run.backpressure_s, 1e-3)
-                extra = slow_server_ms(max(expected_s - received_s, 0.0), pace)
-                if extra > 0:
-                    target = max(target, min(extra, adaptive.max_ms))
-                    if not warned and pace < 0.95:
-                        warned = True
-                        run.notice(f"the server sends audio at {pace:.2f}x real time: buffering up to "
-                                   f"{min(extra, adaptive.max_ms):.0f} ms to play the rest through")
-            if abs(target - buffer.target_ms) >= 1.0:
-                buffer.set_target_ms(target)
 
     # -- observing --------------------------------------------------------------------------------
     def state(self) -> PlayState:

@@ -19,14 +19,12 @@ import contextlib
 import threading
 import time
 import wave
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from .buffer import JitterBuffer
-from .settings import Settings
 
 
 class SinkError(Exception):
@@ -110,23 +108,39 @@ class Sink:
         self.block_size = block_size
         self.recorder = recorder
         self.buffer: JitterBuffer | None = None
-        self.first_heard: float | None = None  # perf_counter() when the first real sample was heard
-        self.done_at: float | None = None  # perf_counter() when the last block will have been heard
-        self.device_underflows = 0  # the device needed audio and the callback was late
+        self._first_heard: float | None = None
+        self._done_at: float | None = None
+        self._device_underflows = 0
+        self._closed_at: float | None = None
         self.latency_s = 0.0
         self.speed = 1.0  # audio seconds consumed per wall second
         self.started_at: float | None = None
         self.description = self.kind
         self._finished = DoneSignal()
 
+    @property
+    def first_heard(self) -> float | None:
+        """perf_counter() when the first real sample was heard (the DAC's time for it)."""
+        return self._first_heard
+
+    @property
+    def done_at(self) -> float | None:
+        """perf_counter() when the last block will have been heard (or when the sink was closed early)."""
+        return self._done_at if self._done_at is not None else self._closed_at
+
+    @property
+    def device_underflows(self) -> int:
+        """The device needed audio and the callback was late (or, virtual: the clock thread woke late)."""
+        return self._device_underflows
+
     def _after_block(self, block: np.ndarray, buffer: JitterBuffer, heard_at: float, seconds_per_sample: float) -> None:
         """Shared per-block bookkeeping, called on the audio thread right after the buffer filled `block`."""
         if self.first_heard is None and buffer.first_audio_block == buffer.blocks_read:
-            self.first_heard = heard_at + buffer.first_audio_offset * seconds_per_sample
+            self._first_heard = heard_at + buffer.first_audio_offset * seconds_per_sample
         if self.recorder is not None:
             self.recorder.add(block)
         if self.done_at is None and buffer.done:
-            self.done_at = heard_at + len(block) * seconds_per_sample
+            self._done_at = heard_at + len(block) * seconds_per_sample
             self._finished.set()
 
     def open(self) -> None:
@@ -206,7 +220,7 @@ class VirtualSink(Sink):
             if delay > 0:
                 time.sleep(delay)  # cheaper per wake-up than Event.wait; stop is seen within one block
             elif -delay > self.period:
-                self.device_underflows += 1
+                self._device_underflows += 1
                 next_tick = time.perf_counter()
 
     def close(self) -> None:
@@ -215,10 +229,10 @@ class VirtualSink(Sink):
             self._thread.join(timeout=2.0)
         self._finished.set()
         if self.done_at is None:
-            self.done_at = time.perf_counter()
+            self._closed_at = time.perf_counter()
 
 
-def _import_sounddevice() -> Any:
+def import_sounddevice() -> Any:
     try:
         import sounddevice
     except OSError as exc:  # PortAudio library missing
@@ -231,7 +245,7 @@ def _import_sounddevice() -> Any:
 def default_output_device() -> str | None:
     """Name of the default output device, or None when there is none (or no PortAudio)."""
     try:
-        sd = _import_sounddevice()
+        sd = import_sounddevice()
         info = sd.query_devices(kind="output")
     except Exception:
         return None
@@ -265,7 +279,7 @@ class SoundDeviceSink(Sink):
         self._stream: Any = None
 
     def open(self) -> None:
-        sd = _import_sounddevice()
+        sd = import_sounddevice()
         try:
             info = sd.query_devices(self.device, kind="output")
         except (ValueError, sd.PortAudioError) as exc:
@@ -305,7 +319,7 @@ class SoundDeviceSink(Sink):
     def _callback(self, outdata: np.ndarray, frames: int, time_info: Any, status: Any) -> None:
         now = time.perf_counter()
         if status.output_underflow:
-            self.device_underflows += 1
+            self._device_underflows += 1
         buffer = self.buffer
         block = outdata[:, 0]
         if buffer is None:
@@ -324,55 +338,4 @@ class SoundDeviceSink(Sink):
                 stream.close()
         self._finished.set()
         if self.done_at is None:
-            self.done_at = time.perf_counter()
-
-
-SinkFactory = Callable[[Settings], tuple[Sink, "str | None"]]
-
-
-def sink_factory(kind: str | None = None, *, speed: float = 1.0, record: str | Path | bool | None = None,
-                 made: list[Sink] | None = None) -> SinkFactory:
-    """How a player gets a sink for each play: the one factory the CLI, benchmarks, tuning and tests use.
-
-    `kind` overrides the settings' WORKBENCH_SINK (auto, device, virtual, wav:PATH). A virtual sink can
-    run `speed` times faster than real time. `record` keeps what was played: a WAV file's path, or True
-    for a fresh in-memory `Recorder` on every sink. Each sink made is appended to `made`, if given.
-    """
-    def factory(settings: Settings) -> tuple[Sink, str | None]:
-        spec = kind or settings.sink
-        notice = None
-        if spec == "virtual" or speed != 1.0:
-            recorder = Recorder() if record is True else Recorder(record) if record else None
-            sink: Sink = VirtualSink(settings.output_rate, settings.block_size, recorder, speed=speed)
-        else:
-            sink, notice = make_sink(spec, rate=settings.output_rate, block_size=settings.block_size,
-                                     device=settings.output_device, record=None if record is True else record)
-            if record is True and sink.recorder is None:
-                sink.recorder = Recorder()
-        if made is not None:
-            made.append(sink)
-        return sink, notice
-
-    return factory
-
-
-def make_sink(spec: str, *, rate: int, block_size: int, device: str | int | None = None,
-              record: str | Path | None = None) -> tuple[Sink, str | None]:
-    """Build the sink named by `spec` (auto, device, virtual, wav:PATH).
-
-    Returns the sink and a notice for the user, if any (for example when `auto` found no device).
-    """
-    recorder = Recorder(record) if record else None
-    if spec.startswith("wav:"):
-        return VirtualSink(rate, block_size, Recorder(spec[4:])), None
-    if spec == "virtual":
-        return VirtualSink(rate, block_size, recorder), None
-    if spec == "device":
-        return SoundDeviceSink(rate, block_size, recorder, device=device), None
-    # auto
-    if device is not None or default_output_device() is not None:
-        return SoundDeviceSink(rate, block_size, recorder, device=device), None
-    return (
-        VirtualSink(rate, block_size, recorder),
-        "no audio output device found: playing on the virtual sink (silent); set WORKBENCH_SINK=device to insist",
-    )
+            self._closed_at = time.perf_counter()

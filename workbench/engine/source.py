@@ -14,7 +14,7 @@ import json
 import socket
 import ssl
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,8 +23,6 @@ import openai
 
 from .errors import exception_chain
 from .safetext import clean_text
-
-
 
 RETRY_STATUSES = (408, 429, 500, 502, 503, 504)
 # Resuming a broken stream: the client asks for the body from a byte offset; a server that can (ours)
@@ -103,7 +101,7 @@ class SpeechSource:
         self.status: int | None = None
         self.resumed_from: int | None = None  # the offset the last response starts at, if it said so
 
-    async def stream(self, request: SpeechRequest, *, resume_from: int = 0) -> AsyncIterator[bytes]:
+    async def stream(self, request: SpeechRequest, *, resume_from: int = 0) -> AsyncGenerator[bytes, None]:
         """Yield the body as it arrives, in pieces of at most `chunk_size` bytes.
 
         With `resume_from`, ask for the body from that byte on; `resumed_from` then says whether the

@@ -29,6 +29,7 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 from ..engine.errors import exception_chain
+from ..engine.network import sleep_until
 from ..engine.source import RESUME_HEADER
 from . import speech
 from .encoders import CONTENT_TYPES, make_encoder
@@ -152,12 +153,6 @@ def _pieces(audio: Iterator[np.ndarray]) -> Iterator[np.ndarray]:
         yield carry
 
 
-async def _sleep_until(deadline: float) -> None:
-    delay = deadline - time.perf_counter()
-    if delay > 0:
-        await asyncio.sleep(delay)
-
-
 _DONE = object()
 
 
@@ -195,7 +190,7 @@ async def paced_audio(text: str, voice: str, fmt: str, speed: float, knobs: Knob
             ready_at = first_due + audio_s * knobs.pace  # generating this piece finishes here
             audio_s += len(piece) / speech.OUTPUT_RATE
             if pending and ready_at > next_flush:
-                await _sleep_until(next_flush)
+                await sleep_until(next_flush)
                 yield bytes(pending)
                 pending.clear()
             if ready_at > next_flush:
@@ -203,7 +198,7 @@ async def paced_audio(text: str, voice: str, fmt: str, speed: float, knobs: Knob
             pending += data
         tail = await asyncio.to_thread(encoder.flush)
         pending += tail[skip_left:]
-        await _sleep_until(max(next_flush, first_due + audio_s * knobs.pace))
+        await sleep_until(max(next_flush, first_due + audio_s * knobs.pace))
         if pending:
             yield bytes(pending)
     finally:

@@ -11,10 +11,11 @@ so clients can trim the priming silence; the end padding is unknown while stream
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 import av
 import numpy as np
+from av.audio.stream import AudioStream
 
 from .speech import OUTPUT_RATE as RATE
 
@@ -100,7 +101,7 @@ class AvEncoder:
         self.format = fmt
         self._sink = _Collector()
         self._out = av.open(self._sink, "w", format=container, options=options)
-        self._stream = self._out.add_stream(codec, rate=codec_rate)
+        self._stream = cast(AudioStream, self._out.add_stream(codec, rate=codec_rate))
         self._stream.layout = "mono"
         if bitrate:
             self._stream.bit_rate = bitrate

@@ -10,6 +10,7 @@ from __future__ import annotations
 from textual.message import Message
 
 from ..engine.metrics import PlayMetrics, Snapshot
+from .state import RunRecord
 
 
 class PlayProgress(Message):
@@ -40,6 +41,22 @@ class PlayRejected(Message):
         super().__init__()
         self.run = run
         self.reason = reason
+
+
+class RunStarted(Message):
+    """A play was added to the history (it may still be waiting for the endpoint)."""
+
+    def __init__(self, record: RunRecord) -> None:
+        super().__init__()
+        self.record = record
+
+
+class SettingsReplaced(Message):
+    """The settings were replaced wholesale (a preset loaded): the panel shows them again."""
+
+    def __init__(self, text: str) -> None:
+        super().__init__()
+        self.text = text
 
 
 class ServerReady(Message):

@@ -11,6 +11,7 @@ import math
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from ..defaults import DEFAULT_TEXT
 from ..engine.metrics import PlayMetrics, PlayState, Snapshot
@@ -22,7 +23,7 @@ SIZE = (140, 44)
 FAKE_URL = "http://127.0.0.1:8880/v1"  # shown, never contacted
 
 
-def scene_app(save_dir: Path = Path("presets-out"), **settings: object) -> WorkbenchApp:
+def scene_app(save_dir: Path = Path("presets-out"), **settings: Any) -> WorkbenchApp:
     """The app for a scene; `save_dir` shows in dialogs (a relative path, so pictures never differ)."""
     config = AppConfig(settings=Settings(sink="virtual", **settings), local_url=FAKE_URL, start_server=False,
                        save_dir=save_dir, voicemode_env=save_dir / "voicemode.env", text=DEFAULT_TEXT)
@@ -102,14 +103,16 @@ def metrics_from(snaps: list[Snapshot], *, network: str = "none", ttfb_ms: float
 def push_run(app: WorkbenchApp, snaps: list[Snapshot], *, finished: PlayMetrics | None = None,
              settings: Settings | None = None, label: str = "", text: str = DEFAULT_TEXT) -> RunRecord:
     """Show a run as if it had played: the same handlers the engine's messages reach."""
-    from .messages import PlayProgress
+    from .messages import PlayFinished, PlayProgress, RunStarted
 
-    record = RunRecord(number=len(app.runs) + 1, text=text, settings=settings or app.current_settings(), label=label)
-    app.add_run(record)
+    session = app.session
+    record = RunRecord(number=0, text=text, settings=settings or session.current_settings(), label=label)
+    session.add_run(record)
+    app.on_run_started(RunStarted(record))
     for snap in snaps:
         app.on_play_progress(PlayProgress(record.number, snap))
     if finished is not None:
-        app.finish_run(record.number, finished)
+        app.on_play_finished(PlayFinished(record.number, finished))
     return record
 
 
@@ -125,15 +128,14 @@ async def mid_play(app: WorkbenchApp) -> None:
 
 
 async def underrun(app: WorkbenchApp) -> None:
-    app.base = app.base.replace(network="4g")
+    app.session.base = app.session.base.replace(network="4g")
     snaps = synthetic_snapshots(duration_s=8.0, arrival_rtf=1.3, initial_ms=100, stalls=((2.0, 1.4), (5.5, 1.2)))
     push_run(app, snaps, finished=metrics_from(snaps, network="4g", ttfb_ms=260, needed_ms=1380),
-             settings=app.current_settings()
-             .replace(buffer_ms=100, network="4g"))
+             settings=app.session.current_settings().replace(buffer_ms=100, network="4g"))
 
 
 async def error(app: WorkbenchApp) -> None:
-    settings = app.current_settings().replace(base_urls=("http://127.0.0.1:9/v1",))
+    settings = app.session.current_settings().replace(base_urls=("http://127.0.0.1:9/v1",))
     m = PlayMetrics(format="pcm", state=PlayState.FAILED.value,
                     error="cannot reach http://127.0.0.1:9/v1: connection refused")
     push_run(app, [], finished=m, settings=settings)
@@ -146,12 +148,12 @@ async def export_dialog(app: WorkbenchApp) -> None:
 async def compare(app: WorkbenchApp) -> None:
     from .screens.compare import CompareScreen
 
-    screen = CompareScreen("format:pcm", "format:mp3")
+    screen = CompareScreen(app.session, DEFAULT_TEXT, "format:pcm", "format:mp3")
     await app.push_screen(screen)
     a_snaps = synthetic_snapshots(duration_s=8.0, arrival_rtf=4.0)
     b_snaps = synthetic_snapshots(fmt="mp3", duration_s=8.0, arrival_rtf=4.6, ttfb_ms=190)
     a = push_run(app, a_snaps, finished=metrics_from(a_snaps), label="A")
-    b_settings = app.current_settings().replace(audio_format="mp3")
+    b_settings = app.session.current_settings().replace(audio_format="mp3")
     b = push_run(app, b_snaps, finished=metrics_from(b_snaps, ttfb_ms=190, fmt="mp3", bytes_per_ms=4.0),
                  settings=b_settings, label="B")
     screen.show_results({"A": "pcm", "B": "mp3"}, a, b)

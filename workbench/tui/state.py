@@ -13,6 +13,7 @@ from ..engine.metrics import PlayMetrics, PlayState, Snapshot
 from ..engine.settings import FORMATS, Settings
 
 TRACE_POINTS = 3000  # at 10 Hz, five minutes of play; older points fall off
+STREAM_FIELDS = ("buffer_ms", "chunk_size", "max_buffer_s")  # kept per format
 
 
 @dataclass

@@ -26,7 +26,7 @@ from typing import Any
 from ..engine.metrics import PlayMetrics
 from ..engine.player import StreamPlayer
 from ..engine.settings import Settings
-from ..engine.sinks import sink_factory
+from ..engine.sinkfactory import sink_factory
 from .presets import Preset, preset_from_settings
 
 MAX_ROUNDS = 4
@@ -62,7 +62,7 @@ def _round_up(ms: float, step: int = 10) -> int:
 
 
 async def tune(settings: Settings, base_url: str, repeats: int, text: str,
-               progress: Callable[[str], None] = lambda _: None,
+               progress: Callable[[str], object] = lambda _: None,
                extra_query: dict[str, Any] | None = None) -> TuneResult:
     if repeats < 1:
         raise ValueError("repeats must be at least 1")
@@ -75,10 +75,9 @@ async def tune(settings: Settings, base_url: str, repeats: int, text: str,
 
     async def series(s: Settings, what: str) -> list[PlayMetrics]:
         nonlocal plays
-        player = StreamPlayer(s, base_url=base_url, extra_query=extra_query,
-                              sink_factory=sink_factory("virtual"))
         out: list[PlayMetrics] = []
-        try:
+        async with StreamPlayer(s, base_url=base_url, extra_query=extra_query,
+                                sink_factory=sink_factory("virtual")) as player:
             for i in range(repeats):
                 progress(f"{what}: play {i + 1}/{repeats}")
                 m = await player.play(text)
@@ -86,8 +85,6 @@ async def tune(settings: Settings, base_url: str, repeats: int, text: str,
                 if m.error:
                     raise TuneFailed(f"{what}: {m.error}")
                 out.append(m)
-        finally:
-            await player.aclose()
         return out
 
     def needed(ms: list[PlayMetrics]) -> float:

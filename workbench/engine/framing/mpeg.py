@@ -215,7 +215,8 @@ class _SyncScanner:
                     confirmed = len(buf) == length  # a single complete frame at the very end
                 else:
                     follow = self._parse(buf, length)
-                    confirmed = (follow is not None and follow.same_stream(header)) or buf[length : length + 3] == b"ID3"
+                    confirmed = (follow is not None and follow.same_stream(header)) \
+                        or buf[length : length + 3] == b"ID3"
                 if not confirmed:
                     self._lose_sync(1)
                     continue

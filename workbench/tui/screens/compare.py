@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from rich.text import Text
 from textual import on, work
@@ -14,16 +14,14 @@ from textual.containers import Horizontal
 from textual.screen import Screen
 from textual.widgets import Button, DataTable, Footer, Header, Label, Select, Static
 
-from ...usecases.compare import compare_rows, report, save_report
 from ...engine.decoders import PROGRESSIVE_FORMATS
 from ...engine.metrics import PlayMetrics
 from ...engine.settings import FORMATS, Settings, SettingsError, parse_overrides
+from ...usecases.compare import compare_rows, report, save_report
 from ...usecases.presets import PresetError, load_preset, shipped_presets
+from ..session import Session, SessionError
 from ..state import RunRecord
 from ..widgets.buffer_graph import BufferGraph
-
-if TYPE_CHECKING:
-    from ..app import WorkbenchApp
 
 
 def default_pair() -> tuple[str, str]:
@@ -52,8 +50,10 @@ class CompareScreen(Screen[None]):
     CompareScreen #compare-table { height: auto; max-height: 19; border: round $primary 50%; }
     """
 
-    def __init__(self, a: str | None = None, b: str | None = None) -> None:
+    def __init__(self, session: Session, text: str, a: str | None = None, b: str | None = None) -> None:
         super().__init__()
+        self.session = session
+        self.text = text
         da, db = default_pair()
         self.choice_a = a or da
         self.choice_b = b or db
@@ -61,13 +61,9 @@ class CompareScreen(Screen[None]):
         self.names: dict[str, str] = {}
         self._done: dict[int, asyncio.Event] = {}
 
-    @property
-    def wb(self) -> WorkbenchApp:
-        return self.app  # type: ignore[return-value]
-
     def _options(self) -> list[tuple[str, str]]:
         options = [(f"format {f}", f"format:{f}") for f in FORMATS]
-        options += [(f"preset {p.stem}", f"preset:{p}") for p in shipped_presets(self.wb.config.presets_dir)]
+        options += [(f"preset {p.stem}", f"preset:{p}") for p in shipped_presets(self.session.config.presets_dir)]
         return options
 
     def compose(self) -> ComposeResult:
@@ -94,13 +90,13 @@ class CompareScreen(Screen[None]):
         table = self.query_one("#compare-table", DataTable)
         table.add_columns("metric", "A", "B", "B - A", "better")
         table.border_title = "Metrics"
-        self.wb.listeners.append(self._on_record)
+        self.session.listeners.append(self._on_record)
         self._label_graphs()
         self.query_one("#run", Button).focus()
 
     def on_unmount(self) -> None:
-        if self._on_record in self.wb.listeners:
-            self.wb.listeners.remove(self._on_record)
+        if self._on_record in self.session.listeners:
+            self.session.listeners.remove(self._on_record)
 
     def _label_graphs(self) -> None:
         for side in ("a", "b"):
@@ -115,25 +111,25 @@ class CompareScreen(Screen[None]):
         """A side's settings: the app's current ones with a format's own values, or a preset on top.
 
         Both sides keep the app's network profile (a preset's WORKBENCH_NETWORK is not used here)."""
-        app = self.wb
+        session = self.session
         kind, _, ref = choice.partition(":")
-        base = app.current_settings()
+        base = session.current_settings()
         if kind == "format":
-            stream = app.profiles[ref]
+            stream = session.profiles[ref]
             return base.replace(audio_format=ref, buffer_ms=stream.buffer_ms, chunk_size=stream.chunk_size,
                                 max_buffer_s=stream.max_buffer_s)
         preset = load_preset(Path(ref))
         values = parse_overrides(preset.values, str(ref))
         values.pop("network", None)
         if "audio_format" in values and not {"buffer_ms", "chunk_size", "max_buffer_s"} & values.keys():
-            stream = app.profiles[values["audio_format"]]
+            stream = session.profiles[values["audio_format"]]
             values = {"buffer_ms": stream.buffer_ms, "chunk_size": stream.chunk_size,
                       "max_buffer_s": stream.max_buffer_s, **values}
         return base.replace(**values)
 
     @on(Button.Pressed, "#run")
     def action_run(self) -> None:
-        if self.wb.current is not None:
+        if self.session.current is not None:
             self._status("a play is running: stop it first (s)", error=True)
             return
         a = str(self.query_one("#a", Select).value)
@@ -152,12 +148,12 @@ class CompareScreen(Screen[None]):
 
     @work(exclusive=True, group="compare", exit_on_error=False)
     async def _run(self, sides: dict[str, Settings]) -> None:
-        text = self.wb.query_one("#text").text  # type: ignore[attr-defined]
         for side, settings in sides.items():
             self._status(f"playing {side}: {self.names[side]}…")
-            record = self.wb.start_play(text, settings, label=side)
-            if record is None:
-                self._status(f"{side} could not start; see the main screen's message", error=True)
+            try:
+                record = self.session.start_play(self.text, settings, label=side)
+            except (SessionError, SettingsError) as exc:
+                self._status(f"{side} could not start: {exc}", error=True)
                 return
             self.records[side] = record
             done = self._done.setdefault(record.number, asyncio.Event())
@@ -209,7 +205,8 @@ class CompareScreen(Screen[None]):
         settings: dict[str, Any] = {side: r.summary() for side, r in self.records.items()}
         data, markdown = report(self.names["A"], self.names["B"], a.metrics, b.metrics, a.text, settings)
         try:
-            json_path, md_path = save_report(self.wb.config.save_dir / "compare-results", "compare", data, markdown)
+            folder = self.session.config.save_dir / "compare-results"
+            json_path, md_path = save_report(folder, "compare", data, markdown)
         except OSError as exc:
             self._status(f"could not save: {exc}", error=True)
             return

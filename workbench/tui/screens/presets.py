@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from rich.syntax import Syntax
 from rich.text import Text
@@ -27,9 +26,7 @@ from ...usecases.presets import (
     voicemode_env_path,
     write_apply,
 )
-
-if TYPE_CHECKING:
-    from ..app import WorkbenchApp
+from ..session import Session
 
 DIALOG_CSS = """
 {name} {{ align: center middle; }}
@@ -75,16 +72,14 @@ class ExportScreen(ModalScreen[None]):
     ExportScreen #preset-text { height: auto; max-height: 14; border: round $primary 50%; padding: 0 1; }
     """
 
-    def __init__(self, preset: Preset) -> None:
+    def __init__(self, preset: Preset, save_dir: Path, voicemode_env: Path | None = None) -> None:
         super().__init__()
         self.preset = preset
-
-    @property
-    def wb(self) -> WorkbenchApp:
-        return self.app  # type: ignore[return-value]
+        self.save_dir = save_dir
+        self.voicemode_env = voicemode_env  # None: voicemode's own ~/.voicemode/voicemode.env
 
     def compose(self) -> ComposeResult:
-        default = self.wb.config.save_dir / f"{self.preset.name}.env"
+        default = self.save_dir / f"{self.preset.name}.env"
         with Vertical():
             yield Label("Export preset", classes="title")
             with VerticalScroll(id="preset-text"):
@@ -119,7 +114,7 @@ class ExportScreen(ModalScreen[None]):
 
     @on(Button.Pressed, "#apply")
     def apply(self) -> None:
-        target = self.wb.config.voicemode_env or voicemode_env_path()
+        target = self.voicemode_env or voicemode_env_path()
         self.app.push_screen(ApplyScreen(self.preset, target))
 
     @on(Button.Pressed, "#close")
@@ -185,7 +180,7 @@ class ApplyScreen(ModalScreen[None]):
         lines = []
         if plan.skipped:
             lines.append(f"Left out (workbench only): {', '.join(plan.skipped)}.")
-        lines.append(f"A backup is kept next to it; the file is written with mode 600."
+        lines.append("A backup is kept next to it; the file is written with mode 600."
                      if plan.exists else "The file does not exist yet; it will be created with mode 600.")
         lines.append("voicemode reads these settings at start: restart it to pick them up.")
         notes.update("\n".join(lines))
@@ -220,13 +215,10 @@ class LoadPresetScreen(ModalScreen[None]):
     LoadPresetScreen OptionList { height: auto; max-height: 12; }
     """
 
-    def __init__(self, presets_dir: Path) -> None:
+    def __init__(self, session: Session) -> None:
         super().__init__()
-        self.presets_dir = presets_dir
-
-    @property
-    def wb(self) -> WorkbenchApp:
-        return self.app  # type: ignore[return-value]
+        self.session = session
+        self.presets_dir = session.config.presets_dir
 
     def compose(self) -> ComposeResult:
         options = []
@@ -264,7 +256,7 @@ class LoadPresetScreen(ModalScreen[None]):
         status = self.query_one("#status", Static)
         try:
             preset = load_preset(path)
-            self.wb.apply_preset(preset)
+            self.session.apply_preset(preset)
         except (PresetError, SettingsError) as exc:
             _status(status, str(exc), "error")
             return

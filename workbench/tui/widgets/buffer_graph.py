@@ -6,7 +6,6 @@ from textual_plotext import PlotextPlot
 
 from ..state import Trace
 
-
 # colours as RGB, so every terminal theme draws them the same (the legend is the border's subtitle)
 LEVEL = (0, 200, 255)
 TARGET = (255, 200, 0)

@@ -7,7 +7,7 @@ keeps no state of its own beyond its widgets; the app owns the settings.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from textual import on
 from textual.app import ComposeResult
@@ -20,7 +20,7 @@ from textual.widgets import Input, Label, Select, Switch
 from ...engine.network import PROFILES
 from ...engine.settings import FORMATS, LOCAL, SPEC_BY_ATTR, Settings, SettingsError, format_value
 from ...server.speech import VOICE_MAP
-from ..state import StreamValues
+from ..state import STREAM_FIELDS, StreamValues
 
 # (attribute, label, placeholder) of the free-text fields, in the order shown
 INPUTS = (
@@ -33,7 +33,6 @@ INPUTS = (
     ("speed", "Speed", "server default"),
     ("endpoint", "Endpoint", "local"),
 )
-STREAM_FIELDS = ("buffer_ms", "chunk_size", "max_buffer_s")  # kept per format
 HINTS = {
     "buffer_ms": "0 to 10000; applies live", "chunk_size": "1 to 1048576", "max_buffer_s": "0.05 to 600",
     "trailing_silence_s": "0 to 10", "voice": "embedded: alloy, nova, … test-signal", "model": "any model name",
@@ -85,7 +84,7 @@ class SettingsPanel(VerticalScroll):
         yield Switch(value=True, id="streaming_enabled")
         for attr, label, placeholder in INPUTS:
             yield Label(label, classes="field-label")
-            kind = {"buffer_ms": "integer", "chunk_size": "integer"}.get(attr, "text")
+            kind: Literal["integer", "text"] = "integer" if attr in ("buffer_ms", "chunk_size") else "text"
             suggester = SuggestFromList(sorted(VOICE_MAP)) if attr == "voice" else None
             yield Input(placeholder=placeholder, id=attr, type=kind, validators=[SpecValidator(attr)],
                         valid_empty=attr == "speed", suggester=suggester, select_on_focus=False)

@@ -1,0 +1,133 @@
+"""The C audio callback (`_playout.c`) against the Python consumer it replaces on the device.
+
+Both run the jitter buffer's state machine; on the same schedule of writes, reads, target changes,
+ends, stops and gap fades they must give the same samples, bit for bit, and the same counters. Then
+the native sink on the real PulseAudio null sink: first sound, the end signal, recording.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ctypes
+import os
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from workbench.engine import nativesink
+from workbench.engine.buffer import CTL_WORDS, Ctl, JitterBuffer
+from workbench.engine.sinks import Recorder, default_output_device
+
+needs_native = pytest.mark.skipif(not nativesink.available() and os.environ.get("CI") != "true",
+                                  reason="the C playout module is not built here")
+RATE = 1000
+
+ops = st.lists(st.one_of(
+    st.tuples(st.just("write"), st.integers(1, 60)),
+    st.tuples(st.just("read"), st.integers(1, 25)),
+    st.tuples(st.just("target"), st.integers(0, 80)),
+    st.tuples(st.just("end"), st.just(0)),
+    st.tuples(st.just("stop"), st.just(0)),
+    st.tuples(st.just("gap"), st.just(0)),
+), min_size=1, max_size=60)
+
+
+def run(schedule: list[tuple[str, int]], native: bool, seed: int) -> tuple[list[np.ndarray], np.ndarray]:
+    rng = np.random.default_rng(seed)
+    buf = JitterBuffer(RATE, 0.1, 30, trailing_silence_s=0.012, fade_ms=4)
+    lib = nativesink.playout_library()
+    state = nativesink.native_state(buf, RATE) if native else None
+    outputs: list[np.ndarray] = []
+    for op, n in schedule:
+        if op == "write" and not buf.ended:
+            buf.write(rng.uniform(-1, 1, n).astype(np.float32))
+        elif op == "read":
+            out = np.full(n, 9.0, dtype=np.float32)  # anything not written would show
+            if native:
+                lib.wb_read(ctypes.byref(state), out.ctypes.data_as(ctypes.POINTER(ctypes.c_float)), n)
+            else:
+                buf.read_into(out)
+            outputs.append(out)
+        elif op == "target":
+            buf.set_target_ms(n)
+        elif op == "end" and not buf.ended:
+            buf.end()
+        elif op == "stop":
+            buf.stop()
+        elif op == "gap":
+            buf.fade_tail()
+    return outputs, buf.ctl.copy()
+
+
+@needs_native
+@settings(max_examples=400, deadline=None)
+@given(ops, st.integers(0, 2**32 - 1))
+def test_the_c_consumer_plays_exactly_what_the_python_one_does(schedule: list[tuple[str, int]], seed: int) -> None:
+    py_out, py_ctl = run(schedule, native=False, seed=seed)
+    c_out, c_ctl = run(schedule, native=True, seed=seed)
+    assert len(py_out) == len(c_out)
+    for a, b in zip(py_out, c_out, strict=True):
+        np.testing.assert_array_equal(a, b)
+    shared = [i for i in range(CTL_WORDS) if i < Ctl.DEVICE_UNDERFLOWS]
+    np.testing.assert_array_equal(py_ctl[shared], c_ctl[shared])
+
+
+@needs_native
+def test_a_whole_stream_the_same_way() -> None:
+    """A longer, plainer case: a reply written in pieces, an underrun, the end and its fade."""
+    schedule = [("write", 40), *[("read", 10)] * 3, ("write", 5), *[("read", 10)] * 3, ("write", 50),
+                ("end", 0), *[("read", 10)] * 8]
+    py_out, py_ctl = run(schedule, native=False, seed=1)
+    c_out, c_ctl = run(schedule, native=True, seed=1)
+    np.testing.assert_array_equal(np.concatenate(py_out), np.concatenate(c_out))
+    assert py_ctl[Ctl.UNDERRUNS] == c_ctl[Ctl.UNDERRUNS] == 1 and c_ctl[Ctl.STATE] == 4  # done
+
+
+audio = pytest.mark.skipif(default_output_device() is None and os.environ.get("WORKBENCH_REQUIRE_AUDIO") != "1",
+                           reason="no audio output device (CI runs this on a PulseAudio null sink)")
+
+
+@needs_native
+@audio
+def test_the_native_sink_plays_hears_and_ends_on_the_real_device() -> None:
+    rate = 24_000
+    tone = (0.5 * np.sin(2 * np.pi * 440 * np.arange(int(0.5 * rate)) / rate)).astype(np.float32)
+    buf = JitterBuffer(rate, 2.0, 50, trailing_silence_s=0.1)
+    sink = nativesink.NativeDeviceSink(rate, 480, Recorder())
+
+    async def play() -> None:
+        sink.open()
+        sink.start(buf)
+        buf.write(tone)
+        buf.end()
+        await asyncio.wait_for(sink.wait_done(), timeout=10)
+
+    try:
+        asyncio.run(play())
+    finally:
+        sink.close()
+    assert sink.first_heard is not None and sink.done_at is not None and sink.done_at > sink.first_heard
+    assert buf.played_samples == len(tone) and buf.done
+    recorded = sink.recorder.samples() if sink.recorder is not None else np.zeros(0, dtype=np.float32)
+    onset = int(np.flatnonzero(recorded)[0]) - 1  # the tone's first sample is exactly 0
+    end = len(tone) - buf.fade_len  # (its last 5 ms fade out)
+    np.testing.assert_array_equal(recorded[onset : onset + end], tone[:end])  # what was played, as it was
+    assert sink.device_underflows == 0
+
+
+@needs_native
+@pytest.mark.parametrize("block", range(1, 10))
+def test_every_small_ending_the_same_way(block: int) -> None:
+    """Every alignment of the end fade with the blocks (random schedules can miss one sample's worth)."""
+    for total in range(1, 30):
+        for reads_before_end in range(0, 5):
+            for gap in (False, True):
+                schedule = [("target", 0), ("write", total), *[("read", block)] * reads_before_end,
+                            *([("gap", 0)] if gap else []), ("end", 0), *[("read", block)] * (total // block + 6)]
+                py_out, py_ctl = run(schedule, native=False, seed=total)
+                c_out, c_ctl = run(schedule, native=True, seed=total)
+                np.testing.assert_array_equal(np.concatenate(py_out), np.concatenate(c_out),
+                                              err_msg=f"block {block}, {total} samples, end after {reads_before_end}")
+                np.testing.assert_array_equal(py_ctl[: Ctl.DEVICE_UNDERFLOWS], c_ctl[: Ctl.DEVICE_UNDERFLOWS])

@@ -1,0 +1,74 @@
+"""Making sinks: the device (its callback in C where the module was built, else in Python), the virtual
+sink, or a WAV file; and `sink_factory`, how every player gets one for each play."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+from . import nativesink
+from .settings import Settings
+from .sinks import Recorder, Sink, SoundDeviceSink, VirtualSink, default_output_device
+
+PYTHON_CALLBACK_NOTICE = ("the audio callback runs in Python (the C playout module was not built): a busy "
+                          "machine can make the device underflow; reinstall with a C compiler to fix that")
+
+
+def device_sink(rate: int, block_size: int, recorder: Recorder | None = None, *,
+                device: str | int | None = None) -> tuple[Sink, str | None]:
+    """The sound card: the C callback when it is built, else the Python one (with a notice saying so)."""
+    if nativesink.available():
+        return nativesink.NativeDeviceSink(rate, block_size, recorder, device=device), None
+    return SoundDeviceSink(rate, block_size, recorder, device=device), PYTHON_CALLBACK_NOTICE
+
+
+SinkFactory = Callable[[Settings], tuple[Sink, "str | None"]]
+
+
+def sink_factory(kind: str | None = None, *, speed: float = 1.0, record: str | Path | bool | None = None,
+                 made: list[Sink] | None = None) -> SinkFactory:
+    """How a player gets a sink for each play: the one factory the CLI, benchmarks, tuning and tests use.
+
+    `kind` overrides the settings' WORKBENCH_SINK (auto, device, virtual, wav:PATH). A virtual sink can
+    run `speed` times faster than real time. `record` keeps what was played: a WAV file's path, or True
+    for a fresh in-memory `Recorder` on every sink. Each sink made is appended to `made`, if given.
+    """
+    def factory(settings: Settings) -> tuple[Sink, str | None]:
+        spec = kind or settings.sink
+        notice = None
+        if spec == "virtual" or speed != 1.0:
+            recorder = Recorder() if record is True else Recorder(record) if record else None
+            sink: Sink = VirtualSink(settings.output_rate, settings.block_size, recorder, speed=speed)
+        else:
+            path = record if isinstance(record, str | Path) else None
+            sink, notice = make_sink(spec, rate=settings.output_rate, block_size=settings.block_size,
+                                     device=settings.output_device, record=path)
+            if record is True and sink.recorder is None:
+                sink.recorder = Recorder()
+        if made is not None:
+            made.append(sink)
+        return sink, notice
+
+    return factory
+
+
+def make_sink(spec: str, *, rate: int, block_size: int, device: str | int | None = None,
+              record: str | Path | None = None) -> tuple[Sink, str | None]:
+    """Build the sink named by `spec` (auto, device, virtual, wav:PATH, and device-python to measure the
+    Python callback against the C one).
+
+    Returns the sink and a notice for the user, if any (for example when `auto` found no device).
+    """
+    recorder = Recorder(record) if record else None
+    if spec == "device-python":
+        return SoundDeviceSink(rate, block_size, recorder, device=device), None
+    if spec.startswith("wav:"):
+        return VirtualSink(rate, block_size, Recorder(spec[4:])), None
+    if spec == "virtual":
+        return VirtualSink(rate, block_size, recorder), None
+    if spec == "device" or device is not None or default_output_device() is not None:
+        return device_sink(rate, block_size, recorder, device=device)
+    return (
+        VirtualSink(rate, block_size, recorder),
+        "no audio output device found: playing on the virtual sink (silent); set WORKBENCH_SINK=device to insist",
+    )

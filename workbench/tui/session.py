@@ -1,0 +1,346 @@
+"""The workbench without its screen: the settings for the next play, each format's stream values, the
+runs, the embedded server, the player, tuning and the recommended buffer.
+
+The app draws what the session holds and passes user actions to it; the screens (compare, presets) hold
+the session, not the app. The session reports through typed messages (`messages.py`) handed to its
+`post` function, which is the app's `post_message`. Tests can pass a list's `append` instead. Screens
+that follow runs register a listener.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from textual.message import Message
+
+from ..defaults import DEFAULT_TEXT
+from ..engine.metrics import PlayMetrics, PlayState, Snapshot
+from ..engine.player import PlayError, StreamPlayer
+from ..engine.report import recommend_buffer_ms
+from ..engine.settings import LOCAL, Settings, SettingsError, parse_overrides
+from ..engine.sinkfactory import SinkFactory
+from ..engine.sinks import SinkError
+from ..usecases.presets import PRESETS_DIR, Preset, preset_from_settings
+from . import messages
+from .state import STREAM_FIELDS, RunRecord, StreamValues, format_profiles
+
+log = logging.getLogger(__name__)
+RecordListener = Callable[[RunRecord, bool], None]  # (record, finished)
+
+
+@dataclass
+class AppConfig:
+    settings: Settings
+    text: str = DEFAULT_TEXT
+    local_url: str | None = None  # where 'local' points; None: the app starts the embedded server
+    start_server: bool = True
+    sink_factory: SinkFactory | None = None
+    presets_dir: Path = PRESETS_DIR
+    voicemode_env: Path | None = None  # the file "Apply to voicemode" merges into (default ~/.voicemode/...)
+    save_dir: Path = field(default_factory=Path.cwd)  # where exports and compare results go
+    snapshot_hz: float = 10.0
+    notices: list[str] = field(default_factory=list)
+
+
+class SessionError(Exception):
+    """What the user asked for cannot be done now; `str()` says why, in one line."""
+
+
+class Session:
+    TUNE_REPEATS = 3
+
+    def __init__(self, config: AppConfig, post: Callable[[Message], object]) -> None:
+        self.config = config
+        self.post = post
+        self.base: Settings = config.settings
+        self.profiles: dict[str, StreamValues] = format_profiles(config.settings)
+        self.runs: list[RunRecord] = []
+        self.current: RunRecord | None = None  # the run playing now
+        self.last_text: str | None = None
+        self.player: StreamPlayer | None = None
+        self.player_url: str | None = None
+        self.local_url = config.local_url
+        self.server: Any = None
+        self.server_error: str | None = None
+        self._server_ready = asyncio.Event()
+        self.listeners: list[RecordListener] = []
+        self.tuning = False
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    # -- settings ---------------------------------------------------------------------------------------
+    def current_settings(self) -> Settings:
+        """The settings the next play uses: the base values with the current format's stream values."""
+        stream = self.profiles[self.base.audio_format]
+        return self.base.replace(buffer_ms=stream.buffer_ms, chunk_size=stream.chunk_size,
+                                 max_buffer_s=stream.max_buffer_s)
+
+    def edit(self, attr: str, value: Any) -> None:
+        """One setting changed in the panel; raises `SettingsError` when it does not fit with the rest."""
+        fmt = self.base.audio_format
+        if attr in STREAM_FIELDS:
+            self.profiles[fmt] = StreamValues(**{**self.profiles[fmt].__dict__, attr: value})
+            if attr == "buffer_ms" and self.player is not None and self.current is not None \
+                    and self.current.settings.audio_format == fmt:
+                self.player.set_initial_buffer_ms(float(value))  # the live knob
+        elif attr == "voice":
+            self.base = self.base.replace(voices=(value,))
+        elif attr == "model":
+            self.base = self.base.replace(models=(value,))
+        elif attr == "endpoint":
+            self.base = self.base.replace(base_urls=None if value == LOCAL else (value,))
+        else:
+            self.base = self.base.replace(**{attr: value})
+        self.current_settings()
+
+    def apply_preset(self, preset: Preset) -> None:
+        """Load a preset's values (the format it names gets its stream values); raises `SettingsError`."""
+        values = parse_overrides(preset.values, str(preset.path or preset.name))
+        stream_values = {k: values.pop(k) for k in STREAM_FIELDS if k in values}
+        fmt = values.get("audio_format", self.base.audio_format)
+        merged = {**self.profiles[fmt].__dict__, **stream_values}
+        new_base = self.base.replace(**values)
+        new_base.replace(**merged)  # raises SettingsError if they do not fit together
+        self.base = new_base
+        self.profiles[fmt] = StreamValues(**merged)
+        self.post(messages.SettingsReplaced(f"loaded preset {preset.name}"))
+
+    def current_preset(self, name: str = "workbench") -> Preset:
+        s = self.current_settings()
+        header = [f"Stream Workbench preset: {name}",
+                  f"Format {s.audio_format}, initial buffer {s.buffer_ms} ms, network profile {s.network}.",
+                  "Plain KEY=value lines: voicemode reads this file as it is."]
+        return preset_from_settings(s, name, header)
+
+    # -- the embedded server ------------------------------------------------------------------------------
+    def start_server(self) -> None:
+        """Start the embedded server on a thread; ServerReady or ServerFailed follows."""
+        def run() -> None:
+            from ..server.runner import EmbeddedServer
+
+            try:
+                server = EmbeddedServer().start()
+            except Exception as exc:  # a port or espeak problem: say so, keep the app
+                self.post(messages.ServerFailed(f"the embedded server did not start: {exc}"))
+                return
+            self.server = server
+            self.post(messages.ServerReady(server.base_url))
+
+        threading.Thread(target=run, name="embedded-server-start", daemon=True).start()
+
+    def server_ready(self, base_url: str) -> None:
+        self.local_url = base_url
+        self._server_ready.set()
+
+    def server_failed(self, reason: str) -> None:
+        self.server_error = reason
+        self._server_ready.set()
+
+    def endpoint_label(self) -> str:
+        url = self.base.base_url
+        if url != LOCAL:
+            return f"endpoint {url}"
+        if self.local_url:
+            return f"embedded {self.local_url}"
+        if self.server_error:
+            return "embedded server failed"
+        return "embedded server starting…" if self.config.start_server else "no endpoint"
+
+    async def endpoint(self, settings: Settings) -> str:
+        if settings.base_url != LOCAL:
+            return settings.base_url
+        if self.local_url is None and self.config.start_server:
+            await self._server_ready.wait()
+        if self.local_url is None:
+            raise SessionError(self.server_error or "no endpoint: set one in the settings panel")
+        return self.local_url
+
+    async def close(self) -> None:
+        if self.player is not None:
+            self.player.stop()
+        for task in list(self._tasks):
+            task.cancel()
+        for task in list(self._tasks):
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        if self.player is not None:
+            with contextlib.suppress(Exception):
+                await self.player.aclose()
+        if self.server is not None:
+            await asyncio.to_thread(self.server.stop)
+
+    def _spawn(self, work: Any) -> None:
+        task: asyncio.Task[None] = asyncio.get_running_loop().create_task(work)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    # -- plays --------------------------------------------------------------------------------------------
+    def start_play(self, text: str, settings: Settings | None = None, label: str = "") -> RunRecord:
+        """Start a play; RunStarted, PlayProgress and then PlayFinished or PlayRejected follow.
+        Raises `SessionError` (why it cannot start) or `SettingsError`."""
+        if self.current is not None:
+            raise SessionError("a play is running: press s to stop it first")
+        if self.tuning:
+            raise SessionError("a tune is running: wait for it, or press s to stop it")
+        if not text.strip():
+            raise SessionError("nothing to say: the text is empty")
+        record = RunRecord(number=len(self.runs) + 1, text=text, settings=settings or self.current_settings(),
+                           label=label)
+        self.add_run(record)
+        self.current = record
+        self.last_text = text
+        self._spawn(self._play(record))
+        return record
+
+    def add_run(self, record: RunRecord) -> None:
+        record.number = len(self.runs) + 1
+        self.runs.append(record)
+        self.post(messages.RunStarted(record))
+
+    def stop(self) -> str | None:
+        """Stop the play or the tune; returns a message for the user, if there is one to give."""
+        if self.player is not None and self.current is not None:
+            self.player.stop()
+            return None
+        if self.tuning:
+            for task in list(self._tasks):
+                task.cancel()
+            self.tuning = False
+            return "tune stopped; the settings are as they were"
+        return None
+
+    async def _player_for(self, settings: Settings, base_url: str) -> StreamPlayer:
+        if self.player is not None and self.player.settings == settings and self.player_url == base_url:
+            # a live edit during the last play moved the player's target: the panel's value rules again
+            self.player.set_initial_buffer_ms(float(settings.buffer_ms))
+            return self.player
+        if self.player is not None:
+            await self.player.aclose()
+        player = StreamPlayer(settings, base_url=base_url, sink_factory=self.config.sink_factory,
+                              snapshot_hz=self.config.snapshot_hz)
+        player.add_observer(self._observe)
+        self.player, self.player_url = player, base_url
+        return player
+
+    def _observe(self, snap: Snapshot) -> None:
+        if self.current is not None:
+            self.post(messages.PlayProgress(self.current.number, snap))
+
+    async def _play(self, record: RunRecord) -> None:
+        try:
+            base_url = await self.endpoint(record.settings)
+            player = await self._player_for(record.settings, base_url)
+            metrics = await player.play(record.text)
+        except (PlayError, SinkError, SettingsError, SessionError) as exc:
+            self.post(messages.PlayRejected(record.number, str(exc)))
+        except asyncio.CancelledError:
+            self.post(messages.PlayRejected(record.number, "cancelled"))
+            raise
+        except Exception as exc:  # a bug: report it, keep the app
+            log.exception("play failed")
+            self.post(messages.PlayRejected(record.number, f"unexpected error: {exc!r}"))
+        else:
+            self.post(messages.PlayFinished(record.number, metrics))
+
+    def run_by_number(self, number: int) -> RunRecord | None:
+        return self.runs[number - 1] if 0 < number <= len(self.runs) else None
+
+    def progress(self, number: int, snap: Snapshot) -> tuple[RunRecord, bool] | None:
+        """A snapshot of a running play: its record and whether its state changed (None if it is over)."""
+        record = self.run_by_number(number)
+        if record is None or record.metrics is not None:
+            return None
+        before = record.state
+        record.trace.add(snap)
+        self._notify(record, False)
+        return record, record.state != before
+
+    def finish(self, number: int, metrics: PlayMetrics) -> RunRecord | None:
+        """A play's final metrics (also used to push data in, in tests and for screenshots)."""
+        record = self.run_by_number(number)
+        if record is None or record.metrics is not None:
+            return None
+        record.metrics = metrics
+        if self.current is record:
+            self.current = None
+        self._notify(record, True)
+        return record
+
+    def reject(self, number: int, reason: str) -> RunRecord | None:
+        record = self.run_by_number(number)
+        if record is None or record.metrics is not None:
+            return None
+        s = record.settings
+        return self.finish(number, PlayMetrics(format=s.audio_format, streaming=s.streaming_enabled,
+                                               network=s.network, state=PlayState.FAILED.value, error=reason))
+
+    def _notify(self, record: RunRecord, finished: bool) -> None:
+        for listener in list(self.listeners):
+            listener(record, finished)
+
+    # -- the recommended buffer ---------------------------------------------------------------------------
+    def recommended_ms(self, record: RunRecord) -> float | None:
+        s = record.settings
+        return recommend_buffer_ms([
+            r.metrics.needed_buffer_ms for r in self.runs
+            if r.metrics is not None and r.metrics.needed_buffer_ms is not None and r.metrics.state == "done"
+            and r.settings.audio_format == s.audio_format and r.settings.network == s.network])
+
+    def recommendation(self, record: RunRecord) -> str:
+        """The smallest initial buffer that would have played every finished run like this one clean."""
+        s = record.settings
+        best = self.recommended_ms(record)
+        if best is None:
+            return ""
+        return (f"{s.audio_format} on network '{s.network}': an initial buffer of {best:.0f} ms would have played "
+                f"every such run without an underrun (b uses it; e exports it as VOICEMODE_STREAM_BUFFER_MS)")
+
+    def last_recommendation(self) -> tuple[float, str]:
+        """The buffer the last finished streamed run recommends, and why; `SessionError` if none has."""
+        done = [r for r in self.runs if r.metrics is not None and r.metrics.needed_buffer_ms is not None]
+        best = self.recommended_ms(done[-1]) if done else None
+        if not done or best is None:
+            raise SessionError("no finished streamed run yet: play first, then b sets the buffer it needed")
+        return best, self.recommendation(done[-1])
+
+    # -- tuning -------------------------------------------------------------------------------------------
+    def start_tune(self, text: str) -> str:
+        """Tune the initial buffer (and the max buffer, if fixed) for the current format and network with
+        silent plays; TuneProgress and TuneFinished follow. Returns what it is doing."""
+        if self.current is not None or self.tuning:
+            raise SessionError("a play or a tune is running: wait for it, or press s to stop a play")
+        settings = self.current_settings()
+        if not text.strip():
+            raise SessionError("nothing to say: the text is empty")
+        self.tuning = True
+        self._spawn(self._tune(settings, text))
+        return f"tuning {settings.audio_format} on '{settings.network}'…"
+
+    async def _tune(self, settings: Settings, text: str) -> None:
+        from ..usecases.tune import TuneFailed, tune
+
+        try:
+            base_url = await self.endpoint(settings)
+            result = await tune(settings, base_url, self.TUNE_REPEATS, text,
+                                lambda step: self.post(messages.TuneProgress(step)))
+        except (TuneFailed, ValueError, SessionError, PlayError, SinkError) as exc:
+            self.post(messages.TuneFinished(f"tune failed: {exc}"))
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # a bug: report it, keep the app
+            log.exception("tune failed")
+            self.post(messages.TuneFinished(f"tune failed: unexpected error: {exc!r}"))
+        else:
+            self.post(messages.TuneFinished(
+                f"tuned {settings.audio_format} on '{settings.network}': initial buffer {result.buffer_ms} ms, max "
+                f"buffer {result.max_buffer_s:g} s, TTFA {result.ttfa_ms:.0f} ms ({result.plays} silent plays); "
+                "set for the next play (e exports it)", result.buffer_ms, result.max_buffer_s, settings.audio_format))
+
+    def tune_finished(self) -> None:
+        self.tuning = False
