@@ -104,7 +104,7 @@ def test_slow_server_estimate() -> None:
 
 async def test_underruns_on_a_flaky_network_raise_the_target_and_lose_no_audio(server: EmbeddedServer) -> None:
     factory = virtual_factory(speed=1.0)
-    settings = make_settings(voices=("test-signal",), network="flaky", network_seed=2, buffer_ms=50,
+    settings = make_settings(voices=("test-signal",), network="flaky", network_seed=2, buffer_ms=50, playout="fixed",
                              max_buffer_s=3.0)
     player = StreamPlayer(settings, base_url=server.base_url, sink_factory=factory,
                           extra_query={"pace": "0.9"})  # 1.1x real time: the network decides

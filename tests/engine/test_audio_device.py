@@ -73,18 +73,28 @@ class MonitorRecorder:
 CALLBACKS = {"python": SoundDeviceSink, "c": NativeDeviceSink}
 
 
+def pitch_hz(y: np.ndarray) -> float:
+    crossings = np.flatnonzero(np.diff(np.signbit(y).astype(np.int8)) != 0)
+    return float((len(crossings) - 1) / 2 / ((crossings[-1] - crossings[0]) / RATE))
+
+
+@pytest.mark.parametrize("playout", ["fixed", "elastic"])
 @pytest.mark.parametrize("callback", CALLBACKS)
-def test_device_plays_the_whole_signal_without_a_gap_and_ttfa_matches_the_recording(sd, callback: str) -> None:  # type: ignore[no-untyped-def]
+def test_device_plays_the_whole_signal_without_a_gap_and_ttfa_matches_the_recording(sd, callback: str,  # type: ignore[no-untyped-def]
+                                                                                       playout: str) -> None:
+    """Elastic playout starts after 20 to 30 ms and plays the first part slower: what the recording must
+    show then is the tone at its own pitch, as long as the engine says it made it, with no gap."""
     if callback == "c" and not nativesink.available():
         if os.environ.get("CI") == "true":
             pytest.fail("the C playout module was not built in CI")
         pytest.skip("the C playout module is not built here")
     text = "one two three four five six"  # about 2 s of 440 Hz tone
-    settings = make_settings(voices=("test-signal",), sink="device", buffer_ms=150)
+    settings = make_settings(voices=("test-signal",), sink="device", buffer_ms=150, playout=playout)
     with EmbeddedServer() as server, MonitorRecorder(sd) as rec:
         time.sleep(0.3)
         player = StreamPlayer(settings, base_url=server.base_url,
-                              sink_factory=lambda s: (CALLBACKS[callback](RATE, s.block_size), None))
+                              sink_factory=lambda s: (CALLBACKS[callback](RATE, s.block_size), None),
+                              extra_query={"pace": "0.8"})  # 1.25x real time: elastic playout grows its buffer
         import asyncio
 
         m = asyncio.run(player.play(text))
@@ -99,10 +109,13 @@ def test_device_plays_the_whole_signal_without_a_gap_and_ttfa_matches_the_record
 
     # the whole signal, no gap: no run of near-silence inside the tone, and its full length is there
     loud = np.abs(signal) > 0.05
-    expected = m.audio_ms / 1000.0 * RATE
+    expected = (m.audio_ms + m.stretch_added_ms - m.stretch_removed_ms) / 1000.0 * RATE
     end = int(np.flatnonzero(loud)[-1])
     assert abs(end - expected) < 0.005 * RATE, f"played {end} samples of tone, expected {expected:.0f}"
     fade = int(RATE * 0.005)  # the stream's last 5 ms fade out: quieter there by design
     quiet_runs = np.diff(np.flatnonzero(loud[: end + 1 - fade]))
     assert quiet_runs.max() <= 3, f"a gap of {quiet_runs.max()} samples inside the signal"
     assert m.underruns == 0 and m.device_underflows == 0
+    assert m.playout == playout and (m.stretched_pct > 0) == (playout == "elastic")
+    # stretched or not, the tone keeps its pitch (the first half second is where elastic playout slows)
+    assert pitch_hz(signal[: RATE // 2]) == pytest.approx(440.0, rel=0.003)

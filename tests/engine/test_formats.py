@@ -25,7 +25,10 @@ SENT_MS = estimate_duration_s(TEXT) * 1000.0
 
 async def play(server: EmbeddedServer, fmt: str, *, speed: float = 8.0, **query: object):  # type: ignore[no-untyped-def]
     factory = virtual_factory(speed=speed)
-    player = StreamPlayer(make_settings(voices=("test-signal",), audio_format=fmt), base_url=server.base_url,
+    # fixed playout: these tests compare what each decoder gave sample for sample (elastic playout would
+    # stretch the start; tests/engine/test_elastic.py covers it)
+    player = StreamPlayer(make_settings(voices=("test-signal",), audio_format=fmt, playout="fixed"),
+                          base_url=server.base_url,
                           sink_factory=factory, extra_query={k: str(v) for k, v in query.items()} or None)
     metrics = await player.play(TEXT)
     return metrics, factory.made[-1].recorder.samples()
@@ -183,7 +186,10 @@ def test_fallback_after_some_audio_never_replays_it(monkeypatch: pytest.MonkeyPa
 @pytest.mark.parametrize("fmt", ["opus"])
 async def test_stopping_a_demuxed_stream_ends_its_reader_thread(server: EmbeddedServer, fmt: str) -> None:
     factory = virtual_factory(speed=1.0)
-    player = StreamPlayer(make_settings(voices=("test-signal",), audio_format=fmt), base_url=server.base_url,
+    # fixed playout: these tests compare what each decoder gave sample for sample (elastic playout would
+    # stretch the start; tests/engine/test_elastic.py covers it)
+    player = StreamPlayer(make_settings(voices=("test-signal",), audio_format=fmt, playout="fixed"),
+                          base_url=server.base_url,
                           sink_factory=factory)
     task = asyncio.create_task(player.play(TEXT * 3))
     for _ in range(200):

@@ -28,6 +28,7 @@ ops = st.lists(st.one_of(
     st.tuples(st.just("write"), st.integers(1, 60)),
     st.tuples(st.just("read"), st.integers(1, 25)),
     st.tuples(st.just("target"), st.integers(0, 80)),
+    st.tuples(st.just("resume"), st.integers(0, 40)),
     st.tuples(st.just("end"), st.just(0)),
     st.tuples(st.just("stop"), st.just(0)),
     st.tuples(st.just("gap"), st.just(0)),
@@ -52,6 +53,8 @@ def run(schedule: list[tuple[str, int]], native: bool, seed: int) -> tuple[list[
             outputs.append(out)
         elif op == "target":
             buf.set_target_ms(n)
+        elif op == "resume":
+            buf.set_resume_ms(n or None)
         elif op == "end" and not buf.ended:
             buf.end()
         elif op == "stop":

@@ -59,7 +59,8 @@ def assert_whole_tone_played_once(recorded: np.ndarray, text: str = TEXT) -> int
 
 @pytest.mark.parametrize("fmt", ["pcm", "wav"])
 async def test_streams_the_whole_signal_sample_exact(server: EmbeddedServer, fmt: str) -> None:
-    player, m, recorded = await play(server, audio_format=fmt)
+    # fixed playout: every sample exactly as sent (elastic playout's accounting is in test_elastic.py)
+    player, m, recorded = await play(server, audio_format=fmt, playout="fixed")
     assert m.error is None and m.state == "done"
     onset = assert_whole_tone_played_once(recorded)
     assert m.underruns == 0
@@ -93,7 +94,7 @@ async def test_buffered_mode_waits_for_the_whole_download_and_plays_the_same_aud
 async def test_slow_server_underruns_are_counted_and_audio_is_not_lost(server: EmbeddedServer) -> None:
     # the server delivers at half real time: the buffer must run dry and rebuffer, several times
     _, m, recorded = await play(server, "one two three", query=knobs_query(pace=2.0, flush_ms=0), speed=1.0,
-                                buffer_ms=50, trailing_silence_s=0.0)
+                                buffer_ms=50, trailing_silence_s=0.0, playout="fixed")
     assert m.underruns >= 1 and m.underrun_ms > 100
     audible = np.abs(recorded) > 0
     assert audible.sum() >= tone_samples("one two three") * 0.98  # every sample played (fades touch a few)
@@ -106,7 +107,11 @@ async def test_max_buffer_bounds_memory_with_backpressure(server: EmbeddedServer
     assert m.error is None
     assert player.buffer is not None and player.buffer.capacity == int(0.5 * OUTPUT_RATE)
     assert m.max_buffer_ms <= 500.0
-    assert m.audio_ms > 19_000 and m.played_ms == pytest.approx(m.audio_ms)
+    assert m.audio_ms > 19_000
+    # elastic playout (the default): what was played is what arrived, give or take what stretching added
+    # or removed (each WSOLA frame may sit up to 5 ms from its nominal place)
+    assert m.playout == "elastic"
+    assert m.played_ms == pytest.approx(m.audio_ms + m.stretch_added_ms - m.stretch_removed_ms, abs=6.0)
 
 
 async def test_snapshots_arrive_at_least_20_times_a_second(server: EmbeddedServer) -> None:
@@ -194,7 +199,8 @@ async def test_unreachable_endpoint_fails_cleanly() -> None:
 
 
 async def test_dropped_connection_plays_what_arrived_and_reports_it(server: EmbeddedServer) -> None:
-    _, m, recorded = await play(server, query=knobs_query(drop_after_bytes=48_000), max_retries=0)
+    _, m, recorded = await play(server, query=knobs_query(drop_after_bytes=48_000), max_retries=0,
+                                playout="fixed")
     assert m.state == "failed" and "mid-stream" in m.error
     assert m.bytes == 48_000
     n = 24_000  # the samples that arrived

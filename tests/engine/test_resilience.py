@@ -29,7 +29,8 @@ async def play(server: EmbeddedServer, query: dict[str, str] | None, fmt: str = 
     # at twice real time the audio buffered before a drop outlasts the reconnection, so any change
     # in the recording is a repeat or a skip, not underrun silence
     factory = virtual_factory(speed=speed)
-    player = StreamPlayer(make_settings(voices=("test-signal",), audio_format=fmt, **settings),
+    # fixed playout: resuming is checked sample for sample (tests/engine/test_elastic.py: through elastic)
+    player = StreamPlayer(make_settings(voices=("test-signal",), audio_format=fmt, **{"playout": "fixed", **settings}),
                           base_url=server.base_url, sink_factory=factory, extra_query=query)
     metrics = await player.play(TEXT)
     return metrics, factory.made[-1].recorder.samples()

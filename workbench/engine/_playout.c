@@ -19,7 +19,7 @@
 enum {
     C_WRITE, C_READ, C_ENDED, C_STOP, C_STATE, C_TARGET, C_TRAILING_LEFT, C_UNDERRUNS, C_UNDERRUN_SAMPLES,
     C_PLAYED, C_SILENCE, C_LEVEL_SUM, C_LEVEL_COUNT, C_LEVEL_MIN, C_LEVEL_MAX, C_FIRST_OFFSET, C_FIRST_BLOCK,
-    C_BLOCKS, C_FADE_IN_PENDING, C_END_FADED,
+    C_BLOCKS, C_FADE_IN_PENDING, C_END_FADED, C_RESUME,
     /* the sink's words (written only here) */
     C_DEVICE_UNDERFLOWS, C_FIRST_HEARD_NS, C_DONE_AT_NS, C_REC_WRITE, C_REC_LOST, C_CALLBACKS,
     C_COUNT
@@ -104,7 +104,9 @@ void wb_read(wb_state *st, float *out, int64_t n) {
         int64_t state = c[C_STATE];
         if (state == S_BUFFERING || state == S_UNDERRUN) {
             int64_t ended = load(&c[C_ENDED]);
-            if (ended || load(&c[C_WRITE]) - c[C_READ] >= load(&c[C_TARGET])) {
+            int64_t resume = load(&c[C_RESUME]);
+            int64_t need = state == S_UNDERRUN && resume ? resume : load(&c[C_TARGET]);
+            if (ended || load(&c[C_WRITE]) - c[C_READ] >= need) {
                 c[C_STATE] = S_PLAYING;
                 c[C_FADE_IN_PENDING] = state == S_UNDERRUN;
                 continue;

@@ -22,9 +22,13 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from .buffer import JitterBuffer
 from .playrun import PlayRun
+
+if TYPE_CHECKING:
+    from .elastic import Feed
 
 BUCKET_MS = 20.0
 FORGET = 0.98
@@ -196,19 +200,20 @@ def needed_buffer_ms(arrivals: list[Arrival], *, step_ms: float = 10.0, limit_ms
     return lo * step_ms
 
 
-async def steer(adaptive: AdaptiveTarget, buffer_of: Callable[[], JitterBuffer | None], run: PlayRun,
-                expected_s: float) -> None:
-    """Ten times a second while a play runs: feed the clock and underruns to the adaptive target, apply
-    it to the buffer, and when the server is slower than real time, buffer what the rest needs."""
+async def steer(adaptive: AdaptiveTarget, buffer_of: Callable[[], JitterBuffer | None],
+                feed_of: Callable[[], Feed | None], run: PlayRun, expected_s: float) -> None:
+    """Ten times a second while a play runs: feed the clock and the ring's underruns to the adaptive
+    target, and apply it to the feed (fixed playout: the buffer's start level; elastic: the level it
+    grows to); when the server is slower than real time, aim for what the rest of the reply needs."""
     seen_underruns = 0
     warned = False
     while True:
         await asyncio.sleep(0.1)
-        buffer = buffer_of()
-        if buffer is None:
+        buffer, feed = buffer_of(), feed_of()
+        if buffer is None or feed is None:
             continue
         now = time.perf_counter()
-        if buffer.ended:
+        if feed.ended:  # the download is over (elastic: long before the ring plays out)
             adaptive.end()
         if buffer.underruns > seen_underruns:
             seen_underruns = buffer.underruns
@@ -216,7 +221,7 @@ async def steer(adaptive: AdaptiveTarget, buffer_of: Callable[[], JitterBuffer |
         adaptive.tick(now)
         target = adaptive.target_ms
         arrivals = adaptive.arrivals
-        if arrivals and arrivals[-1].t >= 1.0 and not buffer.ended:
+        if arrivals and arrivals[-1].t >= 1.0 and not feed.ended:
             received_s = arrivals[-1].start_s + arrivals[-1].length_s
             # time spent waiting on a full buffer is ours, not the server's
             pace = received_s / max(now - (run.first_audio_at or now) - run.backpressure_s, 1e-3)
@@ -227,5 +232,5 @@ async def steer(adaptive: AdaptiveTarget, buffer_of: Callable[[], JitterBuffer |
                     warned = True
                     run.notice(f"the server sends audio at {pace:.2f}x real time: buffering up to "
                                f"{min(extra, adaptive.max_ms):.0f} ms to play the rest through")
-        if abs(target - buffer.target_ms) >= 1.0:
-            buffer.set_target_ms(target)
+        if abs(target - feed.target_ms) >= 1.0:
+            feed.set_target_ms(target)

@@ -63,16 +63,17 @@ class Ctl(IntEnum):
     BLOCKS = 17
     FADE_IN_PENDING = 18
     END_FADED = 19  # producer: end() faded the last samples itself (fewer than a fade were left)
+    RESUME = 20  # producer: samples to have before playing again after an underrun (0: the target)
     # the native sink's words, written by the C callback only
-    DEVICE_UNDERFLOWS = 20
-    FIRST_HEARD_NS = 21
-    DONE_AT_NS = 22
-    REC_WRITE = 23
-    REC_LOST = 24
-    CALLBACKS = 25
+    DEVICE_UNDERFLOWS = 21
+    FIRST_HEARD_NS = 22
+    DONE_AT_NS = 23
+    REC_WRITE = 24
+    REC_LOST = 25
+    CALLBACKS = 26
 
 
-CTL_WORDS = 26
+CTL_WORDS = 27
 
 
 class JitterBuffer:
@@ -122,6 +123,13 @@ class JitterBuffer:
         ready and underrun again at once, round and round inside one callback.
         """
         self._publish(Ctl.TARGET, min(self.capacity, max(1, int(round(target_ms * self.rate / 1000.0)))))
+
+    def set_resume_ms(self, resume_ms: float | None) -> None:
+        """After an underrun, play again once this much is buffered (None: the whole target). Waiting
+        for the whole target turns a 20 ms hiccup into a silence as long as the target; a block is
+        enough to resume without a stutter."""
+        samples = 0 if resume_ms is None else max(1, int(round(resume_ms * self.rate / 1000.0)))
+        self._publish(Ctl.RESUME, min(self.capacity, samples))
 
     @property
     def target(self) -> int:
@@ -232,7 +240,8 @@ class JitterBuffer:
         while pos < n:
             state = int(c[Ctl.STATE])
             if state == BUFFERING or state == UNDERRUN:
-                if c[Ctl.ENDED] or c[Ctl.WRITE] - c[Ctl.READ] >= c[Ctl.TARGET]:
+                need = c[Ctl.RESUME] if state == UNDERRUN and c[Ctl.RESUME] else c[Ctl.TARGET]
+                if c[Ctl.ENDED] or c[Ctl.WRITE] - c[Ctl.READ] >= need:
                     c[Ctl.STATE] = PLAYING
                     c[Ctl.FADE_IN_PENDING] = state == UNDERRUN
                     continue

@@ -61,6 +61,12 @@ class PlayMetrics:
     first_audio_bytes: int | None = None  # bytes received when the decoder first gave audio
     first_audio_ms: float | None = None  # ... and when
     priming_ms: float = 0.0  # encoder delay trimmed (LAME tag, Opus pre-skip)
+    playout: str = "fixed"  # elastic or fixed
+    stretch_added_ms: float = 0.0  # elastic: audio time added by playing slower ...
+    stretch_removed_ms: float = 0.0  # ... and removed by playing faster
+    stretched_pct: float = 0.0  # the share of the audio not played at 1.0
+    min_rate: float = 1.0
+    max_rate: float = 1.0
     page_interval_ms: float | None = None  # Ogg: audio per page as the server sends it
     initial_buffer_ms: float = 0.0
     target_ms: float | None = None  # the buffer target at the end (adaptive: what it learned)
@@ -106,6 +112,8 @@ class Snapshot:
     device_underflows: int
     ttfa_ms: float | None
     format: str
+    rate: float = 1.0  # the playout rate now (elastic playout; 1.0 in fixed)
+    playout: str = "fixed"  # "elastic" or "fixed"
 
 
 @dataclass(frozen=True)
@@ -141,6 +149,9 @@ FIGURES: tuple[Figure, ...] = (
     Figure("frames", "frames or pages", "frames/pages", ""),
     Figure("priming_ms", "priming trimmed", "priming trimmed", "ms"),
     Figure("target_ms", "buffer target", "buffer target", "ms"),
+    Figure("stretched_pct", "played stretched", "stretched", "%", "lower"),
+    Figure("stretch_added_ms", "time added by slowing", "added", "ms"),
+    Figure("stretch_removed_ms", "time removed by speeding up", "removed", "ms"),
     Figure("needed_buffer_ms", "clean from (smallest clean initial buffer)", "clean from", "ms"),
 )
 FIGURE = {f.field: f for f in FIGURES}

@@ -26,6 +26,7 @@ import numpy as np
 from .adaptive import AdaptiveTarget, estimate_speech_s, steer
 from .buffer import BufferState, JitterBuffer
 from .decoders import PROGRESSIVE_FORMATS, DecodeError
+from .elastic import ElasticPlayout, Feed, RateLimits
 from .fetch import Fetch
 from .metrics import PlayMetrics, PlayState, Snapshot
 from .playrun import PlayRun
@@ -36,6 +37,7 @@ from .sinks import Sink, SinkError, VirtualSink
 from .source import SourceError, SpeechRequest, SpeechSource
 
 log = logging.getLogger(__name__)
+ELASTIC_START_BLOCKS = 1  # elastic playout starts once this many device blocks are in the ring
 
 Observer = Callable[[Snapshot], None]
 
@@ -68,10 +70,13 @@ class StreamPlayer:
         self.observers: list[Observer] = []
         self.notices: list[str] = []  # the current (or last) play's; the same list object for every play
         self.sink: Sink | None = None
-        self.buffer: JitterBuffer | None = None
+        self.buffer: JitterBuffer | None = None  # the ring the device reads
+        self.elastic: ElasticPlayout | None = None  # elastic playout's stage in front of it
+        self.feed: Feed | None = None  # where decoded audio goes: the elastic stage, or the buffer itself
         self.source: SpeechSource | None = None
         self.last_metrics: PlayMetrics | None = None
         self.adaptive: AdaptiveTarget | None = None  # learned across this player's plays
+        self.pump_slack_ms = 0.0  # elastic playout: how far ahead a busy interpreter made the pump keep the ring
         self.needed_history: list[float] = []  # each finished play's smallest clean initial buffer
         self._live_target_ms: float | None = None
         self._run = PlayRun(settings.audio_format, notices=self.notices)
@@ -116,6 +121,8 @@ class StreamPlayer:
         self._run.stopping = True
         if self.buffer is not None:
             self.buffer.stop()
+        if self.elastic is not None:
+            self.elastic.stop(wait=False)  # joined in the play's own clean-up, off the event loop
         if self._download is not None and not self._download.done():
             self._download.cancel()  # may be waiting on the network: do not wait for it
 
@@ -125,8 +132,8 @@ class StreamPlayer:
         if self.adaptive is not None and self.settings.adaptive:  # the user's value wins; adaptation goes on
             self.adaptive.initial_ms = ms
             self.adaptive.target_ms = min(ms, self.adaptive.max_ms)
-        if self.buffer is not None and self.settings.streaming_enabled:
-            self.buffer.set_target_ms(ms)
+        if self.feed is not None and self.settings.streaming_enabled:
+            self.feed.set_target_ms(ms)
 
     @property
     def is_playing(self) -> bool:
@@ -148,7 +155,7 @@ class StreamPlayer:
         if fmt not in PROGRESSIVE_FORMATS:
             raise PlayError(f"the engine cannot decode {fmt!r}; it plays {', '.join(PROGRESSIVE_FORMATS)}")
         self._playing = True
-        self.buffer = None
+        self.buffer = self.elastic = self.feed = None
         self.notices.clear()
         initial_ms = self._live_target_ms if self._live_target_ms is not None else float(s.buffer_ms)
         metrics = PlayMetrics(format=fmt, streaming=s.streaming_enabled, initial_buffer_ms=initial_ms,
@@ -171,7 +178,7 @@ class StreamPlayer:
             learned = self.adaptive.begin(initial_ms, s.max_buffer_s * 1000.0)
             if s.adaptive:
                 start_ms = learned
-                tasks.append(asyncio.create_task(steer(self.adaptive, lambda: self.buffer, run,
+                tasks.append(asyncio.create_task(steer(self.adaptive, lambda: self.buffer, lambda: self.feed, run,
                                                        estimate_speech_s(text, s.speed))))
         sink_task = asyncio.create_task(self._prepare_sink(start_ms))
 
@@ -212,8 +219,8 @@ class StreamPlayer:
             metrics.error = _describe(exc, fmt)
             run.final_state = PlayState.FAILED
             # play whatever did arrive, then finish
-            if self.buffer is not None and not self.buffer.ended:
-                self.buffer.end()
+            if self.feed is not None and not self.feed_ended:
+                self.feed.end()
             await self._wait_played()
         finally:
             if not download.done():
@@ -229,8 +236,12 @@ class StreamPlayer:
             if not sink_task.done():
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await sink_task
-            if self.buffer is not None and not self.buffer.ended:
-                self.buffer.end()
+            if self.feed is not None and not self.feed_ended:
+                self.feed.end()
+
+    @property
+    def feed_ended(self) -> bool:
+        return self.elastic.ended if self.elastic is not None else self.buffer is not None and self.buffer.ended
 
     async def _wait_played(self) -> None:
         if self.buffer is not None and self._run.received_samples > 0 and self.sink is not None:
@@ -243,6 +254,9 @@ class StreamPlayer:
             sink_task.cancel()
         with contextlib.suppress(asyncio.CancelledError, Exception):
             await sink_task
+        if self.elastic is not None:
+            await asyncio.to_thread(self.elastic.stop)
+            self.pump_slack_ms = self.elastic.peak_slack_ms
         if self.sink is not None:
             await asyncio.to_thread(self.sink.close)
         if self.source is not None:
@@ -253,14 +267,17 @@ class StreamPlayer:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
-        needed = collect(metrics, run, self.settings, self.source, self.buffer, self.sink, self.adaptive)
+        needed = collect(metrics, run, self.settings, self.source, self.buffer, self.sink, self.adaptive,
+                         self.elastic)
         if needed is not None:
             self.needed_history.append(needed)
         self._emit()  # the final snapshot
         self._playing = False
 
-    async def _prepare_sink(self, initial_ms: float) -> None:
-        """Open the device (in a thread, while the request is in flight) and start it on a new buffer."""
+    async def _prepare_sink(self, target_ms: float) -> None:
+        """Open the device (in a thread, while the request is in flight) and start it on a new buffer:
+        in fixed playout, one that waits for `target_ms` first; in elastic playout, one that starts after
+        a block, with the elastic stage growing the buffer to `target_ms` as it plays."""
         s = self.settings
         sink = self.sink
         assert sink is not None
@@ -272,11 +289,21 @@ class StreamPlayer:
             self._run.notice(f"{exc}; playing on the virtual sink instead")
             sink = VirtualSink(s.output_rate, s.block_size, sink.recorder)
             self.sink = sink
-        target = initial_ms if s.streaming_enabled else s.max_buffer_s * 1000.0
-        self.buffer = JitterBuffer(sink.rate, s.max_buffer_s, target, trailing_silence_s=s.trailing_silence_s)
+        block_ms = s.block_size * 1000.0 / sink.rate
+        target = target_ms if s.streaming_enabled else s.max_buffer_s * 1000.0
+        buffer = self.buffer = JitterBuffer(sink.rate, s.max_buffer_s, target, trailing_silence_s=s.trailing_silence_s)
+        if s.streaming_enabled and s.playout == "elastic":
+            self.elastic = ElasticPlayout(buffer, target_ms=target_ms, start_ms=ELASTIC_START_BLOCKS * block_ms,
+                                          block_ms=block_ms, limits=RateLimits(s.slowest, s.fastest),
+                                          slack_ms=self.pump_slack_ms)
+        elif target_ms > 0:  # fixed: after an underrun, play again once a block is back (never a long wait)
+            buffer.set_resume_ms(min(block_ms, target_ms))
+        self.feed = self.elastic or buffer
         if self._run.stopping:
-            self.buffer.stop()
-        sink.start(self.buffer)
+            buffer.stop()
+        sink.start(buffer)
+        if self.elastic is not None:
+            self.elastic.start()
 
     async def _push(self, samples: np.ndarray) -> None:
         """Write into the buffer, waiting while it is full (backpressure bounds memory).
@@ -284,8 +311,8 @@ class StreamPlayer:
         While full, it sleeps until about a quarter of the buffer has played out rather than polling:
         on small virtual machines every wake-up costs real CPU.
         """
-        buffer, sink, run = self.buffer, self.sink, self._run
-        assert buffer is not None and sink is not None
+        buffer, feed, sink, run = self.buffer, self.feed, self.sink, self._run
+        assert buffer is not None and feed is not None and sink is not None
         if not len(samples):
             return
         if self.adaptive is not None and self.settings.streaming_enabled:
@@ -295,21 +322,21 @@ class StreamPlayer:
         blocked_since: float | None = None
         min_wait = sink.block_size / sink.rate / sink.speed
         while off < len(samples):
-            off += buffer.write(samples[off:])
+            off += feed.write(samples[off:])
             if off < len(samples):
                 if run.stopping or buffer.done:
                     break
                 if blocked_since is None:
                     blocked_since = time.perf_counter()
                 want = min(len(samples) - off, max(buffer.capacity // 4, 1))
-                deficit = max(want - buffer.free(), 0)
+                deficit = max(want - feed.free(), 0)
                 await asyncio.sleep(max(min_wait, deficit / buffer.rate / sink.speed))
         if blocked_since is not None:
             run.backpressure_s += time.perf_counter() - blocked_since
 
     def _gap(self) -> None:
-        if self.buffer is not None:
-            self.buffer.fade_tail()
+        if self.feed is not None:
+            self.feed.fade_tail()
 
     # -- observing --------------------------------------------------------------------------------
     def state(self) -> PlayState:
@@ -330,14 +357,14 @@ class StreamPlayer:
         return PlayState.DRAINING if self.sink is not None and self.sink.done_at is None else PlayState.DONE
 
     def snapshot(self) -> Snapshot:
-        buffer, sink, source = self.buffer, self.sink, self.source
+        buffer, feed, sink, source = self.buffer, self.feed, self.sink, self.source
         rate = buffer.rate if buffer else self.settings.output_rate
         first = sink.first_heard if sink else None
         return Snapshot(
             t_ms=(time.perf_counter() - self._run.t0) * 1000.0,
             state=self.state(),
-            buffer_ms=buffer.level_ms if buffer else 0.0,
-            target_ms=buffer.target_ms if buffer else float(self.settings.buffer_ms),
+            buffer_ms=feed.level_ms if feed else 0.0,  # elastic: ring, stretcher and reserve
+            target_ms=feed.target_ms if feed else float(self.settings.buffer_ms),
             initial_buffer_ms=self._live_target_ms if self._live_target_ms is not None
             else float(self.settings.buffer_ms),
             max_buffer_ms=self.settings.max_buffer_s * 1000.0,
@@ -349,6 +376,8 @@ class StreamPlayer:
             device_underflows=sink.device_underflows if sink else 0,
             ttfa_ms=(first - self._run.t0) * 1000.0 if first is not None else None,
             format=self._run.format,
+            rate=self.elastic.rate if self.elastic is not None else 1.0,
+            playout="elastic" if self.elastic is not None else "fixed",
         )
 
     def _emit(self) -> None:

@@ -8,6 +8,7 @@ from typing import Any
 
 from .adaptive import AdaptiveTarget, needed_buffer_ms
 from .buffer import JitterBuffer
+from .elastic import ElasticPlayout
 from .formats import FORMATS
 from .metrics import PlayMetrics, PlayState, percentile
 from .playrun import PlayRun
@@ -21,7 +22,8 @@ FORMAT_KBPS = {name: f.kbps for name, f in FORMATS.items()}
 
 
 def collect(m: PlayMetrics, run: PlayRun, settings: Settings, source: SpeechSource | None,
-            buf: JitterBuffer | None, sink: Sink | None, adaptive: AdaptiveTarget | None) -> float | None:
+            buf: JitterBuffer | None, sink: Sink | None, adaptive: AdaptiveTarget | None,
+            elastic: ElasticPlayout | None = None) -> float | None:
     """Fill `m` from everything the play measured; returns its `needed_buffer_ms` when the play finished
     cleanly (for the player's history), else None."""
     t0 = run.t0
@@ -50,6 +52,13 @@ def collect(m: PlayMetrics, run: PlayRun, settings: Settings, source: SpeechSour
     m.decode_ms_p95 = percentile(run.decode_ms, 95)
     _decoder_figures(m, run.decoder)
     m.first_audio_ms = ms(run.first_audio_at)
+    m.playout = "elastic" if elastic is not None else "fixed"
+    if elastic is not None:
+        m.stretch_added_ms = elastic.added_ms
+        m.stretch_removed_ms = elastic.removed_ms
+        m.stretched_pct = elastic.stretched_pct
+        m.min_rate, m.max_rate = elastic.min_rate, elastic.max_rate
+        m.target_ms = elastic.target_ms
     m.reconnects = run.reconnects
     m.retries = run.retries
     m.resume = run.resume.result

@@ -23,6 +23,7 @@ from .formats import NAMES
 
 FORMATS = NAMES  # the response formats, from the registry
 NETWORKS = ("none", "lan", "wifi", "4g", "flaky", "satellite")  # see engine/network.py
+PLAYOUTS = ("elastic", "fixed")
 LOCAL = "local"  # the embedded server
 
 
@@ -134,7 +135,8 @@ SPECS: tuple[Spec, ...] = (
     Spec("streaming_enabled", "VOICEMODE_STREAMING_ENABLED", _bool, "true or false",
          "Play while downloading; false downloads the whole reply first."),
     Spec("buffer_ms", "VOICEMODE_STREAM_BUFFER_MS", _int_range(0, 10_000), "a whole number of ms, 0 to 10000",
-         "Audio buffered before playback starts (and after an underrun)."),
+         "Fixed playout: audio buffered before playback starts. Elastic playout: the buffer to grow to while "
+         "playing (it starts once a block is in hand that it could slow down: 20 to 30 ms)."),
     # below 64 bytes a piece, handling each one costs more than PCM's pace allows (16 B: 8.8 s of wall
     # time for 5.7 s of audio; 3 B: 33 s); 256 leaves a margin for slower machines
     Spec("chunk_size", "VOICEMODE_STREAM_CHUNK_SIZE", _int_range(256, 1_048_576),
@@ -174,6 +176,15 @@ SPECS: tuple[Spec, ...] = (
     Spec("max_retries", "WORKBENCH_MAX_RETRIES", _int_range(0, 10), "a whole number, 0 to 10",
          "Requests again after a dropped connection, a rate limit or a server error, resuming where the "
          "audio got to."),
+    Spec("playout", "WORKBENCH_PLAYOUT", _choice(PLAYOUTS), ", ".join(PLAYOUTS),
+         "elastic: start after 20 to 30 ms and grow the buffer by playing 8 % slower, slower still when "
+         "near empty (pitch kept); "
+         "fixed: wait for the whole initial buffer first."),
+    Spec("slowest", "WORKBENCH_SLOWEST_RATE", _float_range(0.25, 0.92), "a rate from 0.25 to 0.92",
+         "Elastic playout: the slowest it plays, about to run dry (0.5: half speed, pitch kept; growing the "
+         "buffer uses 0.92)."),
+    Spec("fastest", "WORKBENCH_FASTEST_RATE", _float_range(1.0, 1.5), "a rate from 1.0 to 1.5",
+         "Elastic playout: the fastest it plays, giving back time added by slowing (1.08)."),
     Spec("stall_timeout_s", "WORKBENCH_STALL_TIMEOUT_S", _float_range(0.5, 600.0), "seconds, 0.5 to 600",
          "Give up on a response when the server sends nothing for this long (it is asked again once)."),
 )
@@ -205,6 +216,9 @@ class Settings:
     max_retries: int = 3
     stall_timeout_s: float = 10.0
     adaptive: bool = True
+    playout: str = "elastic"
+    slowest: float = 0.5
+    fastest: float = 1.08
     # where each non-default value came from, for display ("environment", a file path, "--format", ...)
     origins: Mapping[str, str] = field(default_factory=dict, compare=False, repr=False)
 

@@ -16,6 +16,7 @@ import itertools
 import json
 import logging
 import math
+import random
 import time
 from collections.abc import AsyncIterator, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -49,6 +50,9 @@ class Knobs:
     ttfb_ms: float = 150.0  # request to first body byte
     pace: float = 0.2  # wall seconds per second of audio (0.2 = 5x real time)
     flush_ms: float = 40.0  # bytes leave in bursts this far apart (0: as soon as ready)
+    lateness_ms: float = 0.0  # each burst leaves up to this much late (random, seeded by the text; order kept)
+    pause_at_s: float = -1.0  # generation stops for pause_ms once this much audio is made (a slow moment) ...
+    pause_ms: float = 0.0  # ... for this long; what follows is that much later
     repeat: int = 1  # say the input this many times in one reply (1 to 1000: long streams for soak tests)
     resume: int = 1  # honour X-Workbench-Resume-Byte (0: send the whole reply again, as most servers would)
     # faults (off by default)
@@ -102,8 +106,8 @@ class Knobs:
             text = getattr(knobs, name)
             if len(text) > 200 or any(not " " <= c <= "~" for c in text):
                 raise ValueError(f"knob {name} must be printable ASCII, at most 200 characters")
-        if knobs.pace < 0 or knobs.ttfb_ms < 0 or knobs.flush_ms < 0 or knobs.headers_ms < 0:
-            raise ValueError("pace, ttfb_ms, flush_ms and headers_ms must not be negative")
+        if min(knobs.pace, knobs.ttfb_ms, knobs.flush_ms, knobs.headers_ms, knobs.lateness_ms, knobs.pause_ms) < 0:
+            raise ValueError("pace, ttfb_ms, flush_ms, headers_ms, lateness_ms and pause_ms must not be negative")
         if not 1 <= knobs.repeat <= 1000:
             raise ValueError("repeat must be from 1 to 1000")
         return knobs
@@ -173,6 +177,9 @@ async def paced_audio(text: str, voice: str, fmt: str, speed: float, knobs: Knob
     pending = bytearray()
     audio_s = 0.0
     skip_left = skip_bytes
+    paused = False
+    late = random.Random(f"{text}|{voice}|{fmt}")  # the same request is late the same way
+    released = 0.0
     try:
         while True:
             piece = await asyncio.to_thread(next, pieces, _DONE)
@@ -189,8 +196,13 @@ async def paced_audio(text: str, voice: str, fmt: str, speed: float, knobs: Knob
                 first_due -= audio_s * knobs.pace  # the audio before the offset is already generated
             ready_at = first_due + audio_s * knobs.pace  # generating this piece finishes here
             audio_s += len(piece) / speech.OUTPUT_RATE
+            if not paused and 0 <= knobs.pause_at_s <= audio_s:  # the server is slow for a moment
+                paused = True
+                first_due += knobs.pause_ms / 1000.0
+                ready_at += knobs.pause_ms / 1000.0
             if pending and ready_at > next_flush:
-                await sleep_until(next_flush)
+                released = max(released, next_flush + late.uniform(0.0, knobs.lateness_ms / 1000.0))
+                await sleep_until(released)
                 yield bytes(pending)
                 pending.clear()
             if ready_at > next_flush:
@@ -198,7 +210,7 @@ async def paced_audio(text: str, voice: str, fmt: str, speed: float, knobs: Knob
             pending += data
         tail = await asyncio.to_thread(encoder.flush)
         pending += tail[skip_left:]
-        await sleep_until(max(next_flush, first_due + audio_s * knobs.pace))
+        await sleep_until(max(next_flush, first_due + audio_s * knobs.pace, released))
         if pending:
             yield bytes(pending)
     finally:

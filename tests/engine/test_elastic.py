@@ -1,0 +1,244 @@
+"""Elastic playout: the stretcher's quality, the policy on a deterministic clock, and a whole reply
+through a dropped connection."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from workbench.engine.buffer import BufferState, JitterBuffer
+from workbench.engine.elastic import GROWING, MAX_SLACK_MS, SLACK_MEMORY_S, ElasticPlayout, RateLimits
+from workbench.engine.player import StreamPlayer
+from workbench.engine.settings import SettingsError
+from workbench.engine.stretch import Stretcher
+from workbench.server.runner import EmbeddedServer
+
+from ..conftest import make_settings, virtual_factory
+from .test_player import TEXT, tone_samples
+
+RATE = 24_000
+TONE_STEP = 0.5 * 2 * np.pi * 440 / RATE  # the largest step a -6 dBFS 440 Hz tone takes: 0.058
+
+
+def tone(seconds: float, start: int = 0) -> np.ndarray:
+    n = np.arange(start, start + int(seconds * RATE))
+    return (0.5 * np.sin(2 * np.pi * 440 * n / RATE)).astype(np.float32)
+
+
+def pitch_hz(y: np.ndarray) -> float:
+    y = y[2000:-2000]
+    crossings = np.flatnonzero(np.diff(np.signbit(y).astype(np.int8)) != 0)
+    return float((len(crossings) - 1) / 2 / ((crossings[-1] - crossings[0]) / RATE))
+
+
+def assert_no_dip(y: np.ndarray) -> None:
+    """Frames overlapped out of phase partly cancel: the tone's level dips at every splice (heard as a
+    flutter; on a device, as a run of near-silent samples). Each 3 ms of output must reach 90 % of the
+    tone's peak."""
+    span = 72  # 3 ms: more than one period of 440 Hz
+    whole = len(y) // span * span
+    peaks = np.abs(y[:whole]).reshape(-1, span).max(axis=1)
+    assert peaks.min() >= 0.9 * 0.5, f"the level dips to {peaks.min():.2f} at sample {span * int(peaks.argmin())}"
+
+
+def stretch(x: np.ndarray, rate: float, piece: int = 700) -> tuple[np.ndarray, Stretcher]:
+    s = Stretcher(RATE)
+    out = []
+    for i in range(0, len(x), piece):
+        s.feed(x[i : i + piece])
+        out.append(s.pull(rate, 10))
+    s.end()
+    while not s.done:
+        out.append(s.pull(rate, 100))
+    return np.concatenate(out), s
+
+
+# -- the stretcher --------------------------------------------------------------------------------------
+@pytest.mark.parametrize("piece", [240, 700])  # 240: one hop's input at a time, as a stream that only just keeps up
+@pytest.mark.parametrize("rate", [0.9, 1.1, 0.5, 0.71])
+def test_a_tone_stretched_keeps_its_pitch_and_length_and_has_no_click(rate: float, piece: int) -> None:
+    x = tone(3.0)
+    y, s = stretch(x, rate, piece)
+    assert pitch_hz(y) == pytest.approx(440.0, rel=0.003)  # 5 cents
+    assert len(y) == pytest.approx(len(x) / rate, abs=s.hop + s.tolerance)  # within a frame of the right length
+    assert len(y) - len(x) == s.added - s.removed  # what it says it added is what it added
+    assert np.abs(np.diff(y)).max() <= TONE_STEP * 1.05, "a click"
+    assert_no_dip(y)
+
+
+def test_with_less_than_a_window_in_hand_it_slows_down_only_where_no_dip_can_be_heard() -> None:
+    """The start of a reply: 26 ms in hand (a first MP3 piece), the next late. A loud 70 Hz voice (a
+    pitch period longer than what can be searched) cannot be continued in phase, so only the frame that
+    plays the input as it is comes out; a quiet onset (-50 dBFS) is slowed down, nothing there to dip;
+    a 440 Hz tone finds its period in the short window and is slowed down without a dip."""
+    n = 623
+    low = (0.5 * np.sin(2 * np.pi * 70 * np.arange(n) / RATE)).astype(np.float32)
+    quiet = np.random.default_rng(1).normal(0.0, 0.003, n).astype(np.float32)
+    for signal, slowed in ((low, False), (quiet, True), (tone(n / RATE), True)):
+        s = Stretcher(RATE)
+        s.feed(signal)
+        y = s.pull(0.5, 4, expand=True)
+        assert (len(y) > s.frame) is slowed
+        assert len(y) - s.produced == 0 and s.added == len(y) - (n - s.pending)
+    y = Stretcher(RATE)
+    y.feed(tone(n / RATE))
+    assert_no_dip(y.pull(0.5, 4, expand=True))
+
+
+def test_at_rate_one_the_output_is_the_input_sample_for_sample() -> None:
+    x = tone(1.0)
+    y, s = stretch(x, 1.0, piece=333)
+    assert np.array_equal(y, x) and s.added == s.removed == 0 and s.stretched == 0
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.tuples(st.integers(40, 1500), st.sampled_from([0.5, 0.85, 0.92, 1.0, 1.08]),
+                          st.integers(0, 4), st.booleans()), min_size=5, max_size=60))
+def test_any_schedule_of_rates_and_drains_is_seamless(schedule: list[tuple[int, float, int, bool]]) -> None:
+    """Pieces of any size, the rate changing at any hop, drains (the device about to run dry): the output
+    is as long as the input plus what was added less what was removed, and never clicks."""
+    x = tone(sum(n for n, *_ in schedule) / RATE)
+    s = Stretcher(RATE)
+    out, at = [], 0
+    for n, rate, hops, drain in schedule:
+        s.feed(x[at : at + n])
+        at += n
+        y = s.pull(rate, hops)
+        if not len(y) and drain:
+            y = s.drain(n)
+        out.append(y)
+    s.end()
+    while not s.done:
+        out.append(s.pull(1.0, 100))
+    y = np.concatenate(out)
+    assert len(y) - len(x) == s.added - s.removed
+    assert np.abs(np.diff(y)).max() <= TONE_STEP * 1.05 if len(y) > 1 else True
+    assert_no_dip(y)
+
+
+# -- the policy, on a deterministic clock -----------------------------------------------------------------
+BLOCK = 480  # 20 ms
+
+
+def playout(target_ms: float = 150.0) -> tuple[JitterBuffer, ElasticPlayout]:
+    buf = JitterBuffer(RATE, 2.0, 0)
+    return buf, ElasticPlayout(buf, target_ms=target_ms, start_ms=20.0, block_ms=20.0, limits=RateLimits())
+
+
+def test_it_starts_after_one_block_not_after_the_target() -> None:
+    buf, el = playout(target_ms=150.0)
+    el.write(tone(0.05))  # 50 ms: a third of the target
+    el.step()
+    out = np.zeros(BLOCK, dtype=np.float32)
+    buf.read_into(out)
+    assert buf.state is BufferState.PLAYING and out.any()  # fixed playout would wait for 150 ms
+
+
+def test_below_the_target_it_grows_by_playing_slower_and_near_empty_slower_still() -> None:
+    buf, el = playout(target_ms=150.0)  # (an empty ring: every ms of level here can still be stretched)
+    assert el.choose_rate(10.0, False) == el.limits.slowest  # about to run dry
+    assert el.limits.slowest < el.choose_rate(55.0, False) < GROWING  # near empty
+    assert el.choose_rate(100.0, False) == GROWING  # below the target
+    assert el.choose_rate(100.0, False, peak_ms=200.0) == 1.0  # between bursts: the peak counts
+    assert el.choose_rate(400.0, False) == 1.0  # above it: a spoken reply loses nothing by a large buffer
+    assert el.choose_rate(10.0, True) == 1.0  # everything has arrived: nothing can run dry
+
+
+def test_far_above_the_target_it_gives_back_what_slowing_added() -> None:
+    buf, el = playout(target_ms=150.0)
+    assert el.choose_rate(2000.0, False) == 1.0  # nothing owed
+    el.stretcher.added = 2400
+    assert el.choose_rate(2000.0, False) == el.limits.fastest
+    assert el.choose_rate(600.0, False) == 1.0  # not when the reserve is only moderately large
+
+
+def test_a_stall_slows_the_voice_down_before_any_silence() -> None:
+    """The input stops: the rates fall as the level does, and the ring keeps playing longer than the
+    audio it had would last at 1.0."""
+    buf, el = playout(target_ms=150.0)
+    el.write(tone(0.12))
+    played, rates = 0, []
+    out = np.zeros(BLOCK, dtype=np.float32)
+    for _ in range(30):  # 600 ms of device time, no new input
+        el.step()
+        rates.append(el.rate)
+        buf.read_into(out)
+        if buf.state is BufferState.UNDERRUN:
+            break
+        played += BLOCK
+    assert min(rates) == el.limits.slowest
+    assert played > int(0.12 * RATE) + BLOCK, "it ran dry no later than at 1.0"
+
+
+def test_a_pump_kept_waiting_keeps_the_ring_further_ahead_and_the_next_play_remembers() -> None:
+    """The pump is a Python thread a busy interpreter can hold up: the ring then runs twice the wait
+    further ahead, forgets it over seconds, and never by more than MAX_SLACK_MS."""
+    _, el = playout()
+    base = el.ring_ms
+    el.note_wait(0.060, 0.08)
+    assert el.ring_ms == pytest.approx(base + 120.0, abs=0.01)
+    el.note_wait(0.0, SLACK_MEMORY_S)
+    assert el.ring_ms == pytest.approx(base + 120.0 / np.e, abs=0.01)
+    el.note_wait(1.0, 0.1)
+    assert el.ring_ms == base + MAX_SLACK_MS and el.peak_slack_ms == MAX_SLACK_MS
+    buf = JitterBuffer(RATE, 2.0, 0)
+    again = ElasticPlayout(buf, target_ms=150.0, start_ms=20.0, block_ms=20.0, slack_ms=100.0)
+    assert again.ring_ms == pytest.approx(base + 100.0)
+
+
+def test_what_lies_beyond_the_target_goes_to_the_ring_at_once() -> None:
+    """Audio the policy would not slow down is committed to the ring (where a held-up pump cannot
+    starve the device); the target's worth stays in the stretcher, to slow down if a stall comes."""
+    buf, el = playout(target_ms=150.0)
+    el.write(tone(1.0))
+    el.step()
+    assert buf.level_ms == pytest.approx(1000.0 - 150.0, abs=el.stretcher.hop * 1000 / RATE + 1)
+    assert el.level_ms == pytest.approx(1000.0, abs=0.01)
+
+
+def test_a_fixed_buffer_resumes_after_one_block_not_after_the_whole_target() -> None:
+    """The rebuffer fix: a hiccup is never a silence longer than the hiccup plus one block."""
+    buf = JitterBuffer(RATE, 2.0, 500)
+    buf.set_resume_ms(20.0)
+    buf.write(tone(0.5))
+    out = np.zeros(BLOCK, dtype=np.float32)
+    while buf.state is not BufferState.UNDERRUN:  # play it all and run dry
+        buf.read_into(out)
+    buf.write(tone(0.02))  # one block arrives after the hiccup
+    buf.read_into(out)
+    assert buf.state is BufferState.PLAYING and out.any()  # not waiting for 500 ms to come back
+
+
+# -- a whole reply ------------------------------------------------------------------------------------------
+async def test_through_a_dropped_connection_every_sample_is_heard_once_stretched_or_not(
+        server: EmbeddedServer) -> None:
+    factory = virtual_factory(speed=2.0)
+    settings_ = make_settings(voices=("test-signal",), playout="elastic", buffer_ms=300)
+    knobs = {"fault_times": "1", "fault_id": "elastic-drop", "drop_after_bytes": "40000", "pace": "0.5"}
+    player = StreamPlayer(settings_, base_url=server.base_url, sink_factory=factory, extra_query=knobs)
+    m = await player.play(TEXT)
+    await player.aclose()
+    assert m.state == "done" and m.reconnects == 1 and m.resume == "exact", m.error
+    assert m.audio_ms == pytest.approx(tone_samples() / 24, abs=0.1)  # every sample arrived once
+    # ... and was played once: the played time is the received time plus what stretching added
+    assert m.played_ms == pytest.approx(m.audio_ms + m.stretch_added_ms - m.stretch_removed_ms, abs=1.0)
+    recorded = factory.made[-1].recorder.samples()
+    assert np.abs(np.diff(recorded)).max() <= TONE_STEP * 1.05, "a jump: a repeat or a skip would click"
+    assert m.playout == "elastic" and 0.0 < m.stretched_pct < 100.0
+
+
+def test_bad_playout_settings_are_one_clear_line() -> None:
+    with pytest.raises(SettingsError, match="WORKBENCH_PLAYOUT='steady'.*elastic, fixed"):
+        make_settings_from_env({"WORKBENCH_PLAYOUT": "steady"})
+    with pytest.raises(SettingsError, match="WORKBENCH_SLOWEST_RATE='0.1'.*0.25 to 0.92"):
+        make_settings_from_env({"WORKBENCH_SLOWEST_RATE": "0.1"})
+    with pytest.raises(SettingsError, match="WORKBENCH_FASTEST_RATE='2'.*1.0 to 1.5"):
+        make_settings_from_env({"WORKBENCH_FASTEST_RATE": "2"})
+
+
+def make_settings_from_env(env: dict[str, str]):  # type: ignore[no-untyped-def]
+    from workbench.engine.settings import load_settings
+
+    return load_settings(environ=env, read_voicemode_files=False)

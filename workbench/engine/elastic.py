@@ -1,0 +1,287 @@
+"""Elastic playout: start as soon as a little audio is in hand, then grow the buffer by playing slightly
+slower (pitch kept), instead of paying for the whole buffer in silence before the first sound.
+
+    decoder -> reserve -> stretcher (rate set every 10 ms) -> ring (a few blocks) -> device callback
+
+Decoded audio waits in the reserve. A pump thread moves it through the `Stretcher`, at the rate the
+policy chooses, into the jitter buffer's ring, keeping the ring a few blocks ahead of the device. The
+device's callback still only copies. The level the policy steers is everything not yet played: ring,
+stretcher and reserve.
+
+The policy (rates are playout speeds: below 1 plays slower and adds time, above 1 removes it):
+- About to run dry (what can still be stretched, outside the ring, is under 1.5 times the stretcher's
+  look-ahead, about 37 ms): the slowest rate, before any silence. Under 3 times: halfway between that
+  and the growing rate.
+- Below the target (its peak over the last quarter second): 0.92, the growing rate.
+- Far above the target (a second, or twice the target), while time added by slowing is still owed: the
+  fastest rate, to give it back. A large reserve costs a spoken reply nothing once it has started, so
+  it is not trimmed for its own sake, and the reserve a stall would need is never spent on it.
+- Once the whole reply has arrived: 1.0. Nothing can run dry any more.
+
+After a true underrun, playback resumes as soon as `start_ms` is back in the ring, and the buffer grows
+again by stretching: never a silent wait for the whole target.
+"""
+
+from __future__ import annotations
+
+import collections
+import math
+import threading
+import time
+from dataclasses import dataclass
+from typing import Protocol
+
+import numpy as np
+
+from .buffer import BufferState, JitterBuffer
+from .stretch import Stretcher
+
+PUMP_PERIOD_S = 0.010  # the pump looks at the ring twice a device block, and whenever audio arrives
+# The pump is a Python thread: a busy interpreter (the workbench redrawing) can keep it waiting, and the
+# device must not run dry meanwhile. The ring holds twice the longest recent wait more, up to this much,
+# forgetting a wait over a few seconds.
+MAX_SLACK_MS = 250.0
+SLACK_MEMORY_S = 3.0
+
+
+class Feed(Protocol):
+    """Where the player writes decoded audio: the jitter buffer itself (fixed playout), or the elastic
+    stage in front of it."""
+
+    def write(self, samples: np.ndarray) -> int: ...
+
+    def free(self) -> int: ...
+
+    def end(self) -> None: ...
+
+    def fade_tail(self) -> None: ...
+
+    def set_target_ms(self, target_ms: float) -> None: ...
+
+    @property
+    def ended(self) -> bool: ...
+
+    @property
+    def level_ms(self) -> float: ...
+
+    @property
+    def target_ms(self) -> float: ...
+
+
+GROWING = 0.92  # below the target: 8 % slower, which a listener hardly notices
+PEAK_WINDOW_S = 0.25  # growth compares the highest level of the last quarter second with the target
+
+
+@dataclass
+class RateLimits:
+    slowest: float = 0.5  # about to run dry: half speed (pitch periods repeated) rather than silence
+    fastest: float = 1.08  # giving back time added by slowing
+
+    @property
+    def growing(self) -> float:
+        return max(GROWING, self.slowest)
+
+
+class ElasticPlayout:
+    def __init__(self, buffer: JitterBuffer, *, target_ms: float, start_ms: float, block_ms: float,
+                 limits: RateLimits | None = None, slack_ms: float = 0.0) -> None:
+        self.buffer = buffer
+        self.rate_hz = buffer.rate
+        self.limits = limits or RateLimits()
+        self._target_ms = target_ms  # the level to grow to; the adaptive target may move it
+        self.start_ms = start_ms  # what the ring needs to start, or to resume after an underrun
+        # the ring is kept just a block ahead of the start: audio in it is committed to its rate, and near
+        # empty the policy needs what is left uncommitted, in the stretcher, to slow down
+        self.ring_ms = self._ring_base_ms = start_ms + block_ms
+        self.slack_ms = self.peak_slack_ms = 0.0  # more in the ring, for the pump's own lateness ...
+        self.note_wait(slack_ms / 2000.0, 0.0)  # ... starting from what the last play learned
+        self.stretcher = Stretcher(buffer.rate)
+        self._reserve: collections.deque[tuple[np.ndarray, bool]] = collections.deque()  # (audio, after a gap)
+        self._gap_next = False
+        self._pushed = 0  # samples into the reserve (the player's thread)
+        self._taken = 0  # samples out of it (the pump's thread)
+        self._ended = False
+        self._stop = threading.Event()
+        self._wake = threading.Event()  # set when audio arrives, the input ends or the pump must stop
+        self._thread: threading.Thread | None = None
+        self._danger = int(start_ms * self.rate_hz / 1000.0)  # below this, the stretcher's lookahead is spent
+        self._lookahead_ms = (self.stretcher.frame + self.stretcher.tolerance) * 1000.0 / self.rate_hz
+        self._levels: collections.deque[tuple[float, float]] = collections.deque()  # (when, level ms)
+        self.drained = 0  # samples handed on as they were, because the device was about to run dry
+        self.rate = 1.0  # the rate of the last hop
+        self.min_rate = 1.0
+        self.max_rate = 1.0
+        buffer.set_target_ms(start_ms)
+        buffer.set_resume_ms(start_ms)
+
+    # -- the player's side (a Feed) ------------------------------------------------------------------
+    def write(self, samples: np.ndarray) -> int:
+        """Take as much as fits in the maximum buffer; return how many were taken. Never blocks."""
+        n = min(len(samples), self.free())
+        if n > 0:
+            self._reserve.append((samples[:n], self._gap_next))
+            self._gap_next = False
+            self._pushed += n
+            self._wake.set()
+        return max(n, 0)
+
+    def free(self) -> int:
+        return self.buffer.capacity - self.level_samples
+
+    def fade_tail(self) -> None:
+        """The next audio does not follow on from the last (a corrupt frame was skipped): the pump fades
+        out the stretcher's unplayed input before it takes the next piece."""
+        self._gap_next = True
+
+    def set_target_ms(self, target_ms: float) -> None:
+        self._target_ms = target_ms
+
+    @property
+    def target_ms(self) -> float:
+        return self._target_ms
+
+    def end(self) -> None:
+        """No more audio will come: the rest plays at 1.0, then the ring ends."""
+        self._ended = True
+        self._wake.set()
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._pump, name="elastic-playout", daemon=True)
+        self._thread.start()
+
+    def stop(self, wait: bool = True) -> None:
+        """Stop the pump; with `wait`, until its thread has finished (never from the event loop)."""
+        self._stop.set()
+        self._wake.set()
+        if wait and self._thread is not None and self._thread is not threading.current_thread():
+            self._thread.join(timeout=2.0)
+
+    @property
+    def ended(self) -> bool:
+        return self._ended
+
+    @property
+    def level_samples(self) -> int:
+        """Everything not yet played: the ring, the stretcher's input and the reserve."""
+        return self.buffer.level + self.stretcher.pending + (self._pushed - self._taken)
+
+    @property
+    def level_ms(self) -> float:
+        return self.level_samples * 1000.0 / self.rate_hz
+
+    # -- the policy -----------------------------------------------------------------------------------
+    def choose_rate(self, level_ms: float, input_ended: bool, peak_ms: float | None = None) -> float:
+        """The rate of the next hop, from the level now and its peak over the last quarter second: audio
+        arrives in bursts, and between them the level dips by design, so growth looks at the peaks."""
+        limits = self.limits
+        if input_ended:
+            return 1.0
+        peak = level_ms if peak_ms is None else max(peak_ms, level_ms)
+        # what can still be stretched: all but the ring's first block or two (the slack the pump keeps
+        # for its own lateness is counted as stretchable, or a large slack would pin the slowest rate)
+        uncommitted = level_ms - min(self.buffer.level_ms, self._ring_base_ms)
+        lookahead = self._lookahead_ms
+        if uncommitted < 1.5 * lookahead:  # about to run dry: slow right down (pitch periods again)
+            return limits.slowest
+        if uncommitted < 3.0 * lookahead:  # near empty: slow down more than to grow
+            return (limits.slowest + limits.growing) / 2.0
+        if peak < self._target_ms:
+            return limits.growing
+        owed = self.stretcher.added - self.stretcher.removed
+        if owed > 0 and level_ms > self._target_ms + max(1000.0, 2.0 * self._target_ms):
+            return limits.fastest
+        return 1.0
+
+    # -- the pump -------------------------------------------------------------------------------------
+    def step(self) -> bool:
+        """Top the ring up to `ring_ms`; returns False once everything has been handed to the ring."""
+        buffer, stretcher = self.buffer, self.stretcher
+        if buffer.ended:
+            return False
+        while self._reserve:
+            chunk, after_gap = self._reserve.popleft()
+            if after_gap:
+                stretcher.fade_tail(buffer.fade_len)
+            stretcher.feed(chunk)
+            self._taken += len(chunk)
+        ended = self._ended and self._taken == self._pushed
+        if ended and not stretcher.done:
+            stretcher.end()
+        now = time.perf_counter()
+        level = self.level_ms
+        levels = self._levels  # a monotonic queue: the peak of the window is always its first entry
+        while levels and levels[-1][1] <= level:
+            levels.pop()
+        levels.append((now, level))
+        while levels[0][0] < now - PEAK_WINDOW_S:
+            levels.popleft()
+        peak = levels[0][1]
+        # the ring runs `ring_ms` ahead; what is beyond the target (audio the policy would not slow down)
+        # is committed too, so a pump kept waiting by the interpreter has all that in hand
+        ahead_ms = max(self.ring_ms, self.level_ms - self._target_ms)
+        want = int(ahead_ms * self.rate_hz / 1000.0) - buffer.level
+        while want > 0 and not stretcher.done:
+            rate = self.choose_rate(self.level_ms, ended, peak)
+            # at 1.0 nothing is near a threshold: the rest of what is wanted in one go (fewer, larger
+            # writes); otherwise a hop at a time, the rate chosen again for each
+            hops = max(1, want // stretcher.hop) if rate == 1.0 else 1
+            out = stretcher.pull(rate, hops, expand=rate == self.limits.slowest)
+            if len(out):
+                self._note_rate(rate)
+            elif buffer.level < self._danger and buffer.state is BufferState.PLAYING:
+                # about to run dry: play what is here as it is. Not before the start (or while resuming):
+                # the input is kept until the stretcher can slow it down, so a late second piece is met
+                # by a slower voice rather than by silence
+                out = stretcher.drain(want)
+                self.drained += len(out)
+            if not len(out):
+                break
+            written = 0
+            while written < len(out) and not self._stop.is_set():
+                written += buffer.write(out[written:])
+                if written < len(out):
+                    time.sleep(PUMP_PERIOD_S)
+            want -= len(out)
+        if stretcher.done:
+            buffer.end()
+            return False
+        return True
+
+    def _note_rate(self, rate: float) -> None:
+        self.rate = rate
+        self.min_rate = min(self.min_rate, rate)
+        self.max_rate = max(self.max_rate, rate)
+
+    def note_wait(self, late_s: float, since_s: float) -> None:
+        """The pump woke `late_s` after it meant to, `since_s` after it last did: the ring holds twice
+        the longest recent lateness more (audio in the ring is committed to its rate, so no more than
+        that)."""
+        memory = math.exp(-since_s / SLACK_MEMORY_S)
+        self.slack_ms = min(MAX_SLACK_MS, max(2000.0 * late_s, self.slack_ms * memory))
+        self.peak_slack_ms = max(self.peak_slack_ms, self.slack_ms)
+        self.ring_ms = self._ring_base_ms + self.slack_ms
+
+    def _pump(self) -> None:
+        last = time.perf_counter()
+        while not self._stop.is_set():
+            if not self.step():
+                return
+            self._wake.wait(PUMP_PERIOD_S)
+            self._wake.clear()
+            now = time.perf_counter()
+            self.note_wait(max(0.0, now - last - PUMP_PERIOD_S), now - last)
+            last = now
+
+    # -- figures --------------------------------------------------------------------------------------
+    @property
+    def added_ms(self) -> float:
+        return self.stretcher.added * 1000.0 / self.rate_hz
+
+    @property
+    def removed_ms(self) -> float:
+        return self.stretcher.removed * 1000.0 / self.rate_hz
+
+    @property
+    def stretched_pct(self) -> float:
+        produced = self.stretcher.produced
+        return 100.0 * self.stretcher.stretched / produced if produced else 0.0
