@@ -52,10 +52,19 @@ def test_bad_matrix_input_is_a_clear_error(tmp_path: Path, args: list[str], frag
 
 def test_settings_parse_buffers_adaptive_and_presets() -> None:
     fixed, adaptive, preset = parse_settings("200, adaptive, preset:4g")
-    assert fixed.label == "200 ms" and fixed.overrides == {"buffer_ms": 200, "adaptive": False}
-    assert adaptive.overrides == {"adaptive": True}
+    assert fixed.label == "200 ms" and fixed.overrides == {"playout": "fixed", "buffer_ms": 200, "adaptive": False}
+    assert adaptive.overrides == {"playout": "fixed", "adaptive": True}
     assert preset.label == "4g" and "buffer_ms" in preset.overrides
     assert "audio_format" not in preset.overrides and "network" not in preset.overrides  # the matrix's axes
+
+
+def test_settings_parse_elastic_and_fixed_playout() -> None:
+    elastic, pinned, fixed = parse_settings("elastic, elastic:300, fixed:150")
+    assert elastic.label == "elastic" and elastic.overrides == {"playout": "elastic", "adaptive": True}
+    assert pinned.overrides == {"playout": "elastic", "buffer_ms": 300, "adaptive": False}
+    assert fixed.label == "150 ms" and fixed.overrides["playout"] == "fixed"
+    with pytest.raises(ValueError, match="unknown setting 'elastic:x'"):
+        parse_settings("elastic:x")
 
 
 def test_ratios_say_when_only_one_side_underran() -> None:

@@ -139,8 +139,9 @@ async def test_initial_buffer_applies_live(server: EmbeddedServer, tmp_path: Pat
         await wait_for(pilot, lambda: app.session.player is not None and app.session.player.buffer is not None)
         app.query_one("#buffer_ms", Input).value = "700"
         await pilot.pause()
-        assert app.session.player is not None and app.session.player.buffer is not None
-        assert app.session.player.buffer.target_ms == pytest.approx(700, abs=1)
+        assert app.session.player is not None and app.session.player.feed is not None
+        # elastic playout (the default) grows to the new target; fixed playout would start at it
+        assert app.session.player.feed.target_ms == pytest.approx(700, abs=1)
         await pilot.press("s")
         await wait_for(pilot, lambda: finished(app))
 

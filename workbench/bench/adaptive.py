@@ -23,7 +23,7 @@ def bench_adaptive(plays: int, progress: Progress, text: str = ADAPTIVE_TEXT,
                 async with AsyncExitStack() as stack:
                     players = {mode: await stack.enter_async_context(StreamPlayer(
                         bench_options(sink="virtual", network=network, network_seed=7, buffer_ms=150,
-                                      max_buffer_s=4.0, adaptive=mode == "adaptive"),
+                                      max_buffer_s=4.0, adaptive=mode == "adaptive", playout="fixed"),
                         base_url=server.base_url, sink_factory=sink_factory("virtual"), extra_query={"pace": "0.9"}))
                         for mode in ("fixed", "adaptive")}
                     def what(mode: str, i: int, network: str = network) -> str:
@@ -36,7 +36,7 @@ def bench_adaptive(plays: int, progress: Progress, text: str = ADAPTIVE_TEXT,
 
     reply_s = med([m.audio_ms / 1000.0 for ms in results.values() for m in ms["fixed"]])
     report = Report(f"Adaptive buffering: {plays} plays per network and mode, {reply_s:.1f} s reply, server at 1.1x "
-                    "real time", machine_description())
+                    "real time, fixed playout", machine_description())
     table: dict[str, dict[str, dict[str, float]]] = {}
     for network in networks:
         table[network] = {}

@@ -26,7 +26,7 @@ def bench_chunks(plays: int, progress: Progress, text: str = ADAPTIVE_TEXT,
                 async with AsyncExitStack() as stack:
                     players = {c: await stack.enter_async_context(StreamPlayer(
                         bench_options(sink="virtual", network=network, network_seed=3, audio_format=fmt, chunk_size=c,
-                                      adaptive=False),
+                                      adaptive=False, playout="fixed"),  # TTFA is the buffer's wait here
                         base_url=server.base_url, sink_factory=sink_factory("virtual"), extra_query={"pace": "0.9"}))
                         for c in CHUNK_SIZES}
                     def what(c: int, i: int, fmt: str = fmt) -> str:
@@ -35,7 +35,8 @@ def bench_chunks(plays: int, progress: Progress, text: str = ADAPTIVE_TEXT,
                     rows[fmt] = await interleaved(players, plays, text, progress, what)
 
         asyncio.run(all_runs())
-    report = Report(f"Chunk size: {plays} plays each, {network}, server at 1.1x real time, fixed 150 ms buffer",
+    report = Report(f"Chunk size: {plays} plays each, {network}, server at 1.1x real time, fixed playout, "
+                    "150 ms buffer",
                     machine_description())
     data: dict[str, dict[int, dict[str, float]]] = {}
     for fmt, by_size in rows.items():

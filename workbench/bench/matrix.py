@@ -45,6 +45,12 @@ LONG_TEXT = " ".join([
 QUICK_TEXT = "A quick check of every setting."
 
 BASELINES = ("buffered", "naive")
+# server scenarios that stand in the matrix beside the network profiles (they need the embedded server)
+SCENARIOS: dict[str, dict[str, str]] = {
+    # a local neural TTS on a laptop CPU: 1.1x real time, each burst up to 150 ms late, a 400 ms slow
+    # moment 3 s into the audio
+    "near-real-time": {"pace": "0.9", "lateness_ms": "150", "pause_at_s": "3", "pause_ms": "400"},
+}
 # what a preset may change in a matrix column (its format, network, endpoint are the matrix's to set)
 PRESET_KEYS = ("buffer_ms", "max_buffer_s", "chunk_size", "streaming_enabled", "adaptive", "block_size",
                "max_retries")
@@ -59,22 +65,29 @@ class Setting:
 
 
 def parse_settings(spec: str) -> list[Setting]:
-    """`150,300,adaptive,preset:low-latency`: buffer values in ms (fixed), the adaptive target, presets."""
+    """`elastic,fixed:150,300,adaptive,preset:lan`: elastic playout (the default, its target learned),
+    fixed buffers in ms (`fixed:150` or `150`), a fixed buffer with the adaptive target, presets."""
     out: list[Setting] = []
     for raw in (part.strip() for part in spec.split(",")):
         if not raw:
             continue
-        if raw == "adaptive":
-            out.append(Setting("adaptive", {"adaptive": True}))
-        elif raw.isdigit():
-            out.append(Setting(f"{raw} ms", {"buffer_ms": int(raw), "adaptive": False}))
+        if raw == "elastic":
+            out.append(Setting("elastic", {"playout": "elastic", "adaptive": True}))
+        elif raw.startswith("elastic:") and raw.removeprefix("elastic:").isdigit():
+            ms = int(raw.removeprefix("elastic:"))
+            out.append(Setting(f"elastic {ms} ms", {"playout": "elastic", "buffer_ms": ms, "adaptive": False}))
+        elif raw == "adaptive":
+            out.append(Setting("adaptive", {"playout": "fixed", "adaptive": True}))
+        elif raw.removeprefix("fixed:").isdigit():
+            ms = int(raw.removeprefix("fixed:"))
+            out.append(Setting(f"{ms} ms", {"playout": "fixed", "buffer_ms": ms, "adaptive": False}))
         elif raw.startswith("preset:"):
             preset = load_preset(raw.removeprefix("preset:"))
             typed = parse_overrides(preset.values, preset.name)  # the matrix's axes set format and network
             out.append(Setting(preset.name, {k: v for k, v in typed.items() if k in PRESET_KEYS}))
         else:
-            raise ValueError(f"unknown setting {raw!r}: give buffer values in ms (150), 'adaptive' or "
-                             "'preset:NAME'")
+            raise ValueError(f"unknown setting {raw!r}: give 'elastic', 'elastic:MS', fixed buffers in ms "
+                             "('fixed:150' or '150'), 'adaptive' or 'preset:NAME'")
     if not out:
         raise ValueError("no settings to measure")
     return out
@@ -103,9 +116,13 @@ def _summary(ms: list[PlayMetrics]) -> dict[str, Any]:
     ttfa = [m.ttfa_ms for m in ms if m.ttfa_ms is not None]
     under = [m.underrun_ms for m in ms]
     minutes = sum(m.audio_ms for m in ms) / 60_000.0
+    after_first_byte = [m.ttfa_ms - m.first_byte_ms for m in ms
+                        if m.ttfa_ms is not None and m.first_byte_ms is not None]
     return {
         "plays": len(ms),
         "failed": sum(1 for m in ms if m.error),
+        "first_sound_after_first_byte_ms": _round(median(after_first_byte)),
+        "stretched_pct": _round(median([m.stretched_pct for m in ms])),
         "ttfa_ms": _round(median(ttfa)), "ttfa_p95_ms": _round(percentile(ttfa, 95)),
         "underrun_ms": _round(median(under)), "underrun_p95_ms": _round(percentile(under, 95)),
         "underruns": sum(m.underruns for m in ms),
@@ -136,8 +153,8 @@ def _fmt_ratio(r: float | None) -> str:
 def run_matrix(cfg: MatrixConfig, progress: Progress) -> Report:
     columns = [s.label for s in cfg.settings] + list(BASELINES)
     overrides = {s.label: s.overrides for s in cfg.settings} | {
-        "buffered": {"streaming_enabled": False, "adaptive": False},
-        "naive": {"buffer_ms": 0, "adaptive": False}}
+        "buffered": {"streaming_enabled": False, "adaptive": False, "playout": "fixed"},
+        "naive": {"buffer_ms": 0, "adaptive": False, "playout": "fixed"}}
     total = len(cfg.formats) * len(cfg.networks) * len(columns) * cfg.repeats
     if cfg.long_text:
         total += len(cfg.formats) * 2 * cfg.long_repeats
@@ -146,7 +163,8 @@ def run_matrix(cfg: MatrixConfig, progress: Progress) -> Report:
     headline: dict[str, dict[str, list[PlayMetrics]]] = {}
 
     def settings_for(fmt: str, network: str, extra: dict[str, Any]) -> Settings:
-        return bench_options(sink="virtual", network=network, network_seed=cfg.seed, audio_format=fmt,
+        link = "none" if network in SCENARIOS else network  # a server scenario plays over no simulated link
+        return bench_options(sink="virtual", network=link, network_seed=cfg.seed, audio_format=fmt,
                              max_buffer_s=4.0, **extra)
 
     def player(settings: Settings, base_url: str, query: dict[str, str] | None) -> StreamPlayer:
@@ -157,9 +175,10 @@ def run_matrix(cfg: MatrixConfig, progress: Progress) -> Report:
         for fmt in cfg.formats:
             for network in cfg.networks:
                 cell = results.setdefault(fmt, {}).setdefault(network, {c: [] for c in columns})
+                knobs = {**(query or {}), **SCENARIOS.get(network, {})}
                 async with AsyncExitStack() as stack:
                     players = {c: await stack.enter_async_context(
-                        player(settings_for(fmt, network, overrides[c]), base_url, query)) for c in columns}
+                        player(settings_for(fmt, network, overrides[c]), base_url, knobs or None)) for c in columns}
                     for i in range(cfg.repeats):
                         for c, each in players.items():
                             progress(_progress_bar(done, total, f"{fmt} {network} {c} ({i + 1}/{cfg.repeats})"))
@@ -240,16 +259,18 @@ def _report(cfg: MatrixConfig, columns: list[str], results: dict[str, dict[str, 
 
 
 def matrix_markdown(cells: list[dict[str, Any]]) -> str:
-    lines = ["| format | network | setting | TTFA median (p95) ms | underrun ms per play median (p95) "
-             "| underruns | TTFA: buffered / this | underrun ms: naive / this |", "|---|---|---|---|---|---|---|---|"]
+    lines = ["| format | network | setting | TTFA median (p95) ms | first byte to sound | underrun ms per play "
+             "median (p95) | underruns | stretched | TTFA: buffered / this | underrun ms: naive / this |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
     for c in cells:
         def num(v: float | None) -> str:
             return "–" if v is None else f"{v:.0f}"
         lines.append(f"| {c['format']} | {c['network']} | {c['setting']} | "
-                     f"{num(c['ttfa_ms'])} ({num(c['ttfa_p95_ms'])}) "
+                     f"{num(c['ttfa_ms'])} ({num(c['ttfa_p95_ms'])}) | {num(c['first_sound_after_first_byte_ms'])} "
                      f"| {num(c['underrun_ms'])} ({num(c['underrun_p95_ms'])}) | {c['underruns']} in "
                      f"{c['plays_with_underruns']}/{c['plays']} plays"
                      + (f", {c['failed']} failed" if c["failed"] else "")
+                     + f" | {c['stretched_pct'] or 0:.0f}%"
                      + f" | {'' if c['setting'] == 'buffered' else _fmt_ratio(c['ttfa_buffered_over_this'])} "
                      f"| {'' if c['setting'] == 'naive' else _fmt_ratio(c['underrun_ms_naive_over_this'])} |")
     return "\n".join(lines) + "\n"
@@ -328,9 +349,9 @@ def run(o: BenchOptions, progress: Progress) -> Report:
     try:
         cfg = MatrixConfig(
             formats=parse_list(o.formats or ("pcm,mp3" if quick else "pcm,mp3,opus"), NAMES, "format"),
-            networks=parse_list(o.networks or ("4g" if quick else "lan,wifi,4g,flaky"), list(PROFILES),
-                                "network profile"),
-            settings=parse_settings(o.settings or ("150,adaptive" if quick else "150,300,adaptive")),
+            networks=parse_list(o.networks or ("4g" if quick else "lan,wifi,4g,flaky,near-real-time"),
+                                [*PROFILES, *SCENARIOS], "network profile"),
+            settings=parse_settings(o.settings or ("elastic,150" if quick else "elastic,150,adaptive")),
             repeats=o.plays_or(5, 1),
             text=o.text or (QUICK_TEXT if quick else MatrixConfig.text),
             long_text=None if not o.headline else (QUICK_TEXT if quick else LONG_TEXT),
@@ -338,6 +359,8 @@ def run(o: BenchOptions, progress: Progress) -> Report:
             base_url=o.base_url, pace=o.pace)
     except (ValueError, PresetError) as exc:
         raise BenchError(str(exc)) from None
+    if cfg.base_url and any(n in SCENARIOS for n in cfg.networks):
+        raise BenchError(f"{', '.join(SCENARIOS)} needs the embedded server's knobs: not with --base-url")
     if cfg.pace <= 0:
         raise BenchError("--pace must be more than 0")
     report = run_matrix(cfg, progress)

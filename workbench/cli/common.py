@@ -29,12 +29,15 @@ def add_settings_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--voice", help="voice name (embedded server: alloy, nova, ..., or test-signal)")
     g.add_argument("--model", help="model name")
     g.add_argument("--speed", help="speaking speed, 0.25 to 4.0")
-    g.add_argument("--buffer-ms", metavar="MS", help="initial buffer (VOICEMODE_STREAM_BUFFER_MS)")
+    g.add_argument("--buffer-ms", metavar="MS", help="buffer target (VOICEMODE_STREAM_BUFFER_MS): elastic playout "
+                   "grows to it while playing, fixed playout waits for it")
     g.add_argument("--chunk-size", metavar="BYTES", help="download chunk size")
     g.add_argument("--max-buffer", metavar="SECONDS", help="maximum buffer (VOICEMODE_STREAM_MAX_BUFFER)")
     g.add_argument("--buffered", action="store_true", help="download everything, then play (streaming off)")
     g.add_argument("--sink", metavar="SINK", help="device, virtual, wav:PATH or auto (default)")
     g.add_argument("--network", choices=NETWORKS, help="simulate a network: lan, wifi, 4g, flaky, satellite")
+    g.add_argument("--playout", metavar="MODE", help="elastic (default: start after 20 to 30 ms, grow the "
+                   "buffer by playing slightly slower) or fixed (wait for the whole initial buffer)")
     g.add_argument("--no-voicemode-env", action="store_true",
                    help="do not read ~/.voicemode/voicemode.env or a project .voicemode.env")
 
@@ -47,7 +50,8 @@ def settings_from_args(args: argparse.Namespace, environ: dict[str, str] | None 
             raise UserError(f"--base-url {url!r} is not an http(s) URL (or 'local')")
         overrides["base_urls"] = (url,)
     for flag, attr in (("format", "audio_format"), ("buffer_ms", "buffer_ms"), ("chunk_size", "chunk_size"),
-                       ("max_buffer", "max_buffer_s"), ("speed", "speed"), ("sink", "sink"), ("network", "network")):
+                       ("max_buffer", "max_buffer_s"), ("speed", "speed"), ("sink", "sink"), ("network", "network"),
+                       ("playout", "playout")):
         value = getattr(args, flag, None)
         if value is not None:
             spec = next(s for s in SPECS if s.attr == attr)

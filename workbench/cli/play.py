@@ -75,6 +75,13 @@ def render_status(snap: Snapshot) -> str:
             f"{snap.received_ms / 1000:.1f} s")
 
 
+def _playout(m: PlayMetrics) -> str:
+    if m.playout != "elastic":
+        return "fixed (waits for the buffer, then plays at 1.0x)"
+    return (f"elastic: {m.stretched_pct:.0f}% of the audio stretched, rate {m.min_rate:.2f}x to {m.max_rate:.2f}x, "
+            f"+{m.stretch_added_ms:.0f} / -{m.stretch_removed_ms:.0f} ms")
+
+
 def render_metrics(m: PlayMetrics) -> str:
     def ms(v: float | None) -> str:
         return "-" if v is None else f"{v:.0f} ms"
@@ -85,6 +92,7 @@ def render_metrics(m: PlayMetrics) -> str:
         ("network", m.network if m.network != "none" else "as it is (no simulation)"),
         ("sink", m.sink or "-"),
         ("state", m.state),
+        ("playout", _playout(m)),
         *((label[f], ms(getattr(m, f))) for f in ("ttfb_ms", "first_byte_ms", "buffer_ready_ms", "ttfa_ms")),
         (label["underruns"], f"{m.underruns} ({m.underrun_ms:.0f} ms)"),
         (label["device_underflows"], str(m.device_underflows)),

@@ -18,9 +18,12 @@ from ..engine.metrics import PlayMetrics, PlayState, Snapshot
 from ..engine.settings import Settings
 from .app import AppConfig, WorkbenchApp, create_app
 from .state import RunRecord
+from .widgets.settings_panel import SettingsPanel
 
 SIZE = (140, 44)
 FAKE_URL = "http://127.0.0.1:8880/v1"  # shown, never contacted
+ELASTIC_START_MS = 20.0  # one device block (that it could slow down): where elastic playout starts
+NEAR_DRY_MS = 60.0  # below this, the model plays at half speed
 
 
 def scene_app(save_dir: Path = Path("presets-out"), **settings: Any) -> WorkbenchApp:
@@ -32,11 +35,12 @@ def scene_app(save_dir: Path = Path("presets-out"), **settings: Any) -> Workbenc
 
 def synthetic_snapshots(*, fmt: str = "pcm", initial_ms: float = 150.0, duration_s: float = 9.0,
                         arrival_rtf: float = 5.0, ttfb_ms: float = 180.0, stalls: tuple[tuple[float, float], ...] = (),
-                        until_s: float | None = None, max_buffer_ms: float = 2000.0, step_ms: float = 100.0
-                        ) -> list[Snapshot]:
+                        until_s: float | None = None, max_buffer_ms: float = 2000.0, step_ms: float = 100.0,
+                        playout: str = "fixed") -> list[Snapshot]:
     """A play as a simple model: audio arrives `arrival_rtf` times faster than real time (except
-    during `stalls`, (start s, length s) pairs), the buffer starts at `initial_ms`, drains at 1x, and
-    rebuffers to the target after running dry."""
+    during `stalls`, (start s, length s) pairs). Fixed playout starts at `initial_ms`, drains at 1x,
+    and rebuffers to the target after running dry; elastic playout starts with the first 20 ms and
+    plays slower (0.5x when nearly dry, 0.92x below the target) until the buffer has grown."""
     snaps: list[Snapshot] = []
     t = 0.0
     received = played = level = 0.0
@@ -44,6 +48,7 @@ def synthetic_snapshots(*, fmt: str = "pcm", initial_ms: float = 150.0, duration
     underruns = 0
     underrun_ms = 0.0
     ttfa = None
+    elastic = playout == "elastic"
     total_ms = duration_s * 1000.0
     end_ms = (until_s * 1000.0) if until_s is not None else math.inf
     while t <= end_ms:
@@ -53,16 +58,20 @@ def synthetic_snapshots(*, fmt: str = "pcm", initial_ms: float = 150.0, duration
             got = min(step_ms * arrival_rtf, total_ms - received, room)
             received += got
             level += got
+        rate = 1.0
+        start_ms = ELASTIC_START_MS if elastic else initial_ms
         if state in (PlayState.CONNECTING, PlayState.BUFFERING, PlayState.UNDERRUN):
             if received > 0 and state is PlayState.CONNECTING:
                 state = PlayState.BUFFERING
-            if level >= initial_ms or (received >= total_ms and level > 0):
+            if level >= start_ms or (received >= total_ms and level > 0):
                 state = PlayState.PLAYING
                 ttfa = ttfa if ttfa is not None else t + 25.0
             elif state is PlayState.UNDERRUN:
                 underrun_ms += step_ms
         elif state is PlayState.PLAYING:
-            out = min(step_ms, level)
+            if elastic and received < total_ms and level < initial_ms:
+                rate = 0.5 if level < NEAR_DRY_MS else 0.92
+            out = min(step_ms * rate, level)
             level -= out
             played += out
             if level <= 0 and received < total_ms:
@@ -74,7 +83,8 @@ def synthetic_snapshots(*, fmt: str = "pcm", initial_ms: float = 150.0, duration
         snaps.append(Snapshot(t_ms=t, state=shown, buffer_ms=level, target_ms=initial_ms,
                               initial_buffer_ms=initial_ms, max_buffer_ms=max_buffer_ms, received_ms=received,
                               played_ms=played, bytes=int(received * 48), underruns=underruns,
-                              underrun_ms=underrun_ms, device_underflows=0, ttfa_ms=ttfa, format=fmt))
+                              underrun_ms=underrun_ms, device_underflows=0, ttfa_ms=ttfa, format=fmt,
+                              rate=rate, playout=playout))
         if state is PlayState.DONE:
             break
         t += step_ms
@@ -97,7 +107,20 @@ def metrics_from(snaps: list[Snapshot], *, network: str = "none", ttfb_ms: float
         frames=0 if fmt in ("pcm", "wav") else int(last.received_ms / 24),
         frame_kind="" if fmt in ("pcm", "wav") else "frames",
         priming_ms=46.0 if fmt == "mp3" else 0.0, target_ms=last.target_ms, needed_buffer_ms=needed_ms,
+        **_stretch_figures(snaps, step_ms=snaps[1].t_ms - snaps[0].t_ms if len(snaps) > 1 else 100.0),
     )
+
+
+def _stretch_figures(snaps: list[Snapshot], step_ms: float) -> dict[str, Any]:
+    """Elastic playout's figures from a synthetic play (each snapshot stands for one step)."""
+    if not snaps or snaps[-1].playout != "elastic":
+        return {}
+    rates = [s.rate for s in snaps if s.state in (PlayState.PLAYING, PlayState.DRAINING)]
+    slow = [r for r in rates if r != 1.0]
+    added = sum(step_ms * (1.0 - r) for r in slow)
+    audio = sum(step_ms * r for r in rates) or 1.0
+    return dict(playout="elastic", stretch_added_ms=added, stretched_pct=100.0 * sum(step_ms * r for r in slow) / audio,
+                min_rate=min(rates, default=1.0), max_rate=max(rates, default=1.0))
 
 
 def push_run(app: WorkbenchApp, snaps: list[Snapshot], *, finished: PlayMetrics | None = None,
@@ -122,13 +145,14 @@ async def idle(app: WorkbenchApp) -> None:
 
 
 async def mid_play(app: WorkbenchApp) -> None:
-    earlier = synthetic_snapshots(duration_s=6.0)
+    earlier = synthetic_snapshots(duration_s=6.0, playout="elastic")
     push_run(app, earlier, finished=metrics_from(earlier))
-    push_run(app, synthetic_snapshots(duration_s=9.0, arrival_rtf=1.6, until_s=4.2))
+    push_run(app, synthetic_snapshots(duration_s=9.0, arrival_rtf=1.15, until_s=4.2, playout="elastic"))
 
 
 async def underrun(app: WorkbenchApp) -> None:
-    app.session.base = app.session.base.replace(network="4g")
+    app.session.base = app.session.base.replace(network="4g", playout="fixed")
+    app.query_one(SettingsPanel).load(app.session.base, app.session.profiles[app.session.base.audio_format])
     snaps = synthetic_snapshots(duration_s=8.0, arrival_rtf=1.3, initial_ms=100, stalls=((2.0, 1.4), (5.5, 1.2)))
     push_run(app, snaps, finished=metrics_from(snaps, network="4g", ttfb_ms=260, needed_ms=1380),
              settings=app.session.current_settings().replace(buffer_ms=100, network="4g"))
@@ -150,8 +174,8 @@ async def compare(app: WorkbenchApp) -> None:
 
     screen = CompareScreen(app.session, DEFAULT_TEXT, "format:pcm", "format:mp3")
     await app.push_screen(screen)
-    a_snaps = synthetic_snapshots(duration_s=8.0, arrival_rtf=4.0)
-    b_snaps = synthetic_snapshots(fmt="mp3", duration_s=8.0, arrival_rtf=4.6, ttfb_ms=190)
+    a_snaps = synthetic_snapshots(duration_s=8.0, arrival_rtf=4.0, playout="elastic")
+    b_snaps = synthetic_snapshots(fmt="mp3", duration_s=8.0, arrival_rtf=4.6, ttfb_ms=190, playout="elastic")
     a = push_run(app, a_snaps, finished=metrics_from(a_snaps), label="A")
     b_settings = app.session.current_settings().replace(audio_format="mp3")
     b = push_run(app, b_snaps, finished=metrics_from(b_snaps, ttfb_ms=190, fmt="mp3", bytes_per_ms=4.0),
@@ -169,7 +193,7 @@ class Scene:
 SCENES = (
     Scene("idle", idle, "The workbench as it opens: text, controls, empty graph, settings."),
     Scene("mid-play", mid_play, "A play in progress: the buffer graph filling, live counters, history."),
-    Scene("underrun", underrun, "A play on the 4g profile with two stalls: underruns marked on the graph."),
+    Scene("underrun", underrun, "Fixed playout on the 4g profile with two stalls: underruns marked on the graph."),
     Scene("compare", compare, "A vs B: two graphs on the same scales and the metrics table."),
     Scene("export", export_dialog, "The export dialog: the preset voicemode reads as it is."),
     Scene("error", error, "A play that could not reach its endpoint: the error in the app, no crash."),

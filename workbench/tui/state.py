@@ -23,6 +23,7 @@ class Trace:
     t_ms: deque[float] = field(default_factory=lambda: deque(maxlen=TRACE_POINTS))
     buffer_ms: deque[float] = field(default_factory=lambda: deque(maxlen=TRACE_POINTS))
     target_ms: deque[float] = field(default_factory=lambda: deque(maxlen=TRACE_POINTS))
+    rate: deque[float] = field(default_factory=lambda: deque(maxlen=TRACE_POINTS))  # elastic playout's
     underrun_at_ms: list[float] = field(default_factory=list)
     last: Snapshot | None = None  # the newest snapshot: the play's counters as they stand
 
@@ -34,6 +35,12 @@ class Trace:
         self.t_ms.append(snap.t_ms)
         self.buffer_ms.append(snap.buffer_ms)
         self.target_ms.append(snap.target_ms)
+        self.rate.append(snap.rate)
+
+    @property
+    def stretched(self) -> bool:
+        """Whether the playout rate ever left 1.0 (elastic playout at work)."""
+        return any(r != 1.0 for r in self.rate)
 
     @property
     def initial_buffer_ms(self) -> float:
@@ -58,18 +65,26 @@ class Trace:
     def downsampled(self, points: int) -> tuple[list[float], list[float], list[float]]:
         """At most `points` points for drawing: the minimum of the buffer in each bucket (so a dip
         toward an underrun is never smoothed away) and the target at the bucket's end."""
+        xs, ys, zs, _ = self.downsampled_with_rate(points)
+        return xs, ys, zs
+
+    def downsampled_with_rate(self, points: int) -> tuple[list[float], list[float], list[float], list[float]]:
+        """As `downsampled`, with the playout rate: each bucket's furthest from 1.0 (a short slow-down
+        must stay visible)."""
         n = len(self.t_ms)
+        rates = list(self.rate) if len(self.rate) == n else [1.0] * n
         if n <= points or points < 2:
-            return list(self.t_ms), list(self.buffer_ms), list(self.target_ms)
+            return list(self.t_ms), list(self.buffer_ms), list(self.target_ms), rates
         t, b, g = list(self.t_ms), list(self.buffer_ms), list(self.target_ms)
-        xs, ys, zs = [], [], []
+        xs, ys, zs, rs = [], [], [], []
         for i in range(points):
             lo = i * n // points
             hi = max(lo + 1, (i + 1) * n // points)
             xs.append(t[hi - 1])
             ys.append(min(b[lo:hi]))
             zs.append(g[hi - 1])
-        return xs, ys, zs
+            rs.append(max(rates[lo:hi], key=lambda r: abs(r - 1.0)))
+        return xs, ys, zs, rs
 
 
 @dataclass(frozen=True)

@@ -90,6 +90,9 @@ async def tune(settings: Settings, base_url: str, repeats: int, text: str,
     def needed(ms: list[PlayMetrics]) -> float:
         return max((m.needed_buffer_ms or 0.0) for m in ms)
 
+    # fixed playout throughout: what is tuned is the initial buffer a preset gives voicemode, which waits
+    # for it in full before the first sound
+    settings = settings.replace(playout="fixed")
     probe = settings.replace(adaptive=False)
     found = await series(probe, f"probe at {probe.buffer_ms} ms")
     candidate = min(_round_up(needed(found)), int(cap_ms))

@@ -33,7 +33,8 @@ what the listener gets.
 ## The graph
 Cyan: audio buffered (ms). Yellow: the buffer target. Grey line: the initial buffer
 (`VOICEMODE_STREAM_BUFFER_MS`). Green line: first sound heard (TTFA). Red lines: underruns, where the
-buffer ran dry and playback paused to rebuffer.
+buffer ran dry and playback paused to rebuffer. Violet, on the right-hand scale: elastic playout's rate
+(below 1.0 it is playing slower to let the buffer grow), drawn when it left 1.0.
 
 ## The counters
 - **TTFB**: response headers received. **TTFA**: first sound out of the device (its DAC clock), not
@@ -42,13 +43,19 @@ buffer ran dry and playback paused to rebuffer.
   glitches PortAudio reported itself.
 - **arrival pace**: seconds of audio received per second of download; under 1x the endpoint is slower
   than real time and the buffer has to hold what the rest of the reply will lack.
-- **buffer target**: what playback waits for before it starts or resumes; with `WORKBENCH_ADAPTIVE` on
+- **buffer target**: what fixed playout waits for before it starts or resumes, and what elastic
+  playout grows the buffer to; with `WORKBENCH_ADAPTIVE` on
   (the default) it is learned from how late audio arrives and rises after an underrun.
 - **clean from**: the smallest initial buffer that would have played this run without an underrun.
 - **decode p95**: time to decode a chunk, 95th percentile.
+- **playout**: elastic (the rate now; at the end, the share of the audio played slower or faster) or
+  fixed.
 
 ## Settings
-Edits apply to the next play; the initial buffer also applies live. Each format keeps its own
+**Playout**: elastic (the default) starts playing after one device block and grows the buffer to
+its target by playing up to half speed, pitch kept, while the buffer is short; fixed waits for the
+whole buffer first, as voicemode's design describes. Edits apply to the next play; the buffer also
+applies live. Each format keeps its own
 buffer, chunk and max-buffer values. Settings come from voicemode's `.env` files, the environment,
 `--preset` and flags; `workbench settings` shows where each value came from.
 """

@@ -12,8 +12,9 @@ TARGET = (255, 200, 0)
 INITIAL = (128, 128, 128)
 UNDERRUN = (240, 60, 60)
 FIRST_SOUND = (80, 210, 80)
+RATE = (200, 120, 255)
 LEGEND = ("[rgb(0,200,255)]━ buffer[/] [rgb(255,200,0)]┅ target[/] [rgb(128,128,128)]─ initial[/] "
-          "[rgb(80,210,80)]│ first sound[/] [rgb(240,60,60)]│ underrun[/]")
+          "[rgb(80,210,80)]│ first sound[/] [rgb(240,60,60)]│ underrun[/] [rgb(200,120,255)]⠒ rate[/]")
 
 
 class BufferGraph(PlotextPlot):
@@ -57,7 +58,7 @@ class BufferGraph(PlotextPlot):
             plt.ylim(0, self.y_max_ms or 500)
             plt.plot([0.0], [0.0], marker=" ")
             return
-        t, level, target = trace.downsampled(width)
+        t, level, target, rate = trace.downsampled_with_rate(width)
         xs = [v / 1000.0 for v in t]
         top = self.y_max_ms or trace.peak_ms * 1.15
         plt.ylim(0, max(top, 50.0))
@@ -70,3 +71,8 @@ class BufferGraph(PlotextPlot):
             plt.vline(trace.ttfa_ms / 1000.0, FIRST_SOUND)
         plt.plot(xs, target, color=TARGET, marker="dot")
         plt.plot(xs, level, color=LEVEL, marker="hd")
+        if trace.stretched:  # elastic playout: its rate on the right-hand axis
+            plt.plot(xs, rate, color=RATE, marker="braille", yside="right")
+            # textual-plotext's stubs give these the wrong parameter types; plotext takes yside here
+            plt.ylim(0.4, 1.1, yside="right")  # type: ignore[arg-type]
+            plt.ylabel("rate", yside="right")  # type: ignore[call-arg]

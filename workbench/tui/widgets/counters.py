@@ -35,6 +35,7 @@ def live_values(snap: Snapshot, network: str) -> dict[str, str]:
         audio=f"{snap.played_ms / 1000:.1f} / {snap.received_ms / 1000:.1f} s",
         bytes=f"{snap.bytes / 1024:.0f} KiB",
         target=f"{snap.target_ms:.0f} ms",
+        playout=f"elastic, rate {snap.rate:.2f}" if snap.playout == "elastic" else "fixed",
     )
     return values
 
@@ -63,6 +64,7 @@ def final_values(m: PlayMetrics) -> dict[str, str]:
         "priming": f"{m.priming_ms:.1f} ms" if m.priming_ms else "-",
         "target": "-" if m.target_ms is None else f"{m.target_ms:.0f} ms",
         "needed": "-" if m.needed_buffer_ms is None else f"{m.needed_buffer_ms:.0f} ms",
+        "playout": m.playout if m.playout == "fixed" else f"elastic, {m.stretched_pct:.0f}% stretched",
     }
 
 
@@ -72,7 +74,7 @@ _FIELDS = {"ttfb": "ttfb_ms", "ttfa": "ttfa_ms", "underruns": "underruns", "unde
            "decode": "decode_ms_p95", "reconnects": "reconnects", "decoder_errors": "decoder_errors",
            "audio": "played_ms", "bytes": "bytes", "first_audio": "first_audio_bytes", "frames": "frames",
            "priming": "priming_ms", "target": "target_ms", "needed": "needed_buffer_ms"}
-LABELS = {"state": "state", "format": "format", "network": "network",
+LABELS = {"state": "state", "format": "format", "network": "network", "playout": "playout",
           **{key: FIGURE[field].short for key, field in _FIELDS.items()}}
 
 

@@ -24,7 +24,7 @@ from ..state import STREAM_FIELDS, StreamValues
 
 # (attribute, label, placeholder) of the free-text fields, in the order shown
 INPUTS = (
-    ("buffer_ms", "Initial buffer (ms)", "150"),
+    ("buffer_ms", "Buffer (ms)", "150"),
     ("chunk_size", "Chunk size (bytes)", "4096"),
     ("max_buffer_s", "Max buffer (s)", "2.0"),
     ("trailing_silence_s", "Trailing silence (s)", "0.5"),
@@ -34,7 +34,8 @@ INPUTS = (
     ("endpoint", "Endpoint", "local"),
 )
 HINTS = {
-    "buffer_ms": "0 to 10000; applies live", "chunk_size": "1 to 1048576", "max_buffer_s": "0.05 to 600",
+    "buffer_ms": "elastic: grown to; fixed: waited for", "chunk_size": "256 to 1048576",
+    "max_buffer_s": "0.05 to 600",
     "trailing_silence_s": "0 to 10", "voice": "embedded: alloy, nova, … test-signal", "model": "any model name",
     "speed": "0.25 to 4.0, blank: server's", "endpoint": "'local' (embedded) or http(s)://…/v1",
 }
@@ -82,6 +83,9 @@ class SettingsPanel(VerticalScroll):
         yield Label("buffer, chunk, max kept per format", classes="hint")
         yield Label("Streaming", classes="field-label")
         yield Switch(value=True, id="streaming_enabled")
+        yield Label("Playout", classes="field-label")
+        yield Select([("elastic (start at once)", "elastic"), ("fixed (wait for the buffer)", "fixed")],
+                     value="elastic", allow_blank=False, id="playout")
         for attr, label, placeholder in INPUTS:
             yield Label(label, classes="field-label")
             kind: Literal["integer", "text"] = "integer" if attr in ("buffer_ms", "chunk_size") else "text"
@@ -98,6 +102,7 @@ class SettingsPanel(VerticalScroll):
         with self.prevent(Input.Changed, Select.Changed, Switch.Changed):
             self.query_one("#audio_format", Select).value = settings.audio_format
             self.query_one("#streaming_enabled", Switch).value = settings.streaming_enabled
+            self.query_one("#playout", Select).value = settings.playout
             self.query_one("#network", Select).value = settings.network
             values = {
                 "buffer_ms": str(stream.buffer_ms), "chunk_size": str(stream.chunk_size),
