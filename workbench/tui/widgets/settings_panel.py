@@ -84,7 +84,7 @@ class SettingsPanel(VerticalScroll):
         yield Label("Streaming", classes="field-label")
         yield Switch(value=True, id="streaming_enabled")
         yield Label("Playout", classes="field-label")
-        yield Select([("elastic (start at once)", "elastic"), ("fixed (wait for the buffer)", "fixed")],
+        yield Select([("elastic (start after 20-30 ms)", "elastic"), ("fixed (wait for the buffer)", "fixed")],
                      value="elastic", allow_blank=False, id="playout")
         for attr, label, placeholder in INPUTS:
             yield Label(label, classes="field-label")
