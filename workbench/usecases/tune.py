@@ -90,8 +90,9 @@ async def tune(settings: Settings, base_url: str, repeats: int, text: str,
     def needed(ms: list[PlayMetrics]) -> float:
         return max((m.needed_buffer_ms or 0.0) for m in ms)
 
-    # fixed playout throughout: what is tuned is the initial buffer a preset gives voicemode, which waits
-    # for it in full before the first sound
+    # fixed playout throughout: what is tuned is an initial buffer waited for in full before the first
+    # sound (VOICEMODE_STREAM_BUFFER_MS as voicemode's design means it; voicemode 9.0 reads it but does not
+    # use it), not the level elastic playout grows to
     settings = settings.replace(playout="fixed")
     probe = settings.replace(adaptive=False)
     found = await series(probe, f"probe at {probe.buffer_ms} ms")
