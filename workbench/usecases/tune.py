@@ -3,9 +3,9 @@
 1. **Probe**: K plays at the settings given. Every streamed play reports `needed_buffer_ms`, the
    smallest initial buffer that would have played it clean (replayed from when each piece arrived);
    the candidate is the largest of them, rounded up to 10 ms.
-2. **Verify**: K more plays at the candidate as a fixed buffer (what voicemode has), on fresh draws of
-   the network's dice (another seed). Any underrun raises the candidate (to what those plays needed,
-   and at least by a quarter) and verifies again, up to `MAX_ROUNDS` times.
+2. **Verify**: K more plays at the candidate as a fixed buffer (voicemode's streaming design; 9.0 has
+   none), on fresh draws of the network's dice (another seed). Any underrun raises the candidate (to
+   what those plays needed, and at least by a quarter) and verifies again, up to `MAX_ROUNDS` times.
 3. **Max buffer** (fixed buffering only; the adaptive target is capped by it, so it is left alone):
    the smallest of `MAX_BUFFER_STEPS` that also plays K repeats clean, on the same network dice the
    initial buffer was verified on (so an underrun is the smaller maximum's doing). A smaller maximum
