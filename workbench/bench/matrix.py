@@ -121,7 +121,7 @@ def _summary(ms: list[PlayMetrics]) -> dict[str, Any]:
     return {
         "plays": len(ms),
         "failed": sum(1 for m in ms if m.error),
-        "first_sound_after_first_byte_ms": _round(median(after_first_byte)),
+        "ttfa_after_first_byte_ms": _round(median(after_first_byte)),
         "stretched_pct": _round(median([m.stretched_pct for m in ms])),
         "ttfa_ms": _round(median(ttfa)), "ttfa_p95_ms": _round(percentile(ttfa, 95)),
         "underrun_ms": _round(median(under)), "underrun_p95_ms": _round(percentile(under, 95)),
@@ -259,14 +259,14 @@ def _report(cfg: MatrixConfig, columns: list[str], results: dict[str, dict[str, 
 
 
 def matrix_markdown(cells: list[dict[str, Any]]) -> str:
-    lines = ["| format | network | setting | TTFA median (p95) ms | first byte to sound | underrun ms per play "
+    lines = ["| format | network | setting | TTFA median (p95) ms | first byte to first sample | underrun ms per play "
              "median (p95) | underruns | stretched | TTFA: buffered / this | underrun ms: naive / this |",
              "|---|---|---|---|---|---|---|---|---|---|"]
     for c in cells:
         def num(v: float | None) -> str:
             return "–" if v is None else f"{v:.0f}"
         lines.append(f"| {c['format']} | {c['network']} | {c['setting']} | "
-                     f"{num(c['ttfa_ms'])} ({num(c['ttfa_p95_ms'])}) | {num(c['first_sound_after_first_byte_ms'])} "
+                     f"{num(c['ttfa_ms'])} ({num(c['ttfa_p95_ms'])}) | {num(c['ttfa_after_first_byte_ms'])} "
                      f"| {num(c['underrun_ms'])} ({num(c['underrun_p95_ms'])}) | {c['underruns']} in "
                      f"{c['plays_with_underruns']}/{c['plays']} plays"
                      + (f", {c['failed']} failed" if c["failed"] else "")

@@ -219,7 +219,7 @@ class StreamPlayer:
             metrics.error = _describe(exc, fmt)
             run.final_state = PlayState.FAILED
             # play whatever did arrive, then finish
-            if self.feed is not None and not self.feed_ended:
+            if self.feed is not None and not self.feed.ended:
                 self.feed.end()
             await self._wait_played()
         finally:
@@ -236,12 +236,8 @@ class StreamPlayer:
             if not sink_task.done():
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await sink_task
-            if self.feed is not None and not self.feed_ended:
+            if self.feed is not None and not self.feed.ended:
                 self.feed.end()
-
-    @property
-    def feed_ended(self) -> bool:
-        return self.elastic.ended if self.elastic is not None else self.buffer is not None and self.buffer.ended
 
     async def _wait_played(self) -> None:
         if self.buffer is not None and self._run.received_samples > 0 and self.sink is not None:

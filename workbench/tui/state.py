@@ -26,6 +26,7 @@ class Trace:
     rate: deque[float] = field(default_factory=lambda: deque(maxlen=TRACE_POINTS))  # elastic playout's
     underrun_at_ms: list[float] = field(default_factory=list)
     last: Snapshot | None = None  # the newest snapshot: the play's counters as they stand
+    stretched: bool = False  # the playout rate left 1.0 (elastic playout at work): the graph draws it
 
     def add(self, snap: Snapshot) -> None:
         seen = self.last.underruns if self.last is not None else 0
@@ -36,11 +37,7 @@ class Trace:
         self.buffer_ms.append(snap.buffer_ms)
         self.target_ms.append(snap.target_ms)
         self.rate.append(snap.rate)
-
-    @property
-    def stretched(self) -> bool:
-        """Whether the playout rate ever left 1.0 (elastic playout at work)."""
-        return any(r != 1.0 for r in self.rate)
+        self.stretched = self.stretched or snap.rate != 1.0
 
     @property
     def initial_buffer_ms(self) -> float:
