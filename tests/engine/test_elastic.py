@@ -12,7 +12,7 @@ from workbench.engine.buffer import BufferState, JitterBuffer
 from workbench.engine.elastic import GROWING, MAX_SLACK_MS, SLACK_MEMORY_S, ElasticPlayout, RateLimits
 from workbench.engine.player import StreamPlayer
 from workbench.engine.settings import SettingsError
-from workbench.engine.stretch import Stretcher
+from workbench.engine.stretch import MAX_EXPAND_MS, Stretcher
 from workbench.server.runner import EmbeddedServer
 
 from ..conftest import make_settings, virtual_factory
@@ -242,3 +242,39 @@ def make_settings_from_env(env: dict[str, str]):  # type: ignore[no-untyped-def]
     from workbench.engine.settings import load_settings
 
     return load_settings(environ=env, read_voicemode_files=False)
+
+
+def test_after_repeating_pitch_periods_through_a_stall_the_next_input_plays_at_any_rate() -> None:
+    """Input-limited hops (pitch periods repeated at the slowest rate, waiting for input) used to leave the
+    stretcher's schedule a hop ahead of the input each time: after a few stalls it was a second ahead,
+    and with input in hand every rate but the slowest gave nothing (the ring, stuck in its underrun, never
+    started again: a play on flaky with a 0.5 s buffer hung). The schedule now follows the input there."""
+    s = Stretcher(RATE)
+    x = tone(3.0)
+    fed = 0
+    limit = int(MAX_EXPAND_MS * RATE / 1000) // s.hop + 4  # and the hops that took the new input
+    for _ in range(40):  # 40 stalls: a hop of input, then repeated periods until MAX_EXPAND_MS runs out
+        s.feed(x[fed : fed + s.hop])
+        fed += s.hop
+        hops = 0
+        while len(s.pull(0.5, 1, expand=True)):
+            hops += 1
+            assert hops <= limit, "pitch periods repeated for longer than MAX_EXPAND_MS"
+    s.feed(x[fed : fed + RATE // 2])  # then half a second arrives
+    for rate in (0.71, 0.92, 1.0):
+        assert len(s.pull(rate, 1)), f"nothing at rate {rate} with {s.pending} samples in hand"
+
+
+async def test_a_small_buffer_on_a_flaky_link_plays_to_the_end(server: EmbeddedServer) -> None:
+    """The case that hung (flaky, seed 4, a 0.5 s maximum buffer, a server far faster than the link)."""
+    import asyncio
+
+    from workbench.server.app import Knobs
+
+    with EmbeddedServer(knobs=Knobs(ttfb_ms=0, pace=0, flush_ms=0)) as fast:
+        player = StreamPlayer(make_settings(network="flaky", network_seed=4, max_buffer_s=0.5, buffer_ms=100,
+                                            voices=("test-signal",)), base_url=fast.base_url,
+                              sink_factory=virtual_factory(speed=4.0))
+        m = await asyncio.wait_for(player.play(" ".join(["w"] * 20)), timeout=30)
+        await player.aclose()
+    assert m.state == "done" and m.error is None

@@ -228,10 +228,13 @@ class ElasticPlayout:
             out = stretcher.pull(rate, hops, expand=rate == self.limits.slowest)
             if len(out):
                 self._note_rate(rate)
-            elif buffer.level < self._danger and buffer.state is BufferState.PLAYING:
-                # about to run dry: play what is here as it is. Not before the start (or while resuming):
-                # the input is kept until the stretcher can slow it down, so a late second piece is met
-                # by a slower voice rather than by silence
+            elif buffer.level < self._danger and (buffer.state is BufferState.PLAYING or (
+                    buffer.state is BufferState.UNDERRUN and stretcher.pending >= self._danger)):
+                # about to run dry: play what is here as it is. Not before the start (or while resuming
+                # with less than the start in hand): that input is kept until the stretcher can slow it
+                # down, so a late second piece is met by a slower voice rather than by silence. Run dry
+                # with more than that in hand, the ring gets it whatever the stretcher says: it must
+                # start again
                 out = stretcher.drain(want)
                 self.drained += len(out)
             if not len(out):

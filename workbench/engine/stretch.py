@@ -54,7 +54,8 @@ class Stretcher:
         self.added = 0  # output samples more than the input they played (slowing down) ...
         self.removed = 0  # ... and fewer (speeding up)
         self.stretched = 0  # output samples made at a rate other than 1.0
-        self._expanded = 0  # output samples in a row made without moving forward in the input
+        self._expanded = 0  # output samples in a row made without moving forward in the input ...
+        self._furthest = 0  # ... beyond the furthest frame taken so far
         self._max_expand = int(rate_hz * MAX_EXPAND_MS / 1000.0)
 
     # -- input ----------------------------------------------------------------------------------------
@@ -136,6 +137,9 @@ class Stretcher:
             floor = max(self._start, self._origin)
             lo = max(centre - tol, floor)  # after a seeding or a drain, the window starts at the floor
             hi = min(lo + 2 * tol, self._fed - n)
+            ahead = nominal > hi + tol  # the schedule asks for input that is not there yet, even at a stretch
+            if ahead and self._expanded >= self._max_expand:
+                return None  # repeated long enough: a short silence is better than a buzz
             if hi < lo + 2 * tol:  # cut short by input that has not arrived yet
                 # when slowing down, search the newest whole window instead; otherwise wait for input
                 if rate >= 1.0 or (lo > hi and not (expand and self._expanded < self._max_expand)):
@@ -153,6 +157,12 @@ class Stretcher:
             position = lo + int(np.argmax(scores))
             if narrow and not self._in_phase(target, self._at(position, h)):
                 return None  # wait for input (or drain)
+            if ahead:
+                # the input, not the rate, decided where this frame came from (pitch periods repeated
+                # through a stall): the schedule goes on from there. Left ahead, it gained a hop on the
+                # input each time (a second after a few stalls), and every later search looked where no
+                # input was yet: every rate but the slowest found nothing to play
+                nominal = float(position)
         frame = self._at(position, n) * self._window
         tail = self._tail
         assert tail is not None  # seeded above
@@ -162,7 +172,9 @@ class Stretcher:
             piece = tail + frame[:h]
         self._in_step = position == natural
         self._tail = frame[h:]
-        self._expanded = self._expanded + h if not seeding and position <= self._prev else 0
+        # a frame from within what was already played is no progress, however frames hop back and forth
+        self._expanded = self._expanded + h if not seeding and position <= self._furthest else 0
+        self._furthest = max(self._furthest, position)
         # what this hop really added (a frame taken again) or removed (one skipped); a seeding hop too: its
         # falling half stands for a frame at `_prev`, and after a drain the next frame need not follow it
         delta = h - (position - self._prev)
