@@ -1,0 +1,77 @@
+"""`workbench verify` on the PulseAudio null sink (CI), its clear errors, and the correction it stores."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from workbench.engine.report import correction_s
+from workbench.engine.settings import load_settings, workbench_env_path
+from workbench.engine.sinks import SoundDeviceSink, VirtualSink, default_output_device
+from workbench.usecases.verify import gaps_ms, save_correction
+
+from .test_cli import assert_clean_error, run
+
+audio = pytest.mark.skipif(default_output_device() is None and os.environ.get("WORKBENCH_REQUIRE_AUDIO") != "1",
+                           reason="no audio output device (CI runs this on a PulseAudio null sink)")
+
+
+@audio
+@pytest.mark.audio
+def test_verify_on_the_null_sink_agrees_with_the_recording_within_15_ms(tmp_path: Path) -> None:
+    """The goal of issue 17: from the first byte to the first sound, the engine agrees with a recording of
+    the device (its monitor) within 15 ms, for pcm, mp3 and opus, and for an MP3 without a LAME tag."""
+    result = run("verify", "--formats", "pcm,mp3,opus", "--plays", "2", "--json", "--no-save",
+                 env={"WORKBENCH_SINK": "device", "HOME": str(tmp_path)}, timeout=240)
+    assert result.returncode == 0, result.stderr
+    data = json.loads(result.stdout)
+    assert data["input"].endswith("(monitor)") and data["gaps_agree"]
+    cases = {c["case"] for c in data["checks"]}
+    assert cases == {"pcm", "mp3", "opus", "mp3 (no tag)"}
+    for check in data["checks"]:
+        assert check["error"] is None, check
+        assert abs(check["difference_ms"]) < 15.0, check
+        assert check["underruns"] == 0 and check["gaps_heard_ms"] == []
+    assert not workbench_env_path(tmp_path).exists()  # --no-save
+
+
+def test_verify_needs_the_device_and_says_so() -> None:
+    assert_clean_error(run("verify", "--plays", "1"), 2, "verify plays through the device", "--sink device")
+
+
+def test_verify_without_a_monitor_names_the_way_out(tmp_path: Path) -> None:
+    """No pactl on the PATH (no PulseAudio, no PipeWire): one line saying to name an input."""
+    result = run("verify", "--plays", "1", env={"WORKBENCH_SINK": "device", "PATH": str(tmp_path)})
+    assert_clean_error(result, 2, "no monitor of the output device", "--input")
+
+
+@pytest.mark.parametrize(("args", "fragment"), [(["--formats", "wma"], "unknown format 'wma'"),
+                                                (["--plays", "0"], "--plays must be from 1 to 50")])
+def test_bad_verify_options_are_one_line(args: list[str], fragment: str) -> None:
+    assert_clean_error(run("verify", *args), 2, fragment)
+
+
+def test_a_stored_correction_is_read_back_and_applied_to_the_device_only(tmp_path: Path) -> None:
+    path = save_correction(7.5, workbench_env_path(tmp_path))
+    path.write_text("OTHER=1\n" + path.read_text(encoding="utf-8"), encoding="utf-8")
+    save_correction(6.0, path)  # again: replaced, the rest kept
+    text = path.read_text(encoding="utf-8")
+    assert text.count("WORKBENCH_LATENCY_CORRECTION_MS=") == 1 and "OTHER=1" in text
+    settings = load_settings(environ={}, home=tmp_path, cwd=tmp_path)
+    assert settings.latency_correction_ms == 6.0 and settings.origins["latency_correction_ms"] == str(path)
+    assert correction_s(settings, SoundDeviceSink(24_000, 480)) == pytest.approx(0.006)
+    assert correction_s(settings, VirtualSink(24_000, 480)) == 0.0  # the virtual clock is exact
+
+
+def test_gaps_are_silences_inside_the_sound() -> None:
+    import numpy as np
+
+    rate = 1000
+    tone = np.ones(300, dtype=np.float32)
+    tone[100:130] = 0.0  # 30 ms of silence inside
+    tone[200:205] = 0.0  # 5 ms: shorter than a gap
+    data = np.concatenate([np.zeros(50, dtype=np.float32), tone, np.zeros(50, dtype=np.float32)])
+    assert gaps_ms(data, rate, 50, 0.5) == [31.0]  # from the last loud sample to the next
