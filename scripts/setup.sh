@@ -33,7 +33,7 @@ fi
 EXTRAS=""
 STAMP=".venv/.installed"
 if [[ $DEV == 1 ]]; then EXTRAS="[dev]"; STAMP=".venv/.installed-dev"; fi
-HASH=$(sha256sum pyproject.toml | cut -c1-16)
+HASH=$(cat pyproject.toml workbench/engine/_playout.c | sha256sum | cut -c1-16)  # the C callback is built by pip
 if [[ ! -f "$STAMP" || "$(cat "$STAMP")" != "$HASH" ]]; then
     echo "setup: installing the workbench${EXTRAS} into .venv (first run takes a minute)" >&2
     .venv/bin/python -m pip install -q --disable-pip-version-check --upgrade pip 2>/dev/null || true

@@ -106,6 +106,7 @@ def test_device_plays_the_whole_signal_without_a_gap_and_ttfa_matches_the_record
     onset_ms = (heard_at - player.request_started) * 1000.0
     # the engine's TTFA is the recording's onset (the threshold crossing is within the first 3 samples)
     assert abs(onset_ms - m.ttfa_ms) < 15.0, f"reported TTFA {m.ttfa_ms:.1f} ms, heard at {onset_ms:.1f} ms"
+    assert m.first_sound_ms is not None and abs(onset_ms - m.first_sound_ms) < 15.0
 
     # the whole signal, no gap: no run of near-silence inside the tone, and its full length is there
     loud = np.abs(signal) > 0.05

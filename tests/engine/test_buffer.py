@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from workbench.engine.buffer import BufferState, JitterBuffer
+from workbench.engine.buffer import BufferState, Ctl, JitterBuffer
 
 RATE = 1000  # 1 sample = 1 ms: makes the arithmetic in these tests readable
 BLOCK = 10
@@ -227,3 +227,33 @@ def test_an_end_with_less_than_the_fade_left_fades_over_what_is_left() -> None:
     buf.end()
     out = read(buf)
     assert list(out[:2]) == pytest.approx([0.5, 0.0]) and not out[2:].any()  # a whole ramp, compressed
+
+
+def test_the_first_sound_is_followed_from_the_write_to_the_block_that_plays_it() -> None:
+    """The first sample at -50 dBFS is found as it is written (here the 27th, after 26 quiet ones written in
+    two pieces) and the reader notes the block and the place in it where that sample is played, after an
+    underrun's worth of silence in between."""
+    buf = make(target_ms=10)
+    buf.write(np.full(16, 0.001, dtype=np.float32))  # -60 dBFS: audio, not yet sound
+    assert buf.ctl[Ctl.SOUND_AT] == -1
+    read(buf)  # the target is met: 10 quiet samples play
+    read(buf)  # 6 more, then it runs dry
+    assert buf.sound_block == -1 and buf.underruns == 1
+    buf.write(np.concatenate([np.full(10, -0.003, dtype=np.float32), ones(20)]))  # 0.003 < 0.00316 is quiet
+    assert buf.ctl[Ctl.SOUND_AT] == 26
+    read(buf)  # back to playing: samples 16 to 25, all quiet
+    assert buf.sound_block == -1
+    read(buf)  # samples 26 onwards: the sound is the first of them
+    assert (buf.sound_block, buf.sound_offset) == (buf.blocks_read, 0)
+    buf.write(ones(5))
+    read(buf)
+    assert (buf.sound_block, buf.sound_offset) == (4, 0)  # the first one is kept
+
+
+def test_a_reply_with_no_sound_has_no_first_sound() -> None:
+    buf = make(target_ms=0)
+    buf.write(np.zeros(30, dtype=np.float32))
+    buf.end()
+    for _ in range(5):
+        read(buf)
+    assert buf.done and buf.ctl[Ctl.SOUND_AT] == -1 and buf.sound_block == -1

@@ -122,3 +122,30 @@ async def test_player_uses_the_profile(fast_server: EmbeddedServer) -> None:
     await player.aclose()
     assert m.network == "satellite" and m.error is None
     assert m.ttfb_ms > 600  # a geostationary round trip before the headers
+
+
+@pytest.mark.parametrize("name", ["4g", "flaky", "satellite"])
+@pytest.mark.parametrize("max_buffer_s", [0.5, 30.0])
+async def test_the_players_throughput_never_exceeds_the_link(fast_server: EmbeddedServer, name: str,
+                                                             max_buffer_s: float) -> None:
+    """A server far faster than the link: with room for the whole reply the link is the bottleneck and the
+    figure is its rate (its stalls left in); with a 0.5 s buffer the download waits on playback while the
+    link's queue fills, and the bytes it held arrive at once: they used to be counted at no time (flaky,
+    1.5 Mbit/s, showed 4423 kbit/s). Either way, never more than the link carries."""
+    from workbench.engine.player import StreamPlayer
+
+    from ..conftest import make_settings, virtual_factory
+
+    profile = PROFILES[name]
+    words = max(20, int(profile.bandwidth_kbps * 1000 / 8 * 1.0 / (48_000 * 60 / 175)))  # ~1 s on the link
+    player = StreamPlayer(make_settings(voices=("test-signal",), network=name, max_buffer_s=max_buffer_s,
+                                        buffer_ms=100), base_url=fast_server.base_url,
+                          sink_factory=virtual_factory(speed=4.0))
+    m = await player.play(" ".join(["w"] * words))
+    await player.aclose()
+    assert m.error is None and m.throughput_kbps is not None and m.arrival_rtf is not None
+    assert m.throughput_kbps <= profile.bandwidth_kbps * 1.02
+    if max_buffer_s > 1:
+        assert m.throughput_kbps >= profile.bandwidth_kbps * 0.6  # the link's rate, less its stalls
+    # the pace is the same reads' audio per second: pcm at 24 kHz is 384 kbit/s
+    assert m.arrival_rtf == pytest.approx(m.throughput_kbps / 384.0, rel=0.05)

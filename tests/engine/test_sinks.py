@@ -65,3 +65,20 @@ def test_auto_sink_without_a_device_falls_back_with_a_notice(monkeypatch: pytest
     sink, note = make_sink("auto", rate=24_000, block_size=480)
     assert isinstance(sink, VirtualSink)
     assert note is not None and "no audio output device" in note
+
+
+def test_the_sink_hears_the_first_sound_after_the_leading_silence() -> None:
+    """120 ms of silence, then a tone: the first sample is heard at once, the first sound 120 ms later on
+    the sink's clock (at 4x, 30 ms of wall time: the arithmetic is the sink's, not the machine's)."""
+    rate, block, speed = 24_000, 480, 4.0
+    lead = int(0.120 * rate)
+    audio = np.concatenate([np.zeros(lead, dtype=np.float32), np.full(rate // 5, 0.25, dtype=np.float32)])
+    buf = JitterBuffer(rate, 2.0, 0)
+    buf.write(audio)
+    buf.end()
+    sink = VirtualSink(rate, block, speed=speed)
+    sink.start(buf)
+    asyncio.run(sink.wait_done())
+    sink.close()
+    assert sink.first_heard is not None and sink.first_sound is not None
+    assert (sink.first_sound - sink.first_heard) * speed == pytest.approx(0.120, abs=1e-6)

@@ -82,6 +82,18 @@ def _playout(m: PlayMetrics) -> str:
             f"+{m.stretch_added_ms:.0f} / -{m.stretch_removed_ms:.0f} ms")
 
 
+def _first_sound(m: PlayMetrics) -> str:
+    if m.first_sound_ms is None:
+        return "-"
+    out = f"{m.first_sound_ms:.0f} ms ({m.leading_silence_ms or 0:.0f} ms of silence after the first sample"
+    if m.silence_skipped_ms:
+        out += f"; {m.silence_skipped_ms:.0f} ms more skipped"
+    if m.priming_ms:
+        how = "from the stream's tag" if m.priming == "tag" else "no tag: its near-silent part"
+        out += f"; {m.priming_ms:.0f} ms of codec priming trimmed, {how}"
+    return out + ")"
+
+
 def render_metrics(m: PlayMetrics) -> str:
     def ms(v: float | None) -> str:
         return "-" if v is None else f"{v:.0f} ms"
@@ -93,9 +105,12 @@ def render_metrics(m: PlayMetrics) -> str:
         ("sink", m.sink or "-"),
         ("state", m.state),
         ("playout", _playout(m)),
-        *((label[f], ms(getattr(m, f))) for f in ("ttfb_ms", "first_byte_ms", "buffer_ready_ms", "ttfa_ms")),
+        *((label[f], ms(getattr(m, f))) for f in ("request_sent_ms", "ttfb_ms", "first_byte_ms", "buffer_ready_ms",
+                                                   "ttfa_ms")),
+        (label["first_sound_ms"], _first_sound(m)),
         (label["underruns"], f"{m.underruns} ({m.underrun_ms:.0f} ms)"),
-        (label["device_underflows"], str(m.device_underflows)),
+        *([(label["clock_late"], f"{m.clock_late} (the virtual sink's clock thread woke a block late)")]
+          if m.sink.startswith("virtual") else [(label["device_underflows"], str(m.device_underflows))]),
         ("buffer avg / min / max", f"{ms(m.avg_buffer_ms)} / {ms(m.min_buffer_ms)} / {ms(m.max_buffer_ms)}"),
         (label["throughput_kbps"], "-" if m.throughput_kbps is None else f"{m.throughput_kbps:.0f} kbit/s"),
         (label["arrival_rtf"], "-" if m.arrival_rtf is None else f"{m.arrival_rtf:.1f}x real time"),
@@ -116,6 +131,7 @@ async def run_play(settings: Settings, text: str, *, record: str | None, status:
     with endpoint_for(settings) as base_url:
         player = StreamPlayer(settings, base_url=base_url,
                               sink_factory=sink_factory(record=record))
+        await player.warm_up()  # what a first request would otherwise load on the clock
         if status is not None:
             status.notices = player.notices
             player.add_observer(status)

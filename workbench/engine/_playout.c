@@ -22,6 +22,8 @@ enum {
     C_BLOCKS, C_FADE_IN_PENDING, C_END_FADED, C_RESUME,
     /* the sink's words (written only here) */
     C_DEVICE_UNDERFLOWS, C_FIRST_HEARD_NS, C_DONE_AT_NS, C_REC_WRITE, C_REC_LOST, C_CALLBACKS,
+    /* the first sound: where the producer wrote it, where it played, and (the sink) when it was heard */
+    C_SOUND_AT, C_SOUND_OFFSET, C_SOUND_BLOCK, C_SOUND_HEARD_NS,
     C_COUNT
 };
 enum { S_BUFFERING, S_PLAYING, S_UNDERRUN, S_TRAILING, S_DONE };
@@ -57,6 +59,11 @@ static void copy_out(wb_state *st, float *out, int64_t pos, int64_t take) {
         int64_t f = take < st->fade_len ? take : st->fade_len;
         for (int64_t i = 0; i < f; i++) out[pos + i] *= st->fade_in[i];
         c[C_FADE_IN_PENDING] = 0;
+    }
+    int64_t sound = load(&c[C_SOUND_AT]);
+    if (c[C_SOUND_BLOCK] < 0 && sound >= r && sound - r < take) {
+        c[C_SOUND_OFFSET] = pos + sound - r;
+        c[C_SOUND_BLOCK] = c[C_BLOCKS];
     }
     store(&c[C_READ], r + take);
     c[C_PLAYED] += take;
@@ -184,6 +191,8 @@ int wb_callback(const void *input, void *output, unsigned long frames, const pa_
     int64_t per_sample_ns = 1000000000LL / st->rate;
     if (c[C_FIRST_HEARD_NS] == 0 && c[C_FIRST_BLOCK] == c[C_BLOCKS])
         store(&c[C_FIRST_HEARD_NS], heard + c[C_FIRST_OFFSET] * per_sample_ns);
+    if (c[C_SOUND_HEARD_NS] == 0 && c[C_SOUND_BLOCK] == c[C_BLOCKS])
+        store(&c[C_SOUND_HEARD_NS], heard + c[C_SOUND_OFFSET] * per_sample_ns);
     if (st->record != NULL) {
         int64_t w = c[C_REC_WRITE];
         for (int64_t i = 0; i < n; i++) st->record[(w + i) % st->record_capacity] = out[i];

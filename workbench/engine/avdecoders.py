@@ -29,6 +29,7 @@ from . import framing
 from .decoding import EMPTY, DecodeError, Resampler
 from .formats import FORMATS
 from .framing import MP3_DECODER_DELAY, AdtsScanner, FlacScanner, Mp3Scanner, OggScanner
+from .onset import first_sound
 
 FFmpegError = av.error.FFmpegError
 
@@ -56,13 +57,27 @@ def frame_to_mono(frame: Any) -> np.ndarray:
     return np.ascontiguousarray(mono, dtype=np.float32)
 
 
+# The priming an encoder and decoder put before the audio, in samples at the codec's rate, when no tag
+# says how much: LAME's encoder delay (576) plus every MP3 decoder's (529); AAC's one frame (1024).
+MP3_USUAL_PRIMING = 576 + MP3_DECODER_DELAY
+AAC_USUAL_PRIMING = 1024
+
+
 class _Output:
-    """Collects decoded audio at the source rate, trims priming, resamples to the output rate."""
+    """Collects decoded audio at the source rate, trims priming, resamples to the output rate.
+
+    Priming is trimmed exactly when a tag states it (`trim_left`). Without one (an MP3 streamed through a
+    pipe, as FFmpeg and Kokoro-FastAPI send it; ADTS AAC always), only its near-silent part is trimmed
+    (`quiet_left`): leading samples below -50 dBFS, up to the usual priming. Where the audio starts loud
+    at once, the codec's pre-echo crosses that level before the priming ends, and trimming stops there:
+    what is left is a few milliseconds of quiet pre-echo, never a sample of the audio itself.
+    """
 
     def __init__(self, out_rate: int) -> None:
         self.out_rate = out_rate
         self.source_rate: int | None = None
         self.trim_left = 0  # priming samples (source rate) still to drop
+        self.quiet_left = 0  # ... or, with no tag, at most this many more of them, while they are near-silent
         self.trimmed = 0
         self.samples_in = 0  # at the source rate, after trimming
         self._resampler: Resampler | None = None
@@ -77,6 +92,12 @@ class _Output:
             cut = min(self.trim_left, len(mono))
             mono = mono[cut:]
             self.trim_left -= cut
+            self.trimmed += cut
+        if self.quiet_left and len(mono):
+            loud = first_sound(mono[: self.quiet_left])
+            cut = loud if loud >= 0 else min(self.quiet_left, len(mono))
+            mono = mono[cut:]
+            self.quiet_left = 0 if loud >= 0 else self.quiet_left - cut
             self.trimmed += cut
         self.samples_in += len(mono)
         return self._resampler.process(mono) if len(mono) else EMPTY
@@ -139,6 +160,9 @@ class FramedDecoder:
         self.warnings: list[str] = []
         self.decode_errors = 0
         self._priming_known = fmt != "mp3"  # MP3: read from the LAME tag, if there is one
+        self.priming = ""  # how the priming was found: "tag", "near-silent start", or "" (none)
+        if fmt == "aac":  # ADTS carries no priming: it is AAC's usual frame, where it is near-silent
+            self._out.quiet_left, self.priming = AAC_USUAL_PRIMING, "near-silent start"
         self._gap_pending = False  # a frame was lost after the last audio handed on
         self.gap_at_start = False  # the last output does not follow on from the one before it
 
@@ -163,7 +187,9 @@ class FramedDecoder:
             self._priming_known = True
             xing = self.scanner.xing
             if xing is not None and xing.delay is not None:
-                self._out.trim_left = xing.delay + MP3_DECODER_DELAY
+                self._out.trim_left, self.priming = xing.delay + MP3_DECODER_DELAY, "tag"
+            else:
+                self._out.quiet_left, self.priming = MP3_USUAL_PRIMING, "near-silent start"
         if not self._configured and frames:
             self._configured = True
             info = getattr(self.scanner, "streaminfo", None)
@@ -302,6 +328,10 @@ class DemuxDecoder:
     @property
     def errors(self) -> int:
         return self.decode_errors + self.scanner.bad_pages
+
+    @property
+    def priming(self) -> str:
+        return "tag" if self.scanner.pre_skip else ""
 
     @property
     def trimmed_ms(self) -> float:

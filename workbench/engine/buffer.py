@@ -26,6 +26,8 @@ from typing import Any
 
 import numpy as np
 
+from .onset import first_sound
+
 
 class BufferState(str, Enum):
     BUFFERING = "buffering"  # before the first sample plays
@@ -71,9 +73,14 @@ class Ctl(IntEnum):
     REC_WRITE = 24
     REC_LOST = 25
     CALLBACKS = 26
+    # the first sound (onset.first_sound), found as it is written and followed to the block that plays it
+    SOUND_AT = 27  # producer: its index among all samples written; -1 until one is written
+    SOUND_OFFSET = 28  # consumer: its position in the block that played it; -1 until then
+    SOUND_BLOCK = 29  # ... and which block that was
+    SOUND_HEARD_NS = 30  # the native sink: its DAC time
 
 
-CTL_WORDS = 27
+CTL_WORDS = 31
 
 
 class JitterBuffer:
@@ -94,6 +101,8 @@ class JitterBuffer:
         self.ctl[Ctl.LEVEL_MIN] = -1
         self.ctl[Ctl.FIRST_OFFSET] = -1
         self.ctl[Ctl.FIRST_BLOCK] = -1
+        for word in (Ctl.SOUND_AT, Ctl.SOUND_OFFSET, Ctl.SOUND_BLOCK):
+            self.ctl[word] = -1
         self._clock = clock
         self._publish: Callable[[int, int], None] = self._store  # the native sink swaps in a release store
         self.set_target_ms(target_ms)
@@ -164,6 +173,10 @@ class JitterBuffer:
         self._ring[start : start + first] = samples[:first]
         if n > first:
             self._ring[: n - first] = samples[first:n]
+        if self.ctl[Ctl.SOUND_AT] < 0:
+            at = first_sound(samples[:n])
+            if at >= 0:
+                self._publish(Ctl.SOUND_AT, w + at)  # before the write counter: the reader sees it in time
         self._publish(Ctl.WRITE, w + n)  # publish after the copy
         self.written_samples = w + n
         if self.ready_time is None and self.level >= min(self.target, self.capacity):
@@ -216,6 +229,8 @@ class JitterBuffer:
     first_audio_offset = property(lambda self: int(self.ctl[Ctl.FIRST_OFFSET]))
     first_audio_block = property(lambda self: int(self.ctl[Ctl.FIRST_BLOCK]))
     blocks_read = property(lambda self: int(self.ctl[Ctl.BLOCKS]))
+    sound_offset = property(lambda self: int(self.ctl[Ctl.SOUND_OFFSET]))
+    sound_block = property(lambda self: int(self.ctl[Ctl.SOUND_BLOCK]))
 
     # -- consumer (Python) --------------------------------------------------------------------------
     def read_into(self, out: np.ndarray) -> None:
@@ -295,6 +310,10 @@ class JitterBuffer:
             f = min(self.fade_len, take)
             out[pos : pos + f] *= self._fade_in[:f]
             c[Ctl.FADE_IN_PENDING] = 0
+        sound = int(c[Ctl.SOUND_AT])
+        if c[Ctl.SOUND_BLOCK] < 0 and 0 <= sound - r < take:
+            c[Ctl.SOUND_OFFSET] = pos + sound - r
+            c[Ctl.SOUND_BLOCK] = c[Ctl.BLOCKS]
         c[Ctl.READ] = r + take  # publish after the copy
         c[Ctl.PLAYED] += take
 

@@ -314,6 +314,12 @@ class StreamDecoder:
         return float(getattr(self.inner, "trimmed_ms", 0.0))
 
     @property
+    def priming(self) -> str:
+        """How the priming trimmed was found: "tag" (LAME tag, Opus pre-skip), "near-silent start" (no
+        tag: the near-silent part of the usual priming), or "" (none)."""
+        return str(getattr(self.inner, "priming", ""))
+
+    @property
     def page_interval_ms(self) -> float | None:
         scanner = getattr(self.inner, "scanner", None)
         return getattr(scanner, "page_interval_ms", None)

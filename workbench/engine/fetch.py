@@ -23,6 +23,7 @@ from collections.abc import Awaitable, Callable
 import numpy as np
 
 from .decoders import StreamDecoder
+from .onset import LeadingSilenceTrim
 from .playrun import PlayRun
 from .settings import Settings
 from .source import SourceError, SpeechRequest, SpeechSource
@@ -47,6 +48,7 @@ class Fetch:
         self._tail = bytearray()  # the last OVERLAP of them
         self._overlap = b""  # while resuming from a byte: the bytes the new response must start with
         self._resume_at = 0  # the byte to ask for on the next attempt (0: from the start)
+        self._lead: LeadingSilenceTrim | None = None  # WORKBENCH_TRIM_LEADING_SILENCE, for the current decoder
 
     # -- the whole reply ------------------------------------------------------------------------------
     async def run_all(self) -> None:
@@ -74,7 +76,7 @@ class Fetch:
                         return
             if self.decoder is not None and not run.stopping:
                 try:
-                    await self._push(run.resume.filter(await self._decode(self.decoder.flush)))
+                    await self._push(run.resume.filter(self._trim(await self._decode(self.decoder.flush), final=True)))
                 finally:
                     for warning in self.decoder.warnings:
                         run.notice(warning)
@@ -149,6 +151,7 @@ class Fetch:
         if self.decoder is not None:
             self.decoder.close()
             self.decoder = None
+        self._lead = None
         self.fed = 0
         self._tail.clear()
         self.run.resume.begin()
@@ -159,6 +162,9 @@ class Fetch:
             self.decoder = StreamDecoder(self.run.format, pcm_rate=self.settings.pcm_rate,
                                          out_rate=await self._out_rate(), content_type=self.source.content_type)
             self.run.decoder = self.decoder
+            if self.settings.trim_leading_ms:
+                rate = self.decoder.out_rate
+                self._lead = LeadingSilenceTrim(rate * self.settings.trim_leading_ms // 1000, rate // 100)
         self.fed += len(chunk)
         self._tail.extend(chunk)
         del self._tail[: -self.OVERLAP]
@@ -166,7 +172,15 @@ class Fetch:
         samples = await self._decode(lambda: decoder.feed(chunk))
         if decoder.take_gap():
             self._gap()  # a corrupt frame was skipped: no click where the audio jumps
-        await self._push(self.run.resume.filter(samples))
+        await self._push(self.run.resume.filter(self._trim(samples)))
+
+    def _trim(self, samples: np.ndarray, *, final: bool = False) -> np.ndarray:
+        lead = self._lead
+        if lead is None or not lead.active:
+            return samples
+        out = lead.apply(samples, final=final)
+        self.run.leading_trimmed = lead.trimmed
+        return out
 
     async def _decode(self, step: Callable[[], np.ndarray]) -> np.ndarray:
         assert self.decoder is not None

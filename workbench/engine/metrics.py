@@ -1,7 +1,10 @@
 """What a play measured, and what observers see while it runs.
 
-All times are milliseconds from the moment the request started. `ttfa_ms` is the first sample heard
-(from the device's DAC clock, or the virtual sink's model of one), not the first byte received.
+All times are milliseconds from the moment the request started (time zero). `ttfa_ms` is the first
+sample heard (from the device's DAC clock, or the virtual sink's model of one), not the first byte
+received; `first_sound_ms` is the first sample at or above -50 dBFS (`onset`): what a listener hears
+as the start. The difference is `leading_silence_ms` (priming nobody could trim, or the reply's own
+silence before its first word).
 """
 
 from __future__ import annotations
@@ -37,9 +40,13 @@ class PlayMetrics:
     first_byte_ms: float | None = None
     buffer_ready_ms: float | None = None
     ttfa_ms: float | None = None
+    first_sound_ms: float | None = None
+    leading_silence_ms: float | None = None
+    request_sent_ms: float | None = None  # time zero to the request's last byte written to the socket
     underruns: int = 0
     underrun_ms: float = 0.0
-    device_underflows: int = 0
+    device_underflows: int = 0  # PortAudio said the device ran short (a real device only)
+    clock_late: int = 0  # the virtual sink's clock thread woke more than a block late (the virtual sink only)
     avg_buffer_ms: float | None = None
     min_buffer_ms: float | None = None
     max_buffer_ms: float | None = None
@@ -60,7 +67,9 @@ class PlayMetrics:
     frame_kind: str = ""
     first_audio_bytes: int | None = None  # bytes received when the decoder first gave audio
     first_audio_ms: float | None = None  # ... and when
-    priming_ms: float = 0.0  # encoder delay trimmed (LAME tag, Opus pre-skip)
+    priming_ms: float = 0.0  # encoder delay trimmed (LAME tag, Opus pre-skip, or untagged near-silence)
+    priming: str = ""  # how it was found: "tag", "near-silent start" (no tag), or ""
+    silence_skipped_ms: float = 0.0  # the reply's leading silence skipped (WORKBENCH_TRIM_LEADING_SILENCE)
     playout: str = "fixed"  # elastic or fixed
     stretch_added_ms: float = 0.0  # elastic: audio time added by playing slower ...
     stretch_removed_ms: float = 0.0  # ... and removed by playing faster
@@ -74,6 +83,7 @@ class PlayMetrics:
     advice: str | None = None  # when audio arrived slower than real time: what would play smoothly
     total_ms: float | None = None
     device_latency_ms: float | None = None
+    latency_correction_ms: float = 0.0  # added to the device's times (WORKBENCH_LATENCY_CORRECTION_MS)
     state: str = PlayState.DONE.value
     error: str | None = None
     warnings: list[str] = field(default_factory=list)
@@ -112,7 +122,8 @@ class Snapshot:
     device_underflows: int
     ttfa_ms: float | None
     format: str
-    rate: float = 1.0  # the playout rate now (elastic playout; 1.0 in fixed)
+    rate: float = 1.0
+    first_sound_ms: float | None = None  # the playout rate now (elastic playout; 1.0 in fixed)
     playout: str = "fixed"  # "elastic" or "fixed"
 
 
@@ -131,10 +142,14 @@ FIGURES: tuple[Figure, ...] = (
     Figure("ttfb_ms", "TTFB (headers)", "TTFB", "ms", "lower"),
     Figure("first_byte_ms", "first byte", "first byte", "ms", "lower"),
     Figure("buffer_ready_ms", "buffer ready", "buffer ready", "ms", "lower"),
-    Figure("ttfa_ms", "TTFA (first sound)", "TTFA", "ms", "lower"),
+    Figure("request_sent_ms", "request sent", "request sent", "ms", "lower"),
+    Figure("ttfa_ms", "TTFA (first sample)", "TTFA", "ms", "lower"),
+    Figure("first_sound_ms", "first sound (-50 dBFS)", "first sound", "ms", "lower"),
+    Figure("leading_silence_ms", "leading silence", "lead silence", "ms", "lower"),
     Figure("underruns", "underruns", "underruns", "", "lower"),
     Figure("underrun_ms", "underrun time", "underrun time", "ms", "lower"),
     Figure("device_underflows", "device underflows", "device underflows", "", "lower"),
+    Figure("clock_late", "virtual clock late", "clock late", "", "lower"),
     Figure("avg_buffer_ms", "buffer average", "buffer avg/min", "ms"),
     Figure("min_buffer_ms", "buffer minimum", "buffer min", "ms", "higher"),
     Figure("throughput_kbps", "throughput", "throughput", "kbit/s"),
@@ -176,3 +191,11 @@ def percentile(values: list[float], q: float) -> float | None:
     if lo == hi:
         return ordered[lo]
     return ordered[lo] + (ordered[hi] - ordered[lo]) * (k - lo)
+
+
+def spread(values: list[float]) -> dict[str, float | None]:
+    """P50, the interquartile range (P75 - P25) and P90: how TTS latency is usually reported, a middle
+    and a spread rather than one number."""
+    p25, p75 = percentile(values, 25), percentile(values, 75)
+    return {"p50": percentile(values, 50), "iqr": None if p25 is None or p75 is None else p75 - p25,
+            "p90": percentile(values, 90)}

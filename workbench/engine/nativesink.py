@@ -136,6 +136,11 @@ class NativeDeviceSink(Sink):
         return ns / 1e9 if ns else None
 
     @property
+    def first_sound(self) -> float | None:
+        ns = self._word(Ctl.SOUND_HEARD_NS)
+        return ns / 1e9 if ns else None
+
+    @property
     def done_at(self) -> float | None:
         ns = self._word(Ctl.DONE_AT_NS)
         return ns / 1e9 if ns else self._closed_at

@@ -25,6 +25,8 @@ from dataclasses import dataclass
 
 import httpx2
 
+from .wire import WIRE
+
 PACKET_BYTES = 1400  # an Ethernet-ish segment
 QUANTUM_S = 0.005  # at high bandwidth, packets are released in groups this long
 MIN_RECEIVE_WINDOW = 256 * 1024  # bytes in flight to us before the sender must wait (grown to 2x the
@@ -183,6 +185,9 @@ class ShapedTransport(httpx2.AsyncBaseTransport):
             return await self._inner.handle_async_request(request)
         t = time.perf_counter()
         await sleep_until(t + p.rtt_ms / 2000.0)  # the request's way there
+        times = WIRE.get()
+        if times is not None:
+            times.simulated_s = time.perf_counter() - t
         response = await self._inner.handle_async_request(request)
         link = _Link(p, rng, time.perf_counter())
         await sleep_until(link.schedule(0, time.perf_counter()))  # the headers' way back

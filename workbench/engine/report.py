@@ -36,22 +36,28 @@ def collect(m: PlayMetrics, run: PlayRun, settings: Settings, source: SpeechSour
     if source is not None:
         m.ttfb_ms = ms(source.headers_at)
         m.first_byte_ms = ms(source.first_byte_at)
+        m.request_sent_ms = ms(source.wire.request_sent)
         m.bytes = source.bytes_received
         m.chunks = source.chunks_received
-        if source.first_byte_at is not None and source.last_byte_at is not None:
-            span = source.last_byte_at - source.first_byte_at - run.backpressure_s
-            if span > 0.001 and source.chunks_received > 1:
-                m.throughput_kbps = source.bytes_received * 8 / 1000.0 / span
+        m.throughput_kbps = source.link_kbps
     if sink is not None:
         m.sink = sink.description
-        m.ttfa_ms = ms(sink.first_heard)
+        heard = correction_s(settings, sink)  # what `workbench verify` measured beyond PortAudio's figure
+        m.latency_correction_ms = heard * 1000.0
+        m.ttfa_ms = ms(sink.first_heard + heard if sink.first_heard is not None else None)
+        m.first_sound_ms = ms(sink.first_sound + heard if sink.first_sound is not None else None)
+        if m.ttfa_ms is not None and m.first_sound_ms is not None:
+            m.leading_silence_ms = m.first_sound_ms - m.ttfa_ms
         m.device_underflows = sink.device_underflows
+        m.clock_late = sink.clock_late
         m.device_latency_ms = sink.latency_s * 1000.0
     if buf is not None:
         _buffer_figures(m, buf, run, source)
     m.decode_ms_p95 = percentile(run.decode_ms, 95)
     _decoder_figures(m, run.decoder)
     m.first_audio_ms = ms(run.first_audio_at)
+    if buf is not None:
+        m.silence_skipped_ms = buf.samples_to_ms(run.leading_trimmed)
     m.playout = "elastic" if elastic is not None else "fixed"
     if elastic is not None:
         m.stretch_added_ms = elastic.added_ms
@@ -68,7 +74,8 @@ def collect(m: PlayMetrics, run: PlayRun, settings: Settings, source: SpeechSour
         m.needed_buffer_ms = needed_buffer_ms(adaptive.arrivals) + block_ms
         if m.state == PlayState.DONE.value:
             needed = m.needed_buffer_ms
-    advice = quality_advice(m)
+    # a buffer that filled up means audio arrived faster than it played: nothing to advise
+    advice = quality_advice(m) if run.backpressure_s == 0 else None
     if advice:
         m.advice = advice
         run.notice(advice)
@@ -76,6 +83,11 @@ def collect(m: PlayMetrics, run: PlayRun, settings: Settings, source: SpeechSour
         m.error = clean_text(m.error, 500)
     m.warnings.extend(run.notices)
     return needed
+
+
+def correction_s(settings: Settings, sink: Sink) -> float:
+    """The stored latency correction, for a real device only (the virtual sink's clock is exact)."""
+    return settings.latency_correction_ms / 1000.0 if sink.kind == "device" else 0.0
 
 
 def _buffer_figures(m: PlayMetrics, buf: JitterBuffer, run: PlayRun, source: SpeechSource | None) -> None:
@@ -88,11 +100,10 @@ def _buffer_figures(m: PlayMetrics, buf: JitterBuffer, run: PlayRun, source: Spe
     m.audio_ms = run.received_samples * 1000.0 / buf.rate
     m.played_ms = buf.samples_to_ms(buf.played_samples)
     m.target_ms = buf.target_ms
-    if source is not None and source.first_byte_at is not None and source.last_byte_at is not None:
-        # the endpoint's pace: time spent waiting on a full buffer is ours, not the network's
-        span = source.last_byte_at - source.first_byte_at - run.backpressure_s
-        if span > 0.001 and m.audio_ms > 0:
-            m.arrival_rtf = (m.audio_ms / 1000.0) / span
+    if source is not None and m.audio_ms > 0:
+        share, seconds = source.link_share()  # the endpoint's pace, from the same reads as the throughput
+        if seconds > 0.001 and share > 0:
+            m.arrival_rtf = (m.audio_ms / 1000.0) * share / seconds
 
 
 def _decoder_figures(m: PlayMetrics, dec: Any) -> None:
@@ -105,6 +116,7 @@ def _decoder_figures(m: PlayMetrics, dec: Any) -> None:
     m.fallback = dec.fallback
     m.first_audio_bytes = dec.first_audio_bytes
     m.priming_ms = dec.trimmed_ms
+    m.priming = dec.priming
     m.page_interval_ms = dec.page_interval_ms
 
 

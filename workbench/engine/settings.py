@@ -185,6 +185,14 @@ SPECS: tuple[Spec, ...] = (
          "buffer uses 0.92)."),
     Spec("fastest", "WORKBENCH_FASTEST_RATE", _float_range(1.0, 1.5), "a rate from 1.0 to 1.5",
          "Elastic playout: the fastest it plays, giving back time added by slowing (1.08)."),
+    Spec("trim_leading_ms", "WORKBENCH_TRIM_LEADING_SILENCE", _int_range(0, 5_000),
+         "a whole number of ms, 0 to 5000 (0: off)",
+         "Skip up to this much of a reply's leading silence (below -50 dBFS), keeping the last 10 ms before "
+         "the first sound; 0 plays the reply as it came."),
+    Spec("latency_correction_ms", "WORKBENCH_LATENCY_CORRECTION_MS", _float_range(-500.0, 2000.0),
+         "ms, -500 to 2000",
+         "Added to the device's times (TTFA, first sound): what `workbench verify` measured beyond what "
+         "PortAudio reports (stored by `workbench verify --save`)."),
     Spec("stall_timeout_s", "WORKBENCH_STALL_TIMEOUT_S", _float_range(0.5, 600.0), "seconds, 0.5 to 600",
          "Give up on a response when the server sends nothing for this long (it is asked again once)."),
 )
@@ -215,6 +223,8 @@ class Settings:
     metrics_log: str | None = None
     max_retries: int = 3
     stall_timeout_s: float = 10.0
+    trim_leading_ms: int = 0
+    latency_correction_ms: float = 0.0
     adaptive: bool = True
     playout: str = "elastic"
     slowest: float = 0.5
@@ -320,6 +330,9 @@ def load_settings(
     environ = os.environ if environ is None else environ
     layers: list[tuple[str, Mapping[str, str]]] = []
     if read_voicemode_files:
+        own = workbench_env_path(home)  # the workbench's own file (a stored latency correction): lowest
+        if own.is_file():
+            layers.append((str(own), _from_env_file(_read(own))))
         files = voicemode_env_files(cwd or Path.cwd(), home or Path.home())
         # voicemode reads the global file first and never overwrites a key, so it wins: apply it last.
         for path in reversed(files):
@@ -344,6 +357,12 @@ def load_settings(
         values[attr] = value
         origins[attr] = "command line"
     return Settings(origins=origins, **values)
+
+
+def workbench_env_path(home: Path | None = None) -> Path:
+    """The workbench's own settings file: what only the workbench reads (voicemode's files are left to
+    voicemode's keys)."""
+    return (home or Path.home()) / ".config" / "stream-workbench" / "workbench.env"
 
 
 def defaults(**overrides: Any) -> Settings:

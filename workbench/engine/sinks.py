@@ -109,8 +109,10 @@ class Sink:
         self.recorder = recorder
         self.buffer: JitterBuffer | None = None
         self._first_heard: float | None = None
+        self._first_sound: float | None = None
         self._done_at: float | None = None
         self._device_underflows = 0
+        self._clock_late = 0
         self._closed_at: float | None = None
         self.latency_s = 0.0
         self.speed = 1.0  # audio seconds consumed per wall second
@@ -124,6 +126,12 @@ class Sink:
         return self._first_heard
 
     @property
+    def first_sound(self) -> float | None:
+        """perf_counter() when the first sample at or above -50 dBFS was heard (`onset`): priming or a
+        reply's own leading silence come before it."""
+        return self._first_sound
+
+    @property
     def done_at(self) -> float | None:
         """perf_counter() when the last block will have been heard (or when the sink was closed early)."""
         return self._done_at if self._done_at is not None else self._closed_at
@@ -133,10 +141,18 @@ class Sink:
         """The device needed audio and the callback was late (or, virtual: the clock thread woke late)."""
         return self._device_underflows
 
+    @property
+    def clock_late(self) -> int:
+        """The virtual sink only: times its clock thread woke more than a block late (a loaded machine).
+        There is no device, so it has no device underflows; this is what would have been one."""
+        return self._clock_late
+
     def _after_block(self, block: np.ndarray, buffer: JitterBuffer, heard_at: float, seconds_per_sample: float) -> None:
         """Shared per-block bookkeeping, called on the audio thread right after the buffer filled `block`."""
         if self.first_heard is None and buffer.first_audio_block == buffer.blocks_read:
             self._first_heard = heard_at + buffer.first_audio_offset * seconds_per_sample
+        if self._first_sound is None and buffer.sound_block == buffer.blocks_read:
+            self._first_sound = heard_at + buffer.sound_offset * seconds_per_sample
         if self.recorder is not None:
             self.recorder.add(block)
         if self.done_at is None and buffer.done:
@@ -177,7 +193,7 @@ class VirtualSink(Sink):
 
     Blocks are modelled as heard one block period after they are taken (one block of output latency,
     like a double-buffered device). `speed` > 1 runs the clock faster than real time, for tests. If the
-    thread wakes more than a block late (a loaded machine), that counts as a device underflow.
+    thread wakes more than a block late (a loaded machine), that counts in `clock_late`.
     """
 
     kind = "virtual"
@@ -220,7 +236,7 @@ class VirtualSink(Sink):
             if delay > 0:
                 time.sleep(delay)  # cheaper per wake-up than Event.wait; stop is seen within one block
             elif -delay > self.period:
-                self._device_underflows += 1
+                self._clock_late += 1
                 next_tick = time.perf_counter()
 
     def close(self) -> None:

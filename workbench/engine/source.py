@@ -23,11 +23,15 @@ import openai
 
 from .errors import exception_chain
 from .safetext import clean_text
+from .wire import WIRE, WireTimes
 
 RETRY_STATUSES = (408, 429, 500, 502, 503, 504)
 # Resuming a broken stream: the client asks for the body from a byte offset; a server that can (ours)
 # echoes the header and sends the same bytes from there on. Others ignore it and send everything.
 RESUME_HEADER = "X-Workbench-Resume-Byte"
+WAITED_S = 0.001  # a read that took longer than this found nothing waiting (one that did returns in ~0.1 ms)
+AWAY_S = 0.015  # longer than this between reads, the engine was held up (a full buffer waits 20 ms or more)
+SEGMENT_MIN_S = 0.1  # a run of steady reads shorter than this does not count toward the link's rate
 
 
 class SourceError(Exception):
@@ -97,9 +101,75 @@ class SpeechSource:
         self.last_byte_at: float | None = None
         self.bytes_received = 0
         self.chunks_received = 0
+        # the link's rate (`link_kbps`): bytes, and the time they took, counted only at the live edge
+        self.link_bytes = 0
+        self.link_s = 0.0
+        self._catching_up = False
+        self._segment_start: float | None = None
+        self._segment_end = 0.0
+        self._segment_bytes = 0
+        self._first_read_bytes = 0
         self.content_type: str | None = None
         self.status: int | None = None
         self.resumed_from: int | None = None  # the offset the last response starts at, if it said so
+        self.wire = WireTimes()  # filled when the client's transport traces (the player's pooled client does)
+
+    def _count_link(self, asked: float, got: float, n: int) -> None:
+        """Count a read toward the link's rate (`link_kbps`).
+
+        While the engine reads steadily, each read's bytes took the time since the last one: a run of such
+        reads is a segment. When the engine was away longer (waiting on a full jitter buffer), read-ahead
+        (the kernel's socket buffer, a simulated link's queue) kept filling and its bytes come back at
+        once, at no time at all: counting them made a 1.5 Mbit/s link look like 4.4. So a long absence
+        ends the segment; the reads that find bytes waiting after it are left out, and a new segment
+        starts at the first read that had to wait. Segments shorter than `SEGMENT_MIN_S` are left out too:
+        where one starts, a packet may have been on its way for a while, which a short one would
+        overstate."""
+        assert self.last_byte_at is not None
+        away = asked - self.last_byte_at
+        waited = got - asked > WAITED_S
+        if away > AWAY_S or (self._catching_up and not waited):
+            self._close_segment()
+            self._catching_up = not waited
+            if waited:
+                self._segment_start = got
+            return
+        if self._catching_up:  # this read had to wait: the live edge again
+            self._catching_up = False
+            self._segment_start = got
+            return
+        if self._segment_start is None:
+            self._segment_start = self.last_byte_at
+        self._segment_bytes += n
+        self._segment_end = got
+
+    def _close_segment(self) -> None:
+        if self._segment_start is not None and self._segment_end - self._segment_start >= SEGMENT_MIN_S:
+            self.link_bytes += self._segment_bytes
+            self.link_s += self._segment_end - self._segment_start
+        self._segment_start, self._segment_bytes, self._segment_end = None, 0, 0.0
+
+    def _link_figures(self) -> tuple[int, float]:
+        """(bytes, seconds) the link's rate is taken from: the segments at the live edge, or, with none
+        long enough, everything from the first byte to the last (a lower bound: the engine's waits in it)."""
+        self._close_segment()
+        if self.link_s > 0:
+            return self.link_bytes, self.link_s
+        if self.first_byte_at is None or self.last_byte_at is None or self.chunks_received < 2:
+            return 0, 0.0
+        return self.bytes_received - self._first_read_bytes, self.last_byte_at - self.first_byte_at
+
+    @property
+    def link_kbps(self) -> float | None:
+        """The link's rate in kbit/s (`_count_link`); None with too little to tell. Never more than the
+        link carried; less when the server, not the link, set the pace."""
+        n, seconds = self._link_figures()
+        return n * 8 / 1000.0 / seconds if seconds > 0.001 and n else None
+
+    def link_share(self) -> tuple[float, float]:
+        """(share of the reply's bytes, seconds) behind `link_kbps`: the arrival pace uses the same reads."""
+        n, seconds = self._link_figures()
+        return (n / self.bytes_received if self.bytes_received else 0.0), seconds
 
     async def stream(self, request: SpeechRequest, *, resume_from: int = 0) -> AsyncGenerator[bytes, None]:
         """Yield the body as it arrives, in pieces of at most `chunk_size` bytes.
@@ -127,6 +197,7 @@ class SpeechSource:
             kwargs["extra_query"] = request.extra_query
         failure: SourceError | None = None
         answered = False
+        wire = WIRE.set(self.wire)
         try:
             async with self._speech.create(**kwargs) as response:
                 answered = True
@@ -143,6 +214,7 @@ class SpeechSource:
                 # which delays compressed audio by a whole chunk and loses them if the connection breaks)
                 reads = response.iter_bytes().__aiter__()
                 while True:
+                    asked = time.perf_counter()
                     try:
                         async with asyncio.timeout(self.stall_timeout):  # from the last byte (or the headers)
                             piece = await anext(reads)
@@ -158,6 +230,9 @@ class SpeechSource:
                     now = time.perf_counter()
                     if self.first_byte_at is None:
                         self.first_byte_at = now
+                        self._first_read_bytes = len(piece)
+                    elif self.last_byte_at is not None:
+                        self._count_link(asked, now, len(piece))
                     self.last_byte_at = now
                     self.bytes_received += len(piece)
                     for at in range(0, len(piece), self.chunk_size):
@@ -183,6 +258,9 @@ class SpeechSource:
             got_any = self.bytes_received > 0
             where = "the connection broke mid-stream" if got_any else "the connection failed"
             failure = SourceError(f"{where}: {_short(exc)}", mid_stream=got_any, connected=answered)
+        finally:
+            with contextlib.suppress(ValueError):  # a generator closed late, from another context
+                WIRE.reset(wire)
         if failure is not None:
             raise failure
 

@@ -39,6 +39,7 @@ MAX_INPUT_CHARS = 4096
 MODELS = ("tts-1", "tts-1-hd", "gpt-4o-mini-tts", "kokoro", "workbench-espeak")
 # what send_format can send: every response format, and a WAV that only a full decoder reads
 SEND_FORMATS = (*CONTENT_TYPES, "wav-alaw")
+RECEIVED_AT_HEADER = "X-Workbench-Received-At"  # with test knobs: when the request reached the handler
 PIECE_SAMPLES = 480  # audio is encoded and paced in 20 ms pieces
 
 
@@ -55,6 +56,7 @@ class Knobs:
     pause_ms: float = 0.0  # ... for this long; what follows is that much later
     repeat: int = 1  # say the input this many times in one reply (1 to 1000: long streams for soak tests)
     resume: int = 1  # honour X-Workbench-Resume-Byte (0: send the whole reply again, as most servers would)
+    mp3_tag: int = 1  # MP3: put a LAME Info frame first, stating the priming (0: none, as FFmpeg in a pipe)
     # faults (off by default)
     status: int = 0  # answer this status (401, 429, 500, 503 ...) instead of audio
     retry_after: float = 0.0  # with status 429/503: the Retry-After header, in seconds
@@ -168,7 +170,7 @@ async def paced_audio(text: str, voice: str, fmt: str, speed: float, knobs: Knob
     deterministic, so the bytes are the same), the first `skip_bytes` are not sent, and the pace is
     kept from the audio at that offset, as if a server had kept what it had generated.
     """
-    encoder = make_encoder(fmt)
+    encoder = make_encoder(fmt, mp3_tag=bool(knobs.mp3_tag))
     pieces = _pieces(itertools.chain.from_iterable(speech.synthesize(text, voice, speed)
                                                    for _ in range(knobs.repeat)))
     first_due = t_request + knobs.ttfb_ms / 1000.0
@@ -340,8 +342,11 @@ def create_app(knobs: Knobs | None = None, *, api_key: str | None = None, test_k
             return openai_error(400, f"{RESUME_HEADER} must be a byte offset", param=RESUME_HEADER)
         audio = paced_audio(text, str(voice), req_knobs.send_format or fmt, float(speed), req_knobs, t_request,
                             skip_bytes=resume)
+        headers = {RESUME_HEADER: str(resume)} if resume else {}
+        if test_knobs:  # for tests of the client's clock: perf_counter() (CLOCK_MONOTONIC, shared by processes)
+            headers[RECEIVED_AT_HEADER] = f"{t_request:.6f}"
         return StreamingResponse(with_faults(audio, req_knobs, t_request), media_type=content_type,
-                                 headers={RESUME_HEADER: str(resume)} if resume else None)
+                                 headers=headers or None)
 
     async def models(_: Request) -> Response:
         return JSONResponse({"object": "list", "data": [

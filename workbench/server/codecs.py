@@ -96,7 +96,7 @@ def lame_info_frame(first_header: bytes, delay: int, padding: int = 0) -> bytes:
 
 
 class AvEncoder:
-    def __init__(self, fmt: str, bitrate: int | None = None) -> None:
+    def __init__(self, fmt: str, bitrate: int | None = None, *, mp3_tag: bool = True) -> None:
         container, codec, codec_rate, options = CONTAINERS[fmt]
         self.format = fmt
         self._sink = _Collector()
@@ -107,7 +107,7 @@ class AvEncoder:
             self._stream.bit_rate = bitrate
         self._pts = 0
         self._closed = False
-        self._info_pending = fmt == "mp3"
+        self._info_pending = fmt == "mp3" and mp3_tag
         self._held = b""
 
     def encode(self, samples: np.ndarray) -> bytes:
@@ -152,7 +152,7 @@ class AvEncoder:
         return held[:start] + info + held[start:]
 
 
-def make_compressed_encoder(fmt: str) -> AvEncoder:
+def make_compressed_encoder(fmt: str, *, mp3_tag: bool = True) -> AvEncoder:
     if fmt not in CONTAINERS:
         raise ValueError(f"unknown format {fmt!r}")
-    return AvEncoder(fmt)
+    return AvEncoder(fmt, mp3_tag=mp3_tag)

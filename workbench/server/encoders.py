@@ -65,11 +65,11 @@ class WavEncoder:
         return b""
 
 
-def make_encoder(fmt: str) -> Encoder:
+def make_encoder(fmt: str, *, mp3_tag: bool = True) -> Encoder:
     if fmt == "pcm":
         return PcmEncoder()
     if fmt == "wav":
         return WavEncoder()
     from .codecs import make_compressed_encoder  # PyAV, loaded only when needed
 
-    return make_compressed_encoder(fmt)
+    return make_compressed_encoder(fmt, mp3_tag=mp3_tag)
