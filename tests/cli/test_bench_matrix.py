@@ -23,6 +23,9 @@ def test_quick_matrix_measures_every_setting_and_both_baselines(tmp_path: Path) 
     cells = {c["setting"]: c for c in data["cells"]}
     assert set(cells) == set(data["settings"]) and all(c["plays"] == 1 and c["failed"] == 0 for c in cells.values())
     assert all(c["ttfa_ms"] > 0 for c in cells.values())
+    # the first sound comes after the first sample (the reply's own short silence); each with its spread
+    assert all(c["first_sound_ms"] >= c["ttfa_ms"] and c["first_sound_iqr_ms"] == 0 for c in cells.values())
+    assert all(c["ttfa_p90_ms"] == c["ttfa_ms"] and c["request_sent_ms"] > 0 for c in cells.values())  # one play
     # buffered waits for the whole download: the streamed settings start sooner, and say by how much
     assert cells["150 ms"]["ttfa_buffered_over_this"] > 1
     assert cells["buffered"]["ttfa_buffered_over_this"] == 1
@@ -30,6 +33,7 @@ def test_quick_matrix_measures_every_setting_and_both_baselines(tmp_path: Path) 
     assert head["buffered_ttfa_ms"] > head["streamed_ttfa_ms"] > 0 and head["buffered_over_streamed"] > 1
     markdown = (tmp_path / "matrix.md").read_text()
     assert "| pcm | lan | naive |" in markdown and "headline, pcm" in markdown
+    assert "TTFA P50 (IQR; P90) ms | first sound P50 (IQR; P90) ms" in markdown
     svg = ET.parse(tmp_path / "matrix.svg").getroot()
     ns = "{http://www.w3.org/2000/svg}"
     circles = [c for c in svg.iter(f"{ns}circle") if c.find(f"{ns}title") is not None]
@@ -97,3 +101,11 @@ def test_stress_and_soak_tiny_runs_write_well_formed_results(tmp_path: Path) -> 
     assert soak["audio_min"] >= 0.3 and soak["metrics"]["state"] == "done" and len(soak["samples"]) > 2
     assert soak["rss_mb_first"] > 0 and soak["rss_mb_max"] >= soak["rss_mb_first"]
     assert_clean_error(run("bench", "stress", "--streams", "0", "--out", str(tmp_path), timeout=60), 2, "--streams")
+
+
+def test_spread_is_p50_iqr_and_p90() -> None:
+    from workbench.engine.metrics import spread
+
+    assert spread([]) == {"p50": None, "iqr": None, "p90": None}
+    values = [float(v) for v in range(1, 11)]  # 1..10: quartiles 3.25 and 7.75 (linear interpolation)
+    assert spread(values) == {"p50": 5.5, "iqr": 4.5, "p90": pytest.approx(9.1)}

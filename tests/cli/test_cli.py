@@ -159,8 +159,8 @@ def test_bench_tui_tiny_run_plays_headless_and_in_the_workbench(tmp_path: Path) 
     assert len(data["render_ms"]["graph"]) == 50 and all(t > 0 for t in data["render_ms"]["counters"])
     assert data["tui"][0]["state"] == "done" and data["headless"][0]["state"] == "done"
     markdown = (tmp_path / "tui.md").read_text()
-    assert "| workbench open: device underflows |" in markdown and "| headless: underruns |" in markdown
-    assert "| workbench busy: device underflows |" in markdown and "| one graph redraw, median (p95) |" in markdown
+    assert "| workbench open: virtual clock late |" in markdown and "| headless: underruns |" in markdown
+    assert "| workbench busy: virtual clock late |" in markdown and "| one graph redraw, median (p95) |" in markdown
 
 
 def test_bench_adaptive_and_chunks_tiny_runs(tmp_path: Path) -> None:

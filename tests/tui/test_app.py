@@ -193,14 +193,15 @@ async def test_compare_runs_a_then_b_and_saves(server: EmbeddedServer, tmp_path:
         assert app.session.runs[0].settings.network == app.session.runs[1].settings.network
         table = screen.query_one("#compare-table", DataTable)
         assert table.row_count > 10
-        assert str(table.get_row_at(0)[0]) == "TTFA (first sound)"
+        assert str(table.get_row_at(0)[0]) == "TTFA (first sample)"
+        assert str(table.get_row_at(1)[0]) == "first sound (-50 dBFS)"
         await pilot.press("w")
         await pilot.pause()
         saved = sorted((tmp_path / "compare-results").iterdir())
         assert [p.suffix for p in saved] == [".json", ".md"]
         data = json.loads(saved[0].read_text())
         assert data["a"]["name"] == "pcm" and data["b"]["name"] == "wav"
-        assert "| TTFA (first sound) |" in saved[1].read_text()
+        assert "| TTFA (first sample) |" in saved[1].read_text()
         await pilot.press("escape")
         assert not isinstance(app.screen, CompareScreen)
 

@@ -23,7 +23,7 @@ from contextlib import AsyncExitStack
 from dataclasses import dataclass
 from typing import Any
 
-from ..engine.metrics import PlayMetrics, median, percentile
+from ..engine.metrics import PlayMetrics, median, percentile, spread
 from ..engine.player import StreamPlayer
 from ..engine.settings import Settings, parse_overrides
 from ..engine.sinkfactory import sink_factory
@@ -114,6 +114,9 @@ def _progress_bar(done: int, total: int, what: str, width: int = 24) -> str:
 
 def _summary(ms: list[PlayMetrics]) -> dict[str, Any]:
     ttfa = [m.ttfa_ms for m in ms if m.ttfa_ms is not None]
+    sound = [m.first_sound_ms for m in ms if m.first_sound_ms is not None]
+    to_sound = [m.first_sound_ms - m.first_byte_ms for m in ms
+                if m.first_sound_ms is not None and m.first_byte_ms is not None]
     under = [m.underrun_ms for m in ms]
     minutes = sum(m.audio_ms for m in ms) / 60_000.0
     after_first_byte = [m.ttfa_ms - m.first_byte_ms for m in ms
@@ -124,6 +127,12 @@ def _summary(ms: list[PlayMetrics]) -> dict[str, Any]:
         "ttfa_after_first_byte_ms": _round(median(after_first_byte)),
         "stretched_pct": _round(median([m.stretched_pct for m in ms])),
         "ttfa_ms": _round(median(ttfa)), "ttfa_p95_ms": _round(percentile(ttfa, 95)),
+        **{f"ttfa_{k}_ms": _round(v) for k, v in spread(ttfa).items() if k != "p50"},
+        "first_sound_ms": _round(median(sound)),
+        **{f"first_sound_{k}_ms": _round(v) for k, v in spread(sound).items() if k != "p50"},
+        "first_byte_to_first_sound_ms": _round(median(to_sound)),
+        "leading_silence_ms": _round(median([m.leading_silence_ms for m in ms if m.leading_silence_ms is not None])),
+        "request_sent_ms": _round(median([m.request_sent_ms for m in ms if m.request_sent_ms is not None])),
         "underrun_ms": _round(median(under)), "underrun_p95_ms": _round(percentile(under, 95)),
         "underruns": sum(m.underruns for m in ms),
         "underrun_ms_per_min": _round(sum(under) / minutes) if minutes else None,
@@ -259,14 +268,17 @@ def _report(cfg: MatrixConfig, columns: list[str], results: dict[str, dict[str, 
 
 
 def matrix_markdown(cells: list[dict[str, Any]]) -> str:
-    lines = ["| format | network | setting | TTFA median (p95) ms | first byte to first sample | underrun ms per play "
-             "median (p95) | underruns | stretched | TTFA: buffered / this | underrun ms: naive / this |",
-             "|---|---|---|---|---|---|---|---|---|---|"]
+    lines = ["| format | network | setting | TTFA P50 (IQR; P90) ms | first sound P50 (IQR; P90) ms | first byte to "
+             "first sound | underrun ms per play median (p95) | underruns | stretched | TTFA: buffered / this "
+             "| underrun ms: naive / this |",
+             "|---|---|---|---|---|---|---|---|---|---|---|"]
     for c in cells:
         def num(v: float | None) -> str:
             return "–" if v is None else f"{v:.0f}"
         lines.append(f"| {c['format']} | {c['network']} | {c['setting']} | "
-                     f"{num(c['ttfa_ms'])} ({num(c['ttfa_p95_ms'])}) | {num(c['ttfa_after_first_byte_ms'])} "
+                     f"{num(c['ttfa_ms'])} ({num(c['ttfa_iqr_ms'])}; {num(c['ttfa_p90_ms'])}) "
+                     f"| {num(c['first_sound_ms'])} ({num(c['first_sound_iqr_ms'])}; {num(c['first_sound_p90_ms'])}) "
+                     f"| {num(c['first_byte_to_first_sound_ms'])} "
                      f"| {num(c['underrun_ms'])} ({num(c['underrun_p95_ms'])}) | {c['underruns']} in "
                      f"{c['plays_with_underruns']}/{c['plays']} plays"
                      + (f", {c['failed']} failed" if c["failed"] else "")

@@ -16,7 +16,7 @@ import time
 from contextlib import AsyncExitStack
 from typing import Any
 
-from ..engine.metrics import PlayMetrics, median, percentile
+from ..engine.metrics import PlayMetrics, median, percentile, spread
 from .harness import Progress, Report, ServerProcess, bench_player, machine_description, process_cpu_s
 from .suites import BenchError, BenchOptions
 
@@ -49,9 +49,10 @@ def bench_stress(counts: tuple[int, ...], progress: Progress, text: str = STRESS
                 "client_cpu_pct_per_stream": 100.0 * cpu_s / wall_s / n,
                 "client_cpu_pct": 100.0 * cpu_s / wall_s, "server_cpu_pct": 100.0 * server_cpu / wall_s,
                 "ttfa_ms": median(ttfa), "ttfa_p95_ms": percentile(ttfa, 95),
+                **{f"ttfa_{k}_ms": v for k, v in spread(ttfa).items() if k != "p50"},
                 "underruns": sum(m.underruns for m in ms), "streams_with_underruns": sum(1 for m in ms if m.underruns),
                 "underrun_ms": sum(m.underrun_ms for m in ms),
-                "device_underflows": sum(m.device_underflows for m in ms),
+                "device_underflows": sum(m.device_underflows + m.clock_late for m in ms),  # late, either way
                 "wall_over_audio": wall_s / audio_s if audio_s else None,
             })
     report = Report(f"Concurrent streams: {fmt}, each on its own virtual sink at real time, server in its own "
@@ -64,7 +65,8 @@ def bench_stress(counts: tuple[int, ...], progress: Progress, text: str = STRESS
             f"({r['underrun_ms']:.0f} ms) in {r['streams_with_underruns']} streams, {r['device_underflows']} late "
             f"wake-ups" + (f", {r['failed']} failed" if r["failed"] else ""),
             f"client {r['client_cpu_pct_per_stream']:.2f}% of a core per stream ({r['client_cpu_pct']:.0f}% in all), "
-            f"server {r['server_cpu_pct']:.0f}%; TTFA {r['ttfa_ms'] or 0:.0f} ms (p95 {r['ttfa_p95_ms'] or 0:.0f})"))
+            f"server {r['server_cpu_pct']:.0f}%; TTFA P50 {r['ttfa_ms'] or 0:.0f} ms (IQR {r['ttfa_iqr_ms'] or 0:.0f}, "
+            f"P90 {r['ttfa_p90_ms'] or 0:.0f}, p95 {r['ttfa_p95_ms'] or 0:.0f})"))
     report.rows.append(("where it stops keeping up", "not within the counts tried" if first_bad is None
                         else f"at {first_bad} streams", f"counts tried: {', '.join(map(str, counts))}"))
     report.data = {"suite": "stress", "format": fmt, "machine": report.machine, "rows": rows,

@@ -96,8 +96,10 @@ def bench_tui(plays: int, sink_kind: str, progress: Progress, text: str = BENCH_
         report.rows += [
             (f"{label}: underruns", f"{total(runs, 'underruns'):.0f} ({total(runs, 'underrun_ms'):.0f} ms)",
              "jitter buffer ran dry, over all plays"),
-            (f"{label}: device underflows", f"{total(runs, 'device_underflows'):.0f}",
-             "the audio callback (or virtual clock) was late, over all plays"),
+            (f"{label}: device underflows" if sink_kind == "device" else f"{label}: virtual clock late",
+             f"{total(runs, 'device_underflows') + total(runs, 'clock_late'):.0f}",
+             "the audio callback was late, over all plays" if sink_kind == "device"
+             else "the virtual sink's clock thread woke a block late, over all plays"),
             (f"{label}: TTFA median", f"{med([r.metrics.ttfa_ms or 0.0 for r in runs]):.0f} ms", ""),
             (f"{label}: CPU", f"{cpu(runs):.2f}% of one core", "process CPU / wall over each play"),
         ]

@@ -116,7 +116,9 @@ def cmd_tune(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
     for step in result.steps:
         print(step, file=stdout)
     print(f"{settings.audio_format} on '{settings.network}': initial buffer {result.buffer_ms} ms, max buffer "
-          f"{result.max_buffer_s:g} s, TTFA {result.ttfa_ms:.0f} ms ({result.plays} plays)", file=stdout)
+          f"{result.max_buffer_s:g} s, TTFA {result.ttfa_ms:.0f} ms"
+          + (f", first sound {result.first_sound_ms:.0f} ms" if result.first_sound_ms is not None else "")
+          + f" ({result.plays} plays)", file=stdout)
     print(f"wrote {output} (workbench preset apply {output} puts it in voicemode's .env)", file=stderr)
     return 0
 

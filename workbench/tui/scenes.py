@@ -22,6 +22,7 @@ from .widgets.settings_panel import SettingsPanel
 
 SIZE = (140, 44)
 FAKE_URL = "http://127.0.0.1:8880/v1"  # shown, never contacted
+LEADING_SILENCE_MS = 12.2  # the embedded server's speech (espeak-ng) starts with 292 quiet samples
 ELASTIC_START_MS = 20.0  # one device block (that it could slow down): where elastic playout starts
 NEAR_DRY_MS = 60.0  # below this, the model plays at half speed
 
@@ -84,7 +85,8 @@ def synthetic_snapshots(*, fmt: str = "pcm", initial_ms: float = 150.0, duration
                               initial_buffer_ms=initial_ms, max_buffer_ms=max_buffer_ms, received_ms=received,
                               played_ms=played, bytes=int(received * 48), underruns=underruns,
                               underrun_ms=underrun_ms, device_underflows=0, ttfa_ms=ttfa, format=fmt,
-                              rate=rate, playout=playout))
+                              rate=rate, playout=playout,
+                              first_sound_ms=ttfa + LEADING_SILENCE_MS if ttfa is not None else None))
         if state is PlayState.DONE:
             break
         t += step_ms
@@ -97,7 +99,9 @@ def metrics_from(snaps: list[Snapshot], *, network: str = "none", ttfb_ms: float
     levels = [s.buffer_ms for s in snaps if s.state is not PlayState.CONNECTING]
     return PlayMetrics(
         format=fmt, network=network, sink="virtual sink", ttfb_ms=ttfb_ms, first_byte_ms=ttfb_ms + 12,
-        buffer_ready_ms=(last.ttfa_ms or 0) - 25, ttfa_ms=last.ttfa_ms, underruns=last.underruns,
+        buffer_ready_ms=(last.ttfa_ms or 0) - 25, ttfa_ms=last.ttfa_ms, first_sound_ms=last.first_sound_ms,
+        leading_silence_ms=LEADING_SILENCE_MS if last.ttfa_ms is not None else None, request_sent_ms=3.0,
+        underruns=last.underruns,
         underrun_ms=last.underrun_ms, avg_buffer_ms=sum(levels) / len(levels), min_buffer_ms=min(levels),
         max_buffer_ms=max(levels), throughput_kbps=bytes_per_ms * 8 * 4.6, arrival_rtf=4.6, decode_ms_p95=0.08,
         audio_ms=last.received_ms, played_ms=last.played_ms, bytes=int(last.received_ms * bytes_per_ms),
@@ -106,7 +110,8 @@ def metrics_from(snaps: list[Snapshot], *, network: str = "none", ttfb_ms: float
         first_audio_bytes=int(bytes_per_ms * 20) if fmt == "pcm" else int(bytes_per_ms * 200),
         frames=0 if fmt in ("pcm", "wav") else int(last.received_ms / 24),
         frame_kind="" if fmt in ("pcm", "wav") else "frames",
-        priming_ms=46.0 if fmt == "mp3" else 0.0, target_ms=last.target_ms, needed_buffer_ms=needed_ms,
+        priming_ms=46.0 if fmt == "mp3" else 0.0, priming="tag" if fmt == "mp3" else "",
+        target_ms=last.target_ms, needed_buffer_ms=needed_ms,
         **_stretch_figures(snaps, step_ms=snaps[1].t_ms - snaps[0].t_ms if len(snaps) > 1 else 100.0),
     )
 

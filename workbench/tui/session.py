@@ -225,6 +225,7 @@ class Session:
         player = StreamPlayer(settings, base_url=base_url, sink_factory=self.config.sink_factory,
                               snapshot_hz=self.config.snapshot_hz)
         player.add_observer(self._observe)
+        await player.warm_up()  # off the play's clock: its first request leaves at once
         self.player, self.player_url = player, base_url
         return player
 
@@ -339,7 +340,9 @@ class Session:
         else:
             self.post(messages.TuneFinished(
                 f"tuned {settings.audio_format} on '{settings.network}': initial buffer {result.buffer_ms} ms, max "
-                f"buffer {result.max_buffer_s:g} s, TTFA {result.ttfa_ms:.0f} ms ({result.plays} silent plays); "
+                f"buffer {result.max_buffer_s:g} s, TTFA {result.ttfa_ms:.0f} ms"
+                + (f" (first sound {result.first_sound_ms:.0f})" if result.first_sound_ms is not None else "")
+                + f" ({result.plays} silent plays); "
                 "set for the next play (e exports it)", result.buffer_ms, result.max_buffer_s, settings.audio_format))
 
     def tune_finished(self) -> None:

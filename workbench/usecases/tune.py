@@ -43,15 +43,17 @@ class TuneResult:
     settings: Settings  # the tuned settings (buffer_ms, max_buffer_s set)
     buffer_ms: int
     max_buffer_s: float
-    ttfa_ms: float  # median of the verified plays
+    ttfa_ms: float  # median of the verified plays (first sample)
     plays: int
+    first_sound_ms: float | None = None  # ... and of their first sound (-50 dBFS)
     steps: list[str] = field(default_factory=list)  # what was tried, for the report
 
     def preset(self, name: str) -> Preset:
         s = self.settings
         header = [f"Stream Workbench preset: {name}",
                   f"Tuned by 'workbench tune': {s.audio_format} on network '{s.network}', the smallest initial buffer "
-                  f"that played every verification repeat without an underrun; TTFA {self.ttfa_ms:.0f} ms.",
+                  f"that played every verification repeat without an underrun; TTFA {self.ttfa_ms:.0f} ms"
+                  + (f", first sound {self.first_sound_ms:.0f} ms." if self.first_sound_ms is not None else "."),
                   *self.steps,
                   "Plain KEY=value lines: voicemode reads this file as it is."]
         return preset_from_settings(s, name, header)
@@ -131,5 +133,6 @@ async def tune(settings: Settings, base_url: str, repeats: int, text: str,
                 best = trial.replace(network_seed=settings.network_seed)
                 break
     ttfa = statistics.median([m.ttfa_ms for m in verified if m.ttfa_ms is not None] or [0.0])
+    sounds = [m.first_sound_ms for m in verified if m.first_sound_ms is not None]
     return TuneResult(settings=best, buffer_ms=best.buffer_ms, max_buffer_s=best.max_buffer_s, ttfa_ms=ttfa,
-                      plays=plays, steps=steps)
+                      plays=plays, steps=steps, first_sound_ms=statistics.median(sounds) if sounds else None)

@@ -28,7 +28,7 @@ def live_values(snap: Snapshot, network: str) -> dict[str, str]:
     values = {k: PENDING for k in LABELS}
     values.update(
         state=snap.state.value, format=snap.format, network=network,
-        ttfa=_ms(snap.ttfa_ms),
+        ttfa=_ms(snap.ttfa_ms), sound=_ms(snap.first_sound_ms),
         underruns=f"{snap.underruns} ({snap.underrun_ms:.0f} ms)",
         underflows=str(snap.device_underflows),
         buffer=f"now {snap.buffer_ms:.0f} ms",
@@ -51,7 +51,9 @@ def final_values(m: PlayMetrics) -> dict[str, str]:
     return {
         "state": m.state, "format": fmt, "network": m.network,
         "ttfb": _ms(m.ttfb_ms).replace(PENDING, "-"), "ttfa": _ms(m.ttfa_ms).replace(PENDING, "-"),
-        "underruns": f"{m.underruns} ({m.underrun_ms:.0f} ms)", "underflows": str(m.device_underflows),
+        "sound": "-" if m.first_sound_ms is None else f"{m.first_sound_ms:.0f} ms (+{m.leading_silence_ms or 0:.0f})",
+        "underruns": f"{m.underruns} ({m.underrun_ms:.0f} ms)",
+        "underflows": f"- (clock late {m.clock_late})" if m.sink.startswith("virtual") else str(m.device_underflows),
         "buffer": "-" if m.avg_buffer_ms is None else f"{m.avg_buffer_ms:.0f} / {m.min_buffer_ms or 0:.0f} ms",
         "throughput": "-" if m.throughput_kbps is None else f"{m.throughput_kbps:.0f} kbit/s",
         "pace": "-" if m.arrival_rtf is None else f"{m.arrival_rtf:.1f}x",
@@ -69,7 +71,8 @@ def final_values(m: PlayMetrics) -> dict[str, str]:
 
 
 # the grid's keys, in order; most are a metric, labelled as the figures table says
-_FIELDS = {"ttfb": "ttfb_ms", "ttfa": "ttfa_ms", "underruns": "underruns", "underflows": "device_underflows",
+_FIELDS = {"ttfb": "ttfb_ms", "ttfa": "ttfa_ms", "sound": "first_sound_ms", "underruns": "underruns",
+           "underflows": "device_underflows",
            "buffer": "avg_buffer_ms", "throughput": "throughput_kbps", "pace": "arrival_rtf",
            "decode": "decode_ms_p95", "reconnects": "reconnects", "decoder_errors": "decoder_errors",
            "audio": "played_ms", "bytes": "bytes", "first_audio": "first_audio_bytes", "frames": "frames",
