@@ -82,6 +82,14 @@ def _playout(m: PlayMetrics) -> str:
             f"+{m.stretch_added_ms:.0f} / -{m.stretch_removed_ms:.0f} ms")
 
 
+def pcm_description(m: PlayMetrics) -> str:
+    """Headerless PCM: the rate and channels it was played as, and where the rate came from."""
+    if m.pcm_rate is None:
+        return ""
+    whence = {"default": "the default; the response did not say"}.get(m.pcm_from or "", m.pcm_from)
+    return f", {m.pcm_rate} Hz {'mono' if m.pcm_channels == 1 else f'{m.pcm_channels} channels'} ({whence})"
+
+
 def _first_sound(m: PlayMetrics) -> str:
     if m.first_sound_ms is None:
         return "-"
@@ -100,7 +108,7 @@ def render_metrics(m: PlayMetrics) -> str:
 
     label = {f.field: f.label for f in FIGURES}
     rows = [
-        ("format", f"{m.format} ({'streamed' if m.streaming else 'buffered'})"),
+        ("format", f"{m.format} ({'streamed' if m.streaming else 'buffered'})" + pcm_description(m)),
         ("network", m.network if m.network != "none" else "as it is (no simulation)"),
         ("sink", m.sink or "-"),
         ("state", m.state),

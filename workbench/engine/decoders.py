@@ -237,11 +237,11 @@ FALLBACK_PROVEN_S = 60.0  # ... and only until this much audio decoded progressi
 # soak found 15 MB per hour of MP3); a decoder failing later ends the play with what was buffered
 
 
-def make_decoder(fmt: str, *, pcm_rate: int, out_rate: int) -> Decoder:
+def make_decoder(fmt: str, *, pcm_rate: int, out_rate: int, pcm_channels: int = 1) -> Decoder:
     """The progressive decoder for one format (no sniffing, no fallback: see `StreamDecoder`)."""
     kind = FORMATS[fmt].decoder if fmt in FORMATS else None
     if kind == "pcm":
-        return PcmDecoder(pcm_rate, out_rate)
+        return PcmDecoder(pcm_rate, out_rate, pcm_channels)
     if kind == "wav":
         return WavDecoder(out_rate)
     if kind == "framed":
@@ -268,8 +268,9 @@ class StreamDecoder:
     """
 
     def __init__(self, requested: str, *, pcm_rate: int, out_rate: int, content_type: str | None = None,
-                 allow_fallback: bool = True) -> None:
+                 allow_fallback: bool = True, pcm_channels: int = 1) -> None:
         self.requested = requested
+        self.pcm_channels = pcm_channels
         self.format = requested
         self.content_type = content_type
         self.pcm_rate = pcm_rate
@@ -392,7 +393,8 @@ class StreamDecoder:
             self.warnings.append(f"the Content-Type says {self.content_type} but the stream is {fmt}; decoding {fmt}")
         self.format = fmt
         try:
-            self.inner = make_decoder(fmt, pcm_rate=self.pcm_rate, out_rate=self.out_rate)
+            self.inner = make_decoder(fmt, pcm_rate=self.pcm_rate, out_rate=self.out_rate,
+                                      pcm_channels=self.pcm_channels)
         except DecodeError as exc:
             self._fall_back(str(exc))
         return True

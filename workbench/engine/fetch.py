@@ -24,6 +24,7 @@ import numpy as np
 
 from .decoders import StreamDecoder
 from .onset import LeadingSilenceTrim
+from .pcmformat import resolve as resolve_pcm
 from .playrun import PlayRun
 from .settings import Settings
 from .source import SourceError, SpeechRequest, SpeechSource
@@ -159,7 +160,13 @@ class Fetch:
     # -- decoding -------------------------------------------------------------------------------------
     async def _feed(self, chunk: bytes) -> None:
         if self.decoder is None:
-            self.decoder = StreamDecoder(self.run.format, pcm_rate=self.settings.pcm_rate,
+            notes: list[str] = []
+            pcm = self.run.pcm = resolve_pcm(self.source.response_headers, self.settings.pcm_rate,
+                                             "pcm_rate" in self.settings.origins, notes)
+            if self.run.format == "pcm":
+                for note in notes:
+                    self.run.notice(note)
+            self.decoder = StreamDecoder(self.run.format, pcm_rate=pcm.rate, pcm_channels=pcm.channels,
                                          out_rate=await self._out_rate(), content_type=self.source.content_type)
             self.run.decoder = self.decoder
             if self.settings.trim_leading_ms:

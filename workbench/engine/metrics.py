@@ -63,6 +63,10 @@ class PlayMetrics:
     decoder_errors: int = 0  # corrupt frames or pages skipped
     fallback: str | None = None  # why the stream was played buffered instead, if it was
     detected_format: str | None = None  # what the bytes turned out to be (sniffed)
+    pcm_rate: int | None = None  # headerless PCM: the rate and channels it was played as ...
+    pcm_channels: int | None = None
+    pcm_from: str | None = None  # ... and where the rate came from (X-Sample-Rate, Content-Type, the setting)
+    pcm_channels_from: str | None = None
     frames: int = 0  # MP3, ADTS or FLAC frames, or Ogg pages, received
     frame_kind: str = ""
     first_audio_bytes: int | None = None  # bytes received when the decoder first gave audio

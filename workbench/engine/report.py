@@ -11,6 +11,7 @@ from .buffer import JitterBuffer
 from .elastic import ElasticPlayout
 from .formats import FORMATS
 from .metrics import PlayMetrics, PlayState, percentile
+from .pcmformat import PcmFormat
 from .playrun import PlayRun
 from .safetext import clean_text
 from .settings import Settings
@@ -56,6 +57,10 @@ def collect(m: PlayMetrics, run: PlayRun, settings: Settings, source: SpeechSour
     m.decode_ms_p95 = percentile(run.decode_ms, 95)
     _decoder_figures(m, run.decoder)
     m.first_audio_ms = ms(run.first_audio_at)
+    pcm = run.pcm
+    if isinstance(pcm, PcmFormat) and (m.detected_format or m.format) == "pcm":
+        m.pcm_rate, m.pcm_channels, m.pcm_from = pcm.rate, pcm.channels, pcm.rate_from
+        m.pcm_channels_from = pcm.channels_from
     if buf is not None:
         m.silence_skipped_ms = buf.samples_to_ms(run.leading_trimmed)
     m.playout = "elastic" if elastic is not None else "fixed"

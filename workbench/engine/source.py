@@ -110,6 +110,7 @@ class SpeechSource:
         self._segment_bytes = 0
         self._first_read_bytes = 0
         self.content_type: str | None = None
+        self.response_headers: dict[str, str] = {}  # the last response's, names in lower case
         self.status: int | None = None
         self.resumed_from: int | None = None  # the offset the last response starts at, if it said so
         self.wire = WireTimes()  # filled when the client's transport traces (the player's pooled client does)
@@ -205,6 +206,7 @@ class SpeechSource:
                     self.headers_at = time.perf_counter()
                 self.status = response.http_response.status_code
                 self.content_type = response.http_response.headers.get("content-type")
+                self.response_headers = {k.lower(): v for k, v in response.http_response.headers.items()}
                 if resume_from > 0:
                     self.resumed_from = _int_or_none(response.http_response.headers.get(RESUME_HEADER))
                 if is_text_type(self.content_type):

@@ -40,7 +40,20 @@ MODELS = ("tts-1", "tts-1-hd", "gpt-4o-mini-tts", "kokoro", "workbench-espeak")
 # what send_format can send: every response format, and a WAV that only a full decoder reads
 SEND_FORMATS = (*CONTENT_TYPES, "wav-alaw")
 RECEIVED_AT_HEADER = "X-Workbench-Received-At"  # with test knobs: when the request reached the handler
-PIECE_SAMPLES = 480  # audio is encoded and paced in 20 ms pieces
+PIECE_SAMPLES = 480
+RATE_STYLES = ("header", "content-type", "l16", "none")
+
+
+def _pcm_statement(knobs: Knobs, content_type: str) -> tuple[str, dict[str, str]]:
+    """How a server of each kind says its PCM rate: (Content-Type, extra headers)."""
+    rate = knobs.pcm_rate
+    if knobs.rate_style == "header":  # a Piper-based server
+        return "audio/pcm_s16le", {"X-Sample-Rate": str(rate), "X-Channels": "1", "X-Sample-Width": "2"}
+    if knobs.rate_style == "content-type":  # openedai-speech
+        return f"audio/pcm;rate={rate}", {}
+    if knobs.rate_style == "l16":
+        return f"audio/L16;rate={rate};channels=1", {}
+    return content_type, {}  # says nothing  # audio is encoded and paced in 20 ms pieces
 
 
 @dataclass
@@ -57,6 +70,8 @@ class Knobs:
     repeat: int = 1  # say the input this many times in one reply (1 to 1000: long streams for soak tests)
     resume: int = 1  # honour X-Workbench-Resume-Byte (0: send the whole reply again, as most servers would)
     mp3_tag: int = 1  # MP3: put a LAME Info frame first, stating the priming (0: none, as FFmpeg in a pipe)
+    pcm_rate: int = 0  # PCM at this rate instead of 24000 (0: 24000, said nowhere, as OpenAI does) ...
+    rate_style: str = "header"  # ... stated as: header (X-Sample-Rate), content-type, l16, or none
     # faults (off by default)
     status: int = 0  # answer this status (401, 429, 500, 503 ...) instead of audio
     retry_after: float = 0.0  # with status 429/503: the Retry-After header, in seconds
@@ -112,6 +127,10 @@ class Knobs:
             raise ValueError("pace, ttfb_ms, flush_ms, headers_ms, lateness_ms and pause_ms must not be negative")
         if not 1 <= knobs.repeat <= 1000:
             raise ValueError("repeat must be from 1 to 1000")
+        if knobs.pcm_rate and not 8_000 <= knobs.pcm_rate <= 192_000:
+            raise ValueError("pcm_rate must be from 8000 to 192000 (or 0)")
+        if knobs.rate_style not in RATE_STYLES:
+            raise ValueError(f"rate_style must be one of {', '.join(RATE_STYLES)}")
         return knobs
 
 
@@ -170,7 +189,7 @@ async def paced_audio(text: str, voice: str, fmt: str, speed: float, knobs: Knob
     deterministic, so the bytes are the same), the first `skip_bytes` are not sent, and the pace is
     kept from the audio at that offset, as if a server had kept what it had generated.
     """
-    encoder = make_encoder(fmt, mp3_tag=bool(knobs.mp3_tag))
+    encoder = make_encoder(fmt, mp3_tag=bool(knobs.mp3_tag), pcm_rate=knobs.pcm_rate or speech.OUTPUT_RATE)
     pieces = _pieces(itertools.chain.from_iterable(speech.synthesize(text, voice, speed)
                                                    for _ in range(knobs.repeat)))
     first_due = t_request + knobs.ttfb_ms / 1000.0
@@ -336,6 +355,9 @@ def create_app(knobs: Knobs | None = None, *, api_key: str | None = None, test_k
         if req_knobs.status:
             return _fault_status(req_knobs)
         content_type = req_knobs.content_type or CONTENT_TYPES[fmt]
+        rate_headers: dict[str, str] = {}
+        if fmt == "pcm" and req_knobs.pcm_rate and not req_knobs.send_format:
+            content_type, rate_headers = _pcm_statement(req_knobs, content_type)
         try:
             resume = max(int(request.headers.get(RESUME_HEADER, "0")), 0) if req_knobs.resume else 0
         except ValueError:
@@ -343,6 +365,7 @@ def create_app(knobs: Knobs | None = None, *, api_key: str | None = None, test_k
         audio = paced_audio(text, str(voice), req_knobs.send_format or fmt, float(speed), req_knobs, t_request,
                             skip_bytes=resume)
         headers = {RESUME_HEADER: str(resume)} if resume else {}
+        headers.update(rate_headers)
         if test_knobs:  # for tests of the client's clock: perf_counter() (CLOCK_MONOTONIC, shared by processes)
             headers[RECEIVED_AT_HEADER] = f"{t_request:.6f}"
         return StreamingResponse(with_faults(audio, req_knobs, t_request), media_type=content_type,

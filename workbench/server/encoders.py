@@ -25,13 +25,19 @@ def float_to_pcm16(samples: np.ndarray) -> bytes:
 
 
 class PcmEncoder:
-    """OpenAI's `pcm`: headerless s16le, 24 kHz, mono."""
+    """OpenAI's `pcm`: headerless s16le, 24 kHz, mono; or at another rate (the `pcm_rate` test knob, as a
+    Piper server sends 22050 Hz)."""
+
+    def __init__(self, rate: int = RATE) -> None:
+        from ..engine.decoding import Resampler
+
+        self._resampler = Resampler(RATE, rate)
 
     def encode(self, samples: np.ndarray) -> bytes:
-        return float_to_pcm16(samples)
+        return float_to_pcm16(self._resampler.process(samples))
 
     def flush(self) -> bytes:
-        return b""
+        return float_to_pcm16(self._resampler.process(np.zeros(0, dtype=np.float32), last=True))
 
 
 def wav_header(rate: int = RATE, channels: int = 1, bits: int = 16, data_size: int = 0xFFFFFFFF) -> bytes:
@@ -65,9 +71,9 @@ class WavEncoder:
         return b""
 
 
-def make_encoder(fmt: str, *, mp3_tag: bool = True) -> Encoder:
+def make_encoder(fmt: str, *, mp3_tag: bool = True, pcm_rate: int = RATE) -> Encoder:
     if fmt == "pcm":
-        return PcmEncoder()
+        return PcmEncoder(pcm_rate)
     if fmt == "wav":
         return WavEncoder()
     from .codecs import make_compressed_encoder  # PyAV, loaded only when needed

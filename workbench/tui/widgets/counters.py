@@ -48,6 +48,8 @@ def final_values(m: PlayMetrics) -> dict[str, str]:
         fmt += " (buffered)"
     elif m.fallback:
         fmt += " (fell back to buffered)"
+    if m.pcm_rate is not None and m.pcm_from not in (None, "default"):
+        fmt += f" {m.pcm_rate / 1000:g} kHz"  # the rate the response stated (or the setting forced)
     return {
         "state": m.state, "format": fmt, "network": m.network,
         "ttfb": _ms(m.ttfb_ms).replace(PENDING, "-"), "ttfa": _ms(m.ttfa_ms).replace(PENDING, "-"),
