@@ -67,6 +67,8 @@ class PlayMetrics:
     pcm_channels: int | None = None
     pcm_from: str | None = None  # ... and where the rate came from (X-Sample-Rate, Content-Type, the setting)
     pcm_channels_from: str | None = None
+    stream_format: str = "audio"  # how the audio came: "audio" (its bytes) or "sse" (events of base64)
+    sse_usage: dict[str, Any] | None = None  # what speech.audio.done said the reply used
     frames: int = 0  # MP3, ADTS or FLAC frames, or Ogg pages, received
     frame_kind: str = ""
     first_audio_bytes: int | None = None  # bytes received when the decoder first gave audio

@@ -195,7 +195,8 @@ class StreamPlayer:
         if notice:
             run.notice(notice)
         request = SpeechRequest(text=text, model=s.model, voice=s.voice, response_format=fmt, speed=s.speed,
-                                extra_headers=self.extra_headers, extra_query=self.extra_query)
+                                extra_headers=self.extra_headers, extra_query=self.extra_query,
+                                stream_format=s.stream_format)
         tasks: list[asyncio.Task[None]] = [asyncio.create_task(self._snapshots())] if self.observers else []
         start_ms = initial_ms
         if s.streaming_enabled:  # arrivals are recorded either way: they give `needed_buffer_ms`

@@ -54,7 +54,13 @@ def collect(m: PlayMetrics, run: PlayRun, settings: Settings, source: SpeechSour
         m.device_latency_ms = sink.latency_s * 1000.0
     if buf is not None:
         _buffer_figures(m, buf, run, source)
-    m.decode_ms_p95 = percentile(run.decode_ms, 95)
+    sse = source.sse if source is not None else None
+    m.decode_ms_p95 = percentile(run.decode_ms + (sse.decode_ms if sse is not None else []), 95)  # base64 too
+    if sse is not None:
+        m.stream_format, m.sse_usage = "sse", sse.usage
+    if source is not None:
+        for note in source.notices:
+            run.notice(note)
     _decoder_figures(m, run.decoder)
     m.first_audio_ms = ms(run.first_audio_at)
     pcm = run.pcm

@@ -24,6 +24,7 @@ from .formats import NAMES
 FORMATS = NAMES  # the response formats, from the registry
 NETWORKS = ("none", "lan", "wifi", "4g", "flaky", "satellite")  # see engine/network.py
 PLAYOUTS = ("elastic", "fixed")
+STREAM_FORMATS = ("audio", "sse")
 LOCAL = "local"  # the embedded server
 
 
@@ -185,6 +186,9 @@ SPECS: tuple[Spec, ...] = (
          "buffer uses 0.92)."),
     Spec("fastest", "WORKBENCH_FASTEST_RATE", _float_range(1.0, 1.5), "a rate from 1.0 to 1.5",
          "Elastic playout: the fastest it plays, giving back time added by slowing (1.08)."),
+    Spec("stream_format", "WORKBENCH_STREAM_FORMAT", _choice(STREAM_FORMATS), ", ".join(STREAM_FORMATS),
+         "How the endpoint streams: audio (the bytes of the format) or sse (server-sent events of base64 audio, "
+         "as OpenAI's newer models and Speaches do)."),
     Spec("trim_leading_ms", "WORKBENCH_TRIM_LEADING_SILENCE", _int_range(0, 5_000),
          "a whole number of ms, 0 to 5000 (0: off)",
          "Skip up to this much of a reply's leading silence (below -50 dBFS), keeping the last 10 ms before "
@@ -224,6 +228,7 @@ class Settings:
     max_retries: int = 3
     stall_timeout_s: float = 10.0
     trim_leading_ms: int = 0
+    stream_format: str = "audio"
     latency_correction_ms: float = 0.0
     adaptive: bool = True
     playout: str = "elastic"

@@ -23,6 +23,7 @@ import openai
 
 from .errors import exception_chain
 from .safetext import clean_text
+from .sse import SseAudio, SseError
 from .wire import WIRE, WireTimes
 
 RETRY_STATUSES = (408, 429, 500, 502, 503, 504)
@@ -66,6 +67,7 @@ class SpeechRequest:
     speed: float | None = None
     extra_headers: dict[str, str] | None = None
     extra_query: dict[str, Any] | None = None
+    stream_format: str = "audio"  # "sse": server-sent events of base64 audio (see sse.py)
 
 
 class SpeechSource:
@@ -111,6 +113,8 @@ class SpeechSource:
         self._first_read_bytes = 0
         self.content_type: str | None = None
         self.response_headers: dict[str, str] = {}  # the last response's, names in lower case
+        self.sse: SseAudio | None = None  # the event stream's parser, when the audio came as events
+        self.notices: list[str] = []  # for the user, about how the server answered
         self.status: int | None = None
         self.resumed_from: int | None = None  # the offset the last response starts at, if it said so
         self.wire = WireTimes()  # filled when the client's transport traces (the player's pooled client does)
@@ -188,6 +192,8 @@ class SpeechSource:
         )
         if request.speed is not None:
             kwargs["speed"] = request.speed
+        if request.stream_format != "audio":
+            kwargs["stream_format"] = request.stream_format
         headers = dict(request.extra_headers or {})
         if resume_from > 0:
             headers[RESUME_HEADER] = str(resume_from)
@@ -209,8 +215,16 @@ class SpeechSource:
                 self.response_headers = {k.lower(): v for k, v in response.http_response.headers.items()}
                 if resume_from > 0:
                     self.resumed_from = _int_or_none(response.http_response.headers.get(RESUME_HEADER))
-                if is_text_type(self.content_type):
+                events = None
+                if _media(self.content_type) == "text/event-stream":
+                    events = self.sse = SseAudio()  # the audio comes base64 in events
+                    if request.stream_format != "sse":
+                        self.notices.append("the server answered with an event stream; reading the audio in it")
+                elif is_text_type(self.content_type):
                     raise await self._not_audio(response)
+                elif request.stream_format == "sse":
+                    self.notices.append(f"asked for SSE, the server sent {clean_text(self.content_type or 'audio', 60)}"
+                                        " as it is; playing that")
                 # each read is handed on at once, cut into pieces of at most chunk_size: bytes are never
                 # held back waiting for a chunk to fill (httpx's iter_bytes(chunk_size) would hold them,
                 # which delays compressed audio by a whole chunk and loses them if the connection breaks)
@@ -221,6 +235,12 @@ class SpeechSource:
                         async with asyncio.timeout(self.stall_timeout):  # from the last byte (or the headers)
                             piece = await anext(reads)
                     except StopAsyncIteration:
+                        if events is not None:  # an event left without its blank line, and the notes
+                            piece = events.finish()
+                            self.notices.extend(n for n in events.notes if n not in self.notices)
+                            for at in range(0, len(piece), self.chunk_size):
+                                self.chunks_received += 1
+                                yield piece[at : at + self.chunk_size]
                         break
                     except TimeoutError:
                         after = "after its headers" if self.bytes_received == 0 else "mid-stream"
@@ -236,7 +256,11 @@ class SpeechSource:
                     elif self.last_byte_at is not None:
                         self._count_link(asked, now, len(piece))
                     self.last_byte_at = now
-                    self.bytes_received += len(piece)
+                    self.bytes_received += len(piece)  # on the wire (an event stream's text included)
+                    if events is not None:
+                        piece = self._events(events, piece)
+                        if not piece:
+                            continue
                     for at in range(0, len(piece), self.chunk_size):
                         self.chunks_received += 1
                         yield piece[at : at + self.chunk_size]
@@ -266,6 +290,13 @@ class SpeechSource:
         if failure is not None:
             raise failure
 
+    def _events(self, events: SseAudio, data: bytes) -> bytes:
+        try:
+            return events.feed(data)
+        except SseError as exc:
+            raise SourceError(f"{self.base_url} reported in its event stream: {exc}", connected=True,
+                              permanent=True, mid_stream=self.bytes_received > 0) from None
+
     async def _not_audio(self, response: Any) -> SourceError:
         """A 200 whose body is a web page, JSON or plain text: an error naming it, never audio."""
         head = bytearray()
@@ -294,6 +325,10 @@ def _int_or_none(value: str | None) -> int | None:
 
 TEXT_TYPES = ("application/json", "application/xml", "application/xhtml+xml", "application/problem+json",
               "application/javascript")
+
+
+def _media(content_type: str | None) -> str:
+    return (content_type or "").partition(";")[0].strip().lower()
 
 
 def is_text_type(content_type: str | None) -> bool:

@@ -9,6 +9,7 @@ the whole server or per request, with query parameters or an `X-Workbench-Knobs:
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import dataclasses
 import hmac
@@ -72,6 +73,8 @@ class Knobs:
     mp3_tag: int = 1  # MP3: put a LAME Info frame first, stating the priming (0: none, as FFmpeg in a pipe)
     pcm_rate: int = 0  # PCM at this rate instead of 24000 (0: 24000, said nowhere, as OpenAI does) ...
     rate_style: str = "header"  # ... stated as: header (X-Sample-Rate), content-type, l16, or none
+    sse_field: str = "audio"  # stream_format sse: the delta's field for the base64 audio ("data" in some servers)
+    sse_error: str = ""  # stream_format sse: after the first delta, a speech.audio.error with this message
     # faults (off by default)
     status: int = 0  # answer this status (401, 429, 500, 503 ...) instead of audio
     retry_after: float = 0.0  # with status 429/503: the Retry-After header, in seconds
@@ -119,7 +122,7 @@ class Knobs:
             except ValueError:
                 raise ValueError(f"knob {key}={value!r} is not a number") from None
         knobs = dataclasses.replace(self, **changes)
-        for name in ("content_type", "fault_id"):  # content_type becomes a header: no line breaks in it
+        for name in ("content_type", "fault_id", "sse_error"):  # content_type becomes a header: no line breaks in it
             text = getattr(knobs, name)
             if len(text) > 200 or any(not " " <= c <= "~" for c in text):
                 raise ValueError(f"knob {name} must be printable ASCII, at most 200 characters")
@@ -129,6 +132,8 @@ class Knobs:
             raise ValueError("repeat must be from 1 to 1000")
         if knobs.pcm_rate and not 8_000 <= knobs.pcm_rate <= 192_000:
             raise ValueError("pcm_rate must be from 8000 to 192000 (or 0)")
+        if knobs.sse_field not in ("audio", "data"):
+            raise ValueError("sse_field must be audio or data")
         if knobs.rate_style not in RATE_STYLES:
             raise ValueError(f"rate_style must be one of {', '.join(RATE_STYLES)}")
         return knobs
@@ -243,6 +248,23 @@ async def paced_audio(text: str, voice: str, fmt: str, speed: float, knobs: Knob
 _STALL = b"<stall>"  # marker, compared by identity
 
 
+async def as_events(audio: AsyncIterator[bytes], knobs: Knobs, input_chars: int) -> AsyncIterator[bytes]:
+    """The audio as server-sent events, as OpenAI sends them: a speech.audio.delta per piece (base64 in
+    `audio`, or the field `sse_field` names), then speech.audio.done with usage. A resumed request skips
+    audio bytes, not event text: events are framing."""
+    sent = 0
+    async for piece in audio:
+        event = {"type": "speech.audio.delta", knobs.sse_field: base64.b64encode(piece).decode("ascii")}
+        yield f"data: {json.dumps(event)}\n\n".encode()
+        sent += len(piece)
+        if knobs.sse_error:
+            error = {"type": "speech.audio.error", "error": {"message": knobs.sse_error}}
+            yield f"data: {json.dumps(error)}\n\n".encode()
+            return
+    usage = {"input_tokens": input_chars, "output_tokens": sent // 64, "total_tokens": input_chars + sent // 64}
+    yield f"data: {json.dumps({'type': 'speech.audio.done', 'usage': usage})}\n\n".encode()
+
+
 async def with_faults(body: AsyncIterator[bytes], knobs: Knobs, t_request: float) -> AsyncIterator[bytes]:
     """Apply the byte-level fault knobs to a body."""
     sent = 0
@@ -343,6 +365,10 @@ def create_app(knobs: Knobs | None = None, *, api_key: str | None = None, test_k
         if fmt not in CONTENT_TYPES:
             return openai_error(400, f"Invalid value for 'response_format': {fmt!r}. Supported: "
                                 f"{', '.join(CONTENT_TYPES)}.", param="response_format")
+        stream_format = body.get("stream_format", "audio")
+        if stream_format not in ("audio", "sse"):
+            return openai_error(400, f"Invalid value for 'stream_format': {stream_format!r}. Supported: audio, sse.",
+                                param="stream_format")
         speed = body.get("speed", 1.0)
         if not isinstance(speed, int | float) or isinstance(speed, bool) or not 0.25 <= speed <= 4.0:
             return openai_error(400, f"Invalid value for 'speed': {speed!r}; it must be from 0.25 to 4.0.",
@@ -368,6 +394,8 @@ def create_app(knobs: Knobs | None = None, *, api_key: str | None = None, test_k
         headers.update(rate_headers)
         if test_knobs:  # for tests of the client's clock: perf_counter() (CLOCK_MONOTONIC, shared by processes)
             headers[RECEIVED_AT_HEADER] = f"{t_request:.6f}"
+        if stream_format == "sse":
+            audio, content_type = as_events(audio, req_knobs, len(text)), "text/event-stream"
         return StreamingResponse(with_faults(audio, req_knobs, t_request), media_type=content_type,
                                  headers=headers or None)
 
