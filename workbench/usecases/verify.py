@@ -148,8 +148,8 @@ def onset(data: np.ndarray, at: np.ndarray, threshold: float, after: float) -> i
 
 
 def gaps_ms(data: np.ndarray, rate: int, first: int, threshold: float, min_ms: float = GAP_MS) -> list[float]:
-    """Silences of at least `min_ms` between the first and the last sound (the tone's own last 5 ms
-    fade out by design, so the end is where it last reaches half its level)."""
+    """Silences of at least `min_ms` between the first and the last sample at `threshold` (a sine dips
+    below it twice a period, for less than a millisecond: far shorter than a gap)."""
     loud = np.flatnonzero(np.abs(data[first:]) >= threshold)
     if len(loud) < 2:
         return []
