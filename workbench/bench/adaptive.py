@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from contextlib import AsyncExitStack
 
-from ..engine.metrics import PlayMetrics, percentile
+from ..engine.metrics import PlayMetrics, percentile, spread
 from ..engine.player import StreamPlayer
 from ..engine.sinkfactory import sink_factory
 from .harness import Progress, Report, ServerProcess, bench_options, interleaved, machine_description, med
@@ -50,6 +50,8 @@ def bench_adaptive(plays: int, progress: Progress, text: str = ADAPTIVE_TEXT,
                 "plays_with_underruns": sum(1 for m in ms if m.underruns),
                 "ttfa_ms": med([m.ttfa_ms or 0.0 for m in ms]),
                 "ttfa_p95_ms": percentile([m.ttfa_ms or 0.0 for m in ms], 95) or 0.0,
+                **{f"ttfa_{k}_ms": v or 0.0 for k, v in spread([m.ttfa_ms or 0.0 for m in ms]).items() if k != "p50"},
+                "first_sound_ms": med([m.first_sound_ms or 0.0 for m in ms]),
                 "final_target_ms": ms[-1].target_ms or 0.0,
                 "needed_buffer_ms_max": max((m.needed_buffer_ms or 0.0) for m in ms),
             }
@@ -64,8 +66,9 @@ def bench_adaptive(plays: int, progress: Progress, text: str = ADAPTIVE_TEXT,
              + ("" if f["underrun_ms"] == 0
                 else f" ({'none left' if a['underrun_ms'] == 0 else f'{ratio:.1f}x fewer'})"),
              "silence inserted mid-reply, all plays"),
-            (f"{network}: TTFA median (p95), fixed / adaptive",
-             f"{f['ttfa_ms']:.0f} ({f['ttfa_p95_ms']:.0f}) / {a['ttfa_ms']:.0f} ({a['ttfa_p95_ms']:.0f}) ms "
+            (f"{network}: TTFA P50 (IQR; P90), fixed / adaptive",
+             f"{f['ttfa_ms']:.0f} ({f['ttfa_iqr_ms']:.0f}; {f['ttfa_p90_ms']:.0f}) / {a['ttfa_ms']:.0f} "
+             f"({a['ttfa_iqr_ms']:.0f}; {a['ttfa_p90_ms']:.0f}) ms "
              f"({a['ttfa_ms'] - f['ttfa_ms']:+.0f} ms)", f"adaptive learned target {a['final_target_ms']:.0f} ms"),
         ]
     report.data = {"suite": "adaptive", "plays": plays, "machine": report.machine, "networks": table,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from contextlib import AsyncExitStack
 
-from ..engine.metrics import PlayMetrics
+from ..engine.metrics import PlayMetrics, spread
 from ..engine.player import StreamPlayer
 from ..engine.sinkfactory import sink_factory
 from .adaptive import ADAPTIVE_TEXT
@@ -43,11 +43,13 @@ def bench_chunks(plays: int, progress: Progress, text: str = ADAPTIVE_TEXT,
         data[fmt] = {}
         for c, ms in by_size.items():
             d = {"ttfa_ms": med([m.ttfa_ms or 0.0 for m in ms]),
+                 **{f"ttfa_{k}_ms": v or 0.0 for k, v in spread([m.ttfa_ms or 0.0 for m in ms]).items() if k != "p50"},
                  "underrun_ms": sum(m.underrun_ms for m in ms), "underruns": sum(m.underruns for m in ms),
                  "chunks": med([float(m.chunks) for m in ms]), "decode_ms_p95": med(
                      [m.decode_ms_p95 or 0.0 for m in ms])}
             data[fmt][c] = d
-            report.rows.append((f"{fmt}, chunk {c} B", f"TTFA {d['ttfa_ms']:.0f} ms, {d['underruns']:.0f} underruns "
+            report.rows.append((f"{fmt}, chunk {c} B", f"TTFA P50 {d['ttfa_ms']:.0f} ms (IQR {d['ttfa_iqr_ms']:.0f}, "
+                                f"P90 {d['ttfa_p90_ms']:.0f}), {d['underruns']:.0f} underruns "
                                 f"({d['underrun_ms']:.0f} ms), {d['chunks']:.0f} pieces per play",
                                 f"decode p95 {d['decode_ms_p95']:.2f} ms"))
     report.data = {"suite": "chunks", "plays": plays, "network": network, "machine": report.machine,
