@@ -14,6 +14,7 @@ device's times from then on.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import shutil
 import statistics
@@ -197,9 +198,9 @@ async def run_verify(settings: Settings, base_url: str, *, input_device: str | i
             async with StreamPlayer(s, base_url=base_url, sink_factory=sink_factory(), extra_query=case.query) as p:
                 for i in range(plays):
                     progress(f"{case.label}: play {i + 1} of {plays}")
-                    time.sleep(NOISE_S)
+                    await asyncio.sleep(NOISE_S)
                     metrics = await p.play(case.text)
-                    time.sleep(TAIL_S)
+                    await asyncio.sleep(TAIL_S)
                     data, at = recorder.take()
                     if p.sink is not None and p.sink.kind == "device":
                         device, latency = p.sink.description, p.sink.latency_s * 1000.0
