@@ -30,7 +30,7 @@ from .elastic import ElasticPlayout, Feed, RateLimits
 from .fetch import Fetch
 from .metrics import PlayMetrics, PlayState, Snapshot
 from .playrun import PlayRun
-from .report import collect, correction_s
+from .report import collect, heard_times
 from .settings import LOCAL, Settings
 from .sinkfactory import SinkFactory, sink_factory
 from .sinks import Sink, SinkError, VirtualSink
@@ -387,9 +387,7 @@ class StreamPlayer:
     def snapshot(self) -> Snapshot:
         buffer, feed, sink, source = self.buffer, self.feed, self.sink, self.source
         rate = buffer.rate if buffer else self.settings.output_rate
-        heard = correction_s(self.settings, sink) if sink else 0.0
-        first = sink.first_heard + heard if sink and sink.first_heard is not None else None
-        sound = sink.first_sound + heard if sink and sink.first_sound is not None else None
+        first, sound = heard_times(self.settings, sink) if sink else (None, None)
         return Snapshot(
             t_ms=(time.perf_counter() - self._run.t0) * 1000.0,
             state=self.state(),

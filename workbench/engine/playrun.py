@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .metrics import PlayState
+from .pcmformat import PcmFormat
 from .safetext import clean_text
 
 
@@ -73,7 +74,7 @@ class PlayRun:
     final_state: PlayState | None = None
     backpressure_s: float = 0.0  # time the download waited on a full buffer
     first_audio_at: float | None = None  # when the decoder first gave samples
-    pcm: object | None = None  # the PcmFormat the decoder was made with (rate and channels, and whence)
+    pcm: PcmFormat | None = None  # what the decoder was made with (rate and channels, and whence)
     leading_trimmed: int = 0  # samples of leading silence skipped (WORKBENCH_TRIM_LEADING_SILENCE)
     decode_ms: list[float] = field(default_factory=list)
     retries: int = 0  # requests made again, for any reason

@@ -11,7 +11,6 @@ from .buffer import JitterBuffer
 from .elastic import ElasticPlayout
 from .formats import FORMATS
 from .metrics import PlayMetrics, PlayState, percentile
-from .pcmformat import PcmFormat
 from .playrun import PlayRun
 from .safetext import clean_text
 from .settings import Settings
@@ -43,10 +42,9 @@ def collect(m: PlayMetrics, run: PlayRun, settings: Settings, source: SpeechSour
         m.throughput_kbps = source.link_kbps
     if sink is not None:
         m.sink = sink.description
-        heard = correction_s(settings, sink)  # what `workbench verify` measured beyond PortAudio's figure
-        m.latency_correction_ms = heard * 1000.0
-        m.ttfa_ms = ms(sink.first_heard + heard if sink.first_heard is not None else None)
-        m.first_sound_ms = ms(sink.first_sound + heard if sink.first_sound is not None else None)
+        m.latency_correction_ms = correction_s(settings, sink) * 1000.0
+        first, sound = heard_times(settings, sink)
+        m.ttfa_ms, m.first_sound_ms = ms(first), ms(sound)
         if m.ttfa_ms is not None and m.first_sound_ms is not None:
             m.leading_silence_ms = m.first_sound_ms - m.ttfa_ms
         m.device_underflows = sink.device_underflows
@@ -64,7 +62,7 @@ def collect(m: PlayMetrics, run: PlayRun, settings: Settings, source: SpeechSour
     _decoder_figures(m, run.decoder)
     m.first_audio_ms = ms(run.first_audio_at)
     pcm = run.pcm
-    if isinstance(pcm, PcmFormat) and (m.detected_format or m.format) == "pcm":
+    if pcm is not None and (m.detected_format or m.format) == "pcm":
         m.pcm_rate, m.pcm_channels, m.pcm_from = pcm.rate, pcm.channels, pcm.rate_from
         m.pcm_channels_from = pcm.channels_from
     if buf is not None:
@@ -99,6 +97,13 @@ def collect(m: PlayMetrics, run: PlayRun, settings: Settings, source: SpeechSour
 def correction_s(settings: Settings, sink: Sink) -> float:
     """The stored latency correction, for a real device only (the virtual sink's clock is exact)."""
     return settings.latency_correction_ms / 1000.0 if sink.kind == "device" else 0.0
+
+
+def heard_times(settings: Settings, sink: Sink) -> tuple[float | None, float | None]:
+    """perf_counter() of the first sample and the first sound heard, with the stored correction."""
+    extra = correction_s(settings, sink)
+    first, sound = sink.first_heard, sink.first_sound
+    return (first + extra if first is not None else None), (sound + extra if sound is not None else None)
 
 
 def _buffer_figures(m: PlayMetrics, buf: JitterBuffer, run: PlayRun, source: SpeechSource | None) -> None:

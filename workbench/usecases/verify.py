@@ -29,7 +29,7 @@ from typing import Any
 import numpy as np
 
 from ..engine.metrics import PlayMetrics
-from ..engine.onset import SOUND_THRESHOLD
+from ..engine.onset import SOUND_THRESHOLD, first_sound
 from ..engine.settings import Settings, workbench_env_path
 
 TEST_TEXT = "one two three four five six"  # the test signal: about 2 s of a 440 Hz tone, no pause in it
@@ -144,8 +144,8 @@ def monitor_source() -> str | None:
 def onset(data: np.ndarray, at: np.ndarray, threshold: float, after: float) -> int | None:
     """Index of the first sample after `after` (perf_counter) at or above `threshold`, or None."""
     start = int(np.searchsorted(at, after))
-    loud = np.flatnonzero(np.abs(data[start:]) >= threshold)
-    return start + int(loud[0]) if len(loud) else None
+    loud = first_sound(data[start:], threshold)
+    return start + loud if loud >= 0 else None
 
 
 def gaps_ms(data: np.ndarray, rate: int, first: int, threshold: float, min_ms: float = GAP_MS) -> list[float]:
