@@ -255,3 +255,40 @@ def test_a_folder_that_cannot_be_written_is_one_line(tmp_path: Path) -> None:
     result = run("bench", "engine", "--plays", "1", "--text", "one two", "--out", str(blocker / "results"),
                  timeout=120)
     assert_clean_error(result, 1, "cannot use", str(blocker))
+
+
+def test_bench_split_tiny_run_reads_the_joins_from_the_recordings(tmp_path: Path) -> None:
+    result = run("bench", "split", "--plays", "1", "--pace", "0.1", "--text",
+                 "The first sentence is short. The second one, a little longer, follows it.", "--out", str(tmp_path),
+                 timeout=120)
+    assert result.returncode == 0, result.stderr
+    data = json.loads((tmp_path / "split.json").read_text())
+    off, split = data["results"]["your text"]["off"], data["results"]["your text"]["sentence"]
+    assert off["fragments"] == 1 and split["fragments"] >= 2
+    assert split["first_sound_ms"] < off["first_sound_ms"] and split["pauses_matched"] is True
+    assert abs(split["length_diff_pct"]) < 2.0
+    assert "silence added at a join" in (tmp_path / "split.md").read_text()
+
+
+def test_bench_split_rejects_an_unknown_setting(tmp_path: Path) -> None:
+    result = run("bench", "split", "--settings", "off,paragraph", "--out", str(tmp_path))
+    assert_clean_error(result, 2, "unknown split setting paragraph")
+
+
+def test_split_that_is_not_a_mode_is_a_one_line_error() -> None:
+    result = run("play", "--split", "xyz", "hi")
+    assert_clean_error(result, 2, "WORKBENCH_SPLIT='xyz' (from --split) is not valid; allowed: auto, sentence, off")
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
+def test_auto_split_learns_across_commands_that_an_endpoint_does_not_stream() -> None:
+    from workbench.server.app import Knobs
+
+    text = "This reply comes back whole. The next one is asked for a sentence at a time, which starts it sooner."
+    with EmbeddedServer(knobs=Knobs(buffered=1, pace=0.1, ttfb_ms=200)) as server:
+        first = run("play", "--json", "--base-url", server.base_url, text)
+        second = run("play", "--json", "--base-url", server.base_url, text)
+    a, b = json.loads(first.stdout), json.loads(second.stdout)
+    assert a["fragments"] == 1 and a["endpoint_buffered"] is True and "does not stream" in first.stderr
+    assert b["split"] == "auto" and b["fragments"] >= 2 and b["first_sound_ms"] < a["first_sound_ms"]
+    assert (Path(os.environ["HOME"]) / ".config" / "stream-workbench" / "endpoints.json").is_file()

@@ -368,7 +368,7 @@ def run(o: BenchOptions, progress: Progress) -> Report:
             text=o.text or (QUICK_TEXT if quick else MatrixConfig.text),
             long_text=None if not o.headline else (QUICK_TEXT if quick else LONG_TEXT),
             long_repeats=1 if quick else 2,
-            base_url=o.base_url, pace=o.pace)
+            base_url=o.base_url, pace=o.pace if o.pace is not None else 0.9)
     except (ValueError, PresetError) as exc:
         raise BenchError(str(exc)) from None
     if cfg.base_url and any(n in SCENARIOS for n in cfg.networks):

@@ -32,7 +32,7 @@ class BenchOptions:
     networks: str | None = None  # matrix, adaptive
     settings: str | None = None  # matrix
     base_url: str | None = None  # matrix
-    pace: float = 0.9  # matrix: the embedded server's wall seconds per second of audio
+    pace: float | None = None  # matrix, split: the embedded server's wall seconds per second of audio
     headline: bool = True  # matrix
     streams: str | None = None  # stress
     minutes: float | None = None  # soak
@@ -75,6 +75,8 @@ SUITES: dict[str, Suite] = {s.name: s for s in (
     Suite("tui", "underruns and device underflows headless, with the workbench open, and with it busy", "tui"),
     Suite("adaptive", "fixed 150 ms against the adaptive target on simulated networks", "adaptive"),
     Suite("chunks", "TTFA and underruns by VOICEMODE_STREAM_CHUNK_SIZE", "chunks"),
+    Suite("split", "sentence pipelining against a server that does not stream: first sound, length and joins "
+          "(--settings off,sentence,auto; --base-url; --pace, default 0.33)", "split"),
     Suite("stress", "N concurrent MP3 players (--streams)", "stress"),
     Suite("soak", "resident memory over an hour-long stream (--minutes, --speed)", "soak"),
 )}

@@ -43,11 +43,12 @@ def register(sub: Any) -> dict[str, Handler]:
                         help="network profiles, comma-separated (default lan,wifi,4g,flaky; also for 'adaptive')")
     matrix.add_argument("--settings", dest="matrix_settings", default=None, metavar="LIST",
                         help="settings to compare, comma-separated: initial buffers in ms (fixed), 'adaptive', "
-                        "'preset:NAME' (default 150,300,adaptive)")
+                        "'preset:NAME' (default 150,300,adaptive); split: off, sentence, auto (default off,sentence)")
     matrix.add_argument("--base-url", dest="bench_base_url", default=None, metavar="URL",
-                        help="measure this OpenAI-compatible endpoint instead of the embedded server")
-    matrix.add_argument("--pace", type=float, default=0.9,
-                        help="the embedded server's wall seconds per second of audio (default 0.9: 1.1x real time)")
+                        help="measure this OpenAI-compatible endpoint instead of the embedded server (matrix, split)")
+    matrix.add_argument("--pace", type=float, default=None,
+                        help="the embedded server's wall seconds per second of audio (matrix: default 0.9, 1.1x "
+                        "real time; split: default 0.33, 3x)")
     matrix.add_argument("--no-headline", action="store_true", help="skip the 30 s reply")
     stress = bench.add_argument_group("stress and soak options")
     stress.add_argument("--streams", default=None, metavar="LIST",

@@ -125,6 +125,11 @@ def render_metrics(m: PlayMetrics) -> str:
         (label["decode_ms_p95"], "-" if m.decode_ms_p95 is None else f"{m.decode_ms_p95:.2f} ms"),
         ("audio", f"{m.audio_ms / 1000:.2f} s received, {m.played_ms / 1000:.2f} s played, {m.bytes} bytes"),
     ]
+    if m.fragments > 1:
+        ttfbs = ", ".join("-" if t is None else f"{t:.0f}" for t in m.fragment_ttfb_ms)
+        rows.append((label["fragments"], f"{m.fragments} (split: {m.split}; TTFB of each {ttfbs} ms)"))
+        rows.append(("joins", f"longest {ms(m.join_gap_ms)} (its pause and any wait), longest wait "
+                              f"{ms(m.join_wait_ms)}"))
     if m.retries:
         rows.append((label["retries"], f"{m.retries} ({m.reconnects} after the server had answered)"))
     width = max(len(k) for k, _ in rows)
@@ -133,12 +138,13 @@ def render_metrics(m: PlayMetrics) -> str:
 
 async def run_play(settings: Settings, text: str, *, record: str | None, status: StatusLine | None,
                    stderr: TextIO) -> PlayMetrics:
+    from ..engine.endpoints import EndpointMemory
     from ..engine.player import StreamPlayer
     from ..engine.sinkfactory import sink_factory
 
     with endpoint_for(settings) as base_url:
-        player = StreamPlayer(settings, base_url=base_url,
-                              sink_factory=sink_factory(record=record))
+        player = StreamPlayer(settings, base_url=base_url, sink_factory=sink_factory(record=record),
+                              endpoints=EndpointMemory.default())  # WORKBENCH_SPLIT=auto learns per endpoint
         await player.warm_up()  # what a first request would otherwise load on the clock
         if status is not None:
             status.notices = player.notices

@@ -25,7 +25,7 @@ import numpy as np
 from .decoders import StreamDecoder
 from .onset import LeadingSilenceTrim
 from .pcmformat import resolve as resolve_pcm
-from .playrun import PlayRun
+from .playrun import PlayRun, ResumeCheck
 from .settings import Settings
 from .source import SourceError, SpeechRequest, SpeechSource
 
@@ -36,7 +36,8 @@ class Fetch:
     OVERLAP = 1024  # bytes asked for again, and compared, when resuming from a byte
 
     def __init__(self, run: PlayRun, source: SpeechSource, request: SpeechRequest, settings: Settings, *,
-                 out_rate: Callable[[], Awaitable[int]], push: Push, gap: Callable[[], None]) -> None:
+                 out_rate: Callable[[], Awaitable[int]], push: Push, gap: Callable[[], None],
+                 trim_leading: bool = True, label: str = "") -> None:
         self.run = run
         self.source = source
         self.request = request
@@ -50,6 +51,12 @@ class Fetch:
         self._overlap = b""  # while resuming from a byte: the bytes the new response must start with
         self._resume_at = 0  # the byte to ask for on the next attempt (0: from the start)
         self._lead: LeadingSilenceTrim | None = None  # WORKBENCH_TRIM_LEADING_SILENCE, for the current decoder
+        self._trim_leading = trim_leading  # the reply's first fragment only: later ones start at a join
+        self.label = label  # "fragment 2 of 5: " when the text is split, for the notices
+        self.resume = ResumeCheck()
+        run.resumes.append(self.resume)
+        self._slot = len(run.decoders)  # this reply's decoder goes here (the latest, after a restart)
+        run.decoders.append(None)
 
     # -- the whole reply ------------------------------------------------------------------------------
     async def run_all(self) -> None:
@@ -77,10 +84,10 @@ class Fetch:
                         return
             if self.decoder is not None and not run.stopping:
                 try:
-                    await self._push(run.resume.filter(self._trim(await self._decode(self.decoder.flush), final=True)))
+                    await self._hand(self._trim(await self._decode(self.decoder.flush), final=True))
                 finally:
                     for warning in self.decoder.warnings:
-                        run.notice(warning)
+                        run.notice(self.label + warning)
             if failure is not None:
                 raise failure
         finally:
@@ -98,11 +105,12 @@ class Fetch:
             delay = 0.0  # a broken connection: ask again at once, the buffer is draining
         else:
             delay = min(0.25 * 2 ** (attempt - 1), 4.0)
-        heard = run.received_samples / await self._out_rate() if run.received_samples else 0.0
-        where = f", resuming at {heard:.2f} s of audio" if self.fed or run.received_samples else ""
-        run.notice(f"{exc}; asking again in {delay:g} s (attempt {attempt + 1}){where}")
+        got = self.resume.received
+        heard = got / await self._out_rate() if got else 0.0
+        where = f", resuming at {heard:.2f} s of audio" if self.fed or got else ""
+        run.notice(f"{self.label}{exc}; asking again in {delay:g} s (attempt {attempt + 1}){where}")
         # ask for the rest from where it broke, unless a resumed response went wrong
-        ok = self.settings.streaming_enabled and run.resume.result != "approximate"
+        ok = self.settings.streaming_enabled and self.resume.result != "approximate"
         self._resume_at = max(self.fed - self.OVERLAP, 0) if ok else 0
         self._overlap = b""
         if not self._resume_at:
@@ -122,17 +130,17 @@ class Fetch:
                     first = False
                     if self._resume_at and self.source.resumed_from == self._resume_at:
                         self._overlap = bytes(self._tail[len(self._tail) - (self.fed - self._resume_at):])
-                        run.notice(f"the server resumed at byte {self._resume_at}")
+                        run.notice(f"{self.label}the server resumed at byte {self._resume_at}")
                     elif self._resume_at:
                         self._restart()  # the server sent the whole reply again
                 if self._overlap:  # the resumed body's first bytes must be the ones we had
                     n = min(len(self._overlap), len(chunk))
                     if chunk[:n] != self._overlap[:n]:
-                        run.resume.result = "approximate"
+                        self.resume.result = "approximate"
                         raise SourceError("the resumed stream did not continue the first one")
                     self._overlap, chunk = self._overlap[n:], chunk[n:]
-                    if not self._overlap and run.resume.result is None:
-                        run.resume.result = "exact"
+                    if not self._overlap and self.resume.result is None:
+                        self.resume.result = "exact"
                     if not chunk:
                         continue
                 await self._feed(chunk)
@@ -155,21 +163,23 @@ class Fetch:
         self._lead = None
         self.fed = 0
         self._tail.clear()
-        self.run.resume.begin()
+        self.resume.begin()
 
     # -- decoding -------------------------------------------------------------------------------------
     async def _feed(self, chunk: bytes) -> None:
         if self.decoder is None:
             notes: list[str] = []
-            pcm = self.run.pcm = resolve_pcm(self.source.response_headers, self.settings.pcm_rate,
-                                             "pcm_rate" in self.settings.origins, notes)
+            pcm = resolve_pcm(self.source.response_headers, self.settings.pcm_rate,
+                              "pcm_rate" in self.settings.origins, notes)
+            if self.run.pcm is None:
+                self.run.pcm = pcm
             if self.run.format == "pcm":
                 for note in notes:
                     self.run.notice(note)
             self.decoder = StreamDecoder(self.run.format, pcm_rate=pcm.rate, pcm_channels=pcm.channels,
                                          out_rate=await self._out_rate(), content_type=self.source.content_type)
-            self.run.decoder = self.decoder
-            if self.settings.trim_leading_ms:
+            self.run.decoders[self._slot] = self.decoder
+            if self.settings.trim_leading_ms and self._trim_leading:
                 rate = self.decoder.out_rate
                 self._lead = LeadingSilenceTrim(rate * self.settings.trim_leading_ms // 1000, rate // 100)
         self.fed += len(chunk)
@@ -179,7 +189,13 @@ class Fetch:
         samples = await self._decode(lambda: decoder.feed(chunk))
         if decoder.take_gap():
             self._gap()  # a corrupt frame was skipped: no click where the audio jumps
-        await self._push(self.run.resume.filter(self._trim(samples)))
+        await self._hand(self._trim(samples))
+
+    async def _hand(self, samples: np.ndarray) -> None:
+        samples = self.resume.filter(samples)
+        if len(samples):
+            self.resume.note(samples)
+            await self._push(samples)
 
     def _trim(self, samples: np.ndarray, *, final: bool = False) -> np.ndarray:
         lead = self._lead

@@ -69,6 +69,12 @@ class PlayMetrics:
     pcm_channels_from: str | None = None
     stream_format: str = "audio"  # how the audio came: "audio" (its bytes) or "sse" (events of base64)
     sse_usage: dict[str, Any] | None = None  # what speech.audio.done said the reply used
+    split: str = "off"  # how the text was asked for: "off" (whole), "sentence", "auto" (split, as auto chose)
+    fragments: int = 1  # requests the text was cut into
+    fragment_ttfb_ms: list[float | None] = field(default_factory=list)  # split: each fragment's headers
+    join_gap_ms: float | None = None  # split: the longest silence at a join (its pause and any wait)
+    join_wait_ms: float | None = None  # split: the longest underrun while a fragment after the first was due
+    endpoint_buffered: bool | None = None  # this reply came whole, at once, late: the endpoint does not stream
     frames: int = 0  # MP3, ADTS or FLAC frames, or Ogg pages, received
     frame_kind: str = ""
     first_audio_bytes: int | None = None  # bytes received when the decoder first gave audio
@@ -173,6 +179,9 @@ FIGURES: tuple[Figure, ...] = (
     Figure("stretched_pct", "played stretched", "stretched", "%", "lower"),
     Figure("stretch_added_ms", "time added by slowing", "added", "ms"),
     Figure("stretch_removed_ms", "time removed by speeding up", "removed", "ms"),
+    Figure("fragments", "fragments", "fragments", ""),
+    Figure("join_gap_ms", "longest join (its pause and any wait)", "longest join", "ms", "lower"),
+    Figure("join_wait_ms", "longest wait at a join", "join wait", "ms", "lower"),
     Figure("needed_buffer_ms", "clean from (smallest clean initial buffer)", "clean from", "ms"),
 )
 FIGURE = {f.field: f for f in FIGURES}

@@ -27,14 +27,17 @@ from .adaptive import AdaptiveTarget, estimate_speech_s, steer
 from .buffer import BufferState, JitterBuffer
 from .decoders import PROGRESSIVE_FORMATS, DecodeError
 from .elastic import ElasticPlayout, Feed, RateLimits
+from .endpoints import EndpointMemory, looks_buffered
 from .fetch import Fetch
 from .metrics import PlayMetrics, PlayState, Snapshot
+from .pipeline import Joiner, Pipeline, Push, Runner
 from .playrun import PlayRun
 from .report import collect, heard_times
 from .settings import LOCAL, Settings
 from .sinkfactory import SinkFactory, sink_factory
 from .sinks import Sink, SinkError, VirtualSink
 from .source import SourceError, SpeechRequest, SpeechSource
+from .split import Fragment, split_text
 
 log = logging.getLogger(__name__)
 ELASTIC_START_BLOCKS = 1  # elastic playout starts once this many device blocks are in the ring
@@ -60,6 +63,7 @@ class StreamPlayer:
         snapshot_hz: float = 20.0,
         extra_headers: dict[str, str] | None = None,
         extra_query: dict[str, Any] | None = None,
+        endpoints: EndpointMemory | None = None,
     ) -> None:
         self.settings = settings
         self.base_url = base_url or settings.base_url
@@ -76,7 +80,9 @@ class StreamPlayer:
         self.buffer: JitterBuffer | None = None  # the ring the device reads
         self.elastic: ElasticPlayout | None = None  # elastic playout's stage in front of it
         self.feed: Feed | None = None  # where decoded audio goes: the elastic stage, or the buffer itself
-        self.source: SpeechSource | None = None
+        self.source: SpeechSource | None = None  # the (first) request's
+        self.sources: list[SpeechSource] = []  # every request's: one per fragment when the text is split
+        self.endpoints = endpoints or EndpointMemory()  # which endpoints do not stream (`WORKBENCH_SPLIT=auto`)
         self.last_metrics: PlayMetrics | None = None
         self.adaptive: AdaptiveTarget | None = None  # learned across this player's plays
         self.pump_slack_ms = 0.0  # elastic playout: how far ahead a busy interpreter made the pump keep the ring
@@ -187,16 +193,17 @@ class StreamPlayer:
         initial_ms = self._live_target_ms if self._live_target_ms is not None else float(s.buffer_ms)
         metrics = PlayMetrics(format=fmt, streaming=s.streaming_enabled, initial_buffer_ms=initial_ms,
                               network=s.network)
-        self.source = SpeechSource(self.base_url, api_key=s.api_key, chunk_size=s.chunk_size,
-                                   stall_timeout=s.stall_timeout_s,
-                                   http_client=self.http_client or self._pooled_client())
+        fragments, split = self._fragments(text)
+        metrics.split, metrics.fragments = split, len(fragments)
+        self.sources = [SpeechSource(self.base_url, api_key=s.api_key, chunk_size=s.chunk_size,
+                                     stall_timeout=s.stall_timeout_s,
+                                     http_client=self.http_client or self._pooled_client())
+                        for _ in fragments]
+        self.source = self.sources[0]
         run = self._run = PlayRun(fmt, t0=t0, notices=self.notices)
         self.sink, notice = self.sink_factory(s)
         if notice:
             run.notice(notice)
-        request = SpeechRequest(text=text, model=s.model, voice=s.voice, response_format=fmt, speed=s.speed,
-                                extra_headers=self.extra_headers, extra_query=self.extra_query,
-                                stream_format=s.stream_format)
         tasks: list[asyncio.Task[None]] = [asyncio.create_task(self._snapshots())] if self.observers else []
         start_ms = initial_ms
         if s.streaming_enabled:  # arrivals are recorded either way: they give `needed_buffer_ms`
@@ -215,9 +222,25 @@ class StreamPlayer:
             assert self.sink is not None
             return self.sink.rate
 
-        fetch = Fetch(run, self.source, request, s, out_rate=out_rate, push=self._push, gap=self._gap)
+        def fetch(k: int, push: Push) -> Fetch:
+            request = SpeechRequest(text=fragments[k].text, model=s.model, voice=s.voice, response_format=fmt,
+                                    speed=s.speed, extra_headers=self.extra_headers, extra_query=self.extra_query,
+                                    stream_format=s.stream_format)
+            label = f"fragment {k + 1} of {len(fragments)}: " if len(fragments) > 1 else ""
+            return Fetch(run, self.sources[k], request, s, out_rate=out_rate, push=push, gap=self._gap,
+                         trim_leading=k == 0, label=label)
+
+        async def joined() -> Joiner:
+            return Joiner(await out_rate(), s.speed or 1.0)
+
+        runner: Runner
+        if len(fragments) == 1:
+            runner = fetch(0, self._push)
+        else:
+            runner = Pipeline(fragments, fetch, self._push, joined, run, answered=lambda k: self.sources[k].answered,
+                              underrun_ms=lambda: self.buffer.underrun_ms if self.buffer is not None else 0.0)
         try:
-            await self._download_and_play(fetch, sink_task, metrics, fmt)
+            await self._download_and_play(runner, sink_task, metrics, fmt)
         finally:
             await self._finish(sink_task, tasks, metrics)
         self.last_metrics = metrics
@@ -228,7 +251,16 @@ class StreamPlayer:
                 metrics.warnings.append(f"could not append to metrics log {s.metrics_log}: {exc}")
         return metrics
 
-    async def _download_and_play(self, fetch: Fetch, sink_task: asyncio.Task[None], metrics: PlayMetrics,
+    def _fragments(self, text: str) -> tuple[list[Fragment], str]:
+        """The text as requests: whole, or fragments (`WORKBENCH_SPLIT`), and how it was split."""
+        mode = self.settings.split
+        if mode == "sentence" or (mode == "auto" and self.endpoints.buffered(self.base_url)):
+            fragments = split_text(text)
+            if len(fragments) > 1:
+                return fragments, mode
+        return [Fragment(text, "end")], "off"
+
+    async def _download_and_play(self, fetch: Runner, sink_task: asyncio.Task[None], metrics: PlayMetrics,
                                  fmt: str) -> None:
         run = self._run
         download = self._download = asyncio.create_task(self._fetch_all(fetch, sink_task))
@@ -257,7 +289,7 @@ class StreamPlayer:
                     await download
             self._download = None
 
-    async def _fetch_all(self, fetch: Fetch, sink_task: asyncio.Task[None]) -> None:
+    async def _fetch_all(self, fetch: Runner, sink_task: asyncio.Task[None]) -> None:
         try:
             await fetch.run_all()
         finally:
@@ -283,20 +315,43 @@ class StreamPlayer:
             self.pump_slack_ms = self.elastic.peak_slack_ms
         if self.sink is not None:
             await asyncio.to_thread(self.sink.close)
-        if self.source is not None:
-            await self.source.aclose()
+        for source in self.sources:
+            await source.aclose()
         if run.final_state is None:
             run.final_state = PlayState.STOPPED if run.stopping else PlayState.DONE
         for task in tasks:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
-        needed = collect(metrics, run, self.settings, self.source, self.buffer, self.sink, self.adaptive,
+        needed = collect(metrics, run, self.settings, self.sources, self.buffer, self.sink, self.adaptive,
                          self.elastic)
+        self._learn_endpoint(metrics)
         if needed is not None:
             self.needed_history.append(needed)
         self._emit()  # the final snapshot
         self._playing = False
+
+    def _learn_endpoint(self, metrics: PlayMetrics) -> None:
+        """`WORKBENCH_SPLIT=auto`: note whether this endpoint streams, from how the (first) reply came."""
+        source = self.source
+        if self.settings.split != "auto" or source is None or metrics.error is not None:
+            return
+        seen = looks_buffered(source.response_headers, source.request_started, source.first_byte_at,
+                              source.body_wait_s)
+        metrics.endpoint_buffered = seen
+        if seen is None or (seen is False and metrics.fragments > 1 and "content-length" in source.response_headers):
+            return
+        before = self.endpoints.buffered(self.base_url)
+        problem = self.endpoints.remember(self.base_url, seen)
+        if seen and not before:
+            assert source.first_byte_at is not None and source.request_started is not None
+            wait = source.first_byte_at - source.request_started
+            note = (f"the endpoint sent the whole reply at once, {wait:.1f} s after it was asked: it does not "
+                    "stream, so the next replies are asked for a sentence at a time (WORKBENCH_SPLIT=auto)")
+            metrics.warnings.append(note)
+            self.notices.append(note)
+        if problem:
+            metrics.warnings.append(problem)
 
     async def _prepare_sink(self, target_ms: float) -> None:
         """Open the device (in a thread, while the request is in flight) and start it on a new buffer:
@@ -345,7 +400,7 @@ class StreamPlayer:
             return
         if self.adaptive is not None and self.settings.streaming_enabled:
             self.adaptive.arrival(time.perf_counter(), run.received_samples / buffer.rate, len(samples) / buffer.rate)
-        run.resume.note(samples)
+        run.received_samples += len(samples)
         off = 0
         blocked_since: float | None = None
         min_wait = sink.block_size / sink.rate / sink.speed
@@ -385,7 +440,7 @@ class StreamPlayer:
         return PlayState.DRAINING if self.sink is not None and self.sink.done_at is None else PlayState.DONE
 
     def snapshot(self) -> Snapshot:
-        buffer, feed, sink, source = self.buffer, self.feed, self.sink, self.source
+        buffer, feed, sink = self.buffer, self.feed, self.sink
         rate = buffer.rate if buffer else self.settings.output_rate
         first, sound = heard_times(self.settings, sink) if sink else (None, None)
         return Snapshot(
@@ -398,7 +453,7 @@ class StreamPlayer:
             max_buffer_ms=self.settings.max_buffer_s * 1000.0,
             received_ms=self._run.received_samples * 1000.0 / rate,
             played_ms=buffer.samples_to_ms(buffer.played_samples) if buffer else 0.0,
-            bytes=source.bytes_received if source else 0,
+            bytes=sum(s.bytes_received for s in self.sources),
             underruns=buffer.underruns if buffer else 0,
             underrun_ms=buffer.underrun_ms if buffer else 0.0,
             device_underflows=sink.device_underflows if sink else 0,

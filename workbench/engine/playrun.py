@@ -23,7 +23,7 @@ class ResumeCheck:
     CHECK = 2048
 
     def __init__(self) -> None:
-        self.received = 0  # samples handed on so far, this play
+        self.received = 0  # samples handed on so far, this reply (this fragment, when the text is split)
         self.recent = np.zeros(self.CHECK, dtype=np.float32)  # the latest of them
         self.result: str | None = None
         self._skip_left = 0
@@ -79,13 +79,19 @@ class PlayRun:
     decode_ms: list[float] = field(default_factory=list)
     retries: int = 0  # requests made again, for any reason
     reconnects: int = 0  # ... of them, after the server had answered
-    decoder: object | None = None  # the StreamDecoder, once the first bytes came (for its figures)
-    resume: ResumeCheck = field(default_factory=ResumeCheck)
+    decoders: list[object | None] = field(default_factory=list)  # each reply's StreamDecoder, once its bytes came
+    resumes: list[ResumeCheck] = field(default_factory=list)  # each reply's (one per fragment)
+    received_samples: int = 0  # handed to the buffer, this play (a split reply's joins included)
+    fragment_at: list[float | None] = field(default_factory=list)  # split: perf_counter() of each one's headers
+    joins_underrun_ms: list[float] = field(default_factory=list)  # split: the buffer's underrun_ms as each ended
+    join_pauses_ms: list[float] = field(default_factory=list)  # split: each join's silence as played
     notices: list[str] = field(default_factory=list)
 
     @property
-    def received_samples(self) -> int:
-        return self.resume.received
+    def resume_result(self) -> str | None:
+        """"approximate" when any resumed reply was, else "exact" when one was checked, else None."""
+        results = {r.result for r in self.resumes}
+        return "approximate" if "approximate" in results else "exact" if "exact" in results else None
 
     def notice(self, text: str) -> None:
         """A notice for the user; outside text (a server's message, FFmpeg's) arrives cleaned and cut."""

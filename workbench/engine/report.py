@@ -21,12 +21,14 @@ from .source import SpeechSource
 FORMAT_KBPS = {name: f.kbps for name, f in FORMATS.items()}
 
 
-def collect(m: PlayMetrics, run: PlayRun, settings: Settings, source: SpeechSource | None,
+def collect(m: PlayMetrics, run: PlayRun, settings: Settings, sources: list[SpeechSource],
             buf: JitterBuffer | None, sink: Sink | None, adaptive: AdaptiveTarget | None,
             elastic: ElasticPlayout | None = None) -> float | None:
     """Fill `m` from everything the play measured; returns its `needed_buffer_ms` when the play finished
-    cleanly (for the player's history), else None."""
+    cleanly (for the player's history), else None. `sources` are the play's requests, one per fragment
+    when the text was split: the first one's times are the play's."""
     t0 = run.t0
+    source = sources[0] if sources else None
 
     def ms(t: float | None) -> float | None:
         return (t - t0) * 1000.0 if t is not None else None
@@ -37,9 +39,9 @@ def collect(m: PlayMetrics, run: PlayRun, settings: Settings, source: SpeechSour
         m.ttfb_ms = ms(source.headers_at)
         m.first_byte_ms = ms(source.first_byte_at)
         m.request_sent_ms = ms(source.wire.request_sent)
-        m.bytes = source.bytes_received
-        m.chunks = source.chunks_received
-        m.throughput_kbps = source.link_kbps
+        m.bytes = sum(s.bytes_received for s in sources)
+        m.chunks = sum(s.chunks_received for s in sources)
+        m.throughput_kbps = source.link_kbps if len(sources) == 1 else _link_kbps(sources)
     if sink is not None:
         m.sink = sink.description
         m.latency_correction_ms = correction_s(settings, sink) * 1000.0
@@ -51,15 +53,17 @@ def collect(m: PlayMetrics, run: PlayRun, settings: Settings, source: SpeechSour
         m.clock_late = sink.clock_late
         m.device_latency_ms = sink.latency_s * 1000.0
     if buf is not None:
-        _buffer_figures(m, buf, run, source)
-    sse = source.sse if source is not None else None
-    m.decode_ms_p95 = percentile(run.decode_ms + (sse.decode_ms if sse is not None else []), 95)  # base64 too
-    if sse is not None:
-        m.stream_format, m.sse_usage = "sse", sse.usage
-    if source is not None:
-        for note in source.notices:
+        _buffer_figures(m, buf, run, source if len(sources) == 1 else None)  # a split reply's pace is its joins
+    parsers = [s.sse for s in sources if s.sse is not None]
+    m.decode_ms_p95 = percentile(run.decode_ms + [ms for p in parsers for ms in p.decode_ms], 95)  # base64 too
+    if parsers:
+        m.stream_format, m.sse_usage = "sse", _usage([p.usage for p in parsers])
+    for s in sources:
+        for note in s.notices:
             run.notice(note)
-    _decoder_figures(m, run.decoder)
+    _decoder_figures(m, [d for d in run.decoders if d is not None])
+    if len(sources) > 1:
+        _fragment_figures(m, run, sources, buf)
     m.first_audio_ms = ms(run.first_audio_at)
     pcm = run.pcm
     if pcm is not None and (m.detected_format or m.format) == "pcm":
@@ -76,7 +80,7 @@ def collect(m: PlayMetrics, run: PlayRun, settings: Settings, source: SpeechSour
         m.target_ms = elastic.target_ms
     m.reconnects = run.reconnects
     m.retries = run.retries
-    m.resume = run.resume.result
+    m.resume = run.resume_result
     needed = None
     if adaptive is not None and settings.streaming_enabled and adaptive.arrivals:
         block_ms = settings.block_size * 1000.0 / settings.output_rate
@@ -122,18 +126,53 @@ def _buffer_figures(m: PlayMetrics, buf: JitterBuffer, run: PlayRun, source: Spe
             m.arrival_rtf = (m.audio_ms / 1000.0) * share / seconds
 
 
-def _decoder_figures(m: PlayMetrics, dec: Any) -> None:
-    if dec is None:
+def _decoder_figures(m: PlayMetrics, decoders: list[Any]) -> None:
+    """The first reply's decoder says what the stream was; counts add up over a split reply's fragments."""
+    if not decoders:
         return
+    dec = decoders[0]
     m.detected_format = dec.detected
-    m.frames = dec.frames
+    m.frames = sum(d.frames for d in decoders)
     m.frame_kind = dec.frame_kind
-    m.decoder_errors = dec.errors
-    m.fallback = dec.fallback
+    m.decoder_errors = sum(d.errors for d in decoders)
+    m.fallback = next((d.fallback for d in decoders if d.fallback), None)
     m.first_audio_bytes = dec.first_audio_bytes
-    m.priming_ms = dec.trimmed_ms
+    m.priming_ms = sum(d.trimmed_ms for d in decoders)
     m.priming = dec.priming
     m.page_interval_ms = dec.page_interval_ms
+
+
+def _fragment_figures(m: PlayMetrics, run: PlayRun, sources: list[SpeechSource], buf: JitterBuffer | None) -> None:
+    """A split reply: each fragment's TTFB, and the joins (their pauses, and any underrun while a
+    fragment after the first was due: from the end of the one before to its own end)."""
+    m.fragment_ttfb_ms = [round((s.headers_at - run.t0) * 1000.0, 3) if s.headers_at is not None else None
+                          for s in sources]
+    marks = run.joins_underrun_ms
+    waits = [b - a for a, b in zip(marks, marks[1:], strict=False)]
+    m.join_wait_ms = max(waits) if waits else None
+    pauses = run.join_pauses_ms
+    if pauses:
+        m.join_gap_ms = max(p + (waits[i] if i < len(waits) else 0.0) for i, p in enumerate(pauses))
+
+
+def _link_kbps(sources: list[SpeechSource]) -> float | None:
+    """The link's rate over several requests: their live-edge bytes over their live-edge time."""
+    figures = [s.link_figures() for s in sources]
+    data, seconds = sum(f[0] for f in figures), sum(f[1] for f in figures)
+    return data * 8 / 1000.0 / seconds if seconds > 0.001 and data else None
+
+
+def _usage(usages: list[dict[str, Any] | None]) -> dict[str, Any] | None:
+    """speech.audio.done's usage, summed over a split reply's requests (numbers add; the rest is the first's)."""
+    known = [u for u in usages if u]
+    if len(known) <= 1:
+        return known[0] if known else None
+    total: dict[str, Any] = dict(known[0])
+    for u in known[1:]:
+        for key, value in u.items():
+            if isinstance(value, int | float) and isinstance(total.get(key), int | float):
+                total[key] += value
+    return total
 
 
 def recommend_buffer_ms(needed: list[float], step_ms: float = 10.0) -> float | None:

@@ -20,6 +20,7 @@ from typing import Any
 
 from .envfile import EnvFile, EnvFileError, read_env_file, voicemode_env_files
 from .formats import NAMES
+from .split import SPLITS
 
 FORMATS = NAMES  # the response formats, from the registry
 NETWORKS = ("none", "lan", "wifi", "4g", "flaky", "satellite")  # see engine/network.py
@@ -189,6 +190,9 @@ SPECS: tuple[Spec, ...] = (
     Spec("stream_format", "WORKBENCH_STREAM_FORMAT", _choice(STREAM_FORMATS), ", ".join(STREAM_FORMATS),
          "How the endpoint streams: audio (the bytes of the format) or sse (server-sent events of base64 audio, "
          "as OpenAI's newer models and Speaches do)."),
+    Spec("split", "WORKBENCH_SPLIT", _choice(SPLITS), ", ".join(SPLITS),
+         "Ask for the reply a fragment at a time, the next while one plays: sentence always; auto when the "
+         "endpoint turned out not to stream (the whole reply at once, late: remembered per endpoint); off never."),
     Spec("trim_leading_ms", "WORKBENCH_TRIM_LEADING_SILENCE", _int_range(0, 5_000),
          "a whole number of ms, 0 to 5000 (0: off)",
          "Skip up to this much of a reply's leading silence (below -50 dBFS), keeping the last 10 ms before "
@@ -229,6 +233,7 @@ class Settings:
     stall_timeout_s: float = 10.0
     trim_leading_ms: int = 0
     stream_format: str = "audio"
+    split: str = "auto"
     latency_correction_ms: float = 0.0
     adaptive: bool = True
     playout: str = "elastic"

@@ -103,6 +103,7 @@ class SpeechSource:
         self.last_byte_at: float | None = None
         self.bytes_received = 0
         self.chunks_received = 0
+        self.body_wait_s = 0.0  # after the first byte: time spent in reads that found nothing waiting
         # the link's rate (`link_kbps`): bytes, and the time they took, counted only at the live edge
         self.link_bytes = 0
         self.link_s = 0.0
@@ -118,6 +119,7 @@ class SpeechSource:
         self.status: int | None = None
         self.resumed_from: int | None = None  # the offset the last response starts at, if it said so
         self.wire = WireTimes()  # filled when the client's transport traces (the player's pooled client does)
+        self.answered = asyncio.Event()  # set when the headers came, or the request failed
 
     def _count_link(self, asked: float, got: float, n: int) -> None:
         """Count a read toward the link's rate (`link_kbps`).
@@ -154,7 +156,7 @@ class SpeechSource:
             self.link_s += self._segment_end - self._segment_start
         self._segment_start, self._segment_bytes, self._segment_end = None, 0, 0.0
 
-    def _link_figures(self) -> tuple[int, float]:
+    def link_figures(self) -> tuple[int, float]:
         """(bytes, seconds) the link's rate is taken from: the segments at the live edge, or, with none
         long enough, everything from the first byte to the last (a lower bound: the engine's waits in it)."""
         self._close_segment()
@@ -168,12 +170,12 @@ class SpeechSource:
     def link_kbps(self) -> float | None:
         """The link's rate in kbit/s (`_count_link`); None with too little to tell. Never more than the
         link carried; less when the server, not the link, set the pace."""
-        n, seconds = self._link_figures()
+        n, seconds = self.link_figures()
         return n * 8 / 1000.0 / seconds if seconds > 0.001 and n else None
 
     def link_share(self) -> tuple[float, float]:
         """(share of the reply's bytes, seconds) behind `link_kbps`: the arrival pace uses the same reads."""
-        n, seconds = self._link_figures()
+        n, seconds = self.link_figures()
         return (n / self.bytes_received if self.bytes_received else 0.0), seconds
 
     async def stream(self, request: SpeechRequest, *, resume_from: int = 0) -> AsyncGenerator[bytes, None]:
@@ -210,6 +212,7 @@ class SpeechSource:
                 answered = True
                 if self.headers_at is None:
                     self.headers_at = time.perf_counter()
+                self.answered.set()
                 self.status = response.http_response.status_code
                 self.content_type = response.http_response.headers.get("content-type")
                 self.response_headers = {k.lower(): v for k, v in response.http_response.headers.items()}
@@ -255,6 +258,8 @@ class SpeechSource:
                         self._first_read_bytes = len(piece)
                     elif self.last_byte_at is not None:
                         self._count_link(asked, now, len(piece))
+                        if now - asked > WAITED_S:
+                            self.body_wait_s += now - asked
                     self.last_byte_at = now
                     self.bytes_received += len(piece)  # on the wire (an event stream's text included)
                     if events is not None:
@@ -285,6 +290,7 @@ class SpeechSource:
             where = "the connection broke mid-stream" if got_any else "the connection failed"
             failure = SourceError(f"{where}: {_short(exc)}", mid_stream=got_any, connected=answered)
         finally:
+            self.answered.set()
             with contextlib.suppress(ValueError):  # a generator closed late, from another context
                 WIRE.reset(wire)
         if failure is not None:

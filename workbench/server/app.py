@@ -75,6 +75,7 @@ class Knobs:
     rate_style: str = "header"  # ... stated as: header (X-Sample-Rate), content-type, l16, or none
     sse_field: str = "audio"  # stream_format sse: the delta's field for the base64 audio ("data" in some servers)
     sse_error: str = ""  # stream_format sse: after the first delta, a speech.audio.error with this message
+    buffered: int = 0  # 1: a server that does not stream: synthesize all at `pace`, then send it with a Content-Length
     # faults (off by default)
     status: int = 0  # answer this status (401, 429, 500, 503 ...) instead of audio
     retry_after: float = 0.0  # with status 429/503: the Retry-After header, in seconds
@@ -245,6 +246,10 @@ async def paced_audio(text: str, voice: str, fmt: str, speed: float, knobs: Knob
             close()
 
 
+async def _once(body: bytes) -> AsyncIterator[bytes]:
+    yield body
+
+
 _STALL = b"<stall>"  # marker, compared by identity
 
 
@@ -396,6 +401,10 @@ def create_app(knobs: Knobs | None = None, *, api_key: str | None = None, test_k
             headers[RECEIVED_AT_HEADER] = f"{t_request:.6f}"
         if stream_format == "sse":
             audio, content_type = as_events(audio, req_knobs, len(text)), "text/event-stream"
+        if req_knobs.buffered:  # the whole reply, then its headers and body at once
+            whole = b"".join([piece async for piece in audio])
+            headers["Content-Length"] = str(len(whole))
+            audio = _once(whole)
         return StreamingResponse(with_faults(audio, req_knobs, t_request), media_type=content_type,
                                  headers=headers or None)
 

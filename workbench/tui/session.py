@@ -21,6 +21,7 @@ from typing import Any
 from textual.message import Message
 
 from ..defaults import DEFAULT_TEXT
+from ..engine.endpoints import EndpointMemory
 from ..engine.metrics import PlayMetrics, PlayState, Snapshot
 from ..engine.player import PlayError, StreamPlayer
 from ..engine.report import recommend_buffer_ms
@@ -66,6 +67,7 @@ class Session:
         self.last_text: str | None = None
         self.player: StreamPlayer | None = None
         self.player_url: str | None = None
+        self.endpoints = EndpointMemory.default()  # which endpoints do not stream (WORKBENCH_SPLIT=auto)
         self.local_url = config.local_url
         self.server: Any = None
         self.server_error: str | None = None
@@ -223,7 +225,7 @@ class Session:
         if self.player is not None:
             await self.player.aclose()
         player = StreamPlayer(settings, base_url=base_url, sink_factory=self.config.sink_factory,
-                              snapshot_hz=self.config.snapshot_hz)
+                              snapshot_hz=self.config.snapshot_hz, endpoints=self.endpoints)
         player.add_observer(self._observe)
         await player.warm_up()  # off the play's clock: its first request leaves at once
         self.player, self.player_url = player, base_url

@@ -69,6 +69,7 @@ def final_values(m: PlayMetrics) -> dict[str, str]:
         "target": "-" if m.target_ms is None else f"{m.target_ms:.0f} ms",
         "needed": "-" if m.needed_buffer_ms is None else f"{m.needed_buffer_ms:.0f} ms",
         "playout": m.playout if m.playout == "fixed" else f"elastic, {m.stretched_pct:.0f}% stretched",
+        "fragments": "1" if m.fragments == 1 else f"{m.fragments}, longest join {_ms(m.join_gap_ms)}",
     }
 
 
@@ -78,7 +79,7 @@ _FIELDS = {"ttfb": "ttfb_ms", "ttfa": "ttfa_ms", "sound": "first_sound_ms", "und
            "buffer": "avg_buffer_ms", "throughput": "throughput_kbps", "pace": "arrival_rtf",
            "decode": "decode_ms_p95", "reconnects": "reconnects", "decoder_errors": "decoder_errors",
            "audio": "played_ms", "bytes": "bytes", "first_audio": "first_audio_bytes", "frames": "frames",
-           "priming": "priming_ms", "target": "target_ms", "needed": "needed_buffer_ms"}
+           "priming": "priming_ms", "target": "target_ms", "needed": "needed_buffer_ms", "fragments": "fragments"}
 LABELS = {"state": "state", "format": "format", "network": "network", "playout": "playout",
           **{key: FIGURE[field].short for key, field in _FIELDS.items()}}
 

@@ -86,6 +86,9 @@ class SettingsPanel(VerticalScroll):
         yield Label("Playout", classes="field-label")
         yield Select([("elastic (start after 20-30 ms)", "elastic"), ("fixed (wait for the buffer)", "fixed")],
                      value="elastic", allow_blank=False, id="playout")
+        yield Label("Split into sentences", classes="field-label")
+        yield Select([("auto (if the endpoint does not stream)", "auto"), ("sentence (always)", "sentence"),
+                      ("off (one request)", "off")], value="auto", allow_blank=False, id="split")
         for attr, label, placeholder in INPUTS:
             yield Label(label, classes="field-label")
             kind: Literal["integer", "text"] = "integer" if attr in ("buffer_ms", "chunk_size") else "text"
@@ -103,6 +106,7 @@ class SettingsPanel(VerticalScroll):
             self.query_one("#audio_format", Select).value = settings.audio_format
             self.query_one("#streaming_enabled", Switch).value = settings.streaming_enabled
             self.query_one("#playout", Select).value = settings.playout
+            self.query_one("#split", Select).value = settings.split
             self.query_one("#network", Select).value = settings.network
             values = {
                 "buffer_ms": str(stream.buffer_ms), "chunk_size": str(stream.chunk_size),

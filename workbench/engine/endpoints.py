@@ -1,0 +1,96 @@
+"""What the engine learned about endpoints: which ones send a reply only once it is whole.
+
+`WORKBENCH_SPLIT=auto` splits a reply into sentences only for an endpoint that does not stream. That is
+seen on a play: the reply came with a Content-Length, its first byte came late, and the body then
+arrived in one burst (its reads waited, all told, less than half as long as the first byte took).
+It is remembered per endpoint URL, in memory and (for the CLI and the TUI) in
+`~/.config/stream-workbench/endpoints.json`, so the next reply starts a sentence at a time. A reply
+that comes without a Content-Length (chunked, as a streaming server sends it) marks the endpoint as
+streaming again.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+LATE_S = 0.25  # a first byte sooner than this is not worth splitting for
+BURST_SHARE = 0.5  # "one burst": the body took at most this share of the wait for its first byte
+
+
+def looks_buffered(headers: dict[str, str], asked: float | None, first_byte: float | None,
+                   body_wait_s: float) -> bool | None:
+    """True when a response shows a server that sends only whole replies, False when it shows one that
+    streams, None when it shows neither (a quick reply with a Content-Length says nothing either way).
+
+    `body_wait_s` is the time the body's reads waited for data after the first byte: the body's own
+    pace, without the time the engine was not reading (a full buffer holds the download back)."""
+    if first_byte is None or asked is None:
+        return None
+    if "content-length" not in headers:
+        return False  # chunked: the server sends while it synthesizes
+    wait = first_byte - asked
+    if wait >= LATE_S and body_wait_s <= BURST_SHARE * wait:
+        return True
+    return None
+
+
+class EndpointMemory:
+    """Per endpoint URL: True when it sends whole replies only. File-backed when given a path; a file that
+    cannot be read is ignored and one that cannot be written leaves the memory in this process only."""
+
+    MAX_ENTRIES = 64
+
+    def __init__(self, path: Path | None = None) -> None:
+        self.path = path
+        self._data: dict[str, dict[str, Any]] | None = None
+
+    @classmethod
+    def default(cls, home: Path | None = None) -> EndpointMemory:
+        return cls((home or Path.home()) / ".config" / "stream-workbench" / "endpoints.json")
+
+    def _load(self) -> dict[str, dict[str, Any]]:
+        if self._data is None:
+            self._data = {}
+            if self.path is not None:
+                with contextlib.suppress(OSError, ValueError):
+                    raw = json.loads(self.path.read_text(encoding="utf-8"))
+                    if isinstance(raw, dict):
+                        self._data = {k: v for k, v in raw.items()
+                                      if isinstance(k, str) and isinstance(v, dict)
+                                      and isinstance(v.get("buffered"), bool)}
+        return self._data
+
+    def buffered(self, url: str) -> bool | None:
+        entry = self._load().get(url.rstrip("/"))
+        return bool(entry["buffered"]) if entry is not None else None
+
+    def remember(self, url: str, buffered: bool) -> str | None:
+        """Note what a play showed; returns a problem writing the file, if there was one."""
+        data = self._load()
+        key = url.rstrip("/")
+        data.pop(key, None)
+        data[key] = {"buffered": buffered, "seen": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+        while len(data) > self.MAX_ENTRIES:
+            data.pop(next(iter(data)))
+        if self.path is None:
+            return None
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=".endpoints-", suffix=".json")
+            try:
+                with os.fdopen(fd, "w", encoding="utf-8") as fh:
+                    json.dump(data, fh, indent=1)
+                os.replace(tmp, self.path)
+            except BaseException:
+                with contextlib.suppress(OSError):
+                    os.unlink(tmp)
+                raise
+        except OSError as exc:
+            return f"could not save what was learned about {key} to {self.path}: {exc.strerror or exc}"
+        return None

@@ -1,0 +1,220 @@
+"""Sentence pipelining: a reply asked for as fragments (`split.py`), played back to back as one.
+
+Fragment k+1 is asked for once fragment k's response has started (for a server that does not stream,
+once k is synthesized) and fragment k-1 is downloaded: at most two requests in flight, and at most two
+fragments' audio held ahead of the one playing. Each fragment is its own `Fetch`, so retries and resuming
+work per fragment. Audio that comes before its turn waits in memory and is handed on in order.
+
+The joins (`Joiner`): fragments are synthesized apart, so a join may lack the pause the whole reply
+would have had there (espeak-ng ends an utterance on its last sound, with no pause after it), or carry
+two (one fragment's trailing silence and the next one's leading silence). A join keeps the fragments'
+own silence and tops it up to a natural pause for the break it is (a sentence's or a clause's); the
+top-up is taken back from the next fragment's leading silence, so a TTS that pads both ends does not
+get a double pause. The last 2 ms before a join fade out and the first 2 ms after it fade in: no click,
+whatever the samples there are.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Protocol
+
+import numpy as np
+
+from .onset import SOUND_THRESHOLD, LeadingSilenceTrim, first_sound
+from .playrun import PlayRun
+from .split import Fragment
+
+Push = Callable[[np.ndarray], Awaitable[None]]
+# the pause read speech (and espeak-ng, measured: 305 ms and 150 ms) makes after a sentence and a clause
+SENTENCE_PAUSE_S = 0.30
+CLAUSE_PAUSE_S = 0.15
+FADE_S = 0.002
+PRE_ROLL_S = 0.010  # of a fragment's leading silence, the last this much before its sound always stays
+
+
+class Runner(Protocol):
+    async def run_all(self) -> None: ...
+
+
+class Joiner:
+    """Makes the joins between fragments, one fragment at a time, in order (see the module docstring)."""
+
+    def __init__(self, rate: int, speed: float = 1.0) -> None:
+        self.rate = rate
+        self.speed = speed
+        self.fade = max(int(rate * FADE_S), 1)
+        self.pauses_ms: list[float] = []  # each join's silence as played (without any wait for the next fragment)
+        self._index = -1
+        self._last = False
+        self._held = np.zeros(0, dtype=np.float32)  # the fragment's last `fade` samples, until it ends
+        self._quiet_tail = 0  # quiet samples at the end of the fragment so far
+        self._lead: LeadingSilenceTrim | None = None
+        self._lead_quiet: int | None = None  # this fragment's quiet samples before its sound, as kept
+        self._join = 0  # samples of silence at the join being made (the tail and the top-up)
+        self._fade_in_left = 0
+
+    def begin(self, last: bool) -> None:
+        """The next fragment starts (`last`: no join follows it)."""
+        self._index += 1
+        self._last = last
+        self._quiet_tail = 0
+        self._lead_quiet = 0 if self._index > 0 else None
+        self._fade_in_left = self.fade if self._index > 0 else 0
+
+    def take(self, samples: np.ndarray) -> np.ndarray:
+        """The current fragment's next samples: what can be played now."""
+        if not len(samples):
+            return samples
+        if self._lead is not None and self._lead.active:
+            samples = self._lead.apply(samples)
+            if not len(samples):
+                return samples
+        if self._lead_quiet is not None:
+            at = first_sound(samples)
+            self._lead_quiet += at if at >= 0 else len(samples)
+            if at >= 0:
+                self._close_pause()
+        samples = self._fade_in(samples)
+        loud = np.flatnonzero(np.abs(samples) >= SOUND_THRESHOLD)
+        self._quiet_tail = len(samples) - 1 - int(loud[-1]) if len(loud) else self._quiet_tail + len(samples)
+        if self._last:
+            return samples
+        pending = np.concatenate([self._held, samples])
+        self._held = pending[-self.fade :].copy()
+        return pending[: -self.fade]
+
+    def end(self, after: str) -> np.ndarray:
+        """The current fragment ended; `after` is the break that follows it. Returns its faded tail and
+        the top-up of the pause."""
+        if self._lead is not None and self._lead.active:  # a fragment with no sound at all
+            self._lead = None
+        if self._lead_quiet is not None:
+            self._close_pause()
+        held, self._held = self._held, np.zeros(0, dtype=np.float32)
+        if self._last or after == "end":
+            return held
+        faded = held * np.linspace(1.0, 0.0, len(held), dtype=np.float32)
+        pause = int(self.rate * (SENTENCE_PAUSE_S if after == "sentence" else CLAUSE_PAUSE_S) / self.speed)
+        top_up = max(pause - self._quiet_tail, 0)
+        self._join = self._quiet_tail + top_up
+        keep = int(self.rate * PRE_ROLL_S)
+        # the next fragment's leading silence gives back the top-up, beyond its last 10 ms
+        self._lead = LeadingSilenceTrim(top_up, keep) if top_up else None
+        return np.concatenate([faded, np.zeros(top_up, dtype=np.float32)])
+
+    def _close_pause(self) -> None:
+        if self._lead_quiet is None:
+            return
+        self.pauses_ms.append((self._join + self._lead_quiet) * 1000.0 / self.rate)
+        self._lead_quiet = None
+
+    def _fade_in(self, samples: np.ndarray) -> np.ndarray:
+        if self._fade_in_left <= 0:
+            return samples
+        n = min(self._fade_in_left, len(samples))
+        done = self.fade - self._fade_in_left
+        ramp = (np.arange(done, done + n, dtype=np.float32) + 1.0) / self.fade
+        samples = samples.copy()
+        samples[:n] *= ramp
+        self._fade_in_left -= n
+        return samples
+
+
+class Pipeline:
+    """Fetches the fragments (at most two in flight) and hands their audio on in order, joined."""
+
+    def __init__(self, fragments: Sequence[Fragment], start: Callable[[int, Push], Runner], push: Push,
+                 joiner: Callable[[], Awaitable[Joiner]], run: PlayRun, *,
+                 answered: Callable[[int], asyncio.Event], underrun_ms: Callable[[], float]) -> None:
+        self.fragments = list(fragments)
+        self._start = start  # makes fragment k's fetch, whose audio goes to the given push
+        self._push = push
+        self._make_joiner = joiner  # waits for the output rate (the sink being open)
+        self.joiner: Joiner | None = None
+        self.run = run
+        self._answered = answered  # set once fragment k's response has started (or its fetch gave up)
+        self._underrun_ms = underrun_ms
+        self._pending: list[list[np.ndarray]] = [[] for _ in self.fragments]
+        self._current = -1  # the fragment whose audio goes straight through (-1: none, it is held)
+        self._tasks: list[asyncio.Task[None]] = []  # fragment k's fetch is the k-th
+        self._launched = [asyncio.Event() for _ in self.fragments]
+
+    async def run_all(self) -> None:
+        n = len(self.fragments)
+        launcher: asyncio.Task[None] | None = None
+        try:
+            self._launch(0)  # first: nothing may delay the first request
+            launcher = asyncio.create_task(self._launch_rest())
+            self.joiner = await self._make_joiner()
+            self.joiner.begin(last=n == 1)
+            await self._go_live(0)
+            for k in range(n):
+                await self._launched[k].wait()
+                await self._tasks[k]  # a fragment that failed for good fails the play (what came before plays)
+                if self.run.stopping:
+                    return
+                await self._join(k)
+        finally:
+            for task in [*self._tasks, *([launcher] if launcher else [])]:
+                task.cancel()
+            for task in [*self._tasks, *([launcher] if launcher else [])]:
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await task
+
+    async def _launch_rest(self) -> None:
+        """Ask for fragment k once k-1 has answered and k-2 is downloaded: at most two in flight, and
+        never held up by the audio being handed on (that waits for room in the buffer)."""
+        for k in range(1, len(self.fragments)):
+            before = self._tasks[k - 1]
+            answered = asyncio.create_task(self._answered(k - 1).wait())
+            try:
+                await asyncio.wait([before, answered], return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                answered.cancel()
+            if before.done() and (before.cancelled() or before.exception() is not None):
+                return  # it failed for good: the play ends there
+            if k >= 2:
+                await asyncio.wait([self._tasks[k - 2]])
+            if self.run.stopping:
+                return
+            self._launch(k)
+
+    def _launch(self, k: int) -> None:
+        async def push(samples: np.ndarray, k: int = k) -> None:
+            if self._current == k:  # its turn, and the joiner is ready
+                await self._hand(samples)
+            elif len(samples):
+                self._pending[k].append(samples)
+
+        self._tasks.append(asyncio.create_task(self._start(k, push).run_all()))
+        self._launched[k].set()
+
+    async def _hand(self, samples: np.ndarray) -> None:
+        assert self.joiner is not None
+        out = self.joiner.take(samples)
+        if len(out):
+            await self._push(out)
+
+    async def _join(self, k: int) -> None:
+        """Fragment k is wholly handed on: make the join, then hand on what k+1 has brought so far."""
+        assert self.joiner is not None
+        self._current = -1  # nobody's audio goes straight through while the join is made
+        tail = self.joiner.end(self.fragments[k].after)
+        self.run.joins_underrun_ms.append(self._underrun_ms())
+        if len(tail):
+            await self._push(tail)
+        if k + 1 >= len(self.fragments):
+            self.run.join_pauses_ms = list(self.joiner.pauses_ms)
+            return
+        self.joiner.begin(last=k + 2 == len(self.fragments))
+        await self._go_live(k + 1)
+
+    async def _go_live(self, k: int) -> None:
+        """Hand on what fragment k brought before its turn, then let the rest go straight through."""
+        pending = self._pending[k]
+        while pending:
+            await self._hand(pending.pop(0))
+        self._current = k  # no await since `pending` was found empty: nothing can slip in between
