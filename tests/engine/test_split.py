@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from workbench.engine.endpoints import EndpointMemory, looks_buffered
-from workbench.engine.pipeline import CLAUSE_PAUSE_S, PRE_ROLL_S, SENTENCE_PAUSE_S, Joiner
+from workbench.engine.pipeline import CLAUSE_PAUSE_S, PAUSE_S, PRE_ROLL_S, SENTENCE_PAUSE_S, Joiner
 from workbench.engine.player import StreamPlayer
 from workbench.engine.split import FIRST_CHARS, GROWTH, sentences, split_text
 from workbench.server.runner import EmbeddedServer
@@ -42,7 +42,8 @@ def test_a_long_first_sentence_gives_its_first_clause() -> None:
     first = split_text(text)[0]
     assert first.text == "Before we change anything in the parser," and first.after == "clause"
     no_commas = "This sentence has no commas at all and it keeps going for quite a while longer. Fine."
-    assert split_text(no_commas)[0].text == "This sentence has no commas at all"  # before a conjunction
+    first = split_text(no_commas)[0]
+    assert first.text == "This sentence has no commas at all" and first.after == "phrase"  # before a conjunction
 
 
 def test_abbreviations_decimals_and_initials_do_not_end_a_sentence() -> None:
@@ -107,7 +108,8 @@ def quiet_run_at(x: np.ndarray, near: int) -> int:
     return hi - lo
 
 
-@pytest.mark.parametrize("after, pause_s", [("sentence", SENTENCE_PAUSE_S), ("clause", CLAUSE_PAUSE_S)])
+@pytest.mark.parametrize("after, pause_s", [("sentence", SENTENCE_PAUSE_S), ("clause", CLAUSE_PAUSE_S),
+                                            ("phrase", 0.0)])
 def test_fragments_with_no_silence_get_the_natural_pause_and_no_click(after: str, pause_s: float) -> None:
     a, b = tone(0.5), tone(0.4, start=777)  # both loud to their last and from their first sample
     out, joiner = join(a, b, after)
@@ -209,7 +211,7 @@ async def test_joins_of_a_pauseless_signal_have_no_click(server: EmbeddedServer)
     for start, end in zip(edges[::2], edges[1::2], strict=False):
         if end - start > RATE // 200:  # not a zero crossing of the tone
             gaps.append((end - start) / RATE)
-    pauses = [SENTENCE_PAUSE_S if f.after == "sentence" else CLAUSE_PAUSE_S for f in fragments[:-1]]
+    pauses = [PAUSE_S[f.after] for f in fragments[:-1]]
     assert len(gaps) == len(pauses) and all(abs(g - p) < 0.01 for g, p in zip(gaps, pauses, strict=True))
 
 

@@ -31,6 +31,7 @@ Push = Callable[[np.ndarray], Awaitable[None]]
 # the pause read speech (and espeak-ng, measured: 305 ms and 150 ms) makes after a sentence and a clause
 SENTENCE_PAUSE_S = 0.30
 CLAUSE_PAUSE_S = 0.15
+PAUSE_S = {"sentence": SENTENCE_PAUSE_S, "clause": CLAUSE_PAUSE_S, "phrase": 0.0}  # before a conjunction: none
 FADE_S = 0.002
 PRE_ROLL_S = 0.010  # of a fragment's leading silence, the last this much before its sound always stays
 
@@ -97,7 +98,7 @@ class Joiner:
         if self._last or after == "end":
             return held
         faded = held * np.linspace(1.0, 0.0, len(held), dtype=np.float32)
-        pause = int(self.rate * (SENTENCE_PAUSE_S if after == "sentence" else CLAUSE_PAUSE_S) / self.speed)
+        pause = int(self.rate * PAUSE_S.get(after, 0.0) / self.speed)
         top_up = max(pause - self._quiet_tail, 0)
         self._join = self._quiet_tail + top_up
         keep = int(self.rate * PRE_ROLL_S)

@@ -11,9 +11,9 @@ to the time that one sentence takes. Two rules make that work:
   fragment twice as long in two thirds of fragment k's playing time, with a third to spare for its
   round trip. Growing also keeps a long reply to a handful of requests.
 
-Each fragment says what kind of break follows it (`sentence` or `clause`): fragments are synthesized
-apart, so the pause the server would have put there may be missing, and the joiner (`pipeline.Joiner`)
-puts one back.
+Each fragment says what kind of break follows it (`sentence`, `clause` after a comma and the like, or
+`phrase` before a conjunction): fragments are synthesized apart, so the pause the server would have put
+there may be missing, and the joiner (`pipeline.Joiner`) puts one back (none for a phrase).
 """
 
 from __future__ import annotations
@@ -42,7 +42,7 @@ _BULLET = re.compile(r"\n\s*(?:[-*•]|\d+[.)])\s")
 @dataclass(frozen=True)
 class Fragment:
     text: str
-    after: str  # the break that follows: "sentence", "clause" or "end"
+    after: str  # the break that follows: "sentence", "clause" (punctuation), "phrase" (none) or "end"
 
 
 def sentences(text: str) -> list[str]:
@@ -70,9 +70,10 @@ def _abbreviation(before: str) -> bool:
     return word in ABBREVIATIONS or (len(word) == 1 and word.isalpha())  # "J. K. Rowling"
 
 
-def first_clause(sentence: str, limit: int) -> tuple[str, str] | None:
-    """Cut a long sentence after its first clause, within `limit` characters if it can: (clause, rest),
-    or None when nothing cuts it there."""
+def first_clause(sentence: str, limit: int) -> tuple[str, str, str] | None:
+    """Cut a long sentence after its first clause, within `limit` characters if it can: (clause, rest,
+    kind), kind being "clause" after punctuation and "phrase" before a conjunction; None when nothing
+    cuts it."""
     best = None
     for m in _CLAUSE.finditer(sentence):
         head, rest = sentence[: m.end()].strip(), sentence[m.end() :].strip()
@@ -83,7 +84,7 @@ def first_clause(sentence: str, limit: int) -> tuple[str, str] | None:
         if len(head) >= limit:
             break
     if best is not None:
-        return best
+        return (*best, "clause")
     words = sentence.split()
     cut = None
     for i in range(1, len(words)):
@@ -96,7 +97,7 @@ def first_clause(sentence: str, limit: int) -> tuple[str, str] | None:
                     break
     if cut is None:
         return None
-    return " ".join(words[:cut]), " ".join(words[cut:])
+    return " ".join(words[:cut]), " ".join(words[cut:]), "phrase"
 
 
 def split_text(text: str, *, first_chars: int = FIRST_CHARS, growth: float = GROWTH) -> list[Fragment]:
@@ -111,9 +112,9 @@ def split_text(text: str, *, first_chars: int = FIRST_CHARS, growth: float = GRO
         if len(head) > budget:
             cut = first_clause(head, int(budget))
             if cut is not None:
-                head, rest = cut
+                head, rest, cut_kind = cut
                 units.insert(0, (rest, kind))
-                kind = "clause"
+                kind = cut_kind
         while units and kind == "sentence" and len(head) + 1 + len(units[0][0]) <= budget:
             nxt, kind = units.pop(0)
             head = f"{head} {nxt}"
