@@ -341,3 +341,71 @@ def test_export_over_a_file_names_force(tmp_path: Path) -> None:
     assert code == 2 and "--force" in err and out_file.read_text() == "keep me\n"
     code, _, _ = run("preset", "export", "--no-voicemode-env", "-o", str(out_file), "--force")
     assert code == 0 and "VOICEMODE_STREAM_BUFFER_MS" in out_file.read_text()
+
+
+# -- what voicemode does with each key (issue 14) -----------------------------------------------------------
+def test_a_preset_says_above_each_key_voicemode_does_not_use_that_it_does_not() -> None:
+    from workbench.usecases.voicemode import unused_line
+
+    preset = pr.preset_from_settings(make_settings(buffer_ms=120), "mine", ["what it is for"])
+    lines = preset.text().splitlines()
+    unused = f"# {unused_line(pr.target())}"
+    for key in ("VOICEMODE_STREAM_BUFFER_MS", "VOICEMODE_STREAM_MAX_BUFFER"):
+        at = next(i for i, line in enumerate(lines) if line.startswith(key + "="))
+        assert lines[at - 1] == unused and "voicemode 9.0 reads this but does not use it" in unused
+    for key in ("VOICEMODE_STREAM_CHUNK_SIZE", "VOICEMODE_TTS_AUDIO_FORMAT", "VOICEMODE_STREAMING_ENABLED"):
+        at = next(i for i, line in enumerate(lines) if line.startswith(key + "="))
+        assert lines[at - 1] != unused
+    assert pr.RESTART_LINE in preset.description
+    assert not parse_env_text(preset.text()).issues  # voicemode's own rules: comments on their own lines
+    again = pr.parse_preset(preset.text())
+    assert again.text() == preset.text()  # reading it back and writing it again adds nothing
+
+
+def test_every_shipped_preset_carries_the_lines() -> None:
+    from workbench.usecases.voicemode import unused_line
+
+    for path in pr.shipped_presets():
+        text = path.read_text()
+        assert text.count(unused_line(pr.target())) == 2, path
+        assert pr.RESTART_LINE in text, path
+
+
+def test_show_export_and_apply_say_what_voicemode_uses(tmp_path: Path) -> None:
+    code, _, err = run("preset", "show", "4g")
+    assert code == 0 and "what voicemode 9.0 does with each key:" in err
+    lines = {line.split()[0]: line for line in err.splitlines()[2:] if line.startswith("  ")}
+    assert "NOT used by voicemode 9.0" in lines["VOICEMODE_STREAM_BUFFER_MS"]
+    assert "NOT used by voicemode 9.0" in lines["VOICEMODE_STREAM_MAX_BUFFER"]
+    assert "used by voicemode 9.0:" in lines["VOICEMODE_STREAM_CHUNK_SIZE"]
+    assert "this engine only" in lines["WORKBENCH_NETWORK"]
+    code, _, err = run("preset", "export", "--no-voicemode-env")
+    assert code == 0 and "NOT used by voicemode 9.0" in err
+    code, _, err = run("preset", "apply", "lan", "--to", str(tmp_path / "voicemode.env"), "--dry-run")
+    assert code == 0 and "NOT used by voicemode 9.0" in err
+
+
+@pytest.mark.parametrize(("installed", "version", "caveat"), [
+    (None, "9.0", False), ("9.0.1", "9.0.1", False), ("8.12.0", "8.12.0", False), ("9.4.0", "9.0", True)])
+def test_the_targeted_voicemode_is_the_installed_one_when_its_playback_is_known(
+        monkeypatch: pytest.MonkeyPatch, installed: str | None, version: str, caveat: bool) -> None:
+    from importlib import metadata
+
+    from workbench.usecases import voicemode
+
+    def fake_version(name: str) -> str:
+        if installed is None:
+            raise metadata.PackageNotFoundError(name)
+        return installed
+
+    monkeypatch.setattr(voicemode.metadata, "version", fake_version)
+    t = voicemode.target()
+    assert t.version == version and (t.caveat is not None) == caveat
+    notes = voicemode.key_notes(["VOICEMODE_STREAM_BUFFER_MS"], t)
+    assert f"NOT used by voicemode {version}" in notes[0]
+    assert (len(notes) == 2 and installed in notes[1]) if caveat else len(notes) == 1
+
+
+def test_an_odd_chunk_size_is_refused_because_voicemode_cannot_play_it() -> None:
+    with pytest.raises(pr.PresetError, match="an even number of bytes"):
+        pr.parse_preset("VOICEMODE_STREAM_CHUNK_SIZE=4097\n")

@@ -47,6 +47,7 @@ def cmd_preset(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
             preset = pr.load_preset(args.preset)
             print(f"# file: {preset.path}", file=stderr)
             stdout.write(preset.text())
+            _notes(preset, stderr)
             return 0
         if action == "export":
             if args.output is not None and args.output.exists() and not args.output.is_dir() and not args.force:
@@ -59,6 +60,7 @@ def cmd_preset(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
             else:
                 pr.save_preset(preset, args.output, overwrite=args.force)
                 print(f"wrote {args.output}", file=stderr)
+            _notes(preset, stderr)
             return 0
         if action == "validate":
             bad = 0
@@ -79,6 +81,7 @@ def cmd_preset(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
         preset = pr.load_preset(args.preset)
         target = args.to or pr.voicemode_env_path()
         plan = pr.plan_apply(preset, target)
+        _notes(preset, stderr)
         if plan.skipped:
             print(f"left out (workbench only): {', '.join(plan.skipped)}", file=stderr)
         if not plan.has_changes:
@@ -101,3 +104,12 @@ def cmd_preset(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
         return 0
     except pr.PresetError as exc:
         raise UserError(str(exc)) from None
+
+
+def _notes(preset: Any, stderr: TextIO) -> None:
+    """What the targeted voicemode does with each key: a preset never claims more than voicemode does."""
+    from ..usecases.voicemode import target
+
+    print(f"what voicemode {target().version} does with each key:", file=stderr)
+    for line in preset.voicemode_notes():
+        print(f"  {line}", file=stderr)

@@ -76,6 +76,16 @@ def _int_range(lo: int, hi: int) -> Callable[[str], int]:
     return parse
 
 
+def _even(parse: Callable[[str], int]) -> Callable[[str], int]:
+    def even(raw: str) -> int:
+        value = parse(raw)
+        if value % 2:
+            raise ValueError("invalid")
+        return value
+
+    return even
+
+
 def _float_range(lo: float, hi: float) -> Callable[[str], float]:
     def parse(raw: str) -> float:
         value = _number(float, raw)
@@ -141,8 +151,9 @@ SPECS: tuple[Spec, ...] = (
          "playing (it starts once a block is in hand that it could slow down: 20 to 30 ms)."),
     # below 64 bytes a piece, handling each one costs more than PCM's pace allows (16 B: 8.8 s of wall
     # time for 5.7 s of audio; 3 B: 33 s); 256 leaves a margin for slower machines
-    Spec("chunk_size", "VOICEMODE_STREAM_CHUNK_SIZE", _int_range(256, 1_048_576),
-         "a whole number of bytes, 256 to 1048576 (smaller pieces cost more CPU than real-time audio allows)",
+    Spec("chunk_size", "VOICEMODE_STREAM_CHUNK_SIZE", _even(_int_range(256, 1_048_576)),
+         "an even number of bytes, 256 to 1048576 (smaller pieces cost more CPU than real-time audio allows; "
+         "voicemode plays each piece as 16-bit samples, so an odd size stops its PCM playback)",
          "Download chunk size in bytes."),
     Spec("max_buffer_s", "VOICEMODE_STREAM_MAX_BUFFER", _float_range(0.05, 600.0), "seconds, 0.05 to 600",
          "Most audio held in memory; the download waits when it is full."),

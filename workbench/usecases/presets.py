@@ -24,6 +24,7 @@ from pathlib import Path
 
 from ..engine.envfile import EnvFile, EnvFileError, masked_text, parse_env_text, read_env_text, split_lines
 from ..engine.settings import SPEC_BY_ENV, Settings, SettingsError, format_value, preset_key_problems
+from .voicemode import KEY_USE, key_notes, target, unused_line
 
 PRESETS_DIR = Path(__file__).resolve().parent.parent.parent / "presets"
 # The keys a preset is about: how a reply is streamed and in which format.
@@ -36,6 +37,7 @@ PRESET_KEYS = (
     "VOICEMODE_TTS_TRAILING_SILENCE",
     "WORKBENCH_NETWORK",
 )
+RESTART_LINE = "voicemode reads these once, when it starts: restart it to pick up a change."
 _SAFE = re.compile(r"^[A-Za-z0-9_@%+=:,./-]*$")
 
 
@@ -61,6 +63,10 @@ class Preset:
     def text(self) -> str:
         return render_env(self.values, self.description)
 
+    def voicemode_notes(self) -> list[str]:
+        """For each key, whether the targeted voicemode uses it (`voicemode.key_notes`)."""
+        return key_notes(list(self.values))
+
 
 def quote_value(value: str) -> str:
     """A value as voicemode reads it back unchanged: bare if safe, else quoted."""
@@ -76,8 +82,15 @@ def quote_value(value: str) -> str:
 
 
 def render_env(values: dict[str, str], header: list[str] | None = None) -> str:
-    lines = [f"# {line}".rstrip() for line in header or []]
-    lines += [f"{key}={quote_value(value)}" for key, value in values.items()]
+    """The file's text. A key the targeted voicemode reads but does not use has a line above it saying so
+    (a comment on its own line: voicemode would take a trailing one as part of the value)."""
+    unused = unused_line(target())
+    lines = [f"# {line}".rstrip() for line in header or [] if line != unused]
+    for key, value in values.items():
+        use = KEY_USE.get(key)
+        if use is not None and use.used is False:
+            lines.append(f"# {unused}")
+        lines.append(f"{key}={quote_value(value)}")
     return "\n".join(lines) + "\n"
 
 
@@ -90,7 +103,10 @@ def preset_from_settings(settings: Settings, name: str, description: list[str] |
         value = getattr(settings, spec.attr)
         if value is not None:
             values[env] = format_value(value)
-    return Preset(name=name, values=values, description=list(description or []))
+    header = list(description or [])
+    if RESTART_LINE not in header:
+        header.append(RESTART_LINE)
+    return Preset(name=name, values=values, description=header)
 
 
 def preset_problems(text: str, path: Path | None = None) -> list[str]:

@@ -26,6 +26,7 @@ from ...usecases.presets import (
     voicemode_env_path,
     write_apply,
 )
+from ...usecases.voicemode import summary
 from ..session import Session
 
 DIALOG_CSS = """
@@ -85,7 +86,7 @@ class ExportScreen(ModalScreen[None]):
             with VerticalScroll(id="preset-text"):
                 yield Static(env_text(self.preset.text()))
             yield Label("Plain KEY=value lines, comments on their own lines: voicemode reads it as it is. "
-                        "WORKBENCH_ keys are ours; voicemode ignores them.", classes="note")
+                        + summary(list(self.preset.values)), classes="note", id="voicemode-notes")
             yield Label("Save as", classes="title")
             yield Input(str(default), id="path", select_on_focus=False)
             with Horizontal(classes="buttons"):

@@ -34,7 +34,7 @@ INPUTS = (
     ("endpoint", "Endpoint", "local"),
 )
 HINTS = {
-    "buffer_ms": "elastic: grown to; fixed: waited for", "chunk_size": "256 to 1048576",
+    "buffer_ms": "elastic: grown to; fixed: waited for", "chunk_size": "even, 256 to 1048576",
     "max_buffer_s": "0.05 to 600",
     "trailing_silence_s": "0 to 10", "voice": "embedded: alloy, nova, … test-signal", "model": "any model name",
     "speed": "0.25 to 4.0, blank: server's", "endpoint": "'local' (embedded) or http(s)://…/v1",
