@@ -292,3 +292,19 @@ def test_auto_split_learns_across_commands_that_an_endpoint_does_not_stream() ->
     assert a["fragments"] == 1 and a["endpoint_buffered"] is True and "does not stream" in first.stderr
     assert b["split"] == "auto" and b["fragments"] >= 2 and b["first_sound_ms"] < a["first_sound_ms"]
     assert (Path(os.environ["HOME"]) / ".config" / "stream-workbench" / "endpoints.json").is_file()
+
+
+def test_play_as_voicemode_plays_and_says_what_voicemode_would_log() -> None:
+    result = run("play", "--player", "voicemode", "--json", "--voice", "test-signal", "--format", "aac", "one two")
+    assert result.returncode == 0, result.stderr
+    data = json.loads(result.stdout)
+    assert data["player"] == "voicemode" and data["format"] == "opus"  # voicemode's Kokoro has no AAC
+    assert data["voicemode_reported_ttfa_ms"] is not None and data["played_ms"] > 0
+    assert "asks this endpoint for opus" in result.stderr
+
+
+def test_player_that_is_not_one_is_a_one_line_error(tmp_path: Path) -> None:
+    result = run("play", "--player", "kokoro", "hi")
+    assert_clean_error(result, 2, "WORKBENCH_PLAYER='kokoro' (from --player) is not valid; allowed: workbench, voicemode")
+    result = run("bench", "--players", "workbench,vlc", "--out", str(tmp_path))
+    assert_clean_error(result, 2, "unknown player vlc")

@@ -25,8 +25,9 @@ from typing import Any
 
 from ..engine.metrics import PlayMetrics, median, percentile, spread
 from ..engine.player import StreamPlayer
-from ..engine.settings import Settings, parse_overrides
+from ..engine.settings import PLAYERS, Settings, parse_overrides
 from ..engine.sinkfactory import sink_factory
+from ..engine.vmplayer import VoicemodePlayer
 from ..usecases.presets import load_preset
 from .harness import Progress, Report, ServerProcess, bench_options, machine_description
 from .suites import BenchError, BenchOptions, parse_list
@@ -45,6 +46,7 @@ LONG_TEXT = " ".join([
 QUICK_TEXT = "A quick check of every setting."
 
 BASELINES = ("buffered", "naive")
+VOICEMODE_COLUMN = "voicemode 9.0"  # the `voicemode` setting's column: what voicemode's users hear today
 # server scenarios that stand in the matrix beside the network profiles (they need the embedded server)
 SCENARIOS: dict[str, dict[str, str]] = {
     # a local neural TTS on a laptop CPU: 1.1x real time, each burst up to 150 ms late, a 400 ms slow
@@ -76,6 +78,8 @@ def parse_settings(spec: str) -> list[Setting]:
         elif raw.startswith("elastic:") and raw.removeprefix("elastic:").isdigit():
             ms = int(raw.removeprefix("elastic:"))
             out.append(Setting(f"elastic {ms} ms", {"playout": "elastic", "buffer_ms": ms, "adaptive": False}))
+        elif raw == "voicemode":  # voicemode 9.0's own playback, modelled (engine/vmplayer.py)
+            out.append(Setting(VOICEMODE_COLUMN, {"player": "voicemode", "adaptive": False}))
         elif raw == "adaptive":
             out.append(Setting("adaptive", {"playout": "fixed", "adaptive": True}))
         elif raw.removeprefix("fixed:").isdigit():
@@ -87,7 +91,7 @@ def parse_settings(spec: str) -> list[Setting]:
             out.append(Setting(preset.name, {k: v for k, v in typed.items() if k in PRESET_KEYS}))
         else:
             raise ValueError(f"unknown setting {raw!r}: give 'elastic', 'elastic:MS', fixed buffers in ms "
-                             "('fixed:150' or '150'), 'adaptive' or 'preset:NAME'")
+                             "('fixed:150' or '150'), 'adaptive', 'voicemode' or 'preset:NAME'")
     if not out:
         raise ValueError("no settings to measure")
     return out
@@ -137,6 +141,7 @@ def _summary(ms: list[PlayMetrics]) -> dict[str, Any]:
         "underruns": sum(m.underruns for m in ms),
         "underrun_ms_per_min": _round(sum(under) / minutes) if minutes else None,
         "plays_with_underruns": sum(1 for m in ms if m.underruns),
+        "played_ms": _round(median([m.played_ms for m in ms])),
     }
 
 
@@ -176,7 +181,9 @@ def run_matrix(cfg: MatrixConfig, progress: Progress) -> Report:
         return bench_options(sink="virtual", network=link, network_seed=cfg.seed, audio_format=fmt,
                              max_buffer_s=4.0, **extra)
 
-    def player(settings: Settings, base_url: str, query: dict[str, str] | None) -> StreamPlayer:
+    def player(settings: Settings, base_url: str, query: dict[str, str] | None) -> Any:
+        if settings.player == "voicemode":
+            return VoicemodePlayer(settings, base_url=base_url, sink_factory=sink_factory("virtual"), extra_query=query)
         return StreamPlayer(settings, base_url=base_url, sink_factory=sink_factory("virtual"), extra_query=query)
 
     async def all_runs(base_url: str, query: dict[str, str] | None) -> None:
@@ -244,10 +251,13 @@ def _report(cfg: MatrixConfig, columns: list[str], results: dict[str, dict[str, 
             summaries = {c: _summary(ms) for c, ms in by_col.items()}
             for c in columns:
                 s = summaries[c]
+                vm = summaries.get(VOICEMODE_COLUMN)
                 cells.append({"format": fmt, "network": network, "setting": c, "baseline": c in BASELINES, **s,
                               "ttfa_buffered_over_this": _ratio(summaries["buffered"]["ttfa_ms"], s["ttfa_ms"]),
                               "underrun_ms_naive_over_this": _ratio(summaries["naive"]["underrun_ms_per_min"],
-                                                                    s["underrun_ms_per_min"])})
+                                                                    s["underrun_ms_per_min"]),
+                              **({"first_sound_voicemode_over_this": _ratio(vm["first_sound_ms"], s["first_sound_ms"]),
+                                  "played_of_voicemode": _ratio(s["played_ms"], vm["played_ms"])} if vm else {})})
     heads: dict[str, dict[str, Any]] = {}
     for fmt, runs in headline.items():
         streamed = median([m.ttfa_ms for m in runs["streamed"] if m.ttfa_ms is not None])
@@ -268,10 +278,11 @@ def _report(cfg: MatrixConfig, columns: list[str], results: dict[str, dict[str, 
 
 
 def matrix_markdown(cells: list[dict[str, Any]]) -> str:
+    vm = any("first_sound_voicemode_over_this" in c for c in cells)
     lines = ["| format | network | setting | TTFA P50 (IQR; P90) ms | first sound P50 (IQR; P90) ms | first byte to "
              "first sound | underrun ms per play median (p95) | underruns | stretched | TTFA: buffered / this "
-             "| underrun ms: naive / this |",
-             "|---|---|---|---|---|---|---|---|---|---|---|"]
+             "| underrun ms: naive / this |" + (" played s | first sound: voicemode 9.0 / this |" if vm else ""),
+             "|---|---|---|---|---|---|---|---|---|---|---|" + ("---|---|" if vm else "")]
     for c in cells:
         def num(v: float | None) -> str:
             return "–" if v is None else f"{v:.0f}"
@@ -284,7 +295,10 @@ def matrix_markdown(cells: list[dict[str, Any]]) -> str:
                      + (f", {c['failed']} failed" if c["failed"] else "")
                      + f" | {c['stretched_pct'] or 0:.0f}%"
                      + f" | {'' if c['setting'] == 'buffered' else _fmt_ratio(c['ttfa_buffered_over_this'])} "
-                     f"| {'' if c['setting'] == 'naive' else _fmt_ratio(c['underrun_ms_naive_over_this'])} |")
+                     f"| {'' if c['setting'] == 'naive' else _fmt_ratio(c['underrun_ms_naive_over_this'])} |"
+                     + (f" {(c['played_ms'] or 0) / 1000:.1f} | " + ("" if c["setting"] == VOICEMODE_COLUMN else
+                                                                    _fmt_ratio(c["first_sound_voicemode_over_this"]))
+                        + " |" if vm else ""))
     return "\n".join(lines) + "\n"
 
 
@@ -369,8 +383,13 @@ def run(o: BenchOptions, progress: Progress) -> Report:
             long_text=None if not o.headline else (QUICK_TEXT if quick else LONG_TEXT),
             long_repeats=1 if quick else 2,
             base_url=o.base_url, pace=o.pace if o.pace is not None else 0.9)
+        players = parse_list(o.players or "workbench", PLAYERS, "player")
     except (ValueError, PresetError) as exc:
         raise BenchError(str(exc)) from None
+    if "voicemode" in players and all(s.label != VOICEMODE_COLUMN for s in cfg.settings):
+        cfg.settings.append(Setting(VOICEMODE_COLUMN, {"player": "voicemode", "adaptive": False}))
+    if "workbench" not in players:
+        cfg.settings = [s for s in cfg.settings if s.label == VOICEMODE_COLUMN]
     if cfg.base_url and any(n in SCENARIOS for n in cfg.networks):
         raise BenchError(f"{', '.join(SCENARIOS)} needs the embedded server's knobs: not with --base-url")
     if cfg.pace <= 0:

@@ -34,6 +34,7 @@ class BenchOptions:
     base_url: str | None = None  # matrix
     pace: float | None = None  # matrix, split: the embedded server's wall seconds per second of audio
     headline: bool = True  # matrix
+    players: str | None = None  # matrix: workbench, voicemode
     streams: str | None = None  # stress
     minutes: float | None = None  # soak
     speed: float | None = None  # soak

@@ -44,6 +44,9 @@ def register(sub: Any) -> dict[str, Handler]:
     matrix.add_argument("--settings", dest="matrix_settings", default=None, metavar="LIST",
                         help="settings to compare, comma-separated: initial buffers in ms (fixed), 'adaptive', "
                         "'preset:NAME' (default 150,300,adaptive); split: off, sentence, auto (default off,sentence)")
+    matrix.add_argument("--players", default=None, metavar="LIST",
+                        help="who plays, comma-separated: workbench (this engine, the default) and voicemode "
+                        "(voicemode 9.0's playback, modelled: a 'voicemode 9.0' column, with ratios against it)")
     matrix.add_argument("--base-url", dest="bench_base_url", default=None, metavar="URL",
                         help="measure this OpenAI-compatible endpoint instead of the embedded server (matrix, split)")
     matrix.add_argument("--pace", type=float, default=None,
@@ -71,7 +74,8 @@ def cmd_bench(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
     options = BenchOptions(
         plays=args.plays, quick=args.quick, sink=args.sink, out=args.out, text=args.text, formats=args.formats,
         networks=args.networks, settings=args.matrix_settings, base_url=args.bench_base_url, pace=args.pace,
-        headline=not args.no_headline, streams=args.streams, minutes=args.minutes, speed=args.speed)
+        headline=not args.no_headline, streams=args.streams, minutes=args.minutes, speed=args.speed,
+        players=args.players)
     try:
         report, paths = run_suite(args.suite, options, stderr)
     except (ValueError, RuntimeError) as exc:  # BenchError is a ValueError: an option it cannot use

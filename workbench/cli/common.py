@@ -40,6 +40,8 @@ def add_settings_options(p: argparse.ArgumentParser) -> None:
                    "buffer by playing slightly slower) or fixed (wait for the whole initial buffer)")
     g.add_argument("--stream-format", metavar="KIND", help="audio (the format's bytes, the default) or sse "
                    "(server-sent events of base64 audio; WORKBENCH_STREAM_FORMAT)")
+    g.add_argument("--player", metavar="WHO", help="workbench (this engine, the default) or voicemode (voicemode "
+                   "9.0's playback, modelled: what its users hear today; WORKBENCH_PLAYER)")
     g.add_argument("--split", metavar="MODE", help="ask for the reply a sentence at a time, the next while one "
                    "plays: auto (the default: when the endpoint turned out not to stream), sentence (always) or off "
                    "(WORKBENCH_SPLIT)")
@@ -59,7 +61,7 @@ def settings_from_args(args: argparse.Namespace, environ: dict[str, str] | None 
     for flag, attr in (("format", "audio_format"), ("buffer_ms", "buffer_ms"), ("chunk_size", "chunk_size"),
                        ("max_buffer", "max_buffer_s"), ("speed", "speed"), ("sink", "sink"), ("network", "network"),
                        ("playout", "playout"), ("trim_leading_silence", "trim_leading_ms"),
-                       ("stream_format", "stream_format"), ("split", "split")):
+                       ("stream_format", "stream_format"), ("split", "split"), ("player", "player")):
         value = getattr(args, flag, None)
         if value is not None:
             spec = next(s for s in SPECS if s.attr == attr)

@@ -141,10 +141,15 @@ async def run_play(settings: Settings, text: str, *, record: str | None, status:
     from ..engine.endpoints import EndpointMemory
     from ..engine.player import StreamPlayer
     from ..engine.sinkfactory import sink_factory
+    from ..engine.vmplayer import VoicemodePlayer
 
     with endpoint_for(settings) as base_url:
-        player = StreamPlayer(settings, base_url=base_url, sink_factory=sink_factory(record=record),
-                              endpoints=EndpointMemory.default())  # WORKBENCH_SPLIT=auto learns per endpoint
+        player: Any
+        if settings.player == "voicemode":
+            player = VoicemodePlayer(settings, base_url=base_url, sink_factory=sink_factory(record=record))
+        else:
+            player = StreamPlayer(settings, base_url=base_url, sink_factory=sink_factory(record=record),
+                                  endpoints=EndpointMemory.default())  # WORKBENCH_SPLIT=auto learns per endpoint
         await player.warm_up()  # what a first request would otherwise load on the clock
         if status is not None:
             status.notices = player.notices

@@ -29,6 +29,7 @@ from .decoders import PROGRESSIVE_FORMATS, DecodeError
 from .elastic import ElasticPlayout, Feed, RateLimits
 from .endpoints import EndpointMemory, looks_buffered
 from .fetch import Fetch
+from .httpclient import make_client
 from .metrics import PlayMetrics, PlayState, Snapshot
 from .pipeline import Joiner, Pipeline, Push, Runner
 from .playrun import PlayRun
@@ -126,16 +127,7 @@ class StreamPlayer:
     def _pooled_client(self) -> Any:
         loop = asyncio.get_running_loop()
         if self._http is None or self._http_loop is not loop or self._http.is_closed:
-            import openai
-
-            from .network import ShapedTransport, get_profile
-            from .wire import TracingTransport
-
-            profile = get_profile(self.settings.network)
-            transport: Any = TracingTransport()  # when the request really left: `request_sent_ms`
-            if profile.shaped:
-                transport = ShapedTransport(profile, seed=self.settings.network_seed, inner=transport)
-            self._http = openai.DefaultAsyncHttpxClient(transport=transport)
+            self._http = make_client(self.settings)
             self._http_loop = loop
         return self._http
 

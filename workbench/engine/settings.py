@@ -26,6 +26,7 @@ FORMATS = NAMES  # the response formats, from the registry
 NETWORKS = ("none", "lan", "wifi", "4g", "flaky", "satellite")  # see engine/network.py
 PLAYOUTS = ("elastic", "fixed")
 STREAM_FORMATS = ("audio", "sse")
+PLAYERS = ("workbench", "voicemode")
 LOCAL = "local"  # the embedded server
 
 
@@ -201,6 +202,9 @@ SPECS: tuple[Spec, ...] = (
     Spec("stream_format", "WORKBENCH_STREAM_FORMAT", _choice(STREAM_FORMATS), ", ".join(STREAM_FORMATS),
          "How the endpoint streams: audio (the bytes of the format) or sse (server-sent events of base64 audio, "
          "as OpenAI's newer models and Speaches do)."),
+    Spec("player", "WORKBENCH_PLAYER", _choice(PLAYERS), ", ".join(PLAYERS),
+         "Who plays: workbench (this engine) or voicemode (voicemode 9.0's own playback, modelled: what its "
+         "users hear today)."),
     Spec("split", "WORKBENCH_SPLIT", _choice(SPLITS), ", ".join(SPLITS),
          "Ask for the reply a fragment at a time, the next while one plays: sentence always; auto when the "
          "endpoint turned out not to stream (the whole reply at once, late: remembered per endpoint); off never."),
@@ -245,6 +249,7 @@ class Settings:
     trim_leading_ms: int = 0
     stream_format: str = "audio"
     split: str = "auto"
+    player: str = "workbench"
     latency_correction_ms: float = 0.0
     adaptive: bool = True
     playout: str = "elastic"
