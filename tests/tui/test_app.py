@@ -206,6 +206,24 @@ async def test_compare_runs_a_then_b_and_saves(server: EmbeddedServer, tmp_path:
         assert not isinstance(app.screen, CompareScreen)
 
 
+async def test_v_plays_voicemode_today_against_this_engine(server: EmbeddedServer, tmp_path: Path) -> None:
+    """Issue 14: one key plays the text as voicemode 9.0 does, then as this engine does, and compares."""
+    app = make_app(server, tmp_path)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("v")
+        await wait_for(pilot, lambda: finished(app, 2))
+        await pilot.pause()
+        screen = app.screen
+        assert isinstance(screen, CompareScreen)
+        assert [r.settings.player for r in app.session.runs] == ["voicemode", "workbench"]
+        assert [r.metrics.player for r in app.session.runs if r.metrics] == ["voicemode", "workbench"]
+        assert app.session.runs[0].settings.audio_format == app.session.runs[1].settings.audio_format
+        await pilot.press("w")
+        await pilot.pause()
+        data = json.loads(sorted((tmp_path / "compare-results").glob("*.json"))[0].read_text())
+        assert data["a"]["name"] == "voicemode 9.0" and data["b"]["name"] == "this engine"
+
+
 async def test_export_saves_a_preset_voicemode_reads(server: EmbeddedServer, tmp_path: Path) -> None:
     app = make_app(server, tmp_path)
     async with app.run_test(size=SIZE) as pilot:

@@ -168,6 +168,9 @@ class VoicemodePlayer:
     def add_observer(self, observer: Observer) -> None:
         self.observers.append(observer)
 
+    def set_initial_buffer_ms(self, ms: float) -> None:
+        """voicemode reads VOICEMODE_STREAM_BUFFER_MS and uses it nowhere: neither does its model."""
+
     def stop(self) -> None:
         self._run.stopping = True
         if self.buffer is not None:

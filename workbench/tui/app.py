@@ -70,6 +70,7 @@ class WorkbenchApp(App[None]):
         Binding("s", "stop", "Stop"),
         Binding("r", "replay", "Replay"),
         Binding("c", "compare", "Compare"),
+        Binding("v", "voicemode_vs_engine", "voicemode vs engine"),
         Binding("e", "export", "Export"),
         Binding("l", "load_preset", "Load preset"),
         Binding("t", "toggle_settings", "Settings"),
@@ -338,6 +339,16 @@ class WorkbenchApp(App[None]):
         if not isinstance(self.screen, CompareScreen):
             self.push_screen(CompareScreen(self.session, self.query_one(TextArea).text))
 
+    def action_voicemode_vs_engine(self) -> None:
+        """voicemode today against this engine: the same text, settings and network, played both ways."""
+        from .screens.compare import CompareScreen
+
+        if not isinstance(self.screen, CompareScreen):
+            screen = CompareScreen(self.session, self.query_one(TextArea).text, a="player:voicemode",
+                                   b="player:workbench")
+            self.push_screen(screen, wait_for_dismiss=False)
+            self.call_after_refresh(screen.action_run)
+
     def action_export(self) -> None:
         from .screens.presets import ExportScreen
 
@@ -369,6 +380,8 @@ class WorkbenchApp(App[None]):
                             self.action_replay)
         yield SystemCommand("Compare A vs B", "Play the text two ways and compare the metrics (c)",
                             self.action_compare)
+        yield SystemCommand("voicemode today vs this engine", "Play the text as voicemode 9.0 does and as this "
+                            "engine does, and compare (v)", self.action_voicemode_vs_engine)
         yield SystemCommand("Export preset", "Save the settings as a voicemode .env, or apply them (e)",
                             self.action_export)
         yield SystemCommand("Load preset", "Load a shipped preset or any .env file (l)", self.action_load_preset)

@@ -28,6 +28,7 @@ from ..engine.report import recommend_buffer_ms
 from ..engine.settings import LOCAL, Settings, SettingsError, parse_overrides
 from ..engine.sinkfactory import SinkFactory
 from ..engine.sinks import SinkError
+from ..engine.vmplayer import VoicemodePlayer
 from ..usecases.presets import PRESETS_DIR, Preset, preset_from_settings
 from . import messages
 from .state import STREAM_FIELDS, RunRecord, StreamValues, format_profiles
@@ -65,7 +66,7 @@ class Session:
         self.runs: list[RunRecord] = []
         self.current: RunRecord | None = None  # the run playing now
         self.last_text: str | None = None
-        self.player: StreamPlayer | None = None
+        self.player: StreamPlayer | VoicemodePlayer | None = None
         self.player_url: str | None = None
         self.endpoints = EndpointMemory.default()  # which endpoints do not stream (WORKBENCH_SPLIT=auto)
         self.local_url = config.local_url
@@ -217,15 +218,20 @@ class Session:
             return "tune stopped; the settings are as they were"
         return None
 
-    async def _player_for(self, settings: Settings, base_url: str) -> StreamPlayer:
+    async def _player_for(self, settings: Settings, base_url: str) -> StreamPlayer | VoicemodePlayer:
         if self.player is not None and self.player.settings == settings and self.player_url == base_url:
             # a live edit during the last play moved the player's target: the panel's value rules again
             self.player.set_initial_buffer_ms(float(settings.buffer_ms))
             return self.player
         if self.player is not None:
             await self.player.aclose()
-        player = StreamPlayer(settings, base_url=base_url, sink_factory=self.config.sink_factory,
-                              snapshot_hz=self.config.snapshot_hz, endpoints=self.endpoints)
+        player: Any
+        if settings.player == "voicemode":  # voicemode 9.0's playback, modelled
+            player = VoicemodePlayer(settings, base_url=base_url, sink_factory=self.config.sink_factory,
+                                     snapshot_hz=self.config.snapshot_hz)
+        else:
+            player = StreamPlayer(settings, base_url=base_url, sink_factory=self.config.sink_factory,
+                                  snapshot_hz=self.config.snapshot_hz, endpoints=self.endpoints)
         player.add_observer(self._observe)
         await player.warm_up()  # off the play's clock: its first request leaves at once
         self.player, self.player_url = player, base_url

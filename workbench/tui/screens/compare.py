@@ -62,7 +62,8 @@ class CompareScreen(Screen[None]):
         self._done: dict[int, asyncio.Event] = {}
 
     def _options(self) -> list[tuple[str, str]]:
-        options = [(f"format {f}", f"format:{f}") for f in FORMATS]
+        options = [("voicemode 9.0 (as it plays today)", "player:voicemode"), ("this engine", "player:workbench")]
+        options += [(f"format {f}", f"format:{f}") for f in FORMATS]
         options += [(f"preset {p.stem}", f"preset:{p}") for p in shipped_presets(self.session.config.presets_dir)]
         return options
 
@@ -114,6 +115,8 @@ class CompareScreen(Screen[None]):
         session = self.session
         kind, _, ref = choice.partition(":")
         base = session.current_settings()
+        if kind == "player":  # the same settings, played by this engine or as voicemode 9.0 plays them
+            return base.replace(player=ref)
         if kind == "format":
             stream = session.profiles[ref]
             return base.replace(audio_format=ref, buffer_ms=stream.buffer_ms, chunk_size=stream.chunk_size,
@@ -219,6 +222,8 @@ class CompareScreen(Screen[None]):
 
 def _name(choice: str) -> str:
     kind, _, ref = choice.partition(":")
+    if kind == "player":
+        return "voicemode 9.0" if ref == "voicemode" else "this engine"
     return ref if kind == "format" else f"preset {Path(ref).stem}"
 
 

@@ -86,6 +86,9 @@ class SettingsPanel(VerticalScroll):
         yield Label("Playout", classes="field-label")
         yield Select([("elastic (start after 20-30 ms)", "elastic"), ("fixed (wait for the buffer)", "fixed")],
                      value="elastic", allow_blank=False, id="playout")
+        yield Label("Player", classes="field-label")
+        yield Select([("workbench (this engine)", "workbench"), ("voicemode 9.0 (as it plays today)", "voicemode")],
+                     value="workbench", allow_blank=False, id="player")
         yield Label("Split into sentences", classes="field-label")
         yield Select([("auto (if the endpoint does not stream)", "auto"), ("sentence (always)", "sentence"),
                       ("off (one request)", "off")], value="auto", allow_blank=False, id="split")
@@ -107,6 +110,7 @@ class SettingsPanel(VerticalScroll):
             self.query_one("#streaming_enabled", Switch).value = settings.streaming_enabled
             self.query_one("#playout", Select).value = settings.playout
             self.query_one("#split", Select).value = settings.split
+            self.query_one("#player", Select).value = settings.player
             self.query_one("#network", Select).value = settings.network
             values = {
                 "buffer_ms": str(stream.buffer_ms), "chunk_size": str(stream.chunk_size),
