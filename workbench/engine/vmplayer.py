@@ -145,8 +145,11 @@ class VoicemodePlayer:
         await self.aclose()
 
     async def warm_up(self) -> None:
-        """Load what a first request would load on the clock (voicemode's process has it loaded)."""
+        """Load what a first request would load on the clock (voicemode's process has it loaded: pydub and
+        its decoder, the HTTP client, sounddevice)."""
         SpeechSource(self.base_url, http_client=self.http_client or self._client())
+        await asyncio.to_thread(decode_file, b"", "pcm")
+        from . import avdecoders  # noqa: F401  (PyAV: the decoder of every compressed format here)
         if self.settings.sink in ("auto", "device"):
             from .sinks import import_sounddevice
 
@@ -237,6 +240,8 @@ class VoicemodePlayer:
         """voicemode opens and starts its stream before it asks (streaming); buffered, after the download."""
         sink = self.sink
         assert sink is not None
+        if hasattr(sink, "latency"):  # a sound card: voicemode's streams keep sounddevice's default latency
+            sink.latency = "high"
         try:
             await asyncio.to_thread(sink.open)
         except SinkError as exc:
