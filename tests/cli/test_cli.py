@@ -305,6 +305,7 @@ def test_play_as_voicemode_plays_and_says_what_voicemode_would_log() -> None:
 
 def test_player_that_is_not_one_is_a_one_line_error(tmp_path: Path) -> None:
     result = run("play", "--player", "kokoro", "hi")
-    assert_clean_error(result, 2, "WORKBENCH_PLAYER='kokoro' (from --player) is not valid; allowed: workbench, voicemode")
+    assert_clean_error(result, 2,
+                       "WORKBENCH_PLAYER='kokoro' (from --player) is not valid; allowed: workbench, voicemode")
     result = run("bench", "--players", "workbench,vlc", "--out", str(tmp_path))
     assert_clean_error(result, 2, "unknown player vlc")
