@@ -40,3 +40,21 @@ async def test_tune_gives_up_clearly_when_the_max_buffer_cannot_cover_it(server:
 async def test_tune_refuses_buffered_playback(server: EmbeddedServer) -> None:
     with pytest.raises(ValueError, match="streaming on"):
         await tune(make_settings(streaming_enabled=False), server.base_url, 1, TEXT)
+
+
+async def test_tune_for_voicemode_picks_a_format_and_chunk_that_play_the_whole_reply(server: EmbeddedServer) -> None:
+    """Issue 14: `tune --player voicemode` measures each format and chunk size as voicemode 9.0 plays them;
+    WAV, of which voicemode plays only the first 32 KB, can never win."""
+    from workbench.usecases.tune import VOICEMODE_CANDIDATES
+
+    s = make_settings(voices=("test-signal",), player="voicemode", network="none")
+    result = await tune(s, server.base_url, 1, "one two three four five six seven")
+    assert result.player == "voicemode" and result.plays == len(VOICEMODE_CANDIDATES)
+    assert len(result.steps) == len(VOICEMODE_CANDIDATES)
+    wav = next(step for step in result.steps if step.startswith("wav"))
+    assert int(wav.split("played ")[1].split(" %")[0]) < 90
+    chosen = result.settings
+    assert (chosen.audio_format, chosen.chunk_size) in VOICEMODE_CANDIDATES and chosen.audio_format != "wav"
+    assert chosen.buffer_ms == s.buffer_ms  # voicemode does not use it: left as it was
+    text = result.preset("mine").text()
+    assert "tune --player voicemode" in text and f"VOICEMODE_STREAM_CHUNK_SIZE={chosen.chunk_size}" in text

@@ -87,6 +87,7 @@ def cmd_bench(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
 
 def cmd_tune(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
     from ..bench.harness import progress_printer
+    from ..engine.vmplayer import VOICEMODE_VERSION
     from ..usecases import presets as pr
     from ..usecases.tune import TuneFailed, tune
 
@@ -96,7 +97,8 @@ def cmd_tune(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
         raise UserError("--repeats must be at least 1")
     if args.pace <= 0:
         raise UserError("--pace must be more than 0")
-    name = args.name or f"tuned-{settings.audio_format}-{settings.network}"
+    name = args.name or (f"tuned-voicemode-{settings.network}" if settings.player == "voicemode"
+                         else f"tuned-{settings.audio_format}-{settings.network}")
     output = args.output or Path(f"{name}.env")
     if output.exists() and not args.force:  # before minutes of playing, not after
         raise UserError(f"{output} already exists; choose another --output or add --force")
@@ -120,6 +122,12 @@ def cmd_tune(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
         raise UserError(str(exc)) from None
     for step in result.steps:
         print(step, file=stdout)
+    if result.player == "voicemode":
+        print(f"for voicemode {VOICEMODE_VERSION} on '{settings.network}': {result.settings.audio_format}, chunk "
+              f"{result.settings.chunk_size} B, first sound {result.first_sound_ms:.0f} ms ({result.plays} plays)",
+              file=stdout)
+        print(f"wrote {output} (workbench preset apply {output} puts it in voicemode's .env)", file=stderr)
+        return 0
     print(f"{settings.audio_format} on '{settings.network}': initial buffer {result.buffer_ms} ms, max buffer "
           f"{result.max_buffer_s:g} s, TTFA {result.ttfa_ms:.0f} ms"
           + (f", first sound {result.first_sound_ms:.0f} ms" if result.first_sound_ms is not None else "")

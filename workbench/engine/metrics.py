@@ -71,6 +71,7 @@ class PlayMetrics:
     sse_usage: dict[str, Any] | None = None  # what speech.audio.done said the reply used
     player: str = "workbench"  # who played it: this engine, or the model of voicemode 9.0's playback
     voicemode_reported_ttfa_ms: float | None = None  # player voicemode: the TTFA voicemode itself would log
+    padding_ms: float = 0.0  # player voicemode: the silence it adds (trailing, or 0.1 s before a buffered reply)
     split: str = "off"  # how the text was asked for: "off" (whole), "sentence", "auto" (split, as auto chose)
     fragments: int = 1  # requests the text was cut into
     fragment_ttfb_ms: list[float | None] = field(default_factory=list)  # split: each fragment's headers

@@ -132,6 +132,7 @@ class VoicemodePlayer:
         self._playing = False
         self._reported: float | None = None  # what voicemode would log as its TTFA (perf_counter)
         self._format = "pcm"
+        self._padding = 0  # samples of silence voicemode adds to this play
         self._http: Any = None
         self._http_loop: asyncio.AbstractEventLoop | None = None
 
@@ -199,6 +200,7 @@ class VoicemodePlayer:
         self._playing = True
         self.notices.clear()
         self._reported = None
+        self._padding = 0
         metrics = PlayMetrics(format=fmt, streaming=streaming, network=s.network, initial_buffer_ms=0.0)
         metrics.player = "voicemode"
         if fmt != asked:
@@ -311,6 +313,7 @@ class VoicemodePlayer:
                 if not started:
                     self._reported = time.perf_counter()
                 pad = np.zeros(int(SAMPLE_RATE * self.settings.trailing_silence_s), dtype=np.float32)
+                self._padding += len(pad)
                 await self._write(np.concatenate([samples, pad]))
 
     async def _buffered(self, request: SpeechRequest, fmt: str) -> None:
@@ -322,7 +325,9 @@ class VoicemodePlayer:
             body += piece
         self._reported = time.perf_counter()  # voicemode's TTFA: "playback_start" after the download
         samples = await self._decode(bytes(body), fmt)
-        samples = np.concatenate([np.zeros(int(SAMPLE_RATE * LEADING_SILENCE_S), dtype=np.float32), samples])
+        lead = int(SAMPLE_RATE * LEADING_SILENCE_S)
+        self._padding += lead
+        samples = np.concatenate([np.zeros(lead, dtype=np.float32), samples])
         assert self.sink is not None and self.buffer is not None
         # its player queues the whole reply and opens a stream on it: a ring that holds it all
         self.buffer = JitterBuffer(self.sink.rate, max(len(samples) / SAMPLE_RATE + 0.1, DEVICE_BUFFER_S), 0.0)
@@ -362,6 +367,7 @@ class VoicemodePlayer:
         collect(metrics, run, self.settings, [self.source] if self.source else [], self.buffer, self.sink, None)
         metrics.initial_buffer_ms, metrics.target_ms = 0.0, None  # voicemode has neither
         metrics.voicemode_reported_ttfa_ms = (self._reported - run.t0) * 1000.0 if self._reported else None
+        metrics.padding_ms = self._padding * 1000.0 / SAMPLE_RATE
         self.last_metrics = metrics
         self._emit()
         self._playing = False

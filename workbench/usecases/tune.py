@@ -27,6 +27,7 @@ from ..engine.metrics import PlayMetrics
 from ..engine.player import StreamPlayer
 from ..engine.settings import Settings
 from ..engine.sinkfactory import sink_factory
+from ..engine.vmplayer import VOICEMODE_VERSION, VoicemodePlayer
 from .presets import Preset, preset_from_settings
 
 MAX_ROUNDS = 4
@@ -47,9 +48,18 @@ class TuneResult:
     plays: int
     first_sound_ms: float | None = None  # ... and of their first sound (-50 dBFS)
     steps: list[str] = field(default_factory=list)  # what was tried, for the report
+    player: str = "workbench"  # voicemode: the format and chunk size voicemode 9.0 plays best, as it plays
 
     def preset(self, name: str) -> Preset:
         s = self.settings
+        if self.player == "voicemode":
+            return preset_from_settings(s, name, [
+                f"Stream Workbench preset: {name}",
+                f"Tuned by 'workbench tune --player voicemode' for voicemode {VOICEMODE_VERSION} as it plays today, "
+                f"on network '{s.network}': the format and chunk size with no gap and the earliest first sound "
+                f"({self.first_sound_ms or self.ttfa_ms:.0f} ms). Its buffer keys are this engine's.",
+                *self.steps,
+                "Plain KEY=value lines: voicemode reads this file as it is."])
         header = [f"Stream Workbench preset: {name}",
                   f"Tuned by 'workbench tune': {s.audio_format} on network '{s.network}', the smallest initial buffer "
                   f"that played every verification repeat without an underrun; TTFA {self.ttfa_ms:.0f} ms"
@@ -68,6 +78,8 @@ async def tune(settings: Settings, base_url: str, repeats: int, text: str,
                extra_query: dict[str, Any] | None = None) -> TuneResult:
     if repeats < 1:
         raise ValueError("repeats must be at least 1")
+    if settings.player == "voicemode":
+        return await tune_voicemode(settings, base_url, repeats, text, progress, extra_query)
     if not settings.streaming_enabled:
         raise ValueError("tuning needs streaming on (VOICEMODE_STREAMING_ENABLED=true): a buffered play has no "
                          "initial buffer to tune")
@@ -136,3 +148,55 @@ async def tune(settings: Settings, base_url: str, repeats: int, text: str,
     sounds = [m.first_sound_ms for m in verified if m.first_sound_ms is not None]
     return TuneResult(settings=best, buffer_ms=best.buffer_ms, max_buffer_s=best.max_buffer_s, ttfa_ms=ttfa,
                       plays=plays, steps=steps, first_sound_ms=statistics.median(sounds) if sounds else None)
+
+
+# what voicemode 9.0 lets a user choose that changes its playback: the format, and the chunk size (which
+# sets how soon PCM's first write and MP3's early decode happen); Opus and WAV do not depend on it
+VOICEMODE_CANDIDATES = (("pcm", 1024), ("pcm", 4096), ("pcm", 16384), ("mp3", 1024), ("mp3", 4096),
+                        ("mp3", 16384), ("opus", 4096), ("wav", 4096))
+WHOLE = 0.9  # less than this share of the longest play: part of the reply was lost (codecs pad a frame or two)
+
+
+async def tune_voicemode(settings: Settings, base_url: str, repeats: int, text: str,
+                         progress: Callable[[str], object] = lambda _: None,
+                         extra_query: dict[str, Any] | None = None) -> TuneResult:
+    """`tune --player voicemode`: K plays of each format and chunk size, played as voicemode 9.0 plays them
+    (`VoicemodePlayer`, on a virtual sink at real time, on the settings' network). The winner plays the
+    whole reply in every repeat with no gap and has the earliest median first sound; with no gap-free
+    one, the least gap time wins. The buffer keys are left as they were: voicemode 9.0 does not use them."""
+    runs: dict[tuple[str, int], list[PlayMetrics]] = {}
+    plays = 0
+    for fmt, chunk in VOICEMODE_CANDIDATES:
+        s = settings.replace(audio_format=fmt, chunk_size=chunk)
+        out: list[PlayMetrics] = []
+        async with VoicemodePlayer(s, base_url=base_url, extra_query=extra_query,
+                                   sink_factory=sink_factory("virtual")) as player:
+            for i in range(repeats):
+                progress(f"voicemode {fmt}, chunk {chunk}: play {i + 1}/{repeats}")
+                m = await player.play(text)
+                plays += 1
+                if m.error:
+                    raise TuneFailed(f"{fmt}, chunk {chunk}: {m.error}")
+                out.append(m)
+        runs[(fmt, chunk)] = out
+    def speech_ms(m: PlayMetrics) -> float:  # what was played of the reply, without the silence voicemode adds
+        return max(m.played_ms - m.padding_ms, 0.0)
+
+    whole = max(speech_ms(m) for ms in runs.values() for m in ms) or 1.0
+    steps: list[str] = []
+    scored = []
+    for (fmt, chunk), ms in runs.items():
+        share = min(speech_ms(m) for m in ms) / whole
+        gaps = statistics.median([m.underrun_ms for m in ms])
+        sound = statistics.median([m.first_sound_ms or m.ttfa_ms or math.inf for m in ms])
+        steps.append(f"{fmt}, chunk {chunk}: first sound {sound:.0f} ms, gaps {gaps:.0f} ms, "
+                     f"played {100 * share:.0f} % of the reply.")
+        if share >= WHOLE:  # ties (within 10 ms) go to voicemode's default chunk size
+            scored.append((gaps > 0, gaps, round(sound, -1), abs(math.log2(chunk / 4096)), sound, fmt, chunk))
+    if not scored:
+        raise TuneFailed("no format played the whole reply as voicemode plays it")
+    *_, sound, fmt, chunk = min(scored)
+    best = settings.replace(audio_format=fmt, chunk_size=chunk)
+    ttfa = statistics.median([m.ttfa_ms or 0.0 for m in runs[(fmt, chunk)]])
+    return TuneResult(settings=best, buffer_ms=best.buffer_ms, max_buffer_s=best.max_buffer_s, ttfa_ms=ttfa,
+                      plays=plays, first_sound_ms=sound, steps=steps, player="voicemode")
