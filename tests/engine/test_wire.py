@@ -32,14 +32,19 @@ async def test_the_request_is_sent_when_the_server_says_it_arrived(server: Embed
     settings = make_settings(network=network)
     player = StreamPlayer(settings, base_url=server.base_url, sink_factory=virtual_factory(speed=8.0),
                           http_client=client)
+    differences = []
     for _ in range(2):
         m = await player.play("Hi.")
         assert m.error is None and m.request_sent_ms is not None
         seen_ms = (arrived[-1] - player.request_started) * 1000.0
         network_ms = profile.rtt_ms / 2
         # the handler starts once the headers are in, while the body's last bytes may still be on their way
-        assert -3.0 < seen_ms - network_ms - m.request_sent_ms < 5.0, (seen_ms, m.request_sent_ms)
+        differences.append(seen_ms - network_ms - m.request_sent_ms)
+        assert -25.0 < differences[-1] < 5.0, (seen_ms, m.request_sent_ms)
         assert m.request_sent_ms <= m.ttfb_ms
+    # the trace is taken when the event loop resumes after the write: a busy test process can make one
+    # play's late by a few ms more (seen once in CI: 12 ms); both late means the engine counts it late
+    assert max(differences) > -3.0, differences
     await client.aclose()
 
 
