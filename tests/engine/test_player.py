@@ -245,7 +245,9 @@ async def test_plays_waiting_for_their_end_do_not_hold_worker_threads(server: Em
     waits for its audio to play out must not sit on a worker thread, or the others cannot decode.
     (`workbench bench stress` found this: underruns at the end of 2 of 8 concurrent MP3 plays.)"""
     import concurrent.futures
+    import gc
 
+    gc.collect()  # not the earlier tests' garbage: a collection mid-play stalls five 2x plays at once
     loop = asyncio.get_running_loop()
     loop.set_default_executor(concurrent.futures.ThreadPoolExecutor(max_workers=2))
     players = [StreamPlayer(make_settings(voices=("test-signal",), audio_format="mp3"), base_url=server.base_url,
