@@ -362,6 +362,31 @@ async def test_u_tunes_silently_and_fills_the_settings(server: EmbeddedServer, t
         assert not app.session.runs  # tuning plays are not runs in the history
 
 
+async def test_the_settings_it_was_opened_with_stay(server: EmbeddedServer, tmp_path: Path) -> None:
+    """`workbench --network 4g --playout fixed` opened on none and elastic: each select's first Changed,
+    for the value it was composed with, reached the session after the panel had shown the real ones."""
+    app = make_app(server, tmp_path, network="4g", playout="fixed", player="voicemode", split="sentence")
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause()
+        base = app.session.base
+        assert (base.network, base.playout, base.player, base.split) == ("4g", "fixed", "voicemode", "sentence")
+        assert app.query_one("#network", Select).value == "4g"
+
+
+async def test_u_with_the_voicemode_player_sets_the_format_and_chunk_voicemode_plays_best(
+        server: EmbeddedServer, tmp_path: Path) -> None:
+    app = make_app(server, tmp_path, text="one two three", player="voicemode")
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("u")
+        await wait_for(pilot, lambda: not app.session.tuning, timeout=120)
+        message = str(app.query_one("#message").render())
+        assert message.startswith("tuned for voicemode on 'none'"), message
+        settings = app.session.current_settings()
+        assert f"{settings.audio_format}, chunk {settings.chunk_size} B" in message
+        assert app.query_one("#chunk_size", Input).value == str(settings.chunk_size)  # the panel shows it
+        assert settings.audio_format != "wav"  # voicemode plays only its first 32 KB
+
+
 async def test_s_stops_a_tune_and_leaves_the_settings(server: EmbeddedServer, tmp_path: Path) -> None:
     app = make_app(server, tmp_path, buffer_ms=900)
     async with app.run_test(size=SIZE) as pilot:

@@ -18,7 +18,6 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -29,14 +28,14 @@ from .decoders import PROGRESSIVE_FORMATS, DecodeError
 from .elastic import ElasticPlayout, Feed, RateLimits
 from .endpoints import EndpointMemory, looks_buffered
 from .fetch import Fetch
-from .httpclient import make_client
 from .metrics import PlayMetrics, PlayState, Snapshot
 from .pipeline import Joiner, Pipeline, Push, Runner
+from .playerbase import PlayerBase, PlayError
 from .playrun import PlayRun
 from .report import collect, heard_times
-from .settings import LOCAL, Settings
-from .sinkfactory import SinkFactory, sink_factory
-from .sinks import Sink, SinkError, VirtualSink
+from .settings import Settings
+from .sinkfactory import SinkFactory
+from .sinks import SinkError, VirtualSink
 from .source import SourceError, SpeechRequest, SpeechSource
 from .split import Fragment, split_text
 
@@ -46,14 +45,9 @@ ELASTIC_START_BLOCKS = 1  # elastic playout starts once this many device blocks 
 # delayed the request by as much), or after this long when it has not (a slow connect, a TLS handshake)
 SINK_AFTER_REQUEST_S = 0.030
 
-Observer = Callable[[Snapshot], None]
 
 
-class PlayError(Exception):
-    """A play could not start (bad input); `str()` is meant for the user."""
-
-
-class StreamPlayer:
+class StreamPlayer(PlayerBase):
     def __init__(
         self,
         settings: Settings,
@@ -66,34 +60,20 @@ class StreamPlayer:
         extra_query: dict[str, Any] | None = None,
         endpoints: EndpointMemory | None = None,
     ) -> None:
-        self.settings = settings
-        self.base_url = base_url or settings.base_url
-        if self.base_url == LOCAL:
-            raise PlayError("no endpoint given: start the embedded server and pass its URL as base_url")
-        self.sink_factory = sink_factory or _default_factory
-        self.http_client = http_client
-        self.snapshot_interval = 1.0 / snapshot_hz
-        self.extra_headers = extra_headers
-        self.extra_query = extra_query
-        self.observers: list[Observer] = []
-        self.notices: list[str] = []  # the current (or last) play's; the same list object for every play
-        self.sink: Sink | None = None
+        super().__init__(settings, base_url=base_url, sink_factory=sink_factory, http_client=http_client,
+                         snapshot_hz=snapshot_hz, extra_headers=extra_headers, extra_query=extra_query)
         self.buffer: JitterBuffer | None = None  # the ring the device reads
         self.elastic: ElasticPlayout | None = None  # elastic playout's stage in front of it
         self.feed: Feed | None = None  # where decoded audio goes: the elastic stage, or the buffer itself
         self.source: SpeechSource | None = None  # the (first) request's
         self.sources: list[SpeechSource] = []  # every request's: one per fragment when the text is split
         self.endpoints = endpoints or EndpointMemory()  # which endpoints do not stream (`WORKBENCH_SPLIT=auto`)
-        self.last_metrics: PlayMetrics | None = None
         self.adaptive: AdaptiveTarget | None = None  # learned across this player's plays
         self.pump_slack_ms = 0.0  # elastic playout: how far ahead a busy interpreter made the pump keep the ring
         self.needed_history: list[float] = []  # each finished play's smallest clean initial buffer
         self._live_target_ms: float | None = None
         self._run = PlayRun(settings.audio_format, notices=self.notices)
-        self._playing = False
         self._download: asyncio.Task[None] | None = None
-        self._http: Any = None  # our own pooled HTTP client, kept across plays (keep-alive, one TLS setup)
-        self._http_loop: asyncio.AbstractEventLoop | None = None
 
     async def __aenter__(self) -> StreamPlayer:
         await self.warm_up()
@@ -124,22 +104,6 @@ class StreamPlayer:
         await self.aclose()
 
     # -- control ----------------------------------------------------------------------------------
-    def _pooled_client(self) -> Any:
-        loop = asyncio.get_running_loop()
-        if self._http is None or self._http_loop is not loop or self._http.is_closed:
-            self._http = make_client(self.settings)
-            self._http_loop = loop
-        return self._http
-
-    async def aclose(self) -> None:
-        """Close the pooled HTTP connections. The player can still play afterwards (it reconnects)."""
-        http, self._http = self._http, None
-        if http is not None and not http.is_closed:
-            await http.aclose()
-
-    def add_observer(self, observer: Observer) -> None:
-        self.observers.append(observer)
-
     def stop(self) -> None:
         """Stop the current play at once (with a short fade); `play()` then returns promptly."""
         self._run.stopping = True
@@ -158,10 +122,6 @@ class StreamPlayer:
             self.adaptive.target_ms = min(ms, self.adaptive.max_ms)
         if self.feed is not None and self.settings.streaming_enabled:
             self.feed.set_target_ms(ms)
-
-    @property
-    def is_playing(self) -> bool:
-        return self._playing
 
     @property
     def request_started(self) -> float:
@@ -456,24 +416,6 @@ class StreamPlayer:
             first_sound_ms=(sound - self._run.t0) * 1000.0 if sound is not None else None,
         )
 
-    def _emit(self) -> None:
-        if not self.observers:
-            return
-        snap = self.snapshot()
-        for observer in list(self.observers):
-            try:
-                observer(snap)
-            except Exception:  # an observer's bug must never stop the audio
-                log.exception("snapshot observer failed; removing it")
-                self.observers.remove(observer)
-
-    async def _snapshots(self) -> None:
-        while True:
-            self._emit()
-            await asyncio.sleep(self.snapshot_interval)
-
-
-_default_factory = sink_factory()
 
 
 def _describe(exc: Exception, fmt: str) -> str:

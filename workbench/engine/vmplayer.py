@@ -34,20 +34,20 @@ import asyncio
 import contextlib
 import io
 import time
-from collections.abc import AsyncGenerator, AsyncIterator, Callable
+from collections.abc import AsyncGenerator, AsyncIterator
 from typing import Any
 
 import numpy as np
 
 from .buffer import JitterBuffer
 from .decoding import DecodeError
-from .httpclient import make_client
 from .metrics import PlayMetrics, PlayState, Snapshot
+from .playerbase import PlayerBase, PlayError
 from .playrun import PlayRun
 from .report import collect, heard_times
-from .settings import LOCAL, Settings
-from .sinkfactory import SinkFactory, sink_factory
-from .sinks import Sink, SinkError, VirtualSink
+from .settings import Settings
+from .sinkfactory import SinkFactory
+from .sinks import SinkError, VirtualSink
 from .source import SourceError, SpeechRequest, SpeechSource
 
 VOICEMODE_VERSION = "9.0"
@@ -59,7 +59,6 @@ LEADING_SILENCE_S = 0.1  # VOICEMODE_CHIME_LEADING_SILENCE's default, put before
 DRAIN_EXTRA_S = 0.3  # after the last write of the buffered-stream path it sleeps the latency and this
 CONTAINERS = {"mp3": "mp3", "wav": "wav", "opus": "ogg", "flac": "flac", "aac": "aac"}
 
-Observer = Callable[[Snapshot], None]
 
 
 def voicemode_format(fmt: str, base_url: str) -> str:
@@ -102,7 +101,7 @@ async def rechunk(body: AsyncIterator[bytes], size: int) -> AsyncGenerator[bytes
         yield bytes(held)
 
 
-class VoicemodePlayer:
+class VoicemodePlayer(PlayerBase):
     """Plays a reply as voicemode 9.0 does (see the module docstring). The same interface as
     `StreamPlayer` where the CLI, the benchmarks and the compare use it."""
 
@@ -111,30 +110,14 @@ class VoicemodePlayer:
     def __init__(self, settings: Settings, *, base_url: str | None = None, sink_factory: SinkFactory | None = None,
                  http_client: Any = None, snapshot_hz: float = 20.0, extra_headers: dict[str, str] | None = None,
                  extra_query: dict[str, Any] | None = None) -> None:
-        self.settings = settings
-        self.base_url = base_url or settings.base_url
-        if self.base_url == LOCAL:
-            from .player import PlayError
-
-            raise PlayError("no endpoint given: start the embedded server and pass its URL as base_url")
-        self.sink_factory = sink_factory or _default_factory
-        self.http_client = http_client
-        self.snapshot_interval = 1.0 / snapshot_hz
-        self.extra_headers = extra_headers
-        self.extra_query = extra_query
-        self.observers: list[Observer] = []
-        self.notices: list[str] = []
-        self.sink: Sink | None = None
+        super().__init__(settings, base_url=base_url, sink_factory=sink_factory, http_client=http_client,
+                         snapshot_hz=snapshot_hz, extra_headers=extra_headers, extra_query=extra_query)
         self.buffer: JitterBuffer | None = None
         self.source: SpeechSource | None = None
-        self.last_metrics: PlayMetrics | None = None
         self._run = PlayRun("pcm", notices=self.notices)
-        self._playing = False
         self._reported: float | None = None  # what voicemode would log as its TTFA (perf_counter)
         self._format = "pcm"
         self._padding = 0  # samples of silence voicemode adds to this play
-        self._http: Any = None
-        self._http_loop: asyncio.AbstractEventLoop | None = None
 
     async def __aenter__(self) -> VoicemodePlayer:
         await self.warm_up()
@@ -148,7 +131,7 @@ class VoicemodePlayer:
     async def warm_up(self) -> None:
         """Load what a first request would load on the clock (voicemode's process has it loaded: pydub and
         its decoder, the HTTP client, sounddevice)."""
-        SpeechSource(self.base_url, http_client=self.http_client or self._client())
+        SpeechSource(self.base_url, http_client=self.http_client or self._pooled_client())
         await asyncio.to_thread(decode_file, b"", "pcm")
         from . import avdecoders  # noqa: F401  (PyAV: the decoder of every compressed format here)
         if self.settings.sink in ("auto", "device"):
@@ -156,21 +139,6 @@ class VoicemodePlayer:
 
             with contextlib.suppress(SinkError):
                 await asyncio.to_thread(import_sounddevice)
-
-    def _client(self) -> Any:
-        """One client for all plays (voicemode keeps one per endpoint), on the simulated network if any."""
-        loop = asyncio.get_running_loop()
-        if self._http is None or self._http_loop is not loop or self._http.is_closed:
-            self._http, self._http_loop = make_client(self.settings), loop
-        return self._http
-
-    async def aclose(self) -> None:
-        http, self._http = self._http, None
-        if http is not None and not http.is_closed:
-            await http.aclose()
-
-    def add_observer(self, observer: Observer) -> None:
-        self.observers.append(observer)
 
     def set_initial_buffer_ms(self, ms: float) -> None:
         """voicemode reads VOICEMODE_STREAM_BUFFER_MS and uses it nowhere: neither does its model."""
@@ -180,14 +148,8 @@ class VoicemodePlayer:
         if self.buffer is not None:
             self.buffer.stop()
 
-    @property
-    def is_playing(self) -> bool:
-        return self._playing
-
     # -- the play ---------------------------------------------------------------------------------------
     async def play(self, text: str, *, fmt: str | None = None) -> PlayMetrics:
-        from .player import PlayError
-
         if self._playing:
             raise PlayError("a play is already running")
         if not text or not text.strip():
@@ -209,7 +171,8 @@ class VoicemodePlayer:
             self.notices.append(f"voicemode does not stream {fmt}: the whole reply first")
         run = self._run = PlayRun(fmt, t0=t0, notices=self.notices)
         self.source = SpeechSource(self.base_url, api_key=s.api_key, chunk_size=1 << 20,
-                                   stall_timeout=s.stall_timeout_s, http_client=self.http_client or self._client())
+                                   stall_timeout=s.stall_timeout_s,
+                                   http_client=self.http_client or self._pooled_client())
         request = SpeechRequest(text=text, model=s.model, voice=s.voice, response_format=fmt, speed=s.speed,
                                 extra_headers=self.extra_headers, extra_query=self.extra_query)
         tasks = [asyncio.create_task(self._snapshots())] if self.observers else []
@@ -394,20 +357,3 @@ class VoicemodePlayer:
             rate=1.0, playout="fixed", first_sound_ms=(sound - run.t0) * 1000.0 if sound is not None else None,
         )
 
-    def _emit(self) -> None:
-        if not self.observers:
-            return
-        snap = self.snapshot()
-        for observer in list(self.observers):
-            try:
-                observer(snap)
-            except Exception:
-                self.observers.remove(observer)
-
-    async def _snapshots(self) -> None:
-        while True:
-            self._emit()
-            await asyncio.sleep(self.snapshot_interval)
-
-
-_default_factory = sink_factory()

@@ -346,6 +346,16 @@ class Session:
             log.exception("tune failed")
             self.post(messages.TuneFinished(f"tune failed: unexpected error: {exc!r}"))
         else:
+            if result.player == "voicemode":  # what voicemode plays best: its format and chunk size, set
+                fmt, chunk = result.settings.audio_format, result.settings.chunk_size
+                self.base = self.base.replace(audio_format=fmt)
+                self.profiles[fmt] = StreamValues(**{**self.profiles[fmt].__dict__, "chunk_size": chunk})
+                self.tuning = False
+                self.post(messages.SettingsReplaced(
+                    f"tuned for voicemode on '{settings.network}': {fmt}, chunk {chunk} B, first sound "
+                    f"{result.first_sound_ms or result.ttfa_ms:.0f} ms ({result.plays} silent plays); set for the "
+                    "next play (e exports it)"))
+                return
             self.post(messages.TuneFinished(
                 f"tuned {settings.audio_format} on '{settings.network}': initial buffer {result.buffer_ms} ms, max "
                 f"buffer {result.max_buffer_s:g} s, TTFA {result.ttfa_ms:.0f} ms"

@@ -69,6 +69,19 @@ class TuneResult:
         return preset_from_settings(s, name, header)
 
 
+async def _repeat(player: StreamPlayer | VoicemodePlayer, repeats: int, text: str,
+                  progress: Callable[[str], object], what: str) -> list[PlayMetrics]:
+    """`repeats` plays of `text`; a failed one ends the tuning (its figures would mean nothing)."""
+    out: list[PlayMetrics] = []
+    for i in range(repeats):
+        progress(f"{what}: play {i + 1}/{repeats}")
+        m = await player.play(text)
+        if m.error:
+            raise TuneFailed(f"{what}: {m.error}")
+        out.append(m)
+    return out
+
+
 def _round_up(ms: float, step: int = 10) -> int:
     return int(math.ceil(max(ms, 0.0) / step) * step)
 
@@ -89,16 +102,10 @@ async def tune(settings: Settings, base_url: str, repeats: int, text: str,
 
     async def series(s: Settings, what: str) -> list[PlayMetrics]:
         nonlocal plays
-        out: list[PlayMetrics] = []
         async with StreamPlayer(s, base_url=base_url, extra_query=extra_query,
                                 sink_factory=sink_factory("virtual")) as player:
-            for i in range(repeats):
-                progress(f"{what}: play {i + 1}/{repeats}")
-                m = await player.play(text)
-                plays += 1
-                if m.error:
-                    raise TuneFailed(f"{what}: {m.error}")
-                out.append(m)
+            out = await _repeat(player, repeats, text, progress, what)
+        plays += len(out)
         return out
 
     def needed(ms: list[PlayMetrics]) -> float:
@@ -168,17 +175,10 @@ async def tune_voicemode(settings: Settings, base_url: str, repeats: int, text: 
     plays = 0
     for fmt, chunk in VOICEMODE_CANDIDATES:
         s = settings.replace(audio_format=fmt, chunk_size=chunk)
-        out: list[PlayMetrics] = []
         async with VoicemodePlayer(s, base_url=base_url, extra_query=extra_query,
                                    sink_factory=sink_factory("virtual")) as player:
-            for i in range(repeats):
-                progress(f"voicemode {fmt}, chunk {chunk}: play {i + 1}/{repeats}")
-                m = await player.play(text)
-                plays += 1
-                if m.error:
-                    raise TuneFailed(f"{fmt}, chunk {chunk}: {m.error}")
-                out.append(m)
-        runs[(fmt, chunk)] = out
+            runs[(fmt, chunk)] = await _repeat(player, repeats, text, progress, f"voicemode {fmt}, chunk {chunk}")
+        plays += repeats
     def speech_ms(m: PlayMetrics) -> float:  # what was played of the reply, without the silence voicemode adds
         return max(m.played_ms - m.padding_ms, 0.0)
 

@@ -20,12 +20,13 @@ what the listener gets.
 | `p` / Enter on Play | play the text with the current settings |
 | `s` | stop the play (with a short fade), or a running tune |
 | `r` | replay the last text with the current settings |
-| `c` | compare A vs B (two formats or presets, same text and network) |
+| `c` | compare A vs B (two formats, presets or players, same text and network) |
+| `v` | voicemode today vs this engine: the text played as voicemode 9.0 plays it, then by this engine, compared |
 | `e` | export the settings as a preset, or apply them to voicemode |
 | `l` | load a shipped preset or any `.env` file |
 | `t` | show or hide the settings panel (hidden at first in terminals under 110 columns) |
 | `b` | set the initial buffer that would have played every run like the last one without an underrun |
-| `u` | tune: find the smallest initial buffer (and, with fixed buffering, max buffer) that plays this format and network clean three times over, then set it; silent plays on a virtual sink |
+| `u` | tune: find the smallest initial buffer (and, with fixed buffering, max buffer) that plays this format and network clean three times over, then set it; silent plays on a virtual sink (with the voicemode player: the format and chunk size voicemode plays best) |
 | `Esc` | leave the text box (so the keys above work), close a dialog |
 | `ctrl+p` | command palette: every action |
 | `q` | quit |

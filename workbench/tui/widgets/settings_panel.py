@@ -77,6 +77,8 @@ class SettingsPanel(VerticalScroll):
             self.field = field  # attribute name ("buffer_ms", "audio_format", "voice", "endpoint", ...)
             self.value = value
 
+    _loaded = False  # edits are reported once `load` has shown the settings
+
     def compose(self) -> ComposeResult:
         yield Label("Format", classes="field-label")
         yield Select([(f, f) for f in FORMATS], value="pcm", allow_blank=False, id="audio_format")
@@ -105,6 +107,7 @@ class SettingsPanel(VerticalScroll):
 
     def load(self, settings: Settings, stream: StreamValues) -> None:
         """Show `settings` (with the current format's stream values) without emitting edits."""
+        self._loaded = True
         with self.prevent(Input.Changed, Select.Changed, Switch.Changed):
             self.query_one("#audio_format", Select).value = settings.audio_format
             self.query_one("#streaming_enabled", Switch).value = settings.streaming_enabled
@@ -168,9 +171,14 @@ class SettingsPanel(VerticalScroll):
     @on(Select.Changed)
     def _select_changed(self, event: Select.Changed) -> None:
         event.stop()
+        # a select's first Changed (for the value it was composed with) comes before `load`: reported, it
+        # would put that default back in place of the configured value (`--network 4g` opened on none)
+        if not self._loaded:
+            return
+        value = event.select.value
         if event.select.id == "network":
-            self._describe_network(str(event.value))
-        self.post_message(self.Edited(event.select.id or "", event.value))
+            self._describe_network(str(value))
+        self.post_message(self.Edited(event.select.id or "", value))
 
     @on(Switch.Changed)
     def _switch_changed(self, event: Switch.Changed) -> None:
