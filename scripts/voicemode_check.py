@@ -57,27 +57,30 @@ class Recording:
         return data, at
 
 
-async def play_real(url: str, fmt: str, knobs: str) -> float | None:
+async def play_real(url: str, fmt: str, knobs: str, started: list[float]) -> tuple[float | None, float | None]:
     import openai
     from voice_mode.streaming import stream_tts_audio
 
-    client = openai.AsyncOpenAI(base_url=url, api_key="x", max_retries=0)
+    client = openai.AsyncOpenAI(base_url=url, api_key="x", max_retries=0)  # voicemode's client is made once
     params = {"model": "tts-1", "input": TEXT, "voice": "test-signal", "response_format": fmt,
               "extra_headers": {"X-Workbench-Knobs": knobs}}
+    started.append(time.perf_counter())
     ok, metrics = await stream_tts_audio(text=TEXT, openai_client=client, request_params=params)
-    return metrics.ttfa * 1000.0 if ok and metrics.ttfa else None
+    return (metrics.ttfa * 1000.0 if ok and metrics.ttfa else None), None
 
 
-async def play_model(url: str, fmt: str, knobs: str) -> float | None:
+async def play_model(url: str, fmt: str, knobs: str, started: list[float]) -> tuple[float | None, float | None]:
     from workbench.engine.settings import defaults
     from workbench.engine.vmplayer import VoicemodePlayer
 
     s = defaults(voices=("test-signal",), audio_format=fmt, sink="device")
+    # entering warms up (imports PyAV and the HTTP client), as voicemode's running process has them loaded
     async with VoicemodePlayer(s, base_url=url, extra_headers={"X-Workbench-Knobs": knobs}) as player:
+        started.append(time.perf_counter())
         m = await player.play(TEXT)
     if m.error:
         raise SystemExit(m.error)
-    return m.voicemode_reported_ttfa_ms
+    return m.voicemode_reported_ttfa_ms, m.first_sound_ms  # what voicemode would log; what our sink heard
 
 
 def main() -> None:
@@ -98,9 +101,10 @@ def main() -> None:
     rec = Recording(sd)
     rec.stream.start()
     time.sleep(0.3)
-    t0 = time.perf_counter()
     play = play_real if a.real else play_model
-    reported = asyncio.run(play(a.url, a.format, SERVERS[a.server]))
+    started: list[float] = []  # the clock starts at the call that plays, after each side's set-up
+    reported, own = asyncio.run(play(a.url, a.format, SERVERS[a.server], started))
+    t0 = started[0]
     time.sleep(0.6)
     rec.stream.stop()
     data, at = rec.take()
@@ -114,7 +118,8 @@ def main() -> None:
     print(json.dumps({"who": "voicemode" if a.real else "model", "format": a.format, "server": a.server,
                       "first_sound_ms": round((at[loud[0]] - t0) * 1000.0), "gaps_ms": gaps,
                       "gap_total_ms": sum(gaps), "sound_s": round((loud[-1] - loud[0]) / RATE, 2),
-                      "reported_ttfa_ms": None if reported is None else round(reported)}))
+                      "reported_ttfa_ms": None if reported is None else round(reported),
+                      "own_first_sound_ms": None if own is None else round(own)}))
 
 
 if __name__ == "__main__":
