@@ -89,7 +89,10 @@ def main() -> None:
     p.add_argument("--format", default="pcm")
     p.add_argument("--server", choices=list(SERVERS), default="fast")
     p.add_argument("--url", default="http://127.0.0.1:8899/v1")
+    p.add_argument("--repeat", type=int, default=1, help="say the text this many times (a longer reply)")
     a = p.parse_args()
+    global TEXT
+    TEXT = " ".join([TEXT] * a.repeat)
     os.environ["PULSE_SOURCE"] = monitor()
     import sounddevice as sd
 
