@@ -391,6 +391,7 @@ def test_the_targeted_voicemode_is_the_installed_one_when_its_playback_is_known(
         monkeypatch: pytest.MonkeyPatch, installed: str | None, version: str, caveat: bool) -> None:
     from importlib import metadata
 
+    from workbench.engine import vmplayer
     from workbench.usecases import voicemode
 
     def fake_version(name: str) -> str:
@@ -398,7 +399,7 @@ def test_the_targeted_voicemode_is_the_installed_one_when_its_playback_is_known(
             raise metadata.PackageNotFoundError(name)
         return installed
 
-    monkeypatch.setattr(voicemode.metadata, "version", fake_version)
+    monkeypatch.setattr(vmplayer.metadata, "version", fake_version)
     t = voicemode.target()
     assert t.version == version and (t.caveat is not None) == caveat
     notes = voicemode.key_notes(["VOICEMODE_STREAM_BUFFER_MS"], t)

@@ -141,3 +141,14 @@ async def test_stop_ends_a_voicemode_play(server: EmbeddedServer) -> None:
     player.stop()
     m = await asyncio.wait_for(task, 3.0)
     assert m.state == "stopped" and m.played_ms < m.audio_ms + 1 and m.played_ms < 8000
+
+
+async def test_an_unknown_installed_voicemode_is_named_and_9_0_is_played(server: EmbeddedServer,
+                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    from workbench.engine import vmplayer
+
+    monkeypatch.setattr(vmplayer.metadata, "version", lambda name: "9.4.0")
+    assert vmplayer.installed_voicemode() == ("9.4.0", False)
+    m, _ = await vm_play(server, "pcm", text="one two")
+    assert m.error is None
+    assert any("voicemode 9.4.0 is installed; this player plays as voicemode 9.0 does" in n for n in m.warnings)

@@ -35,6 +35,7 @@ import contextlib
 import io
 import time
 from collections.abc import AsyncGenerator, AsyncIterator
+from importlib import metadata
 from typing import Any
 
 import numpy as np
@@ -51,6 +52,7 @@ from .sinks import SinkError, VirtualSink
 from .source import SourceError, SpeechRequest, SpeechSource
 
 VOICEMODE_VERSION = "9.0"
+KNOWN_SERIES = ("8.12", "9.0")  # releases whose playback is this one (read from their source)
 SAMPLE_RATE = 24_000  # voicemode's SAMPLE_RATE: every stream it opens runs at this rate
 DEVICE_BUFFER_S = 0.035  # PortAudio's default (high) output latency on PulseAudio: what a blocking write fills
 EARLY_DECODE_BYTES = 32_768  # MP3 (and WAV) are decoded once more than this has come
@@ -59,6 +61,15 @@ LEADING_SILENCE_S = 0.1  # VOICEMODE_CHIME_LEADING_SILENCE's default, put before
 DRAIN_EXTRA_S = 0.3  # after the last write of the buffered-stream path it sleeps the latency and this
 CONTAINERS = {"mp3": "mp3", "wav": "wav", "opus": "ogg", "flac": "flac", "aac": "aac"}
 
+
+
+def installed_voicemode() -> tuple[str | None, bool]:
+    """The `voice-mode` installed here (None if none), and whether its playback is the one modelled."""
+    try:
+        installed = metadata.version("voice-mode")
+    except metadata.PackageNotFoundError:
+        return None, True
+    return installed, any(installed == s or installed.startswith(s + ".") for s in KNOWN_SERIES)
 
 
 def voicemode_format(fmt: str, base_url: str) -> str:
@@ -118,6 +129,9 @@ class VoicemodePlayer(PlayerBase):
         self._reported: float | None = None  # what voicemode would log as its TTFA (perf_counter)
         self._format = "pcm"
         self._padding = 0  # samples of silence voicemode adds to this play
+        installed, known = installed_voicemode()
+        self.version_notice = None if known else (
+            f"voicemode {installed} is installed; this player plays as voicemode {VOICEMODE_VERSION} does")
 
     async def __aenter__(self) -> VoicemodePlayer:
         await self.warm_up()
@@ -165,6 +179,8 @@ class VoicemodePlayer(PlayerBase):
         self._padding = 0
         metrics = PlayMetrics(format=fmt, streaming=streaming, network=s.network, initial_buffer_ms=0.0)
         metrics.player = "voicemode"
+        if self.version_notice:
+            self.notices.append(self.version_notice)
         if fmt != asked:
             self.notices.append(f"voicemode asks this endpoint for {fmt}, not {asked} (its Kokoro has no {asked})")
         if s.streaming_enabled and not streaming:

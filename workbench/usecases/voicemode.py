@@ -10,10 +10,9 @@ The version targeted is the installed one when `voice-mode` is installed here, e
 from __future__ import annotations
 
 from dataclasses import dataclass
-from importlib import metadata
 
-KNOWN = "9.0"  # the release whose playback these notes describe (8.12 and 9.0.x share it)
-KNOWN_SERIES = ("8.12", "9.0")
+from ..engine.vmplayer import VOICEMODE_VERSION as KNOWN  # the release these notes describe (8.12 and 9.0.x alike)
+from ..engine.vmplayer import installed_voicemode
 
 
 @dataclass(frozen=True)
@@ -49,13 +48,9 @@ class Target:
 
 
 def target() -> Target:
-    try:
-        installed: str | None = metadata.version("voice-mode")
-    except metadata.PackageNotFoundError:
-        installed = None
+    installed, checked = installed_voicemode()
     if installed is None:
         return Target(KNOWN, None, True)
-    checked = any(installed == s or installed.startswith(s + ".") for s in KNOWN_SERIES)
     return Target(installed if checked else KNOWN, installed, checked)
 
 
