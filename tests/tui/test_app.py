@@ -195,8 +195,11 @@ async def test_compare_runs_a_then_b_and_saves(server: EmbeddedServer, tmp_path:
         assert app.session.runs[0].settings.network == app.session.runs[1].settings.network
         table = screen.query_one("#compare-table", DataTable)
         assert table.row_count > 10
-        assert str(table.get_row_at(0)[0]) == "TTFA (first sample)"
-        assert str(table.get_row_at(1)[0]) == "first sound (-50 dBFS)"
+        labels = [str(table.get_row_at(i)[0]) for i in range(table.row_count)]
+        # what each side used comes first (issue 15), then the figures
+        assert labels[:3] == ["format", "initial buffer", "chunk size"]
+        assert [str(c) for c in table.get_row_at(0)[1:4]] == ["pcm", "wav", "differs"]
+        assert labels.index("TTFA (first sample)") + 1 == labels.index("first sound (-50 dBFS)")
         await pilot.press("w")
         await pilot.pause()
         saved = sorted((tmp_path / "compare-results").iterdir())

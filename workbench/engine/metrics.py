@@ -137,9 +137,11 @@ class Snapshot:
     device_underflows: int
     ttfa_ms: float | None
     format: str
-    rate: float = 1.0
-    first_sound_ms: float | None = None  # the playout rate now (elastic playout; 1.0 in fixed)
+    rate: float = 1.0  # the playout rate now (elastic playout; 1.0 in fixed)
+    first_sound_ms: float | None = None
     playout: str = "fixed"  # "elastic" or "fixed"
+    ttfb_ms: float | None = None  # the response's headers, once they have come
+    sink: str = ""  # "device" or "virtual" once a sink is open (a virtual sink has no device underflows)
 
 
 @dataclass(frozen=True)

@@ -414,7 +414,12 @@ class StreamPlayer(PlayerBase):
             rate=self.elastic.rate if self.elastic is not None else 1.0,
             playout="elastic" if self.elastic is not None else "fixed",
             first_sound_ms=(sound - self._run.t0) * 1000.0 if sound is not None else None,
+            ttfb_ms=self._ttfb_ms(), sink=sink.kind if sink else "",
         )
+
+    def _ttfb_ms(self) -> float | None:
+        first = self.sources[0].headers_at if self.sources else None
+        return (first - self._run.t0) * 1000.0 if first is not None else None
 
 
 

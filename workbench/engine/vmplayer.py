@@ -371,5 +371,7 @@ class VoicemodePlayer(PlayerBase):
             device_underflows=sink.device_underflows if sink else 0,
             ttfa_ms=(first - run.t0) * 1000.0 if first is not None else None, format=self._format,
             rate=1.0, playout="fixed", first_sound_ms=(sound - run.t0) * 1000.0 if sound is not None else None,
+            ttfb_ms=(self.source.headers_at - run.t0) * 1000.0 if self.source and self.source.headers_at else None,
+            sink=sink.kind if sink else "",
         )
 

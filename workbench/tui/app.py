@@ -37,11 +37,18 @@ from .messages import (
 from .session import AppConfig, Session, SessionError
 from .state import RunRecord
 from .widgets.buffer_graph import BufferGraph
-from .widgets.counters import Counters, final_values, idle_values, live_values
+from .widgets.counters import Counters, KeyFigures, final_values, idle_values, live_values, rows_for
 from .widgets.settings_panel import SettingsPanel
 
 __all__ = ["AppConfig", "WorkbenchApp", "create_app"]
-NARROW = 110  # columns below which the settings panel starts hidden
+WIDE = 120  # columns from which the settings panel sits beside the graph (below: it replaces it, on `t`)
+TALL = 40  # rows from which the buttons and the text box have their full height
+GRAPH_MIN = 8  # rows the graph needs to be read
+HISTORY_ROWS = 9
+VIEWS = ("graph", "counters", "history")  # the lower area's views, in the order they give way
+# actions of the main screen: on another screen (a dialog, compare) they do nothing, so they are not listed
+MAIN_ONLY = {"play", "stop", "replay", "compare", "voicemode_vs_engine", "export", "load_preset",
+             "toggle_settings", "tune", "use_recommended", "view", "focus_play"}
 
 
 def settle_garbage() -> None:
@@ -65,19 +72,24 @@ class WorkbenchApp(App[None]):
     CSS_PATH = Path(__file__).parent / "app.tcss"
     TITLE = "Stream Workbench"
     SUB_TITLE = "streamed TTS: fast start, no glitches"
+    # the footer lists these in order and cuts what does not fit: Quit and Help first, then the keys of a
+    # play; the rest are in the help (F1) and the command palette
     BINDINGS = [
+        Binding("q", "quit", "Quit"),
+        Binding("f1,question_mark", "help", "Help"),
         Binding("p", "play", "Play"),
         Binding("s", "stop", "Stop"),
-        Binding("r", "replay", "Replay"),
-        Binding("c", "compare", "Compare"),
-        Binding("v", "voicemode_vs_engine", "voicemode vs engine"),
-        Binding("e", "export", "Export"),
-        Binding("l", "load_preset", "Load preset"),
         Binding("t", "toggle_settings", "Settings"),
+        Binding("c", "compare", "Compare"),
+        Binding("e", "export", "Export"),
+        Binding("h", "view('history')", "History"),
         Binding("u", "tune", "Tune"),
+        Binding("l", "load_preset", "Load"),
+        Binding("r", "replay", "Replay", show=False),
+        Binding("v", "voicemode_vs_engine", "voicemode vs engine", show=False),
+        Binding("g", "view('graph')", "Graph", show=False),
+        Binding("m", "view('counters')", "Counters", show=False),
         Binding("b", "use_recommended", "Use clean buffer", show=False),
-        Binding("f1,question_mark", "help", "Help"),
-        Binding("q", "quit", "Quit"),
         Binding("escape", "focus_play", "Leave text", show=False),
     ]
 
@@ -87,26 +99,29 @@ class WorkbenchApp(App[None]):
         self.session = Session(config, self.post_message)
         self.viewed: int | None = None  # run number shown in the graph and counters
         self._listed: set[int] = set()  # runs with a row in the history
+        self.view = "graph"  # the view the lower area keeps when not all of them fit (g, m, h)
+        self.settings_open: bool | None = None  # None: as the width decides; else as `t` left it
 
     # -- layout -----------------------------------------------------------------------------------
     def compose(self) -> ComposeResult:
         yield Header()
+        yield TextArea(self.config.text, id="text", soft_wrap=True, show_line_numbers=False)
+        with Horizontal(id="controls"):
+            yield Button("Play", id="play", variant="success")
+            yield Button("Stop", id="stop", variant="error")
+            yield Button("Replay", id="replay")
+            yield Button("Compare", id="compare")
+            yield Button("Export", id="export")
+            yield Static(self.session.endpoint_label(), id="endpoint-label")
+        yield KeyFigures(id="key-figures")
         with Horizontal(id="main"):
             with Vertical(id="left"):
-                yield TextArea(self.config.text, id="text", soft_wrap=True, show_line_numbers=False)
-                with Horizontal(id="controls"):
-                    yield Button("Play", id="play", variant="success")
-                    yield Button("Stop", id="stop", variant="error")
-                    yield Button("Replay", id="replay")
-                    yield Button("Compare", id="compare")
-                    yield Button("Export", id="export")
-                    yield Static(self.session.endpoint_label(), id="endpoint-label")
                 yield BufferGraph(id="graph")
                 yield Counters(id="counters")
-                yield Static("", id="message")
                 yield DataTable(id="history", cursor_type="row", zebra_stripes=True)
             yield SettingsPanel(id="settings")
-        yield Footer()
+        yield Static("", id="message")
+        yield Footer(compact=True)
 
     def on_mount(self) -> None:
         session = self.session
@@ -118,20 +133,84 @@ class WorkbenchApp(App[None]):
         self.query_one("#graph", BufferGraph).border_title = "Buffer"
         self.query_one("#settings", SettingsPanel).border_title = "Settings (next play)"
         self.query_one("#settings", SettingsPanel).load(session.base, session.profiles[session.base.audio_format])
-        self.query_one(Counters).show(idle_values(session.base.audio_format, session.base.network))
+        self._show_values(idle_values(session.base.audio_format, session.base.network))
         self.query_one("#play", Button).focus()
         if self.config.notices:
             self.show_message(" · ".join(self.config.notices), "warning")
         if session.local_url is None and self.config.start_server:
             session.start_server()
-        if self.size.width < NARROW:  # a small terminal: room for the graph first, `t` shows the settings
-            self.query_one(SettingsPanel).display = False
+        self.fit_layout()
+
+    # -- fitting the terminal -------------------------------------------------------------------------
+    def on_resize(self) -> None:
+        self.fit_layout()
+
+    def fit_layout(self) -> None:
+        """Fit the layout to the terminal, from 80x24 up.
+
+        - Below TALL rows the buttons lose their borders and the text box shows two lines.
+        - The key figures (one line) and the message line are always on screen.
+        - The lower area shows the graph, the counters and the history when they fit; otherwise the
+          graph and one of the others, or the one view chosen with g, m and h.
+        - From WIDE columns the settings sit beside it; below, `t` shows them in its place.
+        """
+        width, height = self.size
+        if not width or not height:
+            return
+        tall = height >= TALL
+        for button in self.query("#controls Button").results(Button):
+            button.compact = not tall
+        self.query_one("#controls").styles.height = 3 if tall else 1
+        self.query_one("#endpoint-label").styles.height = 3 if tall else 1
+        text_rows = 6 if tall else 4
+        self.query_one("#text").styles.height = text_rows
+        wide = width >= WIDE
+        panel = self.query_one(SettingsPanel)
+        panel_open = self.settings_open if self.settings_open is not None else wide
+        panel.display = panel_open
+        panel.set_class(not wide, "-full")
+        left = self.query_one("#left")
+        left.display = wide or not panel_open
+        left_width = width - (44 if wide and panel_open else 0)
+        # rows left for the lower area: header, text box, buttons, key figures, message line, footer
+        rows = height - 1 - text_rows - (3 if tall else 1) - 1 - 1 - 1
+        counter_rows = rows_for(left_width - 4) + 2
+        graph, counters, history = (self.query_one(f"#{v}") for v in ("graph", "counters", "history"))
+        counters.styles.height = counter_rows
+        if rows >= GRAPH_MIN + counter_rows + HISTORY_ROWS:
+            shown = {"graph", "counters", "history"}
+        elif rows >= GRAPH_MIN + counter_rows:
+            shown = {"graph", "history" if self.view == "history" else "counters"}
+        else:
+            shown = {self.view}
+        graph.display, counters.display, history.display = ("graph" in shown, "counters" in shown,
+                                                             "history" in shown)
+        history.styles.height = HISTORY_ROWS if len(shown) > 1 else "1fr"
+        if len(shown) == 1 and self.view == "counters":
+            counters.styles.height = "1fr"
+
+    def action_view(self, view: str) -> None:
+        """Show the graph, counters or history (g, m, h) where not all of them fit; the history gets the
+        focus, so its rows can be walked at once."""
+        self.view = view
+        self.fit_layout()
+        if view == "history":
+            self.query_one("#history").focus()
 
     def action_toggle_settings(self) -> None:
         panel = self.query_one(SettingsPanel)
-        panel.display = not panel.display
+        self.settings_open = not panel.display
+        self.fit_layout()
         if panel.display:
             panel.query_one("#audio_format").focus()
+        else:
+            self.query_one("#play", Button).focus()
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        """The main screen's keys do nothing on other screens; the footer there does not list them."""
+        if action in MAIN_ONLY and self.screen is not self.screen_stack[0]:
+            return False
+        return True
 
     def _update_endpoint_label(self) -> None:
         self.query_one("#endpoint-label", Static).update(self.session.endpoint_label())
@@ -269,7 +348,7 @@ class WorkbenchApp(App[None]):
         if changed:
             self._update_history_row(record)
         if self.viewed == record.number:
-            self.query_one(Counters).show(live_values(message.snapshot, record.settings.network))
+            self._show_values(live_values(message.snapshot, record.settings.network))
             self.query_one("#graph", BufferGraph).show(record.trace)
 
     def on_play_finished(self, message: PlayFinished) -> None:
@@ -323,14 +402,17 @@ class WorkbenchApp(App[None]):
         graph = self.query_one("#graph", BufferGraph)
         graph.border_title = f"Buffer · run {number} · {record.settings.audio_format} · {record.settings.network}"
         graph.show(record.trace)
-        counters = self.query_one(Counters)
         if record.metrics is not None:
-            counters.show(final_values(record.metrics))
+            self._show_values(final_values(record.metrics))
         elif record.trace.last is not None:
-            counters.show(live_values(record.trace.last, record.settings.network))
+            self._show_values(live_values(record.trace.last, record.settings.network))
         else:
-            counters.show(idle_values(record.settings.audio_format, record.settings.network)
-                          | {"state": PlayState.CONNECTING.value})
+            self._show_values(idle_values(record.settings.audio_format, record.settings.network)
+                              | {"state": PlayState.CONNECTING.value})
+
+    def _show_values(self, values: dict[str, str]) -> None:
+        self.query_one(Counters).show(values)
+        self.query_one(KeyFigures).show(values)
 
     # -- other screens ----------------------------------------------------------------------------
     def action_compare(self) -> None:

@@ -36,19 +36,25 @@ class CompareScreen(Screen[None]):
     BINDINGS = [
         Binding("escape", "app.pop_screen", "Back"),
         Binding("r", "run", "Run A then B"),
-        Binding("w", "save", "Save results"),
+        Binding("w", "save", "Save"),
         Binding("s", "app.stop", "Stop"),
+        Binding("g", "view('graphs')", "Graphs"),
+        Binding("m", "view('table')", "Metrics"),
     ]
     DEFAULT_CSS = """
     CompareScreen #compare-controls { height: 3; }
-    CompareScreen #compare-controls Label { padding: 1 1 0 1; }
-    CompareScreen #compare-controls Select { width: 24; }
-    CompareScreen #compare-controls Button { margin-left: 1; }
-    CompareScreen #compare-status { padding: 1 1 0 1; width: 1fr; color: $text-muted; }
+    CompareScreen #compare-controls Label { padding: 1 0 0 1; }
+    CompareScreen #compare-controls Select { width: 1fr; max-width: 28; margin-left: 1; }
+    CompareScreen #compare-controls Button { margin-left: 1; min-width: 8; }
+    CompareScreen #compare-controls.-compact { height: 1; }
+    CompareScreen #compare-controls.-compact Label { padding: 0 0 0 1; }
+    CompareScreen #compare-status { padding: 0 1; height: auto; max-height: 2; color: $text-muted; }
     CompareScreen #graphs { height: 1fr; }
-    CompareScreen BufferGraph { border: round $primary 50%; }
-    CompareScreen #compare-table { height: auto; max-height: 19; border: round $primary 50%; }
+    CompareScreen BufferGraph { border: round $primary 50%; min-height: 6; }
+    CompareScreen #compare-table { height: auto; border: round $primary 50%; }
     """
+    GRAPHS_MIN = 10  # rows the two graphs need beside the table
+    TABLE_MIN = 8
 
     def __init__(self, session: Session, text: str, a: str | None = None, b: str | None = None) -> None:
         super().__init__()
@@ -60,6 +66,7 @@ class CompareScreen(Screen[None]):
         self.records: dict[str, RunRecord] = {}
         self.names: dict[str, str] = {}
         self._done: dict[int, asyncio.Event] = {}
+        self.view = "graphs"  # what shows when the graphs and the table do not both fit (g, m)
 
     def _options(self) -> list[tuple[str, str]]:
         options = [("voicemode 9.0 (as it plays today)", "player:voicemode"), ("this engine", "player:workbench")]
@@ -78,9 +85,12 @@ class CompareScreen(Screen[None]):
             yield Label("B")
             yield Select(options, value=self.choice_b if self.choice_b in values else options[1][1],
                          allow_blank=False, id="b")
-            yield Button("Run A then B", id="run", variant="success")
+            yield Select([("each format's own buffer, chunk", "own"),
+                          ("same buffer, chunk for both", "same")], value="own", allow_blank=False, id="keep")
+            yield Button("Run", id="run", variant="success")
             yield Button("Save", id="save")
-            yield Static("same text, same network; press r to run", id="compare-status")
+        yield Static("the same text and network; what each side uses is in its graph's title and the table · "
+                     "r runs A then B", id="compare-status")
         with Horizontal(id="graphs"):
             yield BufferGraph("A", id="graph-a")
             yield BufferGraph("B", id="graph-b")
@@ -93,16 +103,53 @@ class CompareScreen(Screen[None]):
         table.border_title = "Metrics"
         self.session.listeners.append(self._on_record)
         self._label_graphs()
+        self.fit_layout()
         self.query_one("#run", Button).focus()
+
+    def on_resize(self) -> None:
+        self.fit_layout()
+
+    def fit_layout(self) -> None:
+        """Graphs and table both when they fit; else the one chosen with g or m. Compact controls below
+        40 rows, so that nothing is cut at 80x24."""
+        width, height = self.size
+        if not height:
+            return
+        compact = height < 40
+        self.query_one("#compare-controls").set_class(compact, "-compact")
+        for widget in self.query("#compare-controls Select, #compare-controls Button"):
+            widget.compact = compact  # type: ignore[attr-defined]
+        rows = height - 1 - (1 if compact else 3) - 2 - 1  # header, controls, status, footer
+        table = self.query_one("#compare-table", DataTable)
+        graphs = self.query_one("#graphs")
+        both = rows >= self.GRAPHS_MIN + self.TABLE_MIN
+        graphs.display = both or self.view == "graphs"
+        table.display = both or self.view == "table"
+        table.styles.max_height = max(self.TABLE_MIN, rows - self.GRAPHS_MIN) if both else None
+        table.styles.height = "auto" if both else "1fr"
+
+    def action_view(self, view: str) -> None:
+        self.view = view
+        self.fit_layout()
 
     def on_unmount(self) -> None:
         if self._on_record in self.session.listeners:
             self.session.listeners.remove(self._on_record)
 
     def _label_graphs(self) -> None:
+        """Each graph's title says what its side plays with: format, initial buffer, chunk and player."""
         for side in ("a", "b"):
             value = str(self.query_one(f"#{side}", Select).value)
-            self.query_one(f"#graph-{side}", BufferGraph).border_title = f"{side.upper()}: {_name(value)}"
+            record = self.records.get(side.upper())
+            try:
+                used = record.settings if record is not None else self.settings_for(value)
+            except (SettingsError, PresetError):
+                used = None
+            name = _name(value)
+            title = f"{side.upper()}: {name}"
+            if used is not None:
+                title += f" · {used_text(used, with_format=name != used.audio_format)}"
+            self.query_one(f"#graph-{side}", BufferGraph).border_title = title
 
     @on(Select.Changed)
     def _changed(self, event: Select.Changed) -> None:
@@ -118,6 +165,8 @@ class CompareScreen(Screen[None]):
         if kind == "player":  # the same settings, played by this engine or as voicemode 9.0 plays them
             return base.replace(player=ref)
         if kind == "format":
+            if str(self.query_one("#keep", Select).value) == "same":  # only the format differs
+                return base.replace(audio_format=ref)
             stream = session.profiles[ref]
             return base.replace(audio_format=ref, buffer_ms=stream.buffer_ms, chunk_size=stream.chunk_size,
                                 max_buffer_s=stream.max_buffer_s)
@@ -172,6 +221,7 @@ class CompareScreen(Screen[None]):
 
     def redraw(self) -> None:
         """Both graphs on the same scales, and the table once both sides have metrics."""
+        self._label_graphs()
         traces = {side: r.trace for side, r in self.records.items()}
         x_max = max((t.duration_ms for t in traces.values()), default=0.0) / 1000.0 or None
         y_max = max((t.peak_ms for t in traces.values()), default=0.0) * 1.15 or None
@@ -185,6 +235,12 @@ class CompareScreen(Screen[None]):
     def show_table(self, a: PlayMetrics, b: PlayMetrics) -> None:
         table = self.query_one("#compare-table", DataTable)
         table.clear()
+        ra, rb = self.records.get("A"), self.records.get("B")
+        if ra is not None and rb is not None:  # what each side used, so that "better" reads right
+            for label, va, vb in settings_rows(ra.settings, rb.settings):
+                same = va == vb
+                table.add_row(Text(label, style="italic"), va, vb, "" if same else "differs",
+                              Text("=" if same else "", style="dim"))
         for row in compare_rows(a, b):
             label, va, vb, diff, better = row.cells()
             style = "bold green" if better in ("A", "B") else "dim"
@@ -218,6 +274,25 @@ class CompareScreen(Screen[None]):
     def _status(self, text: str, error: bool = False) -> None:
         status = self.query_one("#compare-status", Static)
         status.update(Text(text, style="bold red" if error else ""))
+
+
+def used_text(s: Settings, *, with_format: bool = True) -> str:
+    player = "voicemode 9.0" if s.player == "voicemode" else f"engine, {s.playout}"
+    return (f"{s.audio_format}, " if with_format else "") + f"{s.buffer_ms} ms, chunk {s.chunk_size} B, {player}"
+
+
+def settings_rows(a: Settings, b: Settings) -> list[tuple[str, str, str]]:
+    """The settings each side played with, as table rows."""
+    def player(s: Settings) -> str:
+        return "voicemode 9.0" if s.player == "voicemode" else "this engine"
+
+    return [("format", a.audio_format, b.audio_format),
+            ("initial buffer", f"{a.buffer_ms} ms", f"{b.buffer_ms} ms"),
+            ("chunk size", f"{a.chunk_size} B", f"{b.chunk_size} B"),
+            ("max buffer", f"{a.max_buffer_s:g} s", f"{b.max_buffer_s:g} s"),
+            ("player", player(a), player(b)),
+            ("playout", a.playout, b.playout),
+            ("network", a.network, b.network)]
 
 
 def _name(choice: str) -> str:

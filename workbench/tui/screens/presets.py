@@ -9,9 +9,9 @@ from rich.text import Text
 from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.containers import Horizontal, VerticalScroll
 from textual.screen import ModalScreen
-from textual.widgets import Button, Input, Label, OptionList, Static
+from textual.widgets import Button, Footer, Input, Label, OptionList, Static
 from textual.widgets.option_list import Option
 
 from ...engine.settings import SettingsError
@@ -31,8 +31,8 @@ from ..session import Session
 
 DIALOG_CSS = """
 {name} {{ align: center middle; }}
-{name} > Vertical {{ width: 90; max-width: 95%; height: auto; max-height: 90%; border: thick $primary;
-    background: $surface; padding: 1 2; }}
+{name} > #dialog {{ width: 90; max-width: 96%; height: auto; max-height: 100%; border: thick $primary;
+    background: $surface; padding: 0 1; }}
 {name} .title {{ text-style: bold; margin-bottom: 1; }}
 {name} .buttons {{ height: 3; margin-top: 1; }}
 {name} .buttons Button {{ margin-right: 1; }}
@@ -48,6 +48,26 @@ def _status(widget: Static, text: str, kind: str = "") -> None:
     widget.update(text)
     widget.set_class(kind == "error", "-error")
     widget.set_class(kind == "ok", "-ok")
+    if text:  # on a small terminal the dialog scrolls: bring what was just said into view
+        widget.call_after_refresh(widget.scroll_visible, animate=False)
+
+
+class Dialog(ModalScreen[None]):
+    """A dialog that fits the terminal from 80x24: it scrolls when it must, its longest part (`TALL_PART`)
+    gives up rows first, and its own footer lists its keys."""
+
+    BINDINGS = [Binding("f1", "app.help", "Help")]
+    TALL_PART = ""  # the selector of the part that shrinks on a short terminal
+    TALL_MAX = 14  # its height when there is room
+    OTHER_ROWS = 20  # rows the rest of the dialog takes (with the footer)
+
+    def fit(self) -> None:
+        if self.TALL_PART:
+            self.query_one(self.TALL_PART).styles.max_height = max(3, min(self.TALL_MAX, self.size.height -
+                                                                              self.OTHER_ROWS))
+
+    def on_resize(self) -> None:
+        self.fit()
 
 
 def env_text(text: str) -> Text:
@@ -65,13 +85,15 @@ def env_text(text: str) -> Text:
     return out
 
 
-class ExportScreen(ModalScreen[None]):
+class ExportScreen(Dialog):
     """The current settings as a voicemode-readable .env: save it, or apply it to voicemode."""
 
     BINDINGS = [Binding("escape", "dismiss", "Close")]
     DEFAULT_CSS = DIALOG_CSS.format(name="ExportScreen") + """
     ExportScreen #preset-text { height: auto; max-height: 14; border: round $primary 50%; padding: 0 1; }
     """
+    TALL_PART = "#preset-text"
+    OTHER_ROWS = 22
 
     def __init__(self, preset: Preset, save_dir: Path, voicemode_env: Path | None = None) -> None:
         super().__init__()
@@ -81,7 +103,7 @@ class ExportScreen(ModalScreen[None]):
 
     def compose(self) -> ComposeResult:
         default = self.save_dir / f"{self.preset.name}.env"
-        with Vertical():
+        with VerticalScroll(id="dialog"):
             yield Label("Export preset", classes="title")
             with VerticalScroll(id="preset-text"):
                 yield Static(env_text(self.preset.text()))
@@ -94,8 +116,10 @@ class ExportScreen(ModalScreen[None]):
                 yield Button("Apply to voicemode…", id="apply", variant="warning")
                 yield Button("Close", id="close")
             yield Static("", classes="status", id="status")
+        yield Footer(compact=True)
 
     def on_mount(self) -> None:
+        self.fit()
         self.query_one("#save", Button).focus()
 
     @on(Button.Pressed, "#save")
@@ -123,13 +147,16 @@ class ExportScreen(ModalScreen[None]):
         self.dismiss()
 
 
-class ApplyScreen(ModalScreen[None]):
+class ApplyScreen(Dialog):
     """Merge a preset into voicemode's file: the diff first, then a backup and an atomic write."""
 
     BINDINGS = [Binding("escape", "dismiss", "Cancel")]
     DEFAULT_CSS = DIALOG_CSS.format(name="ApplyScreen") + """
     ApplyScreen #diff { height: auto; max-height: 18; border: round $primary 50%; padding: 0 1; }
     """
+    TALL_PART = "#diff"
+    TALL_MAX = 18
+    OTHER_ROWS = 18
 
     def __init__(self, preset: Preset, target: Path) -> None:
         super().__init__()
@@ -138,7 +165,7 @@ class ApplyScreen(ModalScreen[None]):
         self.plan: ApplyPlan | None = None
 
     def compose(self) -> ComposeResult:
-        with Vertical():
+        with VerticalScroll(id="dialog"):
             yield Label(f"Apply preset {self.preset.name} to voicemode", classes="title")
             yield Input(str(self.target), id="target", select_on_focus=False)
             with VerticalScroll(id="diff"):
@@ -148,8 +175,10 @@ class ApplyScreen(ModalScreen[None]):
                 yield Button("Apply", id="do-apply", variant="warning")
                 yield Button("Cancel", id="cancel")
             yield Static("", classes="status", id="status")
+        yield Footer(compact=True)
 
     def on_mount(self) -> None:
+        self.fit()
         self.replan()
         self.query_one("#cancel", Button).focus()
 
@@ -208,13 +237,16 @@ class ApplyScreen(ModalScreen[None]):
         self.dismiss()
 
 
-class LoadPresetScreen(ModalScreen[None]):
+class LoadPresetScreen(Dialog):
     """Pick a shipped preset, or give the path of any .env file."""
 
     BINDINGS = [Binding("escape", "dismiss", "Close")]
     DEFAULT_CSS = DIALOG_CSS.format(name="LoadPresetScreen") + """
     LoadPresetScreen OptionList { height: auto; max-height: 12; }
     """
+    TALL_PART = "#shipped"
+    TALL_MAX = 12
+    OTHER_ROWS = 17
 
     def __init__(self, session: Session) -> None:
         super().__init__()
@@ -230,7 +262,7 @@ class LoadPresetScreen(ModalScreen[None]):
                 about = [f"(invalid: {exc})"]
             summary = about[1] if len(about) > 1 else (about[0] if about else "")
             options.append(Option(Text.assemble((path.stem, "bold"), "  ", (summary, "dim")), id=str(path)))
-        with Vertical():
+        with VerticalScroll(id="dialog"):
             yield Label("Load preset", classes="title")
             yield OptionList(*options, id="shipped")
             yield Label("or a file", classes="title")
@@ -239,6 +271,11 @@ class LoadPresetScreen(ModalScreen[None]):
                 yield Button("Load file", id="load", variant="success")
                 yield Button("Close", id="close")
             yield Static("", classes="status", id="status")
+        yield Footer(compact=True)
+
+    def on_mount(self) -> None:
+        self.fit()
+        self.query_one("#shipped", OptionList).focus()
 
     @on(OptionList.OptionSelected)
     def _picked(self, event: OptionList.OptionSelected) -> None:

@@ -1,4 +1,5 @@
-"""The play's counters, live while it runs and final when it ends."""
+"""The play's counters, live while it runs and final when it ends, and the one-line strip of key figures
+that stays on screen at every terminal size."""
 
 from __future__ import annotations
 
@@ -18,6 +19,9 @@ def _ms(v: float | None) -> str:
     return PENDING if v is None else f"{v:.0f} ms"
 
 
+VIRTUAL_UNDERFLOWS = "n/a (virtual sink)"  # no sound card, so nothing for PortAudio to report
+
+
 def idle_values(fmt: str, network: str) -> dict[str, str]:
     values = {k: "-" for k in LABELS}
     values.update(state="idle", format=fmt, network=network)
@@ -28,10 +32,10 @@ def live_values(snap: Snapshot, network: str) -> dict[str, str]:
     values = {k: PENDING for k in LABELS}
     values.update(
         state=snap.state.value, format=snap.format, network=network,
-        ttfa=_ms(snap.ttfa_ms), sound=_ms(snap.first_sound_ms),
+        ttfb=_ms(snap.ttfb_ms), ttfa=_ms(snap.ttfa_ms), sound=_ms(snap.first_sound_ms),
         underruns=f"{snap.underruns} ({snap.underrun_ms:.0f} ms)",
-        underflows=str(snap.device_underflows),
-        buffer=f"now {snap.buffer_ms:.0f} ms",
+        underflows=VIRTUAL_UNDERFLOWS if snap.sink == "virtual" else str(snap.device_underflows),
+        now=f"{snap.buffer_ms:.0f} ms",
         audio=f"{snap.played_ms / 1000:.1f} / {snap.received_ms / 1000:.1f} s",
         bytes=f"{snap.bytes / 1024:.0f} KiB",
         target=f"{snap.target_ms:.0f} ms",
@@ -55,7 +59,8 @@ def final_values(m: PlayMetrics) -> dict[str, str]:
         "ttfb": _ms(m.ttfb_ms).replace(PENDING, "-"), "ttfa": _ms(m.ttfa_ms).replace(PENDING, "-"),
         "sound": "-" if m.first_sound_ms is None else f"{m.first_sound_ms:.0f} ms (+{m.leading_silence_ms or 0:.0f})",
         "underruns": f"{m.underruns} ({m.underrun_ms:.0f} ms)",
-        "underflows": f"- (clock late {m.clock_late})" if m.sink.startswith("virtual") else str(m.device_underflows),
+        "underflows": VIRTUAL_UNDERFLOWS if m.sink.startswith("virtual") else str(m.device_underflows),
+        "now": "-",
         "buffer": "-" if m.avg_buffer_ms is None else f"{m.avg_buffer_ms:.0f} / {m.min_buffer_ms or 0:.0f} ms",
         "throughput": "-" if m.throughput_kbps is None else f"{m.throughput_kbps:.0f} kbit/s",
         "pace": "-" if m.arrival_rtf is None else f"{m.arrival_rtf:.1f}x",
@@ -82,18 +87,28 @@ _FIELDS = {"ttfb": "ttfb_ms", "ttfa": "ttfa_ms", "sound": "first_sound_ms", "und
            "priming": "priming_ms", "target": "target_ms", "needed": "needed_buffer_ms", "fragments": "fragments"}
 LABELS = {"state": "state", "format": "format", "network": "network", "playout": "playout",
           **{key: FIGURE[field].short for key, field in _FIELDS.items()}}
+LABELS = {**{k: v for k, v in LABELS.items() if k != "target"}, "now": "buffer now", "target": LABELS["target"]}
+
+COLUMN_WIDTH = 36  # a label and a value, with room between columns
+MAX_COLUMNS = 4
 
 
-COLUMNS = 3
-ROWS = (len(LABELS) + COLUMNS - 1) // COLUMNS
+def columns_for(width: int) -> int:
+    return max(1, min(MAX_COLUMNS, width // COLUMN_WIDTH))
+
+
+def rows_for(width: int) -> int:
+    """Rows the grid needs at `width` (its content width)."""
+    return -(-len(LABELS) // columns_for(width))
 
 
 class Counters(Widget):
-    """A fixed-size grid of counters. Its size never changes, so a new value repaints this widget alone
-    (no layout pass of the whole screen ten times a second)."""
+    """A grid of counters, in as many columns as the width allows. Its size changes only with the
+    terminal's (the app sets its height), so a new value repaints this widget alone (no layout pass of
+    the whole screen ten times a second)."""
 
-    DEFAULT_CSS = f"""
-    Counters {{ height: {ROWS + 2}; padding: 0 1; }}
+    DEFAULT_CSS = """
+    Counters { height: 12; padding: 0 1; }
     """
 
     def __init__(self, *, id: str | None = None) -> None:
@@ -112,13 +127,15 @@ class Counters(Widget):
         far cheaper than laying out a table. Each column is as wide as its longest label and value;
         the space left over goes between the columns."""
         keys = list(LABELS)
-        columns = [keys[c * ROWS : (c + 1) * ROWS] for c in range(COLUMNS)]
+        count = columns_for(width)
+        rows = rows_for(width)
+        columns = [keys[c * rows : (c + 1) * rows] for c in range(count)]
         label_w = [max(len(LABELS[k]) for k in col) + 1 for col in columns]
         value_w = [max(12, *(len(self.values.get(k, "-")) for k in col)) for col in columns]  # steady columns
         spare = width - sum(label_w) - sum(value_w)
-        gap = max(spare // (COLUMNS - 1), 1) if spare > 0 else 1
-        out = Text(no_wrap=True, overflow="crop")
-        for r in range(ROWS):
+        gap = max(spare // (count - 1), 1) if spare > 0 and count > 1 else 1
+        out = Text(no_wrap=True, overflow="ellipsis")
+        for r in range(rows):
             if r:
                 out.append("\n")
             for c, col in enumerate(columns):
@@ -127,8 +144,66 @@ class Counters(Widget):
                 key = col[r]
                 value = self.values.get(key, "-")
                 style = STATE_STYLE.get(value, "") if key == "state" else ""
-                if key == "underruns" and not value.startswith(("0", "-", PENDING)):
-                    style = "bold red"
+                if key == "underruns":
+                    style = _underrun_style(value)
                 out.append(LABELS[key].ljust(label_w[c]), style="dim")
-                out.append(value.ljust(value_w[c] + gap) if c < COLUMNS - 1 else value, style=style)
+                out.append(value.ljust(value_w[c] + gap) if c < count - 1 else value, style=style)
+        return out
+
+
+def _underrun_style(value: str) -> str:
+    return "" if value.startswith(("0", "-", PENDING)) else "bold red"
+
+
+class KeyFigures(Widget):
+    """One line that is on screen at every size: the state, TTFA, underruns, the buffer now and its
+    target, and device underflows (where a sound card can report them). What does not fit the width is
+    left out, least important first."""
+
+    DEFAULT_CSS = """
+    KeyFigures { height: 1; padding: 0 1; }
+    """
+
+    def __init__(self, *, id: str | None = None) -> None:
+        super().__init__(id=id)
+        self.values: dict[str, str] = idle_values("pcm", "none")
+
+    def show(self, values: dict[str, str]) -> None:
+        self.values = values
+        self.refresh()
+
+    def parts(self) -> list[tuple[str, str, str]]:
+        """(label, value, style) in display order."""
+        v = self.values
+        state = v.get("state", "-")
+        now, target = v.get("now", "-"), v.get("target", "-")
+        buffer = f"{now}, target {target}" if now not in ("-", PENDING) else f"target {target}"
+        out = [("", state, STATE_STYLE.get(state, "")), ("TTFA", v.get("ttfa", "-"), ""),
+               ("underruns", v.get("underruns", "-"), _underrun_style(v.get("underruns", "-"))),
+               ("buffer", buffer, "")]
+        if v.get("underflows", "-") not in (VIRTUAL_UNDERFLOWS, "-"):
+            out.append(("device underflows", v["underflows"], _underrun_style(v["underflows"])))
+        return out
+
+    def render(self) -> Text:
+        width = self.content_size.width
+        parts = self.parts()
+        keep = list(range(len(parts)))
+        sep = "  │  "
+
+        def length(idx: list[int]) -> int:
+            return sum(len(parts[i][0]) + (1 if parts[i][0] else 0) + len(parts[i][1]) for i in idx) + \
+                len(sep) * (len(idx) - 1)
+
+        for drop in (4, 3, 2):  # underflows, then the buffer, then underruns: state and TTFA always
+            if length(keep) > width and drop in keep:
+                keep.remove(drop)
+        out = Text(no_wrap=True, overflow="ellipsis")
+        for n, i in enumerate(keep):
+            label, value, style = parts[i]
+            if n:
+                out.append(sep, style="dim")
+            if label:
+                out.append(label + " ", style="dim")
+            out.append(value, style=style or "bold")
         return out
