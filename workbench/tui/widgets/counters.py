@@ -102,14 +102,8 @@ def rows_for(width: int) -> int:
     return -(-len(LABELS) // columns_for(width))
 
 
-class Counters(Widget):
-    """A grid of counters, in as many columns as the width allows. Its size changes only with the
-    terminal's (the app sets its height), so a new value repaints this widget alone (no layout pass of
-    the whole screen ten times a second)."""
-
-    DEFAULT_CSS = """
-    Counters { height: 12; padding: 0 1; }
-    """
+class _Figures(Widget):
+    """Shows a dict of counter values (from `idle_values`, `live_values` or `final_values`)."""
 
     def __init__(self, *, id: str | None = None) -> None:
         super().__init__(id=id)
@@ -118,6 +112,16 @@ class Counters(Widget):
     def show(self, values: dict[str, str]) -> None:
         self.values = values
         self.refresh()
+
+
+class Counters(_Figures):
+    """A grid of counters, in as many columns as the width allows. Its size changes only with the
+    terminal's (the app sets its height), so a new value repaints this widget alone (no layout pass of
+    the whole screen ten times a second)."""
+
+    DEFAULT_CSS = """
+    Counters { height: 12; padding: 0 1; }
+    """
 
     def render(self) -> Text:
         return self._grid(self.content_size.width)
@@ -155,7 +159,7 @@ def _underrun_style(value: str) -> str:
     return "" if value.startswith(("0", "-", PENDING)) else "bold red"
 
 
-class KeyFigures(Widget):
+class KeyFigures(_Figures):
     """One line that is on screen at every size: the state, TTFA, underruns, the buffer now and its
     target, and device underflows (where a sound card can report them). What does not fit the width is
     left out, least important first."""
@@ -163,14 +167,6 @@ class KeyFigures(Widget):
     DEFAULT_CSS = """
     KeyFigures { height: 1; padding: 0 1; }
     """
-
-    def __init__(self, *, id: str | None = None) -> None:
-        super().__init__(id=id)
-        self.values: dict[str, str] = idle_values("pcm", "none")
-
-    def show(self, values: dict[str, str]) -> None:
-        self.values = values
-        self.refresh()
 
     def parts(self) -> list[tuple[str, str, str]]:
         """(label, value, style) in display order."""
