@@ -51,6 +51,16 @@ async def start_playing(pilot, app: WorkbenchApp) -> None:  # type: ignore[no-un
     await wait_for(pilot, lambda: app.session.runs[-1].state == "playing")
 
 
+async def confirm(pilot, app: WorkbenchApp, field: str, text: str) -> None:  # type: ignore[no-untyped-def]
+    """Type `text` into a settings field and press Enter, as a user does; the focus then goes back to Play."""
+    box = app.query_one(f"#{field}", Input)
+    box.focus()
+    box.value = text
+    await pilot.press("enter")
+    app.query_one("#play").focus()
+    await pilot.pause()
+
+
 def finished(app: WorkbenchApp, n: int = 1) -> bool:
     return len(app.session.runs) >= n and all(r.metrics is not None for r in app.session.runs[:n])
 
@@ -97,20 +107,43 @@ async def test_replay_before_any_play_explains(server: EmbeddedServer, tmp_path:
         assert "nothing to replay" in str(app.query_one("#message").render())
 
 
-async def test_editing_settings_validates_as_typed(server: EmbeddedServer, tmp_path: Path) -> None:
+async def test_an_edit_applies_when_confirmed_and_a_refused_one_keeps_the_last(server: EmbeddedServer,
+                                                                               tmp_path: Path) -> None:
+    """Issue 15: clearing 150 and typing -5 never plays anything on the way; a refused value leaves the
+    last good one in use, and the field and hint say so; Enter or leaving the field applies."""
     app = make_app(server, tmp_path)
     async with app.run_test(size=SIZE) as pilot:
         box = app.query_one("#buffer_ms", Input)
-        box.value = "99999"
+        hint = app.query_one("#buffer_ms-hint", Label)
+        box.focus()
+        box.value = ""
+        for key in ("minus", "5"):
+            await pilot.press(key)
         await pilot.pause()
-        assert app.query_one("#buffer_ms-hint", Label).has_class("-invalid")
-        assert app.session.current_settings().buffer_ms == 150  # invalid text is never applied
-        box.value = "300"
+        assert box.value == "-5" and hint.has_class("-invalid")
+        assert "'150' stays in use" in str(hint.render())
+        assert app.session.current_settings().buffer_ms == 150  # nothing applied while typing
+        await pilot.press("enter")
         await pilot.pause()
-        assert not app.query_one("#buffer_ms-hint", Label).has_class("-invalid")
-        assert app.session.current_settings().buffer_ms == 300
-        app.query_one("#max_buffer_s", Input).value = "0.1"  # now smaller than the initial buffer
+        assert app.session.current_settings().buffer_ms == 150 and box.value == "-5"
+        app.query_one("#play").focus()  # leaving the field puts the value in use back
         await pilot.pause()
+        assert box.value == "150" and hint.has_class("-invalid") and "'-5' refused" in str(hint.render())
+        box.focus()
+        box.value = "abc"  # shown, with the reason, not silently dropped
+        await pilot.pause()
+        assert box.value == "abc" and hint.has_class("-invalid")
+        box.value = "30"
+        await pilot.pause()
+        assert not hint.has_class("-invalid") and "Enter" in str(hint.render())
+        assert app.session.current_settings().buffer_ms == 150  # typed "3" then "30": neither applied yet
+        await pilot.press("enter")
+        await pilot.pause()
+        assert app.session.current_settings().buffer_ms == 30 and "Enter" not in str(hint.render())
+        await confirm(pilot, app, "max_buffer_s", "0.01")  # refused by its own range: 2 s stays
+        assert app.session.current_settings().max_buffer_s == 2.0
+        await confirm(pilot, app, "buffer_ms", "300")
+        await confirm(pilot, app, "max_buffer_s", "0.1")  # now smaller than the initial buffer
         assert "must fit in the maximum buffer" in str(app.query_one("#message").render())
         await pilot.press("p")
         await pilot.pause()
@@ -120,13 +153,11 @@ async def test_editing_settings_validates_as_typed(server: EmbeddedServer, tmp_p
 async def test_each_format_keeps_its_own_stream_settings(server: EmbeddedServer, tmp_path: Path) -> None:
     app = make_app(server, tmp_path)
     async with app.run_test(size=SIZE) as pilot:
-        app.query_one("#buffer_ms", Input).value = "300"
-        await pilot.pause()
+        await confirm(pilot, app, "buffer_ms", "300")
         app.query_one("#audio_format", Select).value = "wav"
         await pilot.pause()
         assert app.query_one("#buffer_ms", Input).value == "150"  # wav's own value
-        app.query_one("#buffer_ms", Input).value = "500"
-        await pilot.pause()
+        await confirm(pilot, app, "buffer_ms", "500")
         app.query_one("#audio_format", Select).value = "pcm"
         await pilot.pause()
         assert app.query_one("#buffer_ms", Input).value == "300"
@@ -139,8 +170,7 @@ async def test_initial_buffer_applies_live(server: EmbeddedServer, tmp_path: Pat
     async with app.run_test(size=SIZE) as pilot:
         await pilot.press("p")
         await wait_for(pilot, lambda: app.session.player is not None and app.session.player.buffer is not None)
-        app.query_one("#buffer_ms", Input).value = "700"
-        await pilot.pause()
+        await confirm(pilot, app, "buffer_ms", "700")
         assert app.session.player is not None and app.session.player.feed is not None
         # elastic playout (the default) grows to the new target; fixed playout would start at it
         assert app.session.player.feed.target_ms == pytest.approx(700, abs=1)
@@ -163,16 +193,14 @@ async def test_a_live_edit_does_not_outlive_its_play(server: EmbeddedServer, tmp
 async def test_unreachable_endpoint_is_an_error_in_the_app(server: EmbeddedServer, tmp_path: Path) -> None:
     app = make_app(server, tmp_path)
     async with app.run_test(size=SIZE) as pilot:
-        app.query_one("#endpoint", Input).value = "http://127.0.0.1:9/v1"
-        await pilot.pause()
+        await confirm(pilot, app, "endpoint", "http://127.0.0.1:9/v1")
         await pilot.press("p")
         await wait_for(pilot, lambda: finished(app))
         m = app.session.runs[0].metrics
         assert m is not None and m.state == "failed" and m.error
         message = str(app.query_one("#message").render())
         assert "run 1" in message and "127.0.0.1:9" in message
-        app.query_one("#endpoint", Input).value = "local"  # and the app goes on working
-        await pilot.pause()
+        await confirm(pilot, app, "endpoint", "local")  # and the app goes on working
         await pilot.press("p")
         await wait_for(pilot, lambda: finished(app, 2))
         assert app.session.runs[1].metrics is not None and app.session.runs[1].metrics.state == "done"
@@ -232,8 +260,7 @@ async def test_v_plays_voicemode_today_against_this_engine(server: EmbeddedServe
 async def test_export_saves_a_preset_voicemode_reads(server: EmbeddedServer, tmp_path: Path) -> None:
     app = make_app(server, tmp_path)
     async with app.run_test(size=SIZE) as pilot:
-        app.query_one("#buffer_ms", Input).value = "220"
-        await pilot.pause()
+        await confirm(pilot, app, "buffer_ms", "220")
         await pilot.press("e")
         await pilot.pause()
         assert isinstance(app.screen, ExportScreen)

@@ -19,7 +19,7 @@ from textual.app import App, ComposeResult, SystemCommand
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
-from textual.widgets import Button, DataTable, Footer, Header, Input, Static, TextArea
+from textual.widgets import Button, DataTable, Footer, Header, Static, TextArea
 
 from ..engine.metrics import PlayState
 from ..engine.settings import SettingsError, format_value
@@ -270,9 +270,10 @@ class WorkbenchApp(App[None]):
             self.show_message(message.text, "error")
             return
         if message.format == self.session.base.audio_format:  # the panel still shows the tuned format
-            self.query_one("#buffer_ms", Input).value = str(message.buffer_ms)
+            panel = self.query_one(SettingsPanel)
+            panel.set_value("buffer_ms", str(message.buffer_ms))
             if message.max_buffer_s is not None:
-                self.query_one("#max_buffer_s", Input).value = format_value(message.max_buffer_s)
+                panel.set_value("max_buffer_s", format_value(message.max_buffer_s))
         self.show_message(message.text)
 
     # -- messages to the user -------------------------------------------------------------------------
@@ -283,7 +284,7 @@ class WorkbenchApp(App[None]):
         except SessionError as exc:
             self.show_message(str(exc), "warning")
             return
-        self.query_one("#buffer_ms", Input).value = str(int(best))
+        self.query_one(SettingsPanel).set_value("buffer_ms", str(int(best)))
         self.show_message(f"initial buffer set to {best:.0f} ms: {why}")
 
     def show_message(self, text: str, kind: str = "info") -> None:

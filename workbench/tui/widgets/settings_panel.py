@@ -1,13 +1,15 @@
 """The settings panel: voicemode's stream settings, format, voice, endpoint and network.
 
-Every field is validated as it is typed by the engine's own parser for that variable (so the TUI and
-the `.env` files accept exactly the same values), with the allowed range shown under it. The panel
-keeps no state of its own beyond its widgets; the app owns the settings.
+Every field is checked as it is typed by the engine's own parser for that variable (so the TUI and
+the `.env` files accept exactly the same values), with the allowed range shown under it. A typed value
+applies when it is confirmed (Enter, or leaving the field), never in passing: typing "-5" over "150"
+does not play a 1 ms buffer on the way. A refused value leaves the last good one in use, and says so.
+The app owns the settings; the panel keeps only what each field last applied.
 """
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any
 
 from textual import on
 from textual.app import ComposeResult
@@ -22,23 +24,25 @@ from ...engine.settings import FORMATS, LOCAL, SPEC_BY_ATTR, Settings, SettingsE
 from ...server.speech import VOICE_MAP
 from ..state import STREAM_FIELDS, StreamValues
 
-# (attribute, label, placeholder) of the free-text fields, in the order shown
+# (attribute, label, placeholder) of the free-text fields, in the order shown; only a field that may be
+# left blank has a placeholder (a grey "150" in an empty field would read as a value in use)
 INPUTS = (
-    ("buffer_ms", "Buffer (ms)", "150"),
-    ("chunk_size", "Chunk size (bytes)", "4096"),
-    ("max_buffer_s", "Max buffer (s)", "2.0"),
-    ("trailing_silence_s", "Trailing silence (s)", "0.5"),
-    ("voice", "Voice", "alloy"),
-    ("model", "Model", "tts-1"),
-    ("speed", "Speed", "server default"),
-    ("endpoint", "Endpoint", "local"),
+    ("buffer_ms", "Buffer (ms)", ""),
+    ("chunk_size", "Chunk size (bytes)", ""),
+    ("max_buffer_s", "Max buffer (s)", ""),
+    ("trailing_silence_s", "Trailing silence (s)", ""),
+    ("voice", "Voice", ""),
+    ("model", "Model", ""),
+    ("speed", "Speed", "blank: the server's default"),
+    ("endpoint", "Endpoint", "blank: local"),
 )
 HINTS = {
-    "buffer_ms": "elastic: grown to; fixed: waited for", "chunk_size": "even, 256 to 1048576",
+    "buffer_ms": "0 to 10000; elastic: grown to, fixed: waited for", "chunk_size": "even, 256 to 1048576",
     "max_buffer_s": "0.05 to 600",
     "trailing_silence_s": "0 to 10", "voice": "embedded: alloy, nova, … test-signal", "model": "any model name",
     "speed": "0.25 to 4.0, blank: server's", "endpoint": "'local' (embedded) or http(s)://…/v1",
 }
+CONFIRM = "Enter or leaving the field applies it"
 
 
 def _spec_attr(attr: str) -> str:
@@ -66,7 +70,8 @@ class SettingsPanel(VerticalScroll):
     DEFAULT_CSS = """
     SettingsPanel { width: 44; padding: 0 1; }
     SettingsPanel .field-label { text-style: bold; }
-    SettingsPanel .hint { color: $text-muted; }
+    SettingsPanel .hint { color: $text-muted; width: 100%; height: auto; }
+    SettingsPanel .hint.-pending { color: $warning; }
     SettingsPanel .hint.-invalid { color: $error; }
     SettingsPanel Input, SettingsPanel Select { width: 100%; }
     """
@@ -78,6 +83,10 @@ class SettingsPanel(VerticalScroll):
             self.value = value
 
     _loaded = False  # edits are reported once `load` has shown the settings
+
+    def __init__(self, *, id: str | None = None) -> None:
+        super().__init__(id=id)
+        self.applied: dict[str, str] = {}  # each text field's last applied (valid) text
 
     def compose(self) -> ComposeResult:
         yield Label("Format", classes="field-label")
@@ -96,9 +105,9 @@ class SettingsPanel(VerticalScroll):
                       ("off (one request)", "off")], value="auto", allow_blank=False, id="split")
         for attr, label, placeholder in INPUTS:
             yield Label(label, classes="field-label")
-            kind: Literal["integer", "text"] = "integer" if attr in ("buffer_ms", "chunk_size") else "text"
             suggester = SuggestFromList(sorted(VOICE_MAP)) if attr == "voice" else None
-            yield Input(placeholder=placeholder, id=attr, type=kind, validators=[SpecValidator(attr)],
+            # plain text, so that a mistyped "abc" shows, with the reason it is refused, instead of vanishing
+            yield Input(placeholder=placeholder, id=attr, validators=[SpecValidator(attr)],
                         valid_empty=attr == "speed", suggester=suggester, select_on_focus=False)
             yield Label(HINTS[attr], classes="hint", id=f"{attr}-hint")
         yield Label("Network", classes="field-label")
@@ -125,48 +134,111 @@ class SettingsPanel(VerticalScroll):
             }
             for attr, text in values.items():
                 self.query_one(f"#{attr}", Input).value = text
+                self.applied[attr] = text
                 self._mark(attr, True)
         self._describe_network(settings.network)
 
     def load_stream(self, stream: StreamValues) -> None:
+        values = {"buffer_ms": str(stream.buffer_ms), "chunk_size": str(stream.chunk_size),
+                  "max_buffer_s": format_value(stream.max_buffer_s)}
         with self.prevent(Input.Changed):
-            self.query_one("#buffer_ms", Input).value = str(stream.buffer_ms)
-            self.query_one("#chunk_size", Input).value = str(stream.chunk_size)
-            self.query_one("#max_buffer_s", Input).value = format_value(stream.max_buffer_s)
+            for attr, text in values.items():
+                self.query_one(f"#{attr}", Input).value = text
+                self.applied[attr] = text
         for attr in STREAM_FIELDS:
             self._mark(attr, True)
 
-    def _mark(self, attr: str, valid: bool, why: str = "") -> None:
+    def set_value(self, attr: str, text: str) -> None:
+        """Put a value in a field and apply it (tune's result, the recommended buffer)."""
+        with self.prevent(Input.Changed):
+            self.query_one(f"#{attr}", Input).value = text
+        self._apply(attr, text)
+
+    def _mark(self, attr: str, valid: bool, why: str = "", pending: bool = False) -> None:
         hint = self.query_one(f"#{attr}-hint", Label)
         hint.set_class(not valid, "-invalid")
-        hint.update(HINTS[attr] if valid else why or HINTS[attr])
+        hint.set_class(valid and pending, "-pending")
+        if not valid:
+            text = why or HINTS[attr]
+        elif pending:
+            text = f"{HINTS[attr]} · {CONFIRM}"
+        else:
+            text = HINTS[attr]
+        hint.update(text)
 
     def _describe_network(self, name: str) -> None:
         profile = PROFILES.get(name)
         text = profile.description if profile and profile.shaped else "simulated between engine and endpoint"
         self.query_one("#network-hint", Label).update(text)
 
+    def _refusal(self, attr: str, raw: str) -> str | None:
+        """Why `raw` cannot be applied to `attr`, or None when it can."""
+        try:
+            self._convert(attr, raw)
+        except SettingsError as exc:
+            return str(exc).split(" is not valid; ", 1)[-1]
+        return None
+
+    @staticmethod
+    def _convert(attr: str, raw: str) -> Any:
+        raw = raw.strip()
+        if attr == "endpoint":
+            return raw or LOCAL
+        if attr in ("voice", "model"):
+            if not raw:
+                raise SettingsError("must not be empty")
+            return raw
+        return SPEC_BY_ATTR[_spec_attr(attr)].convert(raw)
+
+    def _in_use(self, attr: str) -> str:
+        kept = self.applied.get(attr, "")
+        return f"{kept!r} stays in use" if kept else "the server's default stays in use"
+
     @on(Input.Changed)
     def _input_changed(self, event: Input.Changed) -> None:
+        """Check as it is typed; nothing is applied yet."""
         event.stop()
         attr = event.input.id or ""
-        result = event.validation_result
-        if result is not None and not result.is_valid:
-            self._mark(attr, False, "; ".join(result.failure_descriptions))
+        if attr not in self.applied and not self._loaded:
+            return
+        why = self._refusal(attr, event.value)
+        if why is not None:
+            self._mark(attr, False, f"{why}; {self._in_use(attr)}")
+        else:
+            self._mark(attr, True, pending=event.value != self.applied.get(attr))
+
+    @on(Input.Submitted)
+    def _input_submitted(self, event: Input.Submitted) -> None:
+        event.stop()
+        self._apply(event.input.id or "", event.value)
+
+    @on(Input.Blurred)
+    def _input_left(self, event: Input.Blurred) -> None:
+        """Leaving a field applies what it shows; a refused value is put back to the one in use."""
+        event.stop()
+        attr = event.input.id or ""
+        if attr not in self.applied:
+            return
+        if self._refusal(attr, event.value) is not None:
+            kept = self.applied[attr]
+            refused = event.value
+            with self.prevent(Input.Changed):
+                event.input.value = kept
+            self._mark(attr, False, f"{refused!r} refused ({self._refusal(attr, refused)}); "
+                                    f"{self._in_use(attr)}")
+            return
+        self._apply(attr, event.value)
+
+    def _apply(self, attr: str, text: str) -> None:
+        why = self._refusal(attr, text)
+        if why is not None:
+            self._mark(attr, False, f"{why}; {self._in_use(attr)}")
             return
         self._mark(attr, True)
-        spec = SPEC_BY_ATTR[_spec_attr(attr)]
-        raw = event.value.strip()
-        if attr == "endpoint":
-            value: Any = raw or LOCAL
-        elif attr in ("voice", "model"):
-            if not raw:
-                self._mark(attr, False, "must not be empty")
-                return
-            value = raw
-        else:
-            value = spec.convert(raw)
-        self.post_message(self.Edited(attr, value))
+        if text == self.applied.get(attr):
+            return
+        self.applied[attr] = text
+        self.post_message(self.Edited(attr, self._convert(attr, text)))
 
     @on(Select.Changed)
     def _select_changed(self, event: Select.Changed) -> None:
