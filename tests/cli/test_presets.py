@@ -146,6 +146,29 @@ def test_apply_creates_a_missing_file_with_mode_600(tmp_path: Path) -> None:
     assert parse_env_text(target.read_text()).as_dict() == {"VOICEMODE_STREAM_BUFFER_MS": "200"}
 
 
+def test_applying_one_preset_over_another_names_the_last_one(tmp_path: Path) -> None:
+    """Issue 15: 4g then wifi left "# Stream Workbench preset: 4g" above wifi's values."""
+    target = tmp_path / "voicemode.env"
+    target.write_text("# mine\nOPENAI_API_KEY=sk-x\n")
+    presets = Path(__file__).resolve().parents[2] / "presets"
+    for name in ("4g", "wifi"):
+        pr.write_apply(pr.plan_apply(pr.load_preset(presets / f"{name}.env"), target))
+    text = target.read_text()
+    assert text.count("# Stream Workbench preset:") == 1 and "# Stream Workbench preset: wifi" in text
+    assert text.startswith("# mine\nOPENAI_API_KEY=sk-x\n")
+    wifi = pr.load_preset(presets / "wifi.env").voicemode_values
+    assert {k: v for k, v in parse_env_text(text).as_dict().items() if k in wifi} == wifi
+
+
+def test_a_preset_is_described_by_its_first_sentence() -> None:
+    presets = Path(__file__).resolve().parents[2] / "presets"
+    assert pr.load_preset(presets / "4g.env").summary == "Mobile 4G: jitter and a short stall every few seconds."
+    saver = pr.load_preset(presets / "bandwidth-saver.env").summary
+    assert saver.startswith("Bandwidth saver: MP3") and saver.endswith("for metered or slow links.")
+    exported = pr.parse_preset("# Stream Workbench preset: mine\n# For my laptop.\nVOICEMODE_STREAM_BUFFER_MS=200\n")
+    assert exported.summary == "For my laptop."
+
+
 def test_apply_writes_nothing_if_the_file_changed_after_the_diff(tmp_path: Path) -> None:
     folder = tmp_path / "cfg"
     folder.mkdir()

@@ -40,8 +40,8 @@ def cmd_preset(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
     try:
         if action == "list":
             for path in pr.shipped_presets():
-                about = pr.load_preset(path).description
-                print(f"{path.stem:<14} {about[1] if len(about) > 1 else ''}", file=stdout)
+                about = pr.load_preset(path).summary
+                print(f"{path.stem:<16} {about}", file=stdout)
             return 0
         if action == "show":
             preset = pr.load_preset(args.preset)

@@ -99,6 +99,8 @@ class WorkbenchApp(App[None]):
         self.session = Session(config, self.post_message)
         self.viewed: int | None = None  # run number shown in the graph and counters
         self._listed: set[int] = set()  # runs with a row in the history
+        self._shown_cells: dict[int, tuple[str, ...]] = {}  # what each history row shows now
+        self._notified = ""  # the last warning or error raised as a notification
         self.view = "graph"  # the view the lower area keeps when not all of them fit (g, m, h)
         self.settings_open: bool | None = None  # None: as the width decides; else as `t` left it
 
@@ -288,10 +290,15 @@ class WorkbenchApp(App[None]):
         self.show_message(f"initial buffer set to {best:.0f} ms: {why}")
 
     def show_message(self, text: str, kind: str = "info") -> None:
+        """The message line (always on screen); a warning or an error is also raised as a notification,
+        which stays in view for a while wherever the user is, dialogs included."""
         widget = self.query_one("#message", Static)
         widget.update(text)
         for k in ("info", "warning", "error"):
             widget.set_class(k == kind and bool(text), f"-{k}")
+        if text and kind in ("warning", "error") and text != self._notified:
+            self.notify(text, severity="error" if kind == "error" else "warning", timeout=8)
+        self._notified = text if kind in ("warning", "error") else ""
 
     # -- playing ----------------------------------------------------------------------------------
     def action_play(self) -> None:
@@ -337,7 +344,9 @@ class WorkbenchApp(App[None]):
             return
         self._listed.add(record.number)
         table = self.query_one("#history", DataTable)
-        table.add_row(*self._history_cells(record), key=str(record.number))
+        cells = self._history_cells(record)
+        self._shown_cells[record.number] = cells
+        table.add_row(*cells, key=str(record.number))
         table.move_cursor(row=table.row_count - 1)
         self.view_run(record.number)
 
@@ -346,8 +355,8 @@ class WorkbenchApp(App[None]):
         if seen is None:
             return
         record, changed = seen
-        if changed:
-            self._update_history_row(record)
+        if changed or self._history_cells(record) != self._shown_cells.get(record.number):
+            self._update_history_row(record)  # a figure appears in the row as soon as it is known
         if self.viewed == record.number:
             self._show_values(live_values(message.snapshot, record.settings.network))
             self.query_one("#graph", BufferGraph).show(record.trace)
@@ -377,16 +386,21 @@ class WorkbenchApp(App[None]):
     # -- history ----------------------------------------------------------------------------------
     @staticmethod
     def _history_cells(record: RunRecord) -> tuple[str, ...]:
-        s, m = record.settings, record.metrics
+        s, m, live = record.settings, record.metrics, record.trace.last
         fmt = s.audio_format + ("" if s.streaming_enabled else " buf")
-        ttfa = "-" if m is None or m.ttfa_ms is None else f"{m.ttfa_ms:.0f} ms"
-        under = "-" if m is None else f"{m.underruns} ({m.underrun_ms:.0f} ms)"
+        ttfa_ms = m.ttfa_ms if m is not None else (live.ttfa_ms if live is not None else None)
+        ttfa = "-" if ttfa_ms is None else f"{ttfa_ms:.0f} ms"
+        if m is not None:
+            under = f"{m.underruns} ({m.underrun_ms:.0f} ms)"
+        else:
+            under = "-" if live is None else f"{live.underruns} ({live.underrun_ms:.0f} ms)"
         label = f"{record.number}" + (f" {record.label}" if record.label else "")
         return (label, fmt, s.network, f"{s.buffer_ms} ms", ttfa, under, record.state)
 
     def _update_history_row(self, record: RunRecord) -> None:
         table = self.query_one("#history", DataTable)
         cells = self._history_cells(record)
+        self._shown_cells[record.number] = cells
         for column, value in zip(table.ordered_columns, cells, strict=True):
             table.update_cell(str(record.number), column.key, value, update_width=True)
 

@@ -60,8 +60,9 @@ class Trace:
         return len(self.t_ms)
 
     def downsampled(self, points: int) -> tuple[list[float], list[float], list[float]]:
-        """At most `points` points for drawing: the minimum of the buffer in each bucket (so a dip
-        toward an underrun is never smoothed away) and the target at the bucket's end."""
+        """About `points` buckets for drawing, each drawn as its lowest and its highest buffer level in
+        the order they came (min/max decimation: a one-sample dip toward an underrun and a one-sample
+        spike both survive), with the target at each of those two moments."""
         xs, ys, zs, _ = self.downsampled_with_rate(points)
         return xs, ys, zs
 
@@ -70,17 +71,21 @@ class Trace:
         must stay visible)."""
         n = len(self.t_ms)
         rates = list(self.rate) if len(self.rate) == n else [1.0] * n
-        if n <= points or points < 2:
+        if n <= 2 * points or points < 2:
             return list(self.t_ms), list(self.buffer_ms), list(self.target_ms), rates
         t, b, g = list(self.t_ms), list(self.buffer_ms), list(self.target_ms)
         xs, ys, zs, rs = [], [], [], []
         for i in range(points):
             lo = i * n // points
             hi = max(lo + 1, (i + 1) * n // points)
-            xs.append(t[hi - 1])
-            ys.append(min(b[lo:hi]))
-            zs.append(g[hi - 1])
-            rs.append(max(rates[lo:hi], key=lambda r: abs(r - 1.0)))
+            low = min(range(lo, hi), key=b.__getitem__)
+            high = max(range(lo, hi), key=b.__getitem__)
+            rate = max(rates[lo:hi], key=lambda r: abs(r - 1.0))
+            for k in sorted({low, high}):
+                xs.append(t[k])
+                ys.append(b[k])
+                zs.append(g[k])
+                rs.append(rate)
         return xs, ys, zs, rs
 
 

@@ -38,6 +38,7 @@ PRESET_KEYS = (
     "WORKBENCH_NETWORK",
 )
 RESTART_LINE = "voicemode reads these once, when it starts: restart it to pick up a change."
+MARKER = "# Stream Workbench preset:"  # the comment an apply puts above the keys it adds
 _SAFE = re.compile(r"^[A-Za-z0-9_@%+=:,./-]*$")
 
 
@@ -51,6 +52,18 @@ class Preset:
     values: dict[str, str]  # ENV_NAME -> raw value, in file order
     description: list[str] = field(default_factory=list)  # the comment header, without '# '
     path: Path | None = None
+
+    @property
+    def summary(self) -> str:
+        """What the preset is for: the header's first sentence (an export's name line left out)."""
+        words: list[str] = []
+        for line in self.description:
+            if line.startswith(MARKER[2:]) or line == RESTART_LINE:
+                continue
+            words.append(line.strip())
+            if line.rstrip().endswith("."):
+                break
+        return " ".join(words)
 
     @property
     def voicemode_values(self) -> dict[str, str]:
@@ -269,13 +282,20 @@ def _merge(old_text: str, env: EnvFile, wanted: dict[str, str], name: str
         old = current.get(key)
         if old != value:
             changed[key] = (old, value)
+    # a marker an earlier apply left names this preset now (applying wifi over 4g must not leave "4g")
+    marked = False
+    for i, (line, ending) in enumerate(lines):
+        if line.strip().startswith(MARKER):
+            lines[i] = (f"{MARKER} {name}", ending)
+            marked = True
     added = [k for k in wanted if k not in replaced]
     if added:
         if lines and not lines[-1][1]:
             lines[-1] = (lines[-1][0], eol)  # the last line had no ending
         if lines and lines[-1][0].strip():
             lines.append(("", eol))
-        lines.append((f"# Stream Workbench preset: {name}", eol))
+        if not marked:
+            lines.append((f"{MARKER} {name}", eol))
         lines += [(f"{key}={quote_value(wanted[key])}", eol) for key in added]
     return "".join(line + end for line, end in lines), changed
 

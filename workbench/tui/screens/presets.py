@@ -257,11 +257,10 @@ class LoadPresetScreen(Dialog):
         options = []
         for path in shipped_presets(self.presets_dir):
             try:
-                about = load_preset(path).description
+                about = load_preset(path).summary
             except PresetError as exc:
-                about = [f"(invalid: {exc})"]
-            summary = about[1] if len(about) > 1 else (about[0] if about else "")
-            options.append(Option(Text.assemble((path.stem, "bold"), "  ", (summary, "dim")), id=str(path)))
+                about = f"(invalid: {exc})"
+            options.append(Option(Text.assemble((path.stem, "bold"), "  ", (about, "dim")), id=str(path)))
         with VerticalScroll(id="dialog"):
             yield Label("Load preset", classes="title")
             yield OptionList(*options, id="shipped")

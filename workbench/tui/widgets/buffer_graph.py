@@ -1,6 +1,13 @@
-"""The buffer level over time: level, target, initial-buffer line and underruns."""
+"""The buffer level over time: level, target, initial-buffer line and underruns.
+
+The level axis is compressed (log(1 + ms/25)): the 20-300 ms that latency tuning is about takes half the
+height, while a buffer that fills to its 2-3 s maximum on a fast server still fits. On a linear axis
+that range lay on the bottom row.
+"""
 
 from __future__ import annotations
+
+import math
 
 from textual_plotext import PlotextPlot
 
@@ -15,6 +22,27 @@ FIRST_SOUND = (80, 210, 80)
 RATE = (200, 120, 255)
 LEGEND = ("[rgb(0,200,255)]━ buffer[/] [rgb(255,200,0)]┅ target[/] [rgb(128,128,128)]─ initial[/] "
           "[rgb(80,210,80)]│ first sound[/] [rgb(240,60,60)]│ underrun[/] [rgb(200,120,255)]⠒ rate[/]")
+
+
+SCALE_MS = 25.0  # below this the axis is nearly linear; above, logarithmic
+TICKS_MS = (0, 25, 50, 100, 150, 250, 500, 1000, 2000, 5000, 10000, 30000, 60000)
+
+
+def squash(ms: float) -> float:
+    """A level in ms as drawn on the compressed axis."""
+    return math.log1p(max(ms, 0.0) / SCALE_MS)
+
+
+def ticks(top_ms: float, rows: int) -> list[float]:
+    """Round levels to label, at least two rows apart, none above `top_ms`."""
+    gap = squash(top_ms) * 2.0 / max(rows, 2)
+    out: list[float] = []
+    for tick in TICKS_MS:
+        if tick > top_ms:
+            break
+        if not out or squash(tick) - squash(out[-1]) >= gap:
+            out.append(float(tick))
+    return out
 
 
 class BufferGraph(PlotextPlot):
@@ -43,6 +71,13 @@ class BufferGraph(PlotextPlot):
         self.y_max_ms = y_max_ms
         self.refresh()
 
+    def _y_axis(self, top_ms: float, rows: int) -> None:
+        plt = self.plt
+        plt.ylim(0, squash(top_ms))
+        marks = ticks(top_ms, rows)
+        plt.yticks([squash(v) for v in marks], [f"{v:.0f}" for v in marks])
+        plt.ylabel("ms, log")
+
     def render(self):  # type: ignore[no-untyped-def]
         self._draw()
         return super().render()
@@ -53,24 +88,24 @@ class BufferGraph(PlotextPlot):
         plt.xlabel("seconds since the request")
         trace = self.trace
         width = max(self.size.width - 12, 10)
+        rows = max(self.size.height - 6, 2)
         if trace is None or len(trace) == 0:
             plt.xlim(0, self.x_max_s or 10)
-            plt.ylim(0, self.y_max_ms or 500)
+            self._y_axis(self.y_max_ms or 500.0, rows)
             plt.plot([0.0], [0.0], marker=" ")
             return
         t, level, target, rate = trace.downsampled_with_rate(width)
         xs = [v / 1000.0 for v in t]
-        top = self.y_max_ms or trace.peak_ms * 1.15
-        plt.ylim(0, max(top, 50.0))
+        top = max(self.y_max_ms or trace.peak_ms * 1.15, 100.0)
+        self._y_axis(top, rows)
         plt.xlim(0, self.x_max_s or max(xs[-1], 1.0))
-        plt.ylabel("ms")
-        plt.hline(trace.initial_buffer_ms, INITIAL)
+        plt.hline(squash(trace.initial_buffer_ms), INITIAL)
         for at in trace.underrun_at_ms:
             plt.vline(at / 1000.0, UNDERRUN)
         if trace.ttfa_ms is not None:
             plt.vline(trace.ttfa_ms / 1000.0, FIRST_SOUND)
-        plt.plot(xs, target, color=TARGET, marker="dot")
-        plt.plot(xs, level, color=LEVEL, marker="hd")
+        plt.plot(xs, [squash(v) for v in target], color=TARGET, marker="dot")
+        plt.plot(xs, [squash(v) for v in level], color=LEVEL, marker="hd")
         if trace.stretched:  # elastic playout: its rate on the right-hand axis
             plt.plot(xs, rate, color=RATE, marker="braille", yside="right")
             # textual-plotext's stubs give these the wrong parameter types; plotext takes yside here

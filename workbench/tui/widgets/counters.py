@@ -59,7 +59,8 @@ def final_values(m: PlayMetrics) -> dict[str, str]:
         "ttfb": _ms(m.ttfb_ms).replace(PENDING, "-"), "ttfa": _ms(m.ttfa_ms).replace(PENDING, "-"),
         "sound": "-" if m.first_sound_ms is None else f"{m.first_sound_ms:.0f} ms (+{m.leading_silence_ms or 0:.0f})",
         "underruns": f"{m.underruns} ({m.underrun_ms:.0f} ms)",
-        "underflows": VIRTUAL_UNDERFLOWS if m.sink.startswith("virtual") else str(m.device_underflows),
+        "underflows": VIRTUAL_UNDERFLOWS if m.sink.startswith("virtual") else
+        str(m.device_underflows) if m.sink else "-",
         "now": "-",
         "buffer": "-" if m.avg_buffer_ms is None else f"{m.avg_buffer_ms:.0f} / {m.min_buffer_ms or 0:.0f} ms",
         "throughput": "-" if m.throughput_kbps is None else f"{m.throughput_kbps:.0f} kbit/s",
