@@ -18,15 +18,18 @@ def _plain_terminal(monkeypatch: pytest.MonkeyPatch) -> None:
         monkeypatch.delenv(var, raising=False)
 
 
-def _check(snap_compare, name: str) -> None:  # type: ignore[no-untyped-def]
+def _check(snap_compare, name: str, size: tuple[int, int] = SIZE, keys: tuple[str, ...] = ()) -> None:  # type: ignore[no-untyped-def]
     scene = next(s for s in SCENES if s.name == name)
 
     async def run_before(pilot) -> None:  # type: ignore[no-untyped-def]
         await pilot.pause()
         await scene.setup(pilot.app)
         await pilot.pause()
+        for key in keys:
+            await pilot.press(key)
+            await pilot.pause()
 
-    assert snap_compare(scene_app(), terminal_size=SIZE, run_before=run_before)
+    assert snap_compare(scene_app(), terminal_size=size, run_before=run_before)
 
 
 def test_idle(snap_compare) -> None:  # type: ignore[no-untyped-def]
@@ -64,3 +67,45 @@ def test_error(snap_compare) -> None:  # type: ignore[no-untyped-def]
     """A run that could not reach its endpoint: state "failed" in red, the error on the message line
     ("run 1: cannot reach ..."), and the app still usable."""
     _check(snap_compare, "error")
+
+
+# -- small terminals (issue 15): what a user in an 80x24 or 100x30 tmux pane sees ---------------------------
+def test_mid_play_at_80x24(snap_compare) -> None:  # type: ignore[no-untyped-def]
+    """80x24 mid-play: two-line text box, borderless buttons, the key-figures line (playing, TTFA,
+    underruns, buffer now and target), the graph filling the rest, the recommendation on the message
+    line, and a footer that starts with q Quit and f1 Help."""
+    _check(snap_compare, "mid-play", (80, 24))
+
+
+def test_counters_at_80x24(snap_compare) -> None:  # type: ignore[no-untyped-def]
+    """80x24 after m: the counters in two columns in place of the graph, every figure on screen."""
+    _check(snap_compare, "underrun", (80, 24), ("m",))
+
+
+def test_history_at_80x24(snap_compare) -> None:  # type: ignore[no-untyped-def]
+    """80x24 after h: the run history in place of the graph, run 2 still playing with its TTFA shown."""
+    _check(snap_compare, "mid-play", (80, 24), ("h",))
+
+
+def test_settings_at_80x24(snap_compare) -> None:  # type: ignore[no-untyped-def]
+    """80x24 after t: the settings take the lower area at full width, the key-figures line and the
+    message line stay; the Format select has the focus."""
+    _check(snap_compare, "idle", (80, 24), ("t",))
+
+
+def test_error_at_100x30(snap_compare) -> None:  # type: ignore[no-untyped-def]
+    """100x30, a failed play: "failed" in red on the key-figures line and the reason on the message line,
+    both on screen; the endpoint label names the endpoint in the error."""
+    _check(snap_compare, "error", (100, 30))
+
+
+def test_export_dialog_at_80x24(snap_compare) -> None:  # type: ignore[no-untyped-def]
+    """80x24 export dialog: a short preset box, the notes, the Save as field and all three buttons on
+    screen with Save focused, and the dialog's own footer (esc Close, f1 Help)."""
+    _check(snap_compare, "export", (80, 24))
+
+
+def test_compare_at_80x24(snap_compare) -> None:  # type: ignore[no-untyped-def]
+    """80x24 compare: one-row controls with Run and Save visible, the status line, the two graphs; m
+    would show the table instead."""
+    _check(snap_compare, "compare", (80, 24))

@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from textual.widgets import Static
+
 from ..defaults import DEFAULT_TEXT
 from ..engine.metrics import PlayMetrics, PlayState, Snapshot
 from ..engine.settings import Settings
@@ -94,7 +96,9 @@ def synthetic_snapshots(*, fmt: str = "pcm", initial_ms: float = 150.0, duration
 
 
 def metrics_from(snaps: list[Snapshot], *, network: str = "none", ttfb_ms: float = 180.0,
-                 fmt: str = "pcm", bytes_per_ms: float = 48.0, needed_ms: float = 60.0) -> PlayMetrics:
+                 fmt: str = "pcm", bytes_per_ms: float = 48.0, needed_ms: float = 60.0,
+                 arrival_rtf: float = 5.0) -> PlayMetrics:
+    """The final metrics of a synthetic play; `arrival_rtf` must be the one the snapshots were made with."""
     last = snaps[-1]
     levels = [s.buffer_ms for s in snaps if s.state is not PlayState.CONNECTING]
     return PlayMetrics(
@@ -103,7 +107,8 @@ def metrics_from(snaps: list[Snapshot], *, network: str = "none", ttfb_ms: float
         leading_silence_ms=LEADING_SILENCE_MS if last.ttfa_ms is not None else None, request_sent_ms=3.0,
         underruns=last.underruns,
         underrun_ms=last.underrun_ms, avg_buffer_ms=sum(levels) / len(levels), min_buffer_ms=min(levels),
-        max_buffer_ms=max(levels), throughput_kbps=bytes_per_ms * 8 * 4.6, arrival_rtf=4.6, decode_ms_p95=0.08,
+        max_buffer_ms=max(levels), throughput_kbps=bytes_per_ms * 8 * arrival_rtf, arrival_rtf=arrival_rtf,
+        decode_ms_p95=0.08,
         audio_ms=last.received_ms, played_ms=last.played_ms, bytes=int(last.received_ms * bytes_per_ms),
         chunks=120, initial_buffer_ms=last.initial_buffer_ms, total_ms=last.t_ms + 500, device_latency_ms=20,
         state=PlayState.DONE.value, detected_format=fmt,
@@ -156,18 +161,24 @@ async def mid_play(app: WorkbenchApp) -> None:
 
 
 async def underrun(app: WorkbenchApp) -> None:
-    app.session.base = app.session.base.replace(network="4g", playout="fixed")
-    app.query_one(SettingsPanel).load(app.session.base, app.session.profiles[app.session.base.audio_format])
-    snaps = synthetic_snapshots(duration_s=8.0, arrival_rtf=1.3, initial_ms=100, stalls=((2.0, 1.4), (5.5, 1.2)))
-    push_run(app, snaps, finished=metrics_from(snaps, network="4g", ttfb_ms=260, needed_ms=1380),
-             settings=app.session.current_settings().replace(buffer_ms=100, network="4g"))
+    session = app.session
+    session.edit("buffer_ms", 100)  # the panel shows what the run played with
+    session.base = session.base.replace(network="4g", playout="fixed")
+    app.query_one(SettingsPanel).load(session.base, session.profiles[session.base.audio_format])
+    snaps = synthetic_snapshots(duration_s=8.0, arrival_rtf=1.3, initial_ms=100, ttfb_ms=260,
+                                stalls=((2.0, 1.4), (5.5, 1.2)))
+    push_run(app, snaps, finished=metrics_from(snaps, network="4g", ttfb_ms=260, needed_ms=1380, arrival_rtf=1.3),
+             settings=session.current_settings())
 
 
 async def error(app: WorkbenchApp) -> None:
-    settings = app.session.current_settings().replace(base_urls=("http://127.0.0.1:9/v1",))
+    session = app.session
+    session.edit("endpoint", "http://127.0.0.1:9/v1")  # the endpoint label says what the run asked
+    app.query_one(SettingsPanel).load(session.base, session.profiles[session.base.audio_format])
+    app.query_one("#endpoint-label", Static).update(session.endpoint_label())
     m = PlayMetrics(format="pcm", state=PlayState.FAILED.value,
                     error="cannot reach http://127.0.0.1:9/v1: connection refused")
-    push_run(app, [], finished=m, settings=settings)
+    push_run(app, [], finished=m, settings=session.current_settings())
 
 
 async def export_dialog(app: WorkbenchApp) -> None:
@@ -179,11 +190,13 @@ async def compare(app: WorkbenchApp) -> None:
 
     screen = CompareScreen(app.session, DEFAULT_TEXT, "format:pcm", "format:mp3")
     await app.push_screen(screen)
+    # MP3: its first frames come later (the encoder's lookahead) and arrive in bigger steps
     a_snaps = synthetic_snapshots(duration_s=8.0, arrival_rtf=4.0, playout="elastic")
-    b_snaps = synthetic_snapshots(fmt="mp3", duration_s=8.0, arrival_rtf=4.6, ttfb_ms=190, playout="elastic")
-    a = push_run(app, a_snaps, finished=metrics_from(a_snaps), label="A")
+    b_snaps = synthetic_snapshots(fmt="mp3", duration_s=8.0, arrival_rtf=2.5, ttfb_ms=290, playout="elastic")
+    a = push_run(app, a_snaps, finished=metrics_from(a_snaps, arrival_rtf=4.0), label="A")
     b_settings = app.session.current_settings().replace(audio_format="mp3")
-    b = push_run(app, b_snaps, finished=metrics_from(b_snaps, ttfb_ms=190, fmt="mp3", bytes_per_ms=4.0),
+    b = push_run(app, b_snaps, finished=metrics_from(b_snaps, ttfb_ms=290, fmt="mp3", bytes_per_ms=4.0,
+                                                        arrival_rtf=2.5),
                  settings=b_settings, label="B")
     screen.show_results({"A": "pcm", "B": "mp3"}, a, b)
 

@@ -85,8 +85,8 @@ class CompareScreen(Screen[None]):
             yield Label("B")
             yield Select(options, value=self.choice_b if self.choice_b in values else options[1][1],
                          allow_blank=False, id="b")
-            yield Select([("each format's own buffer, chunk", "own"),
-                          ("same buffer, chunk for both", "same")], value="own", allow_blank=False, id="keep")
+            yield Select([("own values per format", "own"), ("same buffer and chunk", "same")], value="own",
+                         allow_blank=False, id="keep")
             yield Button("Run", id="run", variant="success")
             yield Button("Save", id="save")
         yield Static("the same text and network; what each side uses is in its graph's title and the table · "

@@ -186,7 +186,7 @@ class KeyFigures(_Figures):
         width = self.content_size.width
         parts = self.parts()
         keep = list(range(len(parts)))
-        sep = "  │  "
+        sep = " │ "
 
         def length(idx: list[int]) -> int:
             return sum(len(parts[i][0]) + (1 if parts[i][0] else 0) + len(parts[i][1]) for i in idx) + \
