@@ -205,11 +205,21 @@ def test_workbench_without_a_terminal_says_what_to_use_instead() -> None:
 def test_screenshots_regenerates_every_scene(tmp_path: Path) -> None:
     from workbench.tui.scenes import SCENES
 
-    result = run("screenshots", "--out", str(tmp_path / "shots"))
+    result = run("screenshots", "--scenes", "--out", str(tmp_path / "shots"))
     assert result.returncode == 0, result.stderr
     written = sorted(p.name for p in (tmp_path / "shots").iterdir())
     assert written == sorted(f"{s.name}.svg" for s in SCENES)
     assert all((tmp_path / "shots" / name).read_text().startswith("<svg") for name in written)
+
+
+def test_screenshots_of_a_real_play(tmp_path: Path) -> None:
+    """The README's pictures come from real plays: here the failed one (quick: nothing to reach)."""
+    result = run("screenshots", "--only", "error", "--out", str(tmp_path / "shots"))
+    assert result.returncode == 0, result.stderr
+    svg = (tmp_path / "shots" / "error.svg").read_text()
+    assert svg.startswith("<svg") and "cannot&#160;reach&#160;http://127.0.0.1:9/v1" in svg
+    bad = run("screenshots", "--only", "nope", "--out", str(tmp_path / "shots"))
+    assert bad.returncode == 2 and "no picture named 'nope'" in bad.stderr and "mid-play" in bad.stderr
 
 
 # -- hardening: bad input gets a clear line -------------------------------------------------------------
