@@ -132,6 +132,8 @@ def cmd_tune(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
           f"{result.max_buffer_s:g} s, TTFA {result.ttfa_ms:.0f} ms"
           + (f", first sound {result.first_sound_ms:.0f} ms" if result.first_sound_ms is not None else "")
           + f" ({result.plays} plays)", file=stdout)
+    if result.pace_note:
+        print(result.pace_note, file=stderr)
     print(f"wrote {output} (workbench preset apply {output} puts it in voicemode's .env)", file=stderr)
     return 0
 

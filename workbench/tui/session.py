@@ -361,7 +361,8 @@ class Session:
                 f"buffer {result.max_buffer_s:g} s, TTFA {result.ttfa_ms:.0f} ms"
                 + (f" (first sound {result.first_sound_ms:.0f})" if result.first_sound_ms is not None else "")
                 + f" ({result.plays} silent plays); "
-                "set for the next play (e exports it)", result.buffer_ms, result.max_buffer_s, settings.audio_format))
+                "set for the next play (e exports it)" + (f"; {result.pace_note}" if result.pace_note else ""),
+                result.buffer_ms, result.max_buffer_s, settings.audio_format))
 
     def tune_finished(self) -> None:
         self.tuning = False

@@ -49,6 +49,15 @@ class TuneResult:
     first_sound_ms: float | None = None  # ... and of their first sound (-50 dBFS)
     steps: list[str] = field(default_factory=list)  # what was tried, for the report
     player: str = "workbench"  # voicemode: the format and chunk size voicemode 9.0 plays best, as it plays
+    arrival_rtf: float | None = None  # how fast the endpoint sent audio in the verified plays (x real time)
+
+    @property
+    def pace_note(self) -> str:
+        """What the result depends on: how fast this endpoint made audio (a slower TTS needs more)."""
+        if self.arrival_rtf is None:
+            return ""
+        return (f"measured with the endpoint sending audio at {self.arrival_rtf:.1f}x real time; "
+                "a slower TTS needs a larger buffer")
 
     def preset(self, name: str) -> Preset:
         s = self.settings
@@ -153,8 +162,13 @@ async def tune(settings: Settings, base_url: str, repeats: int, text: str,
                 break
     ttfa = statistics.median([m.ttfa_ms for m in verified if m.ttfa_ms is not None] or [0.0])
     sounds = [m.first_sound_ms for m in verified if m.first_sound_ms is not None]
+    paces = [m.arrival_rtf for m in verified if m.arrival_rtf is not None]
+    pace = statistics.median(paces) if paces else None
+    if pace is not None:
+        steps.append(f"The endpoint sent audio at {pace:.1f}x real time (median of the verified plays).")
     return TuneResult(settings=best, buffer_ms=best.buffer_ms, max_buffer_s=best.max_buffer_s, ttfa_ms=ttfa,
-                      plays=plays, steps=steps, first_sound_ms=statistics.median(sounds) if sounds else None)
+                      plays=plays, steps=steps, first_sound_ms=statistics.median(sounds) if sounds else None,
+                      arrival_rtf=pace)
 
 
 # what voicemode 9.0 lets a user choose that changes its playback: the format, and the chunk size (which
