@@ -429,3 +429,66 @@ async def test_s_stops_a_tune_and_leaves_the_settings(server: EmbeddedServer, tm
         await pilot.press("p")  # playing works again at once
         await wait_for(pilot, lambda: finished(app))
         assert app.session.runs[0].metrics is not None and app.session.runs[0].metrics.state == "done"
+
+
+# -- small terminals (issue 15) ------------------------------------------------------------------------------
+def on_screen(app: WorkbenchApp, selector: str) -> bool:
+    """The widget is displayed and wholly inside the terminal (not laid out below its bottom)."""
+    widget = app.screen.query_one(selector)
+    region = widget.region
+    return widget.display and region.height > 0 and region.bottom <= app.size.height \
+        and region.right <= app.size.width
+
+
+@pytest.mark.parametrize("size", [(80, 24), (100, 30), (120, 36)])
+async def test_a_failed_play_says_why_at_every_size(server: EmbeddedServer, tmp_path: Path,
+                                                     size: tuple[int, int]) -> None:
+    """At 80x24 and 100x30 the message line and the run history used to be below the screen: a failed
+    play showed "failed … reconnects 3" and never the reason."""
+    app = make_app(server, tmp_path, base_urls=("http://127.0.0.1:9/v1",))
+    async with app.run_test(size=size) as pilot:
+        await pilot.press("p")
+        await wait_for(pilot, lambda: finished(app))
+        await pilot.pause()
+        assert on_screen(app, "#key-figures") and on_screen(app, "#message")
+        assert "failed" in str(app.query_one("#key-figures").render())
+        assert "127.0.0.1:9" in str(app.query_one("#message").render())
+        await pilot.press("h")  # the history is a key away at any size
+        await pilot.pause()
+        assert on_screen(app, "#history") and app.focused is app.query_one("#history")
+        beside = app.query_one("#settings").display  # from 120 columns they sit beside the graph
+        assert beside == (size[0] >= 120)
+        if not beside:
+            await pilot.press("t")  # below that they are a key away too
+            await pilot.pause()
+        assert on_screen(app, "#settings") and on_screen(app, "#key-figures") and on_screen(app, "#message")
+
+
+async def test_dialogs_keep_their_controls_on_screen_at_80x24(server: EmbeddedServer, tmp_path: Path) -> None:
+    """At 80x24 the export dialog's Save as field and buttons were off screen, with the focus on the
+    invisible Save; a bad file in Load preset said nothing visible at 100x30."""
+    bad = tmp_path / "bad.env"
+    bad.write_text("VOICEMODE_STREAM_BUFFER_MS=x\n")
+    app = make_app(server, tmp_path)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.press("e")
+        await pilot.pause()
+        assert isinstance(app.screen, ExportScreen)
+        for selector in ("#path", "#save", "#apply", "#close"):
+            assert on_screen(app, selector), selector
+        assert app.focused is app.screen.query_one("#save")
+        assert app.check_action("play", ()) is False  # the main screen's keys do nothing here, nor are listed
+        await pilot.press("enter")  # Save
+        await pilot.pause()
+        assert on_screen(app, "#status") and "saved" in str(app.screen.query_one("#status").render())
+        await pilot.press("escape")
+        await pilot.pause()
+        assert app.check_action("play", ()) is True
+        await pilot.press("l")
+        await pilot.pause()
+        app.screen.query_one("#path", Input).value = str(bad)
+        app.screen.query_one("#path", Input).focus()
+        await pilot.press("enter")
+        await pilot.pause()
+        status = app.screen.query_one("#status")
+        assert on_screen(app, "#status") and "VOICEMODE_STREAM_BUFFER_MS" in str(status.render())
