@@ -88,7 +88,8 @@ def synthetic_snapshots(*, fmt: str = "pcm", initial_ms: float = 150.0, duration
                               played_ms=played, bytes=int(received * 48), underruns=underruns,
                               underrun_ms=underrun_ms, device_underflows=0, ttfa_ms=ttfa, format=fmt,
                               rate=rate, playout=playout,
-                              first_sound_ms=ttfa + LEADING_SILENCE_MS if ttfa is not None else None))
+                              first_sound_ms=ttfa + LEADING_SILENCE_MS if ttfa is not None else None,
+                              ttfb_ms=ttfb_ms if t >= ttfb_ms else None, sink="virtual"))
         if state is PlayState.DONE:
             break
         t += step_ms
