@@ -188,6 +188,21 @@ def test_a_pump_kept_waiting_keeps_the_ring_further_ahead_and_the_next_play_reme
     assert again.ring_ms == pytest.approx(base + 100.0)
 
 
+def test_the_pump_sleeps_longer_only_while_the_ring_holds_plenty() -> None:
+    """Each wake of the pump costs CPU: with a second in the ring it may sleep 50 ms (still a tenth of
+    what is in hand); with a ring at its working level, the base 10 ms, as before."""
+    from workbench.engine.elastic import MAX_PUMP_PERIOD_S, PUMP_PERIOD_S
+
+    buf, el = playout(target_ms=150.0)
+    assert el.period_s() == PUMP_PERIOD_S  # empty
+    buf.write(tone(el.ring_ms / 1000.0))
+    assert el.period_s() == PUMP_PERIOD_S  # the ring's working level: nothing to spare
+    buf.write(tone(0.06))
+    assert el.period_s() == pytest.approx(0.03, abs=0.001)  # 60 ms spare: half of it
+    buf.write(tone(1.0))
+    assert el.period_s() == MAX_PUMP_PERIOD_S
+
+
 def test_what_lies_beyond_the_target_goes_to_the_ring_at_once() -> None:
     """Audio the policy would not slow down is committed to the ring (where a held-up pump cannot
     starve the device); the target's worth stays in the stretcher, to slow down if a stall comes."""

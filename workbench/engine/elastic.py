@@ -36,7 +36,8 @@ import numpy as np
 from .buffer import BufferState, JitterBuffer
 from .stretch import Stretcher
 
-PUMP_PERIOD_S = 0.010  # the pump looks at the ring twice a device block, and whenever audio arrives
+PUMP_PERIOD_S = 0.010  # the pump looks at the ring twice a device block, and whenever audio arrives ...
+MAX_PUMP_PERIOD_S = 0.050  # ... or less often while the ring holds plenty (each wake costs CPU)
 # The pump is a Python thread: a busy interpreter (the workbench redrawing) can keep it waiting, and the
 # device must not run dry meanwhile. The ring holds twice the longest recent wait more, up to this much,
 # forgetting a wait over a few seconds.
@@ -264,15 +265,23 @@ class ElasticPlayout:
         self.peak_slack_ms = max(self.peak_slack_ms, self.slack_ms)
         self.ring_ms = self._ring_base_ms + self.slack_ms
 
+    def period_s(self) -> float:
+        """How long the pump may sleep: half of what the ring holds above the level it must never drop
+        below, so that a pump late by as much again still finds audio in it; never less than the base
+        period. A ring holding a second of audio lets it sleep 50 ms, five times fewer wake-ups."""
+        spare_ms = self.buffer.samples_to_ms(self.buffer.level) - self.ring_ms
+        return min(MAX_PUMP_PERIOD_S, max(PUMP_PERIOD_S, spare_ms / 2000.0))
+
     def _pump(self) -> None:
         last = time.perf_counter()
         while not self._stop.is_set():
             if not self.step():
                 return
-            self._wake.wait(PUMP_PERIOD_S)
+            period = self.period_s()
+            self._wake.wait(period)
             self._wake.clear()
             now = time.perf_counter()
-            self.note_wait(max(0.0, now - last - PUMP_PERIOD_S), now - last)
+            self.note_wait(max(0.0, now - last - period), now - last)
             last = now
 
     # -- figures --------------------------------------------------------------------------------------
