@@ -201,6 +201,14 @@ def test_the_pump_sleeps_longer_only_while_the_ring_holds_plenty() -> None:
     assert el.period_s() == pytest.approx(0.03, abs=0.001)  # 60 ms spare: half of it
     buf.write(tone(1.0))
     assert el.period_s() == MAX_PUMP_PERIOD_S
+    buf, el = playout(target_ms=150.0)
+    buf.write(tone(el.ring_ms / 1000.0 + 0.3))  # 300 ms spare: 150 ms of sleep at real time, capped to 50
+    assert el.period_s() == MAX_PUMP_PERIOD_S
+    el.note_drain(RATE, 0.25)  # a virtual sink seen playing at 4x: the same audio lasts a quarter as long
+    assert el.drain_speed == pytest.approx(4.0)
+    assert el.period_s() == pytest.approx(0.3 / 2 / 4.0, abs=0.001)
+    el.note_drain(RATE // 5, 0.2)  # back to real time: the planning speed comes down, not at once
+    assert el.drain_speed == pytest.approx(3.2)
 
 
 def test_what_lies_beyond_the_target_goes_to_the_ring_at_once() -> None:

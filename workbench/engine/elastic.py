@@ -38,6 +38,7 @@ from .stretch import Stretcher
 
 PUMP_PERIOD_S = 0.010  # the pump looks at the ring twice a device block, and whenever audio arrives ...
 MAX_PUMP_PERIOD_S = 0.050  # ... or less often while the ring holds plenty (each wake costs CPU)
+DRAIN_WINDOW_S = 0.2  # how the device's playing speed is measured (a virtual sink may play faster)
 # The pump is a Python thread: a busy interpreter (the workbench redrawing) can keep it waiting, and the
 # device must not run dry meanwhile. The ring holds twice the longest recent wait more, up to this much,
 # forgetting a wait over a few seconds.
@@ -109,6 +110,7 @@ class ElasticPlayout:
         self._lookahead_ms = (self.stretcher.frame + self.stretcher.tolerance) * 1000.0 / self.rate_hz
         self._levels: collections.deque[tuple[float, float]] = collections.deque()  # (when, level ms)
         self.drained = 0  # samples handed on as they were, because the device was about to run dry
+        self.drain_speed = 1.0  # how fast the device was seen to play (x real time; a virtual sink may run fast)
         self.rate = 1.0  # the rate of the last hop
         self.min_rate = 1.0
         self.max_rate = 1.0
@@ -266,14 +268,23 @@ class ElasticPlayout:
         self.ring_ms = self._ring_base_ms + self.slack_ms
 
     def period_s(self) -> float:
-        """How long the pump may sleep: half of what the ring holds above the level it must never drop
-        below, so that a pump late by as much again still finds audio in it; never less than the base
-        period. A ring holding a second of audio lets it sleep 50 ms, five times fewer wake-ups."""
+        """How long the pump may sleep: the time the device takes to play half of what the ring holds
+        above its working level (at the speed it was seen to play, which a fast virtual sink raises), so
+        that a pump late by as much again still finds audio there; never less than the base period. A
+        ring holding a second of audio lets it sleep 50 ms, five times fewer wake-ups."""
         spare_ms = self.buffer.samples_to_ms(self.buffer.level) - self.ring_ms
-        return min(MAX_PUMP_PERIOD_S, max(PUMP_PERIOD_S, spare_ms / 2000.0))
+        return min(MAX_PUMP_PERIOD_S, max(PUMP_PERIOD_S, spare_ms / 2000.0 / self.drain_speed))
+
+    def note_drain(self, played: int, seconds: float) -> None:
+        """The device played `played` samples in `seconds` (a window of a fifth of a second or more, so a
+        block taken at once does not read as a burst of speed): the pump plans its sleep on the speed
+        seen, never under real time, and lets a faster one fade slowly."""
+        seen = played / self.rate_hz / seconds
+        self.drain_speed = max(1.0, seen, self.drain_speed * 0.8)
 
     def _pump(self) -> None:
-        last = time.perf_counter()
+        last = window = time.perf_counter()
+        played = self.buffer.played_samples
         while not self._stop.is_set():
             if not self.step():
                 return
@@ -283,6 +294,9 @@ class ElasticPlayout:
             now = time.perf_counter()
             self.note_wait(max(0.0, now - last - period), now - last)
             last = now
+            if now - window >= DRAIN_WINDOW_S:
+                self.note_drain(self.buffer.played_samples - played, now - window)
+                played, window = self.buffer.played_samples, now
 
     # -- figures --------------------------------------------------------------------------------------
     @property
