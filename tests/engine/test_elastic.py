@@ -209,6 +209,10 @@ def test_the_pump_sleeps_longer_only_while_the_ring_holds_plenty() -> None:
     assert el.period_s() == pytest.approx(0.3 / 2 / 4.0, abs=0.001)
     el.note_drain(RATE // 5, 0.2)  # back to real time: the planning speed comes down, not at once
     assert el.drain_speed == pytest.approx(3.2)
+    fast = ElasticPlayout(JitterBuffer(RATE, 2.0, 0), target_ms=150.0, start_ms=20.0, block_ms=20.0,
+                          device_speed=2.0)  # a sink that says it plays at 2x is planned for from the start
+    fast.note_drain(RATE // 5, 0.2)
+    assert fast.drain_speed == 2.0
 
 
 def test_what_lies_beyond_the_target_goes_to_the_ring_at_once() -> None:

@@ -145,9 +145,12 @@ async def test_an_edit_applies_when_confirmed_and_a_refused_one_keeps_the_last(s
         await confirm(pilot, app, "buffer_ms", "300")
         await confirm(pilot, app, "max_buffer_s", "0.1")  # now smaller than the initial buffer
         assert "must fit in the maximum buffer" in str(app.query_one("#message").render())
-        await pilot.press("p")
-        await pilot.pause()
-        assert not app.session.runs  # refused with the reason shown, nothing crashed
+        # refused with the rest: the field shows the value still in use, and its hint says why
+        assert app.query_one("#max_buffer_s", Input).value == "2" and app.session.current_settings().max_buffer_s == 2
+        assert "'2' stays in use" in str(app.query_one("#max_buffer_s-hint", Label).render())
+        await pilot.press("p")  # plays with the values in use
+        await wait_for(pilot, lambda: finished(app))
+        assert (app.session.runs[0].settings.buffer_ms, app.session.runs[0].settings.max_buffer_s) == (300, 2.0)
 
 
 async def test_each_format_keeps_its_own_stream_settings(server: EmbeddedServer, tmp_path: Path) -> None:

@@ -86,7 +86,7 @@ class RateLimits:
 
 class ElasticPlayout:
     def __init__(self, buffer: JitterBuffer, *, target_ms: float, start_ms: float, block_ms: float,
-                 limits: RateLimits | None = None, slack_ms: float = 0.0) -> None:
+                 limits: RateLimits | None = None, slack_ms: float = 0.0, device_speed: float = 1.0) -> None:
         self.buffer = buffer
         self.rate_hz = buffer.rate
         self.limits = limits or RateLimits()
@@ -110,7 +110,9 @@ class ElasticPlayout:
         self._lookahead_ms = (self.stretcher.frame + self.stretcher.tolerance) * 1000.0 / self.rate_hz
         self._levels: collections.deque[tuple[float, float]] = collections.deque()  # (when, level ms)
         self.drained = 0  # samples handed on as they were, because the device was about to run dry
-        self.drain_speed = 1.0  # how fast the device was seen to play (x real time; a virtual sink may run fast)
+        # how fast the device plays (x real time): what its sink says (a virtual sink may run fast), raised
+        # by what the pump sees
+        self.device_speed = self.drain_speed = max(1.0, device_speed)
         self.rate = 1.0  # the rate of the last hop
         self.min_rate = 1.0
         self.max_rate = 1.0
@@ -280,7 +282,7 @@ class ElasticPlayout:
         block taken at once does not read as a burst of speed): the pump plans its sleep on the speed
         seen, never under real time, and lets a faster one fade slowly."""
         seen = played / self.rate_hz / seconds
-        self.drain_speed = max(1.0, seen, self.drain_speed * 0.8)
+        self.drain_speed = max(self.device_speed, seen, self.drain_speed * 0.8)
 
     def _pump(self) -> None:
         last = window = time.perf_counter()

@@ -45,7 +45,6 @@ WIDE = 120  # columns from which the settings panel sits beside the graph (below
 TALL = 40  # rows from which the buttons and the text box have their full height
 GRAPH_MIN = 8  # rows the graph needs to be read
 HISTORY_ROWS = 9
-VIEWS = ("graph", "counters", "history")  # the lower area's views, in the order they give way
 # actions of the main screen: on another screen (a dialog, compare) they do nothing, so they are not listed
 MAIN_ONLY = {"play", "stop", "replay", "compare", "voicemode_vs_engine", "export", "load_preset",
              "toggle_settings", "tune", "use_recommended", "view", "focus_play"}
@@ -235,7 +234,10 @@ class WorkbenchApp(App[None]):
     def _edited(self, event: SettingsPanel.Edited) -> None:
         try:
             self.session.edit(event.field, event.value)
-        except SettingsError as exc:
+        except SettingsError as exc:  # valid alone, but not with the rest: the field shows what is in use
+            session, panel = self.session, self.query_one(SettingsPanel)
+            panel.load(session.base, session.profiles[session.base.audio_format])
+            panel.refused(event.field, str(exc))
             self.show_message(str(exc), "error")
             return
         if event.field == "audio_format":

@@ -85,22 +85,28 @@ class Session:
                                  max_buffer_s=stream.max_buffer_s)
 
     def edit(self, attr: str, value: Any) -> None:
-        """One setting changed in the panel; raises `SettingsError` when it does not fit with the rest."""
+        """One setting changed in the panel; raises `SettingsError` when it does not fit with the rest, and
+        then leaves every setting as it was (the value in use stays in use)."""
         fmt = self.base.audio_format
-        if attr in STREAM_FIELDS:
-            self.profiles[fmt] = StreamValues(**{**self.profiles[fmt].__dict__, attr: value})
-            if attr == "buffer_ms" and self.player is not None and self.current is not None \
-                    and self.current.settings.audio_format == fmt:
-                self.player.set_initial_buffer_ms(float(value))  # the live knob
-        elif attr == "voice":
-            self.base = self.base.replace(voices=(value,))
-        elif attr == "model":
-            self.base = self.base.replace(models=(value,))
-        elif attr == "endpoint":
-            self.base = self.base.replace(base_urls=None if value == LOCAL else (value,))
-        else:
-            self.base = self.base.replace(**{attr: value})
-        self.current_settings()
+        before = self.base, dict(self.profiles)
+        try:
+            if attr in STREAM_FIELDS:
+                self.profiles[fmt] = StreamValues(**{**self.profiles[fmt].__dict__, attr: value})
+            elif attr == "voice":
+                self.base = self.base.replace(voices=(value,))
+            elif attr == "model":
+                self.base = self.base.replace(models=(value,))
+            elif attr == "endpoint":
+                self.base = self.base.replace(base_urls=None if value == LOCAL else (value,))
+            else:
+                self.base = self.base.replace(**{attr: value})
+            self.current_settings()
+        except SettingsError:
+            self.base, self.profiles = before
+            raise
+        if attr == "buffer_ms" and self.player is not None and self.current is not None \
+                and self.current.settings.audio_format == fmt:
+            self.player.set_initial_buffer_ms(float(value))  # the live knob
 
     def apply_preset(self, preset: Preset) -> None:
         """Load a preset's values (the format it names gets its stream values); raises `SettingsError`."""

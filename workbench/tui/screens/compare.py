@@ -136,11 +136,14 @@ class CompareScreen(Screen[None]):
         if self._on_record in self.session.listeners:
             self.session.listeners.remove(self._on_record)
 
-    def _label_graphs(self) -> None:
-        """Each graph's title says what its side plays with: format, initial buffer, chunk and player."""
+    def _label_graphs(self, played_only: bool = False) -> None:
+        """Each graph's title says what its side plays with: format, initial buffer, chunk and player
+        (`played_only`: only the sides that have played, as a redraw ten times a second needs)."""
         for side in ("a", "b"):
             value = str(self.query_one(f"#{side}", Select).value)
             record = self.records.get(side.upper())
+            if played_only and record is None:
+                continue
             try:
                 used = record.settings if record is not None else self.settings_for(value)
             except (SettingsError, PresetError):
@@ -221,7 +224,7 @@ class CompareScreen(Screen[None]):
 
     def redraw(self) -> None:
         """Both graphs on the same scales, and the table once both sides have metrics."""
-        self._label_graphs()
+        self._label_graphs(played_only=True)
         traces = {side: r.trace for side, r in self.records.items()}
         x_max = max((t.duration_ms for t in traces.values()), default=0.0) / 1000.0 or None
         y_max = max((t.peak_ms for t in traces.values()), default=0.0) * 1.15 or None

@@ -154,6 +154,12 @@ class SettingsPanel(VerticalScroll):
             self.query_one(f"#{attr}", Input).value = text
         self._apply(attr, text)
 
+    def refused(self, attr: str, why: str) -> None:
+        """The app refused an edit this panel passed (it did not fit with the other settings); the field
+        has been put back to the value in use, and its hint says why."""
+        if attr in self.applied:
+            self._mark(attr, False, f"{why}; {self._in_use(attr)}")
+
     def _mark(self, attr: str, valid: bool, why: str = "", pending: bool = False) -> None:
         hint = self.query_one(f"#{attr}-hint", Label)
         hint.set_class(not valid, "-invalid")
@@ -234,9 +240,11 @@ class SettingsPanel(VerticalScroll):
         if why is not None:
             self._mark(attr, False, f"{why}; {self._in_use(attr)}")
             return
-        self._mark(attr, True)
-        if text == self.applied.get(attr):
+        if text == self.applied.get(attr):  # nothing new: a refusal said under it stays until the next edit
+            if self.query_one(f"#{attr}-hint", Label).has_class("-pending"):
+                self._mark(attr, True)
             return
+        self._mark(attr, True)
         self.applied[attr] = text
         self.post_message(self.Edited(attr, self._convert(attr, text)))
 
