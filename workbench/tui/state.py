@@ -9,10 +9,13 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
+
 from ..engine.metrics import PlayMetrics, PlayState, Snapshot
 from ..engine.settings import FORMATS, Settings
 
 TRACE_POINTS = 3000  # at 10 Hz, five minutes of play; older points fall off
+MERGE_MS, MERGE_SHARE = 5.0, 0.1  # a bucket's low and high this close are drawn as one point
 STREAM_FIELDS = ("buffer_ms", "chunk_size", "max_buffer_s")  # kept per format
 
 
@@ -68,25 +71,38 @@ class Trace:
 
     def downsampled_with_rate(self, points: int) -> tuple[list[float], list[float], list[float], list[float]]:
         """As `downsampled`, with the playout rate: each bucket's furthest from 1.0 (a short slow-down
-        must stay visible)."""
+        must stay visible). Vectorised: at 10 Hz on a five-minute trace this runs in well under a
+        millisecond."""
         n = len(self.t_ms)
-        rates = list(self.rate) if len(self.rate) == n else [1.0] * n
+        rates = np.fromiter(self.rate, float, n) if len(self.rate) == n else np.ones(n)
         if n <= 2 * points or points < 2:
-            return list(self.t_ms), list(self.buffer_ms), list(self.target_ms), rates
-        t, b, g = list(self.t_ms), list(self.buffer_ms), list(self.target_ms)
+            return list(self.t_ms), list(self.buffer_ms), list(self.target_ms), rates.tolist()
+        t, b, g = (np.fromiter(d, float, n) for d in (self.t_ms, self.buffer_ms, self.target_ms))
+        starts = (np.arange(points) * n) // points
+        ends = np.append(starts[1:], n) - 1  # each bucket's last sample
+        low, high = np.minimum.reduceat(b, starts), np.maximum.reduceat(b, starts)
+        slow, fast = np.minimum.reduceat(rates, starts), np.maximum.reduceat(rates, starts)
+        rate = np.where(1.0 - slow >= fast - 1.0, slow, fast)
+        # a bucket whose extremes are close draws as its low point alone (a zigzag through every bucket
+        # of a smooth rise costs the graph twice the drawing for nothing to see); otherwise both, the
+        # high first where the bucket falls, each at one end of the bucket
+        close = high - low <= np.maximum(MERGE_MS, MERGE_SHARE * high)
+        falling = b[starts] > b[ends]
+        first = np.where(falling, high, low)
+        second = np.where(falling, low, high)
         xs, ys, zs, rs = [], [], [], []
         for i in range(points):
-            lo = i * n // points
-            hi = max(lo + 1, (i + 1) * n // points)
-            low = min(range(lo, hi), key=b.__getitem__)
-            high = max(range(lo, hi), key=b.__getitem__)
-            rate = max(rates[lo:hi], key=lambda r: abs(r - 1.0))
-            for k in sorted({low, high}):
-                xs.append(t[k])
-                ys.append(b[k])
-                zs.append(g[k])
-                rs.append(rate)
-        return xs, ys, zs, rs
+            if close[i]:
+                xs.append(t[ends[i]])
+                ys.append(low[i])
+                zs.append(g[ends[i]])
+                rs.append(rate[i])
+            else:
+                xs += [t[starts[i]], t[ends[i]]]
+                ys += [first[i], second[i]]
+                zs += [g[starts[i]], g[ends[i]]]
+                rs += [rate[i], rate[i]]
+        return [float(v) for v in xs], [float(v) for v in ys], [float(v) for v in zs], [float(v) for v in rs]
 
 
 @dataclass(frozen=True)
