@@ -188,33 +188,6 @@ def test_a_pump_kept_waiting_keeps_the_ring_further_ahead_and_the_next_play_reme
     assert again.ring_ms == pytest.approx(base + 100.0)
 
 
-def test_the_pump_sleeps_longer_only_while_the_ring_holds_plenty() -> None:
-    """Each wake of the pump costs CPU: with a second in the ring it may sleep 50 ms (still a tenth of
-    what is in hand); with a ring at its working level, the base 10 ms, as before."""
-    from workbench.engine.elastic import MAX_PUMP_PERIOD_S, PUMP_PERIOD_S
-
-    buf, el = playout(target_ms=150.0)
-    assert el.period_s() == PUMP_PERIOD_S  # empty
-    buf.write(tone(el.ring_ms / 1000.0))
-    assert el.period_s() == PUMP_PERIOD_S  # the ring's working level: nothing to spare
-    buf.write(tone(0.06))
-    assert el.period_s() == pytest.approx(0.03, abs=0.001)  # 60 ms spare: half of it
-    buf.write(tone(1.0))
-    assert el.period_s() == MAX_PUMP_PERIOD_S
-    buf, el = playout(target_ms=150.0)
-    buf.write(tone(el.ring_ms / 1000.0 + 0.3))  # 300 ms spare: 150 ms of sleep at real time, capped to 50
-    assert el.period_s() == MAX_PUMP_PERIOD_S
-    el.note_drain(RATE, 0.25)  # a virtual sink seen playing at 4x: the same audio lasts a quarter as long
-    assert el.drain_speed == pytest.approx(4.0)
-    assert el.period_s() == pytest.approx(0.3 / 2 / 4.0, abs=0.001)
-    el.note_drain(RATE // 5, 0.2)  # back to real time: the planning speed comes down, not at once
-    assert el.drain_speed == pytest.approx(3.2)
-    fast = ElasticPlayout(JitterBuffer(RATE, 2.0, 0), target_ms=150.0, start_ms=20.0, block_ms=20.0,
-                          device_speed=2.0)  # a sink that says it plays at 2x is planned for from the start
-    fast.note_drain(RATE // 5, 0.2)
-    assert fast.drain_speed == 2.0
-
-
 def test_what_lies_beyond_the_target_goes_to_the_ring_at_once() -> None:
     """Audio the policy would not slow down is committed to the ring (where a held-up pump cannot
     starve the device); the target's worth stays in the stretcher, to slow down if a stall comes."""

@@ -36,9 +36,7 @@ import numpy as np
 from .buffer import BufferState, JitterBuffer
 from .stretch import Stretcher
 
-PUMP_PERIOD_S = 0.010  # the pump looks at the ring twice a device block, and whenever audio arrives ...
-MAX_PUMP_PERIOD_S = 0.050  # ... or less often while the ring holds plenty (each wake costs CPU)
-DRAIN_WINDOW_S = 0.2  # how the device's playing speed is measured (a virtual sink may play faster)
+PUMP_PERIOD_S = 0.010  # the pump looks at the ring twice a device block, and whenever audio arrives
 # The pump is a Python thread: a busy interpreter (the workbench redrawing) can keep it waiting, and the
 # device must not run dry meanwhile. The ring holds twice the longest recent wait more, up to this much,
 # forgetting a wait over a few seconds.
@@ -86,7 +84,7 @@ class RateLimits:
 
 class ElasticPlayout:
     def __init__(self, buffer: JitterBuffer, *, target_ms: float, start_ms: float, block_ms: float,
-                 limits: RateLimits | None = None, slack_ms: float = 0.0, device_speed: float = 1.0) -> None:
+                 limits: RateLimits | None = None, slack_ms: float = 0.0) -> None:
         self.buffer = buffer
         self.rate_hz = buffer.rate
         self.limits = limits or RateLimits()
@@ -110,9 +108,6 @@ class ElasticPlayout:
         self._lookahead_ms = (self.stretcher.frame + self.stretcher.tolerance) * 1000.0 / self.rate_hz
         self._levels: collections.deque[tuple[float, float]] = collections.deque()  # (when, level ms)
         self.drained = 0  # samples handed on as they were, because the device was about to run dry
-        # how fast the device plays (x real time): what its sink says (a virtual sink may run fast), raised
-        # by what the pump sees
-        self.device_speed = self.drain_speed = max(1.0, device_speed)
         self.rate = 1.0  # the rate of the last hop
         self.min_rate = 1.0
         self.max_rate = 1.0
@@ -269,36 +264,16 @@ class ElasticPlayout:
         self.peak_slack_ms = max(self.peak_slack_ms, self.slack_ms)
         self.ring_ms = self._ring_base_ms + self.slack_ms
 
-    def period_s(self) -> float:
-        """How long the pump may sleep: the time the device takes to play half of what the ring holds
-        above its working level (at the speed it was seen to play, which a fast virtual sink raises), so
-        that a pump late by as much again still finds audio there; never less than the base period. A
-        ring holding a second of audio lets it sleep 50 ms, five times fewer wake-ups."""
-        spare_ms = self.buffer.samples_to_ms(self.buffer.level) - self.ring_ms
-        return min(MAX_PUMP_PERIOD_S, max(PUMP_PERIOD_S, spare_ms / 2000.0 / self.drain_speed))
-
-    def note_drain(self, played: int, seconds: float) -> None:
-        """The device played `played` samples in `seconds` (a window of a fifth of a second or more, so a
-        block taken at once does not read as a burst of speed): the pump plans its sleep on the speed
-        seen, never under real time, and lets a faster one fade slowly."""
-        seen = played / self.rate_hz / seconds
-        self.drain_speed = max(self.device_speed, seen, self.drain_speed * 0.8)
-
     def _pump(self) -> None:
-        last = window = time.perf_counter()
-        played = self.buffer.played_samples
+        last = time.perf_counter()
         while not self._stop.is_set():
             if not self.step():
                 return
-            period = self.period_s()
-            self._wake.wait(period)
+            self._wake.wait(PUMP_PERIOD_S)
             self._wake.clear()
             now = time.perf_counter()
-            self.note_wait(max(0.0, now - last - period), now - last)
+            self.note_wait(max(0.0, now - last - PUMP_PERIOD_S), now - last)
             last = now
-            if now - window >= DRAIN_WINDOW_S:
-                self.note_drain(self.buffer.played_samples - played, now - window)
-                played, window = self.buffer.played_samples, now
 
     # -- figures --------------------------------------------------------------------------------------
     @property

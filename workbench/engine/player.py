@@ -330,7 +330,7 @@ class StreamPlayer(PlayerBase):
         if s.streaming_enabled and s.playout == "elastic":
             self.elastic = ElasticPlayout(buffer, target_ms=target_ms, start_ms=ELASTIC_START_BLOCKS * block_ms,
                                           block_ms=block_ms, limits=RateLimits(s.slowest, s.fastest),
-                                          slack_ms=self.pump_slack_ms, device_speed=sink.speed)
+                                          slack_ms=self.pump_slack_ms)
         elif target_ms > 0:  # fixed: after an underrun, play again once a block is back (never a long wait)
             buffer.set_resume_ms(min(block_ms, target_ms))
         self.feed = self.elastic or buffer
