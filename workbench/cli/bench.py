@@ -126,12 +126,11 @@ def cmd_tune(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
         print(f"for voicemode {VOICEMODE_VERSION} on '{settings.network}': {result.settings.audio_format}, chunk "
               f"{result.settings.chunk_size} B, first sound {result.first_sound_ms:.0f} ms ({result.plays} plays)",
               file=stdout)
-        print(f"wrote {output} (workbench preset apply {output} puts it in voicemode's .env)", file=stderr)
-        return 0
-    print(f"{settings.audio_format} on '{settings.network}': initial buffer {result.buffer_ms} ms, max buffer "
-          f"{result.max_buffer_s:g} s, TTFA {result.ttfa_ms:.0f} ms"
-          + (f", first sound {result.first_sound_ms:.0f} ms" if result.first_sound_ms is not None else "")
-          + f" ({result.plays} plays)", file=stdout)
+    else:
+        print(f"{settings.audio_format} on '{settings.network}': initial buffer {result.buffer_ms} ms, max buffer "
+              f"{result.max_buffer_s:g} s, TTFA {result.ttfa_ms:.0f} ms"
+              + (f", first sound {result.first_sound_ms:.0f} ms" if result.first_sound_ms is not None else "")
+              + f" ({result.plays} plays)", file=stdout)
     if result.pace_note:
         print(result.pace_note, file=stderr)
     print(f"wrote {output} (workbench preset apply {output} puts it in voicemode's .env)", file=stderr)

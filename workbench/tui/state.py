@@ -62,17 +62,11 @@ class Trace:
     def __len__(self) -> int:
         return len(self.t_ms)
 
-    def downsampled(self, points: int) -> tuple[list[float], list[float], list[float]]:
-        """About `points` buckets for drawing, each drawn as its lowest and its highest buffer level in
-        the order they came (min/max decimation: a one-sample dip toward an underrun and a one-sample
-        spike both survive), with the target at each of those two moments."""
-        xs, ys, zs, _ = self.downsampled_with_rate(points)
-        return xs, ys, zs
-
     def downsampled_with_rate(self, points: int) -> tuple[list[float], list[float], list[float], list[float]]:
-        """As `downsampled`, with the playout rate: each bucket's furthest from 1.0 (a short slow-down
-        must stay visible). Vectorised: at 10 Hz on a five-minute trace this runs in well under a
-        millisecond."""
+        """About `points` buckets for drawing: time, buffer level, target and playout rate. Each bucket
+        keeps its lowest and highest level (min/max decimation: a one-sample dip toward an underrun and a
+        one-sample spike both survive) and the rate furthest from 1.0 (a short slow-down stays visible).
+        Vectorised: at 10 Hz on a five-minute trace this runs in well under a millisecond."""
         n = len(self.t_ms)
         rates = np.fromiter(self.rate, float, n) if len(self.rate) == n else np.ones(n)
         if n <= 2 * points or points < 2:

@@ -193,6 +193,7 @@ async def tune_voicemode(settings: Settings, base_url: str, repeats: int, text: 
                                    sink_factory=sink_factory("virtual")) as player:
             runs[(fmt, chunk)] = await _repeat(player, repeats, text, progress, f"voicemode {fmt}, chunk {chunk}")
         plays += repeats
+
     def speech_ms(m: PlayMetrics) -> float:  # what was played of the reply, without the silence voicemode adds
         return max(m.played_ms - m.padding_ms, 0.0)
 
