@@ -85,10 +85,10 @@ _FIELDS = {"ttfb": "ttfb_ms", "ttfa": "ttfa_ms", "sound": "first_sound_ms", "und
            "buffer": "avg_buffer_ms", "throughput": "throughput_kbps", "pace": "arrival_rtf",
            "decode": "decode_ms_p95", "reconnects": "reconnects", "decoder_errors": "decoder_errors",
            "audio": "played_ms", "bytes": "bytes", "first_audio": "first_audio_bytes", "frames": "frames",
-           "priming": "priming_ms", "target": "target_ms", "needed": "needed_buffer_ms", "fragments": "fragments"}
+           "priming": "priming_ms", "needed": "needed_buffer_ms", "fragments": "fragments"}
 LABELS = {"state": "state", "format": "format", "network": "network", "playout": "playout",
-          **{key: FIGURE[field].short for key, field in _FIELDS.items()}}
-LABELS = {**{k: v for k, v in LABELS.items() if k != "target"}, "now": "buffer now", "target": LABELS["target"]}
+          **{key: FIGURE[field].short for key, field in _FIELDS.items()},
+          "now": "buffer now", "target": FIGURE["target_ms"].short}  # the buffer now beside its target
 
 COLUMN_WIDTH = 36  # a label and a value, with room between columns
 MAX_COLUMNS = 4
