@@ -8,8 +8,17 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from workbench.engine import elastic as elastic_module
 from workbench.engine.buffer import BufferState, JitterBuffer
-from workbench.engine.elastic import GROWING, MAX_SLACK_MS, SLACK_MEMORY_S, ElasticPlayout, RateLimits
+from workbench.engine.elastic import (
+    GROWING,
+    MAX_SLACK_MS,
+    SLACK_MEMORY_S,
+    STALL_AFTER_MS,
+    STALL_SLOWEST,
+    ElasticPlayout,
+    RateLimits,
+)
 from workbench.engine.player import StreamPlayer
 from workbench.engine.settings import SettingsError
 from workbench.engine.stretch import MAX_EXPAND_MS, Stretcher
@@ -170,6 +179,36 @@ def test_a_stall_slows_the_voice_down_before_any_silence() -> None:
         played += BLOCK
     assert min(rates) == el.limits.slowest
     assert played > int(0.12 * RATE) + BLOCK, "it ran dry no later than at 1.0"
+
+
+def test_a_stalled_input_is_met_by_a_voice_slowed_just_enough_to_outlast_the_target() -> None:
+    """No audio for a while: what is in hand is stretched to last the target again (the network's usual
+    worst lateness), no slower than STALL_SLOWEST; with enough in hand, or before the input has stalled,
+    the rules are those without a stall."""
+    _, el = playout(target_ms=600.0)
+    stalled = STALL_AFTER_MS + 10.0
+    assert el.choose_rate(300.0, False, stalled_ms=STALL_AFTER_MS - 10.0) == GROWING  # a gap between bursts
+    assert el.choose_rate(300.0, False, stalled_ms=stalled) == STALL_SLOWEST  # 0.5 would be needed: capped
+    assert el.choose_rate(500.0, False, stalled_ms=stalled) == pytest.approx(500.0 / 600.0)
+    assert el.choose_rate(580.0, False, stalled_ms=stalled) == GROWING  # lasts at the growing rate
+    assert el.choose_rate(900.0, False, stalled_ms=stalled) == 1.0  # above the target: nothing to fear
+    assert el.choose_rate(10.0, False, stalled_ms=stalled) == el.limits.slowest  # near empty rules first
+    assert el.choose_rate(300.0, True, stalled_ms=stalled) == 1.0  # the input has ended: no stall
+
+
+def test_the_pump_measures_a_stall_from_the_last_audio_that_came(monkeypatch: pytest.MonkeyPatch) -> None:
+    clock = [100.0]
+    monkeypatch.setattr(elastic_module.time, "perf_counter", lambda: clock[0])
+    buf, el = playout(target_ms=600.0)
+    el.write(tone(0.4))
+    el.step()
+    assert el.rate == GROWING  # audio has just come
+    clock[0] += (STALL_AFTER_MS + 50.0) / 1000.0
+    out = np.zeros(BLOCK, dtype=np.float32)
+    buf.read_into(out)
+    el.step()
+    assert el.rate == pytest.approx(max(STALL_SLOWEST, el.level_ms / 600.0), abs=0.02)
+    assert el.rate < GROWING
 
 
 def test_a_pump_kept_waiting_keeps_the_ring_further_ahead_and_the_next_play_remembers() -> None:

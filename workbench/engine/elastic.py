@@ -12,6 +12,10 @@ The policy (rates are playout speeds: below 1 plays slower and adds time, above 
 - About to run dry (what can still be stretched, outside the ring, is under 1.5 times the stretcher's
   look-ahead, about 37 ms): the slowest rate, before any silence. Under 3 times: halfway between that
   and the growing rate.
+- Stalled (no audio for `STALL_AFTER_MS`, far longer than the gap between bursts) with too little in
+  hand to last, at the growing rate, as long as the target again: slower, just enough to last that
+  long, down to 0.75. Otherwise the audio in hand is spent at 0.92 and the stall's tail meets an empty
+  buffer.
 - Below the target (its peak over the last quarter second): 0.92, the growing rate.
 - Far above the target (a second, or twice the target), while time added by slowing is still owed: the
   fastest rate, to give it back. A large reserve costs a spoken reply nothing once it has started, so
@@ -69,6 +73,8 @@ class Feed(Protocol):
 
 
 GROWING = 0.92  # below the target: 8 % slower, which a listener hardly notices
+STALL_AFTER_MS = 150.0  # no audio for this long: the input has stalled (bursts come every 20-100 ms)
+STALL_SLOWEST = 0.75  # a stall the audio in hand cannot outlast: this slow at most, before near-empty
 PEAK_WINDOW_S = 0.25  # growth compares the highest level of the last quarter second with the target
 
 
@@ -107,6 +113,7 @@ class ElasticPlayout:
         self._danger = int(start_ms * self.rate_hz / 1000.0)  # below this, the stretcher's lookahead is spent
         self._lookahead_ms = (self.stretcher.frame + self.stretcher.tolerance) * 1000.0 / self.rate_hz
         self._levels: collections.deque[tuple[float, float]] = collections.deque()  # (when, level ms)
+        self._last_arrival: float | None = None  # when audio last came (perf_counter)
         self.drained = 0  # samples handed on as they were, because the device was about to run dry
         self.rate = 1.0  # the rate of the last hop
         self.min_rate = 1.0
@@ -122,6 +129,7 @@ class ElasticPlayout:
             self._reserve.append((samples[:n], self._gap_next))
             self._gap_next = False
             self._pushed += n
+            self._last_arrival = time.perf_counter()
             self._wake.set()
         return max(n, 0)
 
@@ -170,9 +178,11 @@ class ElasticPlayout:
         return self.level_samples * 1000.0 / self.rate_hz
 
     # -- the policy -----------------------------------------------------------------------------------
-    def choose_rate(self, level_ms: float, input_ended: bool, peak_ms: float | None = None) -> float:
-        """The rate of the next hop, from the level now and its peak over the last quarter second: audio
-        arrives in bursts, and between them the level dips by design, so growth looks at the peaks."""
+    def choose_rate(self, level_ms: float, input_ended: bool, peak_ms: float | None = None,
+                    stalled_ms: float = 0.0) -> float:
+        """The rate of the next hop, from the level now, its peak over the last quarter second (audio
+        arrives in bursts, and between them the level dips by design, so growth looks at the peaks) and
+        how long no audio has come."""
         limits = self.limits
         if input_ended:
             return 1.0
@@ -185,6 +195,12 @@ class ElasticPlayout:
             return limits.slowest
         if uncommitted < 3.0 * lookahead:  # near empty: slow down more than to grow
             return (limits.slowest + limits.growing) / 2.0
+        if stalled_ms >= STALL_AFTER_MS:
+            # a stall that has lasted this long may well last the target again: the network's usual worst
+            # lateness, which a stall is (flaky links stall for longer than that once the stall is seen)
+            lasting = level_ms / self._target_ms  # the rate at which the level lasts that long
+            if lasting < limits.growing:
+                return max(lasting, STALL_SLOWEST, limits.slowest)
         if peak < self._target_ms:
             return limits.growing
         owed = self.stretcher.added - self.stretcher.removed
@@ -216,12 +232,13 @@ class ElasticPlayout:
         while levels[0][0] < now - PEAK_WINDOW_S:
             levels.popleft()
         peak = levels[0][1]
+        stalled_ms = 0.0 if self._last_arrival is None else (now - self._last_arrival) * 1000.0
         # the ring runs `ring_ms` ahead; what is beyond the target (audio the policy would not slow down)
         # is committed too, so a pump kept waiting by the interpreter has all that in hand
         ahead_ms = max(self.ring_ms, self.level_ms - self._target_ms)
         want = int(ahead_ms * self.rate_hz / 1000.0) - buffer.level
         while want > 0 and not stretcher.done:
-            rate = self.choose_rate(self.level_ms, ended, peak)
+            rate = self.choose_rate(self.level_ms, ended, peak, stalled_ms)
             # at 1.0 nothing is near a threshold: the rest of what is wanted in one go (fewer, larger
             # writes); otherwise a hop at a time, the rate chosen again for each
             hops = max(1, want // stretcher.hop) if rate == 1.0 else 1

@@ -192,7 +192,7 @@ SPECS: tuple[Spec, ...] = (
          "audio got to."),
     Spec("playout", "WORKBENCH_PLAYOUT", _choice(PLAYOUTS), ", ".join(PLAYOUTS),
          "elastic: start after 20 to 30 ms and grow the buffer by playing 8 % slower, slower still when "
-         "near empty (pitch kept); "
+         "near empty or stalled (pitch kept); "
          "fixed: wait for the whole initial buffer first."),
     Spec("slowest", "WORKBENCH_SLOWEST_RATE", _float_range(0.25, 0.92), "a rate from 0.25 to 0.92",
          "Elastic playout: the slowest it plays, about to run dry (0.5: half speed, pitch kept; growing the "
