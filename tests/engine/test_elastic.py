@@ -96,6 +96,25 @@ def test_with_less_than_a_window_in_hand_it_slows_down_only_where_no_dip_can_be_
     assert_no_dip(y.pull(0.5, 4, expand=True))
 
 
+def test_back_at_rate_one_after_a_stretch_it_plays_the_input_on_without_searching(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A stretch leaves the schedule a few samples off the frames' places; at 1.0 the natural
+    continuation is the place anyway (a search finds it: it matches itself), so none is made and the
+    output is the input from where the last frame went on."""
+    x = np.random.default_rng(3).normal(0.0, 0.2, RATE).astype(np.float32)  # noise: no lag ties
+    s = Stretcher(RATE)
+    s.feed(x)
+    s.pull(0.9, 10)
+    searches = []
+    real = np.correlate
+    monkeypatch.setattr(np, "correlate", lambda *a, **k: searches.append(1) or real(*a, **k))
+    start = s._prev + 2 * s.hop  # past the hop that overlaps the last stretched frame
+    s.pull(1.0, 1)
+    y = s.pull(1.0, 20)
+    assert not searches
+    assert np.array_equal(y, x[start : start + len(y)]) and len(y) == 20 * s.hop
+
+
 def test_at_rate_one_the_output_is_the_input_sample_for_sample() -> None:
     x = tone(1.0)
     y, s = stretch(x, 1.0, piece=333)

@@ -122,6 +122,10 @@ class Stretcher:
             self._tail = self._at(self._origin, h) * self._window[h:]
         natural = self._prev + h  # where the last frame would have gone on
         nominal = self._nominal + h * rate if not seeding else self._nominal + h
+        if rate == 1.0 and not seeding:
+            # at 1.0 the natural continuation is the place: a search would find it too (it matches
+            # itself perfectly), after a stretch left the schedule a few samples off, at every hop
+            nominal = float(natural)
         if abs(nominal - natural) < 0.5 and (natural + n <= self._fed or not expand):
             position = natural  # in step: no search; the output is the input
             if natural + n > self._fed:
