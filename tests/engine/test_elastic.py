@@ -157,6 +157,8 @@ def playout(target_ms: float = 150.0) -> tuple[JitterBuffer, ElasticPlayout]:
 
 def test_it_starts_after_one_block_not_after_the_target() -> None:
     buf, el = playout(target_ms=150.0)
+    el.step()
+    assert el.hungry  # nothing yet: the pump waits for audio, and wakes as soon as it comes
     el.write(tone(0.05))  # 50 ms: a third of the target
     el.step()
     out = np.zeros(BLOCK, dtype=np.float32)
@@ -252,6 +254,7 @@ def test_what_lies_beyond_the_target_goes_to_the_ring_at_once() -> None:
     buf, el = playout(target_ms=150.0)
     el.write(tone(1.0))
     el.step()
+    assert not el.hungry  # the ring holds what it should: the pump sleeps rather than wait for input
     assert buf.level_ms == pytest.approx(1000.0 - 150.0, abs=el.stretcher.hop * 1000 / RATE + 1)
     assert el.level_ms == pytest.approx(1000.0, abs=0.01)
 

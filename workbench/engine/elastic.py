@@ -40,7 +40,7 @@ import numpy as np
 from .buffer import BufferState, JitterBuffer
 from .stretch import Stretcher
 
-PUMP_PERIOD_S = 0.010  # the pump looks at the ring twice a device block, and whenever audio arrives
+PUMP_PERIOD_S = 0.010  # the pump looks at the ring twice a device block, and when audio arrives to a short ring
 # The pump is a Python thread: a busy interpreter (the workbench redrawing) can keep it waiting, and the
 # device must not run dry meanwhile. The ring holds twice the longest recent wait more, up to this much,
 # forgetting a wait over a few seconds.
@@ -115,6 +115,7 @@ class ElasticPlayout:
         self._levels: collections.deque[tuple[float, float]] = collections.deque()  # (when, level ms)
         self._last_arrival: float | None = None  # when audio last came (perf_counter)
         self.drained = 0  # samples handed on as they were, because the device was about to run dry
+        self.hungry = True  # the last step left the ring short of what it should hold (input was short)
         self.rate = 1.0  # the rate of the last hop
         self.min_rate = 1.0
         self.max_rate = 1.0
@@ -262,6 +263,7 @@ class ElasticPlayout:
                 if written < len(out):
                     time.sleep(PUMP_PERIOD_S)
             want -= len(out)
+        self.hungry = want > 0
         if stretcher.done:
             buffer.end()
             return False
@@ -286,8 +288,11 @@ class ElasticPlayout:
         while not self._stop.is_set():
             if not self.step():
                 return
-            self._wake.wait(PUMP_PERIOD_S)
-            self._wake.clear()
+            if self.hungry:  # short of input: wake as soon as some comes
+                self._wake.wait(PUMP_PERIOD_S)
+                self._wake.clear()
+            else:  # the ring holds what it should: what arrives meanwhile waits for the next look
+                time.sleep(PUMP_PERIOD_S)  # (a timed Event.wait cost twice the CPU of a sleep here)
             now = time.perf_counter()
             self.note_wait(max(0.0, now - last - PUMP_PERIOD_S), now - last)
             last = now
