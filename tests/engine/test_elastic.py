@@ -248,6 +248,28 @@ def test_a_pump_kept_waiting_keeps_the_ring_further_ahead_and_the_next_play_reme
     assert again.ring_ms == pytest.approx(base + 100.0)
 
 
+def test_arriving_audio_wakes_a_pump_waiting_on_the_device_only_when_the_ring_is_short() -> None:
+    """With a sink that wakes the pump after each block, audio that arrives wakes it early only when the
+    ring is short of what it should hold; otherwise it waits for the next block."""
+    from workbench.engine.sinks import BlockWake
+
+    wake = BlockWake()
+    buf = JitterBuffer(RATE, 2.0, 0)
+    el = ElasticPlayout(buf, target_ms=150.0, start_ms=20.0, block_ms=20.0, wake=wake)
+    el.step()
+    el.write(tone(0.01))  # the ring is empty: wake now
+    assert wake.wait(0.0) is True
+    el.write(tone(0.5))
+    wake.wait(0.0)
+    el.step()
+    assert not el.hungry
+    el.write(tone(0.05))  # the ring holds what it should: no early wake-up
+    assert wake.wait(0.0) is False
+    el.end()  # the end always wakes it
+    assert wake.wait(0.0) is True
+    wake.close()
+
+
 def test_what_lies_beyond_the_target_goes_to_the_ring_at_once() -> None:
     """Audio the policy would not slow down is committed to the ring (where a held-up pump cannot
     starve the device); the target's worth stays in the stretcher, to slow down if a stall comes."""

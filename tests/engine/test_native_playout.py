@@ -137,3 +137,32 @@ def test_every_small_ending_the_same_way(block: int) -> None:
                 np.testing.assert_array_equal(np.concatenate(py_out), np.concatenate(c_out),
                                               err_msg=f"block {block}, {total} samples, end after {reads_before_end}")
                 np.testing.assert_array_equal(py_ctl[: Ctl.DEVICE_UNDERFLOWS], c_ctl[: Ctl.DEVICE_UNDERFLOWS])
+
+
+class _TimeInfo(ctypes.Structure):
+    _fields_ = [("inputBufferAdcTime", ctypes.c_double), ("currentTime", ctypes.c_double),
+                ("outputBufferDacTime", ctypes.c_double)]
+
+
+@needs_native
+def test_the_callback_wakes_the_pump_after_every_block() -> None:
+    """The device's callback writes a byte to the pump's wake-up pipe after each block (and to none when
+    no pump asked)."""
+    from workbench.engine.sinks import BlockWake
+
+    lib = nativesink.playout_library()
+    assert hasattr(lib, "wb_wakes_after_blocks")
+    buf = JitterBuffer(RATE, 0.1, 0)
+    buf.write(np.ones(50, dtype=np.float32))
+    wake = BlockWake()
+    out = np.zeros(10, dtype=np.float32)
+    times = _TimeInfo(0.0, 0.0, 0.0)
+    for fd, blocks in ((-1, 2), (wake.write_fd, 3)):
+        state = nativesink.native_state(buf, RATE, wake_fd=fd)
+        for _ in range(blocks):
+            lib.wb_callback(None, out.ctypes.data_as(ctypes.c_void_p), ctypes.c_ulong(len(out)), ctypes.byref(times),
+                            ctypes.c_ulong(0), ctypes.byref(state))
+        if fd < 0:
+            assert wake.wait(0.0) is False
+    assert len(os.read(wake.read_fd, 100)) == 3
+    wake.close()

@@ -7,7 +7,7 @@ import pytest
 
 from workbench.engine.buffer import JitterBuffer
 from workbench.engine.sinkfactory import make_sink
-from workbench.engine.sinks import Recorder, VirtualSink
+from workbench.engine.sinks import BlockWake, Recorder, VirtualSink
 
 
 def test_virtual_sink_consumes_at_the_device_rate() -> None:
@@ -82,3 +82,32 @@ def test_the_sink_hears_the_first_sound_after_the_leading_silence() -> None:
     sink.close()
     assert sink.first_heard is not None and sink.first_sound is not None
     assert (sink.first_sound - sink.first_heard) * speed == pytest.approx(0.120, abs=1e-6)
+
+
+def test_a_block_wake_wakes_its_waiter_and_never_blocks_the_writer() -> None:
+    wake = BlockWake()
+    assert wake.wait(0.0) is False  # nothing yet
+    wake.notify()
+    assert wake.wait(5.0) is True
+    assert wake.wait(0.0) is False  # the notifications so far are forgotten
+    for _ in range(200_000):  # far more than a pipe holds: the audio thread must never wait on it
+        wake.notify()
+    assert wake.wait(0.0) is True
+    wake.close()
+    wake.notify()  # after close: nothing happens
+
+
+def test_a_sink_asked_to_wake_a_pump_notifies_after_every_block() -> None:
+    rate, block = 24_000, 480
+    buf = JitterBuffer(rate, 2.0, 0, trailing_silence_s=0.0)
+    buf.write(np.full(int(0.3 * rate), 0.5, dtype=np.float32))
+    buf.end()
+    sink = VirtualSink(rate, block, speed=4.0)
+    wake = sink.wake_after_blocks()
+    assert wake is not None and sink.wake_after_blocks() is wake and sink.block_period_s == block / rate / 4.0
+    sink.start(buf)
+    woken = 0
+    while sink.done_at is None and woken < 100:
+        woken += wake.wait(1.0)
+    sink.close()
+    assert 0.3 * rate / block / 2 <= woken <= 0.3 * rate / block + 1  # about a wake-up a block (some merge)

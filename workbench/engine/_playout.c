@@ -38,6 +38,7 @@ typedef struct {
     int64_t record_capacity;
     int64_t rate;
     int done_fd; /* a byte is written here once the buffer is done: the event loop wakes */
+    int wake_fd; /* -1, or a byte is written here after every block: elastic playout's pump wakes */
 } wb_state;
 
 static inline int64_t load(int64_t *p) { return __atomic_load_n(p, __ATOMIC_ACQUIRE); }
@@ -198,6 +199,11 @@ int wb_callback(const void *input, void *output, unsigned long frames, const pa_
         for (int64_t i = 0; i < n; i++) st->record[(w + i) % st->record_capacity] = out[i];
         store(&c[C_REC_WRITE], w + n);
     }
+    if (st->wake_fd >= 0) { /* non-blocking: a full pipe (nobody reading) just drops the byte */
+        char one = 1;
+        ssize_t ignored = write(st->wake_fd, &one, 1);
+        (void)ignored;
+    }
     if (c[C_DONE_AT_NS] == 0 && c[C_STATE] == S_DONE) {
         store(&c[C_DONE_AT_NS], heard + n * per_sample_ns);
         if (st->done_fd >= 0) {
@@ -210,6 +216,9 @@ int wb_callback(const void *input, void *output, unsigned long frames, const pa_
 }
 
 int64_t wb_control_words(void) { return C_COUNT; }
+
+/* present from the build whose callback writes to wake_fd (an older build leaves the pump polling) */
+int64_t wb_wakes_after_blocks(void) { return 1; }
 
 static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_playout",
                                     "The audio callback in C; loaded with ctypes (see buffer.py and sinks.py).",

@@ -38,6 +38,7 @@ from typing import Protocol
 import numpy as np
 
 from .buffer import BufferState, JitterBuffer
+from .sinks import BlockWake
 from .stretch import Stretcher
 
 PUMP_PERIOD_S = 0.010  # the pump looks at the ring twice a device block, and when audio arrives to a short ring
@@ -45,6 +46,7 @@ PUMP_PERIOD_S = 0.010  # the pump looks at the ring twice a device block, and wh
 # device must not run dry meanwhile. The ring holds twice the longest recent wait more, up to this much,
 # forgetting a wait over a few seconds.
 MAX_SLACK_MS = 250.0
+WAKE_TIMEOUT_BLOCKS = 1.5  # woken by the sink after each block: this long without one, it looks anyway
 SLACK_MEMORY_S = 3.0
 
 
@@ -90,7 +92,8 @@ class RateLimits:
 
 class ElasticPlayout:
     def __init__(self, buffer: JitterBuffer, *, target_ms: float, start_ms: float, block_ms: float,
-                 limits: RateLimits | None = None, slack_ms: float = 0.0) -> None:
+                 limits: RateLimits | None = None, slack_ms: float = 0.0, wake: BlockWake | None = None,
+                 block_period_s: float | None = None) -> None:
         self.buffer = buffer
         self.rate_hz = buffer.rate
         self.limits = limits or RateLimits()
@@ -109,6 +112,10 @@ class ElasticPlayout:
         self._ended = False
         self._stop = threading.Event()
         self._wake = threading.Event()  # set when audio arrives, the input ends or the pump must stop
+        # with a sink that says when it has taken a block, the pump wakes then (and when audio arrives
+        # to a short ring), once a block, instead of looking every PUMP_PERIOD_S
+        self.block_wake = wake
+        self._period_s = block_period_s if block_period_s is not None else block_ms / 1000.0
         self._thread: threading.Thread | None = None
         self._danger = int(start_ms * self.rate_hz / 1000.0)  # below this, the stretcher's lookahead is spent
         self._lookahead_ms = (self.stretcher.frame + self.stretcher.tolerance) * 1000.0 / self.rate_hz
@@ -131,7 +138,7 @@ class ElasticPlayout:
             self._gap_next = False
             self._pushed += n
             self._last_arrival = time.perf_counter()
-            self._wake.set()
+            self._notify(arrival=True)
         return max(n, 0)
 
     def free(self) -> int:
@@ -152,7 +159,7 @@ class ElasticPlayout:
     def end(self) -> None:
         """No more audio will come: the rest plays at 1.0, then the ring ends."""
         self._ended = True
-        self._wake.set()
+        self._notify()
 
     def start(self) -> None:
         self._thread = threading.Thread(target=self._pump, name="elastic-playout", daemon=True)
@@ -161,7 +168,7 @@ class ElasticPlayout:
     def stop(self, wait: bool = True) -> None:
         """Stop the pump; with `wait`, until its thread has finished (never from the event loop)."""
         self._stop.set()
-        self._wake.set()
+        self._notify()
         if wait and self._thread is not None and self._thread is not threading.current_thread():
             self._thread.join(timeout=2.0)
 
@@ -283,18 +290,34 @@ class ElasticPlayout:
         self.peak_slack_ms = max(self.peak_slack_ms, self.slack_ms)
         self.ring_ms = self._ring_base_ms + self.slack_ms
 
+    def _notify(self, arrival: bool = False) -> None:
+        """Wake the pump: always for the end or a stop; for audio arriving, only when the ring is short
+        (otherwise it waits for the next look)."""
+        if arrival and not self.hungry:
+            return
+        if self.block_wake is not None:
+            self.block_wake.notify()
+        else:
+            self._wake.set()
+
     def _pump(self) -> None:
         last = time.perf_counter()
+        wake = self.block_wake
+        # each wake-up costs real CPU (about 0.1-0.2 ms here, most of it not the step's work), so the pump
+        # wakes once a device block, right after the device took one; a lost byte costs one more block
+        period = self._period_s if wake is not None else PUMP_PERIOD_S
         while not self._stop.is_set():
             if not self.step():
                 return
-            if self.hungry:  # short of input: wake as soon as some comes
+            if wake is not None:
+                wake.wait(WAKE_TIMEOUT_BLOCKS * period)
+            elif self.hungry:  # short of input: wake as soon as some comes
                 self._wake.wait(PUMP_PERIOD_S)
                 self._wake.clear()
             else:  # the ring holds what it should: what arrives meanwhile waits for the next look
                 time.sleep(PUMP_PERIOD_S)  # (a timed Event.wait cost twice the CPU of a sleep here)
             now = time.perf_counter()
-            self.note_wait(max(0.0, now - last - PUMP_PERIOD_S), now - last)
+            self.note_wait(max(0.0, now - last - period), now - last)
             last = now
 
     # -- figures --------------------------------------------------------------------------------------

@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 
 from .buffer import CTL_WORDS, Ctl, JitterBuffer
-from .sinks import Recorder, Sink, SinkError, import_sounddevice
+from .sinks import BlockWake, Recorder, Sink, SinkError, import_sounddevice
 
 PA_FLOAT32 = 0x00000001
 RECORD_RING_S = 10.0  # what the callback can keep for the recorder between two drains (every 0.25 s)
@@ -35,7 +35,8 @@ class WbState(ctypes.Structure):
     _fields_ = [("ring", ctypes.POINTER(ctypes.c_float)), ("capacity", ctypes.c_int64),
                 ("fade_in", ctypes.POINTER(ctypes.c_float)), ("fade_len", ctypes.c_int64),
                 ("ctl", ctypes.POINTER(ctypes.c_int64)), ("record", ctypes.POINTER(ctypes.c_float)),
-                ("record_capacity", ctypes.c_int64), ("rate", ctypes.c_int64), ("done_fd", ctypes.c_int)]
+                ("record_capacity", ctypes.c_int64), ("rate", ctypes.c_int64), ("done_fd", ctypes.c_int),
+                ("wake_fd", ctypes.c_int)]
 
 
 class _StreamParameters(ctypes.Structure):
@@ -94,7 +95,8 @@ def _portaudio_library(sd: Any) -> Any:
     return _portaudio
 
 
-def native_state(buffer: JitterBuffer, rate: int, record: np.ndarray | None = None, done_fd: int = -1) -> WbState:
+def native_state(buffer: JitterBuffer, rate: int, record: np.ndarray | None = None, done_fd: int = -1,
+                 wake_fd: int = -1) -> WbState:
     """The C callback's view of `buffer` (the arrays must outlive it: the buffer and the caller keep them)."""
     f32 = ctypes.POINTER(ctypes.c_float)
     return WbState(
@@ -102,7 +104,7 @@ def native_state(buffer: JitterBuffer, rate: int, record: np.ndarray | None = No
         fade_in=buffer._fade_in.ctypes.data_as(f32), fade_len=buffer.fade_len,
         ctl=buffer.ctl.ctypes.data_as(ctypes.POINTER(ctypes.c_int64)),
         record=record.ctypes.data_as(f32) if record is not None else None,
-        record_capacity=len(record) if record is not None else 0, rate=rate, done_fd=done_fd)
+        record_capacity=len(record) if record is not None else 0, rate=rate, done_fd=done_fd, wake_fd=wake_fd)
 
 
 class NativeDeviceSink(Sink):
@@ -125,6 +127,12 @@ class NativeDeviceSink(Sink):
         self._closing = threading.Event()
         self._done_r, self._done_w = os.pipe()  # the callback writes a byte here when the play is done
         os.set_blocking(self._done_r, False)
+
+    def wake_after_blocks(self) -> BlockWake | None:
+        lib = playout_library()
+        if lib is None or not hasattr(lib, "wb_wakes_after_blocks"):  # a build from before this: poll
+            return None
+        return super().wake_after_blocks()
 
     # -- what the C callback keeps ------------------------------------------------------------------
     def _word(self, index: int) -> int:
@@ -178,7 +186,8 @@ class NativeDeviceSink(Sink):
         stream = ctypes.c_void_p()
         callback = ctypes.cast(lib.wb_callback, ctypes.c_void_p)
         for rate in (self.rate, self._device_rate):  # a device that refuses our rate plays at its own
-            self._state = native_state(buffer, rate, self._record, self._done_w)
+            wake = self.block_wake.write_fd if self.block_wake is not None else -1
+            self._state = native_state(buffer, rate, self._record, self._done_w, wake)
             err = self._pa.Pa_OpenStream(ctypes.byref(stream), None, ctypes.byref(self._parameters), float(rate),
                                          self.block_size, 0, callback, ctypes.cast(ctypes.pointer(self._state),
                                                                                   ctypes.c_void_p))

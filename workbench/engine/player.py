@@ -330,7 +330,8 @@ class StreamPlayer(PlayerBase):
         if s.streaming_enabled and s.playout == "elastic":
             self.elastic = ElasticPlayout(buffer, target_ms=target_ms, start_ms=ELASTIC_START_BLOCKS * block_ms,
                                           block_ms=block_ms, limits=RateLimits(s.slowest, s.fastest),
-                                          slack_ms=self.pump_slack_ms)
+                                          slack_ms=self.pump_slack_ms, wake=sink.wake_after_blocks(),
+                                          block_period_s=sink.block_period_s)
         elif target_ms > 0:  # fixed: after an underrun, play again once a block is back (never a long wait)
             buffer.set_resume_ms(min(block_ms, target_ms))
         self.feed = self.elastic or buffer

@@ -16,6 +16,8 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import os
+import select
 import threading
 import time
 import wave
@@ -70,6 +72,43 @@ def _resolve(future: asyncio.Future[None]) -> None:
         future.set_result(None)
 
 
+class BlockWake:
+    """A pipe the sink's audio thread writes a byte to after every block it takes, so that a thread
+    refilling the buffer (elastic playout's pump) wakes right after the device has taken audio, instead
+    of polling twice a block. Any thread may `notify` too (audio has arrived).
+
+    Both ends are non-blocking: a byte nobody reads is dropped once the pipe is full. The sink owns it
+    and closes it when the sink is freed, after its audio thread has stopped writing.
+    """
+
+    def __init__(self) -> None:
+        self.read_fd, self.write_fd = os.pipe()
+        os.set_blocking(self.read_fd, False)
+        os.set_blocking(self.write_fd, False)
+
+    def notify(self) -> None:
+        with contextlib.suppress(OSError):  # full (nobody has read for a while), or closed
+            os.write(self.write_fd, b"\1")
+
+    def wait(self, timeout: float) -> bool:
+        """Wait until notified (True) or `timeout` seconds (False); forget the notifications so far."""
+        ready, _, _ = select.select([self.read_fd], [], [], timeout)
+        if not ready:
+            return False
+        with contextlib.suppress(OSError):
+            os.read(self.read_fd, 4096)
+        return True
+
+    def close(self) -> None:
+        for fd in (self.read_fd, self.write_fd):
+            with contextlib.suppress(OSError):
+                os.close(fd)
+        self.read_fd = self.write_fd = -1
+
+    def __del__(self) -> None:
+        self.close()
+
+
 class Recorder:
     """Collects played blocks (a small copy per block) and writes them to a 16-bit mono WAV file."""
 
@@ -119,6 +158,19 @@ class Sink:
         self.started_at: float | None = None
         self.description = self.kind
         self._finished = DoneSignal()
+        self.block_wake: BlockWake | None = None
+
+    def wake_after_blocks(self) -> BlockWake | None:
+        """A `BlockWake` notified after every block from now on (call before `start`); None when this
+        sink cannot tell."""
+        if self.block_wake is None:
+            self.block_wake = BlockWake()
+        return self.block_wake
+
+    @property
+    def block_period_s(self) -> float:
+        """Wall seconds between two blocks."""
+        return self.block_size / self.rate / self.speed
 
     @property
     def first_heard(self) -> float | None:
@@ -158,6 +210,8 @@ class Sink:
         if self.done_at is None and buffer.done:
             self._done_at = heard_at + len(block) * seconds_per_sample
             self._finished.set()
+        if self.block_wake is not None:
+            self.block_wake.notify()
 
     def open(self) -> None:
         raise NotImplementedError
