@@ -256,7 +256,10 @@ async def test_plays_waiting_for_their_end_do_not_hold_worker_threads(server: Em
     for p in players:
         await p.aclose()
     assert all(m.state == "done" for m in results)
-    assert [m.underruns for m in results] == [0] * 5
+    # a play kept waiting for a worker thread goes silent until another play ends: 0.8 to 1.2 s per play
+    # (measured by putting the blocking wait back). Five 2x plays on two cores can also underrun for a
+    # block or two when the machine is busy, which is not this test's subject (the benchmarks count those)
+    assert max(m.underrun_ms for m in results) < 250.0, [round(m.underrun_ms) for m in results]
 
 
 async def test_the_done_signal_wakes_a_waiter_from_another_thread() -> None:
