@@ -174,7 +174,10 @@ class KeyFigures(_Figures):
         v = self.values
         state = v.get("state", "-")
         now, target = v.get("now", "-"), v.get("target", "-")
-        buffer = f"{now}, target {target}" if now not in ("-", PENDING) else f"target {target}"
+        if now not in ("-", PENDING):
+            buffer = f"{now}, target {target}"
+        else:  # before a play, or one that failed before any audio: nothing to say yet
+            buffer = f"target {target}" if target != "-" else "-"
         out = [("", state, STATE_STYLE.get(state, "")), ("TTFA", v.get("ttfa", "-"), ""),
                ("underruns", v.get("underruns", "-"), _underrun_style(v.get("underruns", "-"))),
                ("buffer", buffer, "")]
