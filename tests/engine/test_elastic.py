@@ -276,7 +276,7 @@ def test_what_lies_beyond_the_target_goes_to_the_ring_at_once() -> None:
     buf, el = playout(target_ms=150.0)
     el.write(tone(1.0))
     el.step()
-    assert not el.hungry  # the ring holds what it should: the pump sleeps rather than wait for input
+    assert not el.hungry  # the ring holds what it should: arriving audio waits for the pump's next look
     assert buf.level_ms == pytest.approx(1000.0 - 150.0, abs=el.stretcher.hop * 1000 / RATE + 1)
     assert el.level_ms == pytest.approx(1000.0, abs=0.01)
 

@@ -111,10 +111,11 @@ class ElasticPlayout:
         self._taken = 0  # samples out of it (the pump's thread)
         self._ended = False
         self._stop = threading.Event()
-        self._wake = threading.Event()  # set when audio arrives, the input ends or the pump must stop
-        # with a sink that says when it has taken a block, the pump wakes then (and when audio arrives
-        # to a short ring), once a block, instead of looking every PUMP_PERIOD_S
-        self.block_wake = wake
+        # the pump waits on a pipe: a byte comes when audio arrives to a short ring, at the end, at a stop,
+        # and (with a sink that says so) each time the device has taken a block: then it wakes once a
+        # block instead of looking every PUMP_PERIOD_S
+        self._sink_wakes = wake is not None
+        self.block_wake = wake if wake is not None else BlockWake()
         self._period_s = block_period_s if block_period_s is not None else block_ms / 1000.0
         self._thread: threading.Thread | None = None
         self._danger = int(start_ms * self.rate_hz / 1000.0)  # below this, the stretcher's lookahead is spent
@@ -295,27 +296,18 @@ class ElasticPlayout:
         (otherwise it waits for the next look)."""
         if arrival and not self.hungry:
             return
-        if self.block_wake is not None:
-            self.block_wake.notify()
-        else:
-            self._wake.set()
+        self.block_wake.notify()
 
     def _pump(self) -> None:
         last = time.perf_counter()
-        wake = self.block_wake
         # each wake-up costs real CPU (about 0.1-0.2 ms here, most of it not the step's work), so the pump
-        # wakes once a device block, right after the device took one; a lost byte costs one more block
-        period = self._period_s if wake is not None else PUMP_PERIOD_S
+        # wakes once a device block, right after the device took one; a lost byte costs half a block more
+        period = self._period_s if self._sink_wakes else PUMP_PERIOD_S
+        timeout = WAKE_TIMEOUT_BLOCKS * period if self._sink_wakes else PUMP_PERIOD_S
         while not self._stop.is_set():
             if not self.step():
                 return
-            if wake is not None:
-                wake.wait(WAKE_TIMEOUT_BLOCKS * period)
-            elif self.hungry:  # short of input: wake as soon as some comes
-                self._wake.wait(PUMP_PERIOD_S)
-                self._wake.clear()
-            else:  # the ring holds what it should: what arrives meanwhile waits for the next look
-                time.sleep(PUMP_PERIOD_S)  # (a timed Event.wait cost twice the CPU of a sleep here)
+            self.block_wake.wait(timeout)
             now = time.perf_counter()
             self.note_wait(max(0.0, now - last - period), now - last)
             last = now

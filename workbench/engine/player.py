@@ -356,7 +356,7 @@ class StreamPlayer(PlayerBase):
         run.received_samples += len(samples)
         off = 0
         blocked_since: float | None = None
-        min_wait = sink.block_size / sink.rate / sink.speed
+        min_wait = sink.block_period_s
         while off < len(samples):
             off += feed.write(samples[off:])
             if off < len(samples):
