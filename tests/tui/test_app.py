@@ -375,7 +375,7 @@ async def test_b_sets_the_buffer_every_run_needed(server: EmbeddedServer, tmp_pa
         await pilot.pause()
         expected = int(-(-needed // 10) * 10)
         assert app.query_one("#buffer_ms", Input).value == str(expected)
-        assert app.session.current_settings().buffer_ms == expected
+        await wait_for(pilot, lambda: app.session.current_settings().buffer_ms == expected, timeout=5)
 
 
 async def test_u_tunes_silently_and_fills_the_settings(server: EmbeddedServer, tmp_path: Path) -> None:
@@ -390,7 +390,9 @@ async def test_u_tunes_silently_and_fills_the_settings(server: EmbeddedServer, t
         assert message.startswith("tuned pcm on 'none'"), message
         tuned = int(app.query_one("#buffer_ms", Input).value)
         assert tuned < 900 and f"initial buffer {tuned} ms" in message  # a fast local server needs little
-        assert app.session.current_settings().buffer_ms == tuned
+        # the panel passes the value to the session as a message, which bubbles up to the app after the
+        # tune's own message has been handled: wait for it (it never comes if the value is not applied)
+        await wait_for(pilot, lambda: app.session.current_settings().buffer_ms == tuned, timeout=5)
         assert app.query_one("#max_buffer_s", Input).value == "2"  # adaptive is on: the max is left alone
         assert not app.session.runs  # tuning plays are not runs in the history
 
