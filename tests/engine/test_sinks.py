@@ -82,7 +82,11 @@ def test_the_sink_hears_the_first_sound_after_the_leading_silence() -> None:
     asyncio.run(sink.wait_done())
     sink.close()
     assert sink.first_heard is not None and sink.first_sound is not None
-    assert (sink.first_sound - sink.first_heard) * speed == pytest.approx(0.120, abs=1e-6)
+    # exact on the sink's clock, unless that clock had to start again, late by more than a block (a loaded
+    # machine): then the sound really was heard that much later
+    if not sink.clock_late:
+        assert (sink.first_sound - sink.first_heard) * speed == pytest.approx(0.120, abs=1e-6)
+    assert (sink.first_sound - sink.first_heard) * speed >= 0.120 - 1e-6
 
 
 def test_a_block_wake_wakes_its_waiter_and_never_blocks_the_writer() -> None:
@@ -98,15 +102,21 @@ def test_a_block_wake_wakes_its_waiter_and_never_blocks_the_writer() -> None:
     wake.notify()  # after close: nothing happens
 
 
-def test_a_sink_asked_to_wake_a_pump_notifies_after_every_block() -> None:
+@pytest.mark.parametrize("below_blocks", [0, 10])
+def test_a_sink_asked_to_wake_a_pump_notifies_after_every_block_or_once_the_ring_is_low(below_blocks: int) -> None:
+    """After every block; or, when the pump says how low the ring may go first (`set_wake_below`), only
+    after the blocks that leave less than that."""
     rate, block = 24_000, 480
     buf = JitterBuffer(rate, 2.0, 0, trailing_silence_s=0.0)
-    buf.write(np.full(int(0.3 * rate), 0.5, dtype=np.float32))
+    buf.write(np.full(15 * block, 0.5, dtype=np.float32))
     buf.end()
+    buf.set_wake_below(below_blocks * block)
     sink = VirtualSink(rate, block, speed=4.0)
     wake = sink.wake_after_blocks()
     assert wake is not None and sink.wake_after_blocks() is wake and sink.block_period_s == block / rate / 4.0
     sink.start(buf)
     asyncio.run(sink.wait_done())
     sink.close()
-    assert len(os.read(wake.read_fd, 4096)) == buf.blocks_read > 10  # a byte a block (the pipe holds them all)
+    skipped = 15 - below_blocks if below_blocks else 0  # blocks that left `below_blocks` blocks or more
+    assert buf.blocks_read > 15
+    assert len(os.read(wake.read_fd, 4096)) == buf.blocks_read - skipped  # the pipe holds them all
