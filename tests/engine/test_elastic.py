@@ -121,6 +121,30 @@ def test_at_rate_one_the_output_is_the_input_sample_for_sample() -> None:
     assert np.array_equal(y, x) and s.added == s.removed == 0 and s.stretched == 0
 
 
+@settings(max_examples=40, deadline=None)
+@given(st.lists(st.tuples(st.integers(40, 1500), st.sampled_from([0.5, 0.92, 1.0, 1.0, 1.08]),
+                          st.integers(1, 6)), min_size=3, max_size=30))
+def test_many_hops_at_rate_one_in_one_pull_are_what_they_are_one_at_a_time(
+        schedule: list[tuple[int, float, int]]) -> None:
+    """At 1.0 in step, a pull of several hops is one copy of the input: the same output and the same
+    state as pulling them one by one (each frame placed, windowed and overlapped)."""
+    x = np.random.default_rng(len(schedule)).normal(0.0, 0.2, sum(n for n, *_ in schedule)).astype(np.float32)
+    bulk, single = Stretcher(RATE), Stretcher(RATE)
+    at = 0
+    for n, rate, hops in schedule:
+        bulk.feed(x[at : at + n])
+        single.feed(x[at : at + n])
+        at += n
+        expand = rate == 0.5  # as elastic playout asks near empty: frames used again, so some not forward
+        a = bulk.pull(rate, hops, expand)
+        b = np.concatenate([single.pull(rate, 1, expand) for _ in range(hops)])
+        np.testing.assert_array_equal(a, b)
+        for attr in ("produced", "added", "removed", "stretched", "pending", "_prev", "_nominal", "_expanded",
+                     "_furthest", "_in_step"):
+            assert getattr(bulk, attr) == getattr(single, attr), attr
+        np.testing.assert_array_equal(bulk._tail, single._tail)  # type: ignore[arg-type]
+
+
 @settings(max_examples=60, deadline=None)
 @given(st.lists(st.tuples(st.integers(40, 1500), st.sampled_from([0.5, 0.85, 0.92, 1.0, 1.08]),
                           st.integers(0, 4), st.booleans()), min_size=5, max_size=60))

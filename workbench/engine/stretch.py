@@ -99,11 +99,14 @@ class Stretcher:
         the newest frames that have are used again (pitch periods repeated: NetEQ's "expand"), up to
         `MAX_EXPAND_MS` in a row."""
         out: list[np.ndarray] = []
-        for _ in range(hops):
-            piece = self._hop(rate, expand)
+        left = hops
+        while left > 0:
+            run = self._run_in_step(left) if rate == 1.0 and left > 1 and not expand else None
+            piece = run if run is not None else self._hop(rate, expand)
             if piece is None:
                 break
             out.append(piece)
+            left -= len(piece) // self.hop
         if self._ended and len(out) < hops and not self._finished:
             out.append(self._finish())
         out = [p for p in out if len(p)]
@@ -190,6 +193,26 @@ class Stretcher:
             self.stretched += h
         self._prev, self._nominal = position, nominal
         self._drop(min(position, int(nominal)) - 3 * tol)  # a search may reach back 3 x tolerance
+        return piece
+
+    def _run_in_step(self, hops: int) -> np.ndarray | None:
+        """Up to `hops` hops at 1.0 in one copy, when in step (the last frame followed on from the one
+        before it): what `_hop` would make one hop at a time, the input as it is. None when not in step,
+        or when not a single hop's input is there."""
+        h, n = self.hop, self.frame
+        if self._tail is None or not self._in_step:
+            return None
+        natural = self._prev + h
+        m = min(hops, (self._fed - n - natural) // h + 1)
+        if m < 1:
+            return None
+        piece = self._at(natural, m * h).copy()
+        last = natural + (m - 1) * h
+        self._tail = self._at(last + h, h) * self._window[h:]
+        self._expanded = self._expanded + m * h if last <= self._furthest else 0
+        self._furthest = max(self._furthest, last)
+        self._prev, self._nominal = last, float(last)
+        self._drop(last - 3 * self.tolerance)
         return piece
 
     @staticmethod
