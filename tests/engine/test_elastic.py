@@ -9,7 +9,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from workbench.engine import elastic as elastic_module
-from workbench.engine.buffer import BufferState, JitterBuffer
+from workbench.engine.buffer import BufferState, Ctl, JitterBuffer
 from workbench.engine.elastic import (
     GROWING,
     MAX_SLACK_MS,
@@ -291,6 +291,28 @@ def test_arriving_audio_wakes_a_pump_waiting_on_the_device_only_when_the_ring_is
     assert wake.wait(0.0) is False
     el.end()  # the end always wakes it
     assert wake.wait(0.0) is True
+    wake.close()
+
+
+def test_a_topped_up_ring_asks_the_sink_to_wake_the_pump_every_other_block_and_a_short_one_every_block() -> None:
+    """Each wake-up costs real CPU: with the ring topped up (one block more than without a sink that wakes
+    it), the pump asks to be woken once two blocks have gone, when the ring holds what it held after one
+    block before; short of input, after every block."""
+    from workbench.engine.sinks import BlockWake
+
+    wake = BlockWake()
+    buf = JitterBuffer(RATE, 2.0, 0)
+    el = ElasticPlayout(buf, target_ms=150.0, start_ms=20.0, block_ms=20.0, wake=wake)
+    plain = ElasticPlayout(JitterBuffer(RATE, 2.0, 0), target_ms=150.0, start_ms=20.0, block_ms=20.0)
+    assert el.ring_ms == plain.ring_ms + 20.0
+    el.write(tone(0.01))
+    el.step()
+    assert el.hungry and el.wake_blocks == 1 and buf.ctl[Ctl.WAKE_BELOW] == 0
+    el.write(tone(0.5))
+    el.step()
+    assert not el.hungry and el.wake_blocks == 2
+    assert buf.level >= el.ring_ms * RATE / 1000 - el.stretcher.hop
+    assert buf.ctl[Ctl.WAKE_BELOW] == buf.level - BLOCK * 3 // 2  # wake after the second block, not the first
     wake.close()
 
 

@@ -145,24 +145,25 @@ class _TimeInfo(ctypes.Structure):
 
 
 @needs_native
-def test_the_callback_wakes_the_pump_after_every_block() -> None:
+def test_the_callback_wakes_the_pump_after_every_block_or_once_the_ring_is_low() -> None:
     """The device's callback writes a byte to the pump's wake-up pipe after each block (and to none when
-    no pump asked)."""
+    no pump asked); once the pump has said how low the ring may go first, only after the blocks that
+    leave less than that."""
     from workbench.engine.sinks import BlockWake
 
     lib = nativesink.playout_library()
     assert hasattr(lib, "wb_wakes_after_blocks")
     buf = JitterBuffer(RATE, 0.1, 0)
-    buf.write(np.ones(50, dtype=np.float32))
+    buf.write(np.ones(100, dtype=np.float32))
     wake = BlockWake()
     out = np.zeros(10, dtype=np.float32)
     times = _TimeInfo(0.0, 0.0, 0.0)
-    for fd, blocks in ((-1, 2), (wake.write_fd, 3)):
+    for fd, blocks, below, woken in ((-1, 2, 0, 0), (wake.write_fd, 3, 0, 3), (wake.write_fd, 3, 35, 2)):
+        buf.set_wake_below(below)  # the levels after these blocks: 80; 70, 60, 50; 40, 30, 20
         state = nativesink.native_state(buf, RATE, wake_fd=fd)
         for _ in range(blocks):
             lib.wb_callback(None, out.ctypes.data_as(ctypes.c_void_p), ctypes.c_ulong(len(out)), ctypes.byref(times),
                             ctypes.c_ulong(0), ctypes.byref(state))
-        if fd < 0:
-            assert wake.wait(0.0) is False
-    assert len(os.read(wake.read_fd, 100)) == 3
+        assert (len(os.read(wake.read_fd, 100)) if woken else 0) == woken
+        assert wake.wait(0.0) is False
     wake.close()

@@ -24,6 +24,8 @@ enum {
     C_DEVICE_UNDERFLOWS, C_FIRST_HEARD_NS, C_DONE_AT_NS, C_REC_WRITE, C_REC_LOST, C_CALLBACKS,
     /* the first sound: where the producer wrote it, where it played, and (the sink) when it was heard */
     C_SOUND_AT, C_SOUND_OFFSET, C_SOUND_BLOCK, C_SOUND_HEARD_NS,
+    /* the pump: after a block, wake it only if fewer samples than this are left (0: after every block) */
+    C_WAKE_BELOW,
     C_COUNT
 };
 enum { S_BUFFERING, S_PLAYING, S_UNDERRUN, S_TRAILING, S_DONE };
@@ -38,7 +40,7 @@ typedef struct {
     int64_t record_capacity;
     int64_t rate;
     int done_fd; /* a byte is written here once the buffer is done: the event loop wakes */
-    int wake_fd; /* -1, or a byte is written here after every block: elastic playout's pump wakes */
+    int wake_fd; /* -1, or a byte is written here after a block (see C_WAKE_BELOW): elastic playout's pump wakes */
 } wb_state;
 
 static inline int64_t load(int64_t *p) { return __atomic_load_n(p, __ATOMIC_ACQUIRE); }
@@ -199,7 +201,9 @@ int wb_callback(const void *input, void *output, unsigned long frames, const pa_
         for (int64_t i = 0; i < n; i++) st->record[(w + i) % st->record_capacity] = out[i];
         store(&c[C_REC_WRITE], w + n);
     }
-    if (st->wake_fd >= 0) { /* non-blocking: a full pipe (nobody reading) just drops the byte */
+    int64_t below = load(&c[C_WAKE_BELOW]);
+    if (st->wake_fd >= 0 && (below <= 0 || load(&c[C_WRITE]) - c[C_READ] < below)) {
+        /* non-blocking: a full pipe (nobody reading) just drops the byte */
         char one = 1;
         ssize_t ignored = write(st->wake_fd, &one, 1);
         (void)ignored;

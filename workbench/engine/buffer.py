@@ -78,9 +78,12 @@ class Ctl(IntEnum):
     SOUND_OFFSET = 28  # consumer: its position in the block that played it; -1 until then
     SOUND_BLOCK = 29  # ... and which block that was
     SOUND_HEARD_NS = 30  # the native sink: its DAC time
+    # elastic playout's pump: after a block, the sink wakes it only if fewer samples than this are left
+    # in the ring (0: after every block)
+    WAKE_BELOW = 31
 
 
-CTL_WORDS = 31
+CTL_WORDS = 32
 
 
 class JitterBuffer:
@@ -132,6 +135,11 @@ class JitterBuffer:
         ready and underrun again at once, round and round inside one callback.
         """
         self._publish(Ctl.TARGET, min(self.capacity, max(1, int(round(target_ms * self.rate / 1000.0)))))
+
+    def set_wake_below(self, samples: int) -> None:
+        """After a block, the sink wakes the thread refilling the ring (elastic playout's pump) only if
+        fewer than `samples` are left in it; 0: after every block."""
+        self._publish(Ctl.WAKE_BELOW, max(0, samples))
 
     def set_resume_ms(self, resume_ms: float | None) -> None:
         """After an underrun, play again once this much is buffered (None: the whole target). Waiting

@@ -100,8 +100,12 @@ class ElasticPlayout:
         self._target_ms = target_ms  # the level to grow to; the adaptive target may move it
         self.start_ms = start_ms  # what the ring needs to start, or to resume after an underrun
         # the ring is kept just a block ahead of the start: audio in it is committed to its rate, and near
-        # empty the policy needs what is left uncommitted, in the stretcher, to slow down
-        self.ring_ms = self._ring_base_ms = start_ms + block_ms
+        # empty the policy needs what is left uncommitted, in the stretcher, to slow down. A sink that wakes
+        # the pump is asked to do so only every other block (each wake-up costs real CPU), so the ring then
+        # holds one block more, and the pump finds as much in it as it would waking after every block
+        self._sink_wakes = wake is not None
+        self._block = max(1, int(round(block_ms * buffer.rate / 1000.0)))
+        self.ring_ms = self._ring_base_ms = start_ms + block_ms * (2 if self._sink_wakes else 1)
         self.slack_ms = self.peak_slack_ms = 0.0  # more in the ring, for the pump's own lateness ...
         self.note_wait(slack_ms / 2000.0, 0.0)  # ... starting from what the last play learned
         self.stretcher = Stretcher(buffer.rate)
@@ -114,7 +118,6 @@ class ElasticPlayout:
         # the pump waits on a pipe: a byte comes when audio arrives to a short ring, at the end, at a stop,
         # and (with a sink that says so) each time the device has taken a block: then it wakes once a
         # block instead of looking every PUMP_PERIOD_S
-        self._sink_wakes = wake is not None
         self.block_wake = wake if wake is not None else BlockWake()
         self._period_s = block_period_s if block_period_s is not None else block_ms / 1000.0
         self._thread: threading.Thread | None = None
@@ -124,6 +127,7 @@ class ElasticPlayout:
         self._last_arrival: float | None = None  # when audio last came (perf_counter)
         self.drained = 0  # samples handed on as they were, because the device was about to run dry
         self.hungry = True  # the last step left the ring short of what it should hold (input was short)
+        self.wake_blocks = 1  # the sink wakes the pump after this many blocks (each block when short)
         self.rate = 1.0  # the rate of the last hop
         self.min_rate = 1.0
         self.max_rate = 1.0
@@ -275,6 +279,11 @@ class ElasticPlayout:
         if stretcher.done:
             buffer.end()
             return False
+        if self._sink_wakes:
+            # topped up: wake after the second block from now, by which time the ring holds what it held
+            # after one block before; short: after every block (and when audio arrives)
+            self.wake_blocks = 1 if self.hungry else 2
+            buffer.set_wake_below(0 if self.hungry else buffer.level - self._block * 3 // 2)
         return True
 
     def _note_rate(self, rate: float) -> None:
@@ -300,13 +309,17 @@ class ElasticPlayout:
 
     def _pump(self) -> None:
         last = time.perf_counter()
-        # each wake-up costs real CPU (about 0.1-0.2 ms here, most of it not the step's work), so the pump
-        # wakes once a device block, right after the device took one; a lost byte costs half a block more
-        period = self._period_s if self._sink_wakes else PUMP_PERIOD_S
-        timeout = WAKE_TIMEOUT_BLOCKS * period if self._sink_wakes else PUMP_PERIOD_S
+        # each wake-up costs real CPU (about 0.2-0.3 ms here, most of it not the step's work), so the pump
+        # wakes right after the device took a block, every other block while the ring is topped up; a
+        # lost byte costs half a block more
         while not self._stop.is_set():
             if not self.step():
                 return
+            if self._sink_wakes:
+                period = self.wake_blocks * self._period_s
+                timeout = period + (WAKE_TIMEOUT_BLOCKS - 1.0) * self._period_s
+            else:
+                period = timeout = PUMP_PERIOD_S
             self.block_wake.wait(timeout)
             now = time.perf_counter()
             self.note_wait(max(0.0, now - last - period), now - last)

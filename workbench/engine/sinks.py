@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from .buffer import JitterBuffer
+from .buffer import Ctl, JitterBuffer
 
 
 class SinkError(Exception):
@@ -211,7 +211,9 @@ class Sink:
             self._done_at = heard_at + len(block) * seconds_per_sample
             self._finished.set()
         if self.block_wake is not None:
-            self.block_wake.notify()
+            below = buffer.ctl[Ctl.WAKE_BELOW]
+            if below <= 0 or buffer.level < below:
+                self.block_wake.notify()
 
     def open(self) -> None:
         raise NotImplementedError
