@@ -102,7 +102,7 @@ class ElasticPlayout:
         # the ring is kept just a block ahead of the start: audio in it is committed to its rate, and near
         # empty the policy needs what is left uncommitted, in the stretcher, to slow down. A sink that wakes
         # the pump is asked to do so only every other block (each wake-up costs real CPU), so the ring then
-        # holds one block more, and the pump finds as much in it as it would waking after every block
+        # runs two blocks ahead, and the pump finds as much in it as it would waking after every block
         self._sink_wakes = wake is not None
         self._block = max(1, int(round(block_ms * buffer.rate / 1000.0)))
         self.ring_ms = self._ring_base_ms = start_ms + block_ms * (2 if self._sink_wakes else 1)
@@ -116,8 +116,9 @@ class ElasticPlayout:
         self._ended = False
         self._stop = threading.Event()
         # the pump waits on a pipe: a byte comes when audio arrives to a short ring, at the end, at a stop,
-        # and (with a sink that says so) each time the device has taken a block: then it wakes once a
-        # block instead of looking every PUMP_PERIOD_S
+        # and (with a sink that says so) when the device has taken a block that left the ring below what
+        # the pump asked for (`set_wake_below`): then it wakes every block or two instead of looking every
+        # PUMP_PERIOD_S
         self.block_wake = wake if wake is not None else BlockWake()
         self._period_s = block_period_s if block_period_s is not None else block_ms / 1000.0
         self._thread: threading.Thread | None = None

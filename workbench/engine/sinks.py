@@ -73,9 +73,10 @@ def _resolve(future: asyncio.Future[None]) -> None:
 
 
 class BlockWake:
-    """A pipe the sink's audio thread writes a byte to after every block it takes, so that a thread
-    refilling the buffer (elastic playout's pump) wakes right after the device has taken audio, instead
-    of polling twice a block. Any thread may `notify` too (audio has arrived).
+    """A pipe the sink's audio thread writes a byte to after a block it takes (every block, or those
+    that leave the ring below what the refilling thread asked for), so that a thread refilling the buffer
+    (elastic playout's pump) wakes right after the device has taken audio, instead of polling twice a
+    block. Any thread may `notify` too (audio has arrived).
 
     Both ends are non-blocking: a byte nobody reads is dropped once the pipe is full. The sink owns it
     and closes it when the sink is freed, after its audio thread has stopped writing.
@@ -161,8 +162,9 @@ class Sink:
         self.block_wake: BlockWake | None = None
 
     def wake_after_blocks(self) -> BlockWake | None:
-        """A `BlockWake` notified after every block from now on (call before `start`); None when this
-        sink cannot tell."""
+        """A `BlockWake` notified after every block from now on, or only after those that leave the ring
+        below the buffer's `Ctl.WAKE_BELOW` when that is set (call before `start`); None when this sink
+        cannot tell."""
         if self.block_wake is None:
             self.block_wake = BlockWake()
         return self.block_wake
