@@ -98,6 +98,8 @@ class Stretcher:
         ended, the rest as it is. With `expand`, when the place the rate asks for has not arrived yet,
         the newest frames that have are used again (pitch periods repeated: NetEQ's "expand"), up to
         `MAX_EXPAND_MS` in a row."""
+        if self._finished:
+            return EMPTY
         out: list[np.ndarray] = []
         left = hops
         while left > 0:
@@ -107,7 +109,7 @@ class Stretcher:
                 break
             out.append(piece)
             left -= len(piece) // self.hop
-        if self._ended and len(out) < hops and not self._finished:
+        if self._ended and left > 0 and not self._finished:
             out.append(self._finish())
         out = [p for p in out if len(p)]
         if not out:
