@@ -201,12 +201,14 @@ int wb_callback(const void *input, void *output, unsigned long frames, const pa_
         for (int64_t i = 0; i < n; i++) st->record[(w + i) % st->record_capacity] = out[i];
         store(&c[C_REC_WRITE], w + n);
     }
-    int64_t below = load(&c[C_WAKE_BELOW]);
-    if (st->wake_fd >= 0 && (below <= 0 || load(&c[C_WRITE]) - c[C_READ] < below)) {
-        /* non-blocking: a full pipe (nobody reading) just drops the byte */
-        char one = 1;
-        ssize_t ignored = write(st->wake_fd, &one, 1);
-        (void)ignored;
+    if (st->wake_fd >= 0) {
+        int64_t below = load(&c[C_WAKE_BELOW]);
+        if (below <= 0 || load(&c[C_WRITE]) - c[C_READ] < below) {
+            /* non-blocking: a full pipe (nobody reading) just drops the byte */
+            char one = 1;
+            ssize_t ignored = write(st->wake_fd, &one, 1);
+            (void)ignored;
+        }
     }
     if (c[C_DONE_AT_NS] == 0 && c[C_STATE] == S_DONE) {
         store(&c[C_DONE_AT_NS], heard + n * per_sample_ns);

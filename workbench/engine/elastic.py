@@ -41,12 +41,12 @@ from .buffer import BufferState, JitterBuffer
 from .sinks import BlockWake
 from .stretch import Stretcher
 
-PUMP_PERIOD_S = 0.010  # the pump looks at the ring twice a device block, and when audio arrives to a short ring
+PUMP_PERIOD_S = 0.010  # without a sink that wakes it, the pump looks at the ring this often (twice a block)
 # The pump is a Python thread: a busy interpreter (the workbench redrawing) can keep it waiting, and the
 # device must not run dry meanwhile. The ring holds twice the longest recent wait more, up to this much,
 # forgetting a wait over a few seconds.
 MAX_SLACK_MS = 250.0
-WAKE_TIMEOUT_BLOCKS = 1.5  # woken by the sink after each block: this long without one, it looks anyway
+WAKE_TIMEOUT_BLOCKS = 1.5  # woken by the sink: half a block past the wake-up it asked for, it looks anyway
 SLACK_MEMORY_S = 3.0
 
 
@@ -128,7 +128,6 @@ class ElasticPlayout:
         self._last_arrival: float | None = None  # when audio last came (perf_counter)
         self.drained = 0  # samples handed on as they were, because the device was about to run dry
         self.hungry = True  # the last step left the ring short of what it should hold (input was short)
-        self.wake_blocks = 1  # the sink wakes the pump after this many blocks (each block when short)
         self.rate = 1.0  # the rate of the last hop
         self.min_rate = 1.0
         self.max_rate = 1.0
@@ -283,9 +282,14 @@ class ElasticPlayout:
         if self._sink_wakes:
             # topped up: wake after the second block from now, by which time the ring holds what it held
             # after one block before; short: after every block (and when audio arrives)
-            self.wake_blocks = 1 if self.hungry else 2
             buffer.set_wake_below(0 if self.hungry else buffer.level - self._block * 3 // 2)
         return True
+
+    @property
+    def wake_blocks(self) -> int:
+        """After how many blocks the sink wakes the pump: two while the ring is topped up, one while it
+        is short (or when the sink does not wake it at all, and the pump polls)."""
+        return 1 if self.hungry or not self._sink_wakes else 2
 
     def _note_rate(self, rate: float) -> None:
         self.rate = rate

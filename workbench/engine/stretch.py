@@ -109,7 +109,7 @@ class Stretcher:
                 break
             out.append(piece)
             left -= len(piece) // self.hop
-        if self._ended and left > 0 and not self._finished:
+        if self._ended and left > 0:
             out.append(self._finish())
         out = [p for p in out if len(p)]
         if not out:
