@@ -26,7 +26,7 @@ import numpy as np
 from av.audio.codeccontext import AudioCodecContext
 
 from . import framing
-from .decoding import EMPTY, DecodeError, Resampler
+from .decoding import EMPTY, DecodeError, Resampler, fade_in, fade_out
 from .formats import FORMATS
 from .framing import MP3_DECODER_DELAY, AdtsScanner, FlacScanner, Mp3Scanner, OggScanner
 from .onset import first_sound
@@ -108,23 +108,6 @@ class _Output:
     @property
     def trimmed_ms(self) -> float:
         return self.trimmed * 1000.0 / self.source_rate if self.source_rate else 0.0
-
-
-GAP_FADE_MS = 5.0  # fade out before and in after audio that is missing (a corrupt frame skipped)
-
-
-def fade_in(samples: np.ndarray, rate: int) -> np.ndarray:
-    n = min(len(samples), max(1, int(rate * GAP_FADE_MS / 1000.0)))
-    out = samples.copy()
-    out[:n] *= np.linspace(0.0, 1.0, n, endpoint=False, dtype=np.float32)
-    return out
-
-
-def fade_out(samples: np.ndarray, rate: int) -> np.ndarray:
-    n = min(len(samples), max(1, int(rate * GAP_FADE_MS / 1000.0)))
-    out = samples.copy()
-    out[len(out) - n :] *= np.linspace(0.0, 1.0, n, endpoint=False, dtype=np.float32)[::-1]
-    return out
 
 
 def _join(parts: list[np.ndarray]) -> np.ndarray:

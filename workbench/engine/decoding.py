@@ -46,3 +46,20 @@ class Resampler:
 
 def pcm16_to_float(data: bytes | bytearray | memoryview) -> np.ndarray:
     return np.frombuffer(data, dtype="<i2").astype(np.float32) * (1.0 / 32768.0)
+
+
+GAP_FADE_MS = 5.0  # fade out before and in after audio that is missing (a corrupt frame or delta skipped)
+
+
+def fade_in(samples: np.ndarray, rate: int) -> np.ndarray:
+    n = min(len(samples), max(1, int(rate * GAP_FADE_MS / 1000.0)))
+    out = samples.copy()
+    out[:n] *= np.linspace(0.0, 1.0, n, endpoint=False, dtype=np.float32)
+    return out
+
+
+def fade_out(samples: np.ndarray, rate: int) -> np.ndarray:
+    n = min(len(samples), max(1, int(rate * GAP_FADE_MS / 1000.0)))
+    out = samples.copy()
+    out[len(out) - n :] *= np.linspace(0.0, 1.0, n, endpoint=False, dtype=np.float32)[::-1]
+    return out

@@ -44,11 +44,11 @@ class SourceError(Exception):
         that does not resolve or a certificate that does not verify (asking again changes neither)."""
         if self.permanent:
             return False
-        return self.status is None or self.status in RETRY_STATUSES
+        return self.empty or self.status is None or self.status in RETRY_STATUSES
 
     def __init__(self, message: str, *, status: int | None = None, retry_after: float | None = None,
                  mid_stream: bool = False, permanent: bool = False, stalled: bool = False,
-                 connected: bool = False) -> None:
+                 connected: bool = False, empty: bool = False) -> None:
         super().__init__(message)
         self.status = status
         self.retry_after = retry_after
@@ -56,6 +56,7 @@ class SourceError(Exception):
         self.permanent = permanent
         self.stalled = stalled  # the server went quiet (or never answered): asked again once at most
         self.connected = connected  # the server had answered (headers came) before this went wrong
+        self.empty = empty  # the server answered, with no audio in its reply (asked again once at most)
 
 
 @dataclass
@@ -238,12 +239,13 @@ class SpeechSource:
                         async with asyncio.timeout(self.stall_timeout):  # from the last byte (or the headers)
                             piece = await anext(reads)
                     except StopAsyncIteration:
-                        if events is not None:  # an event left without its blank line, and the notes
+                        if events is not None:  # an event left without its blank line
                             piece = events.finish()
-                            self.notices.extend(n for n in events.notes if n not in self.notices)
                             for at in range(0, len(piece), self.chunk_size):
                                 self.chunks_received += 1
                                 yield piece[at : at + self.chunk_size]
+                            if events.error is not None:
+                                raise self._event_error(events.error) from None
                         break
                     except TimeoutError:
                         after = "after its headers" if self.bytes_received == 0 else "mid-stream"
@@ -263,12 +265,12 @@ class SpeechSource:
                     self.last_byte_at = now
                     self.bytes_received += len(piece)  # on the wire (an event stream's text included)
                     if events is not None:
-                        piece = self._events(events, piece)
-                        if not piece:
-                            continue
+                        piece = events.feed(piece)
                     for at in range(0, len(piece), self.chunk_size):
                         self.chunks_received += 1
                         yield piece[at : at + self.chunk_size]
+                    if events is not None and events.error is not None:  # its audio before it is handed on
+                        raise self._event_error(events.error)
         except openai.APIStatusError as exc:
             failure = SourceError(
                 f"{self.base_url} answered {exc.status_code}: {_server_message(exc)}",
@@ -291,17 +293,16 @@ class SpeechSource:
             failure = SourceError(f"{where}: {_short(exc)}", mid_stream=got_any, connected=answered)
         finally:
             self.answered.set()
+            if self.sse is not None:  # what the event stream's parser noticed, whatever the ending
+                self.notices.extend(n for n in self.sse.notes if n not in self.notices)
             with contextlib.suppress(ValueError):  # a generator closed late, from another context
                 WIRE.reset(wire)
         if failure is not None:
             raise failure
 
-    def _events(self, events: SseAudio, data: bytes) -> bytes:
-        try:
-            return events.feed(data)
-        except SseError as exc:
-            raise SourceError(f"{self.base_url} reported in its event stream: {exc}", connected=True,
-                              permanent=True, mid_stream=self.bytes_received > 0) from None
+    def _event_error(self, exc: SseError) -> SourceError:
+        return SourceError(f"{self.base_url} reported in its event stream: {exc}", connected=True,
+                           permanent=True, mid_stream=self.bytes_received > 0)
 
     async def _not_audio(self, response: Any) -> SourceError:
         """A 200 whose body is a web page, JSON or plain text: an error naming it, never audio."""
