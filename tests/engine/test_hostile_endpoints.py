@@ -19,6 +19,7 @@ import pytest
 from workbench.engine.player import StreamPlayer
 
 from ..conftest import make_settings, virtual_factory
+from .hostile import read_request
 
 HTML_PAGE = ("<!DOCTYPE html>\n<html><head><title>503 Service Unavailable</title></head>\n<body><h1>Service "
              "Unavailable</h1><p>The server is temporarily unable to service your request.</p>"
@@ -38,19 +39,10 @@ class _Handler(socketserver.BaseRequestHandler):
     def handle(self) -> None:
         canned: Canned = self.server.canned  # type: ignore[attr-defined]
         canned.requests += 1
-        data = b""
         self.request.settimeout(5)
         try:
-            while b"\r\n\r\n" not in data:
-                piece = self.request.recv(65536)
-                if not piece:
-                    return
-                data += piece
-            head, _, rest = data.partition(b"\r\n\r\n")
-            length = next((int(line.split(b":")[1]) for line in head.split(b"\r\n")
-                           if line.lower().startswith(b"content-length:")), 0)
-            while len(rest) < length:
-                rest += self.request.recv(65536)
+            if read_request(self.request) is None:
+                return
             lines = [f"HTTP/1.1 {canned.status}", *(f"{k}: {v}" for k, v in canned.headers)]
             if not any(k.lower() in ("content-length", "transfer-encoding") for k, _ in canned.headers):
                 framing = "Transfer-Encoding: chunked" if canned.hold_s else f"Content-Length: {len(canned.body)}"

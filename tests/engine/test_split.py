@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from workbench.engine.endpoints import EndpointMemory, looks_buffered
 from workbench.engine.pipeline import CLAUSE_PAUSE_S, PAUSE_S, PRE_ROLL_S, SENTENCE_PAUSE_S, Joiner
 from workbench.engine.player import StreamPlayer
-from workbench.engine.split import FIRST_CHARS, GROWTH, sentences, split_text
+from workbench.engine.split import FIRST_CHARS, GROWTH, MAX_CHARS, sentences, split_text
 from workbench.server.runner import EmbeddedServer
 
 from ..conftest import make_settings, virtual_factory
@@ -33,7 +33,7 @@ def test_the_first_fragment_is_short_and_the_rest_grow() -> None:
     assert fragments[1].after == "clause"  # a long sentence: its first clause
     assert fragments[-1].after == "end"
     for before, after in zip(fragments, fragments[1:], strict=False):
-        assert len(after.text) <= GROWTH * max(len(before.text), FIRST_CHARS) + 1
+        assert len(after.text) <= GROWTH * (max(len(before.text), FIRST_CHARS) + 1)
 
 
 def test_a_long_first_sentence_gives_its_first_clause() -> None:
@@ -57,6 +57,24 @@ def test_paragraphs_and_list_items_end_a_sentence() -> None:
     text = "Two things\n\n- first the parser\n- then the writer\nand that is all"
     assert sentences(text) == ["Two things", "first the parser", "then the writer and that is all"]
     assert [f.text for f in split_text(text, first_chars=16, growth=1.0)][:2] == ["Two things", "first the parser"]
+
+
+def test_sentences_of_equal_length_still_make_fragments_that_grow() -> None:
+    # sentences of n characters: two (2n + 1) did not fit in twice the last fragment (2n), so a 200 000-
+    # character text was asked for a sentence at a time, 2735 requests (issue 32)
+    sentence = "Every sentence in this reply has the very same length, sixty-nine."
+    fragments = split_text(" ".join([sentence] * 2900))
+    sizes = [len(f.text) for f in fragments]
+    n = len(sentence)
+    assert sizes[:5] == [n, 2 * n + 1, 4 * n + 3, 8 * n + 7, 16 * n + 15]  # one, two, four, eight, sixteen
+    assert max(sizes) <= MAX_CHARS and len(fragments) < 120
+
+
+def test_a_sentence_longer_than_a_request_may_be_is_cut_at_a_word() -> None:
+    words = ["word"] * 1500  # 7499 characters with no punctuation to cut at
+    fragments = split_text(" ".join(words) + ".")
+    assert all(len(f.text) <= MAX_CHARS for f in fragments)
+    assert " ".join(f.text for f in fragments) == " ".join(words) + "."
 
 
 def test_short_text_is_one_fragment() -> None:
@@ -253,3 +271,41 @@ async def test_stop_ends_a_split_play_promptly(server: EmbeddedServer) -> None:
     m = await asyncio.wait_for(task, 3.0)
     assert m.state == "stopped" and m.error is None
     assert m.played_ms < m.audio_ms or m.audio_ms < 5000
+
+
+async def test_audio_ahead_of_its_turn_is_held_within_a_bound_however_long_the_reply() -> None:
+    # a server faster than real time delivered every later fragment into memory while one played: a long
+    # split reply grew by about 1.1 MB/s (issue 32). Here each fragment brings 30 s at once, the playing
+    # one is handed on slowly, and what waits its turn must stay within HELD_MAX_S (and a piece).
+    from workbench.engine.pipeline import Pipeline
+    from workbench.engine.playrun import PlayRun
+    from workbench.engine.split import Fragment
+
+    rate, piece = 1000, np.zeros(1000, dtype=np.float32)  # 1 s pieces at a made-up 1 kHz
+    answered = [asyncio.Event() for _ in range(4)]
+    played: list[int] = []
+    peak = 0
+
+    class Fetch:
+        def __init__(self, k: int, push) -> None:  # type: ignore[no-untyped-def]
+            self.k, self.push = k, push
+
+        async def run_all(self) -> None:
+            answered[self.k].set()
+            for _ in range(30):
+                await self.push(piece)
+
+    async def slow_push(samples: np.ndarray) -> None:
+        nonlocal peak
+        peak = max(peak, pipeline._held)
+        played.append(len(samples))
+        await asyncio.sleep(0.001)
+
+    async def joiner() -> Joiner:
+        return Joiner(rate)
+
+    pipeline = Pipeline([Fragment(f"f{k}", "sentence") for k in range(4)], Fetch, slow_push, joiner, PlayRun("pcm"),
+                        answered=lambda k: answered[k], underrun_ms=lambda: 0.0)
+    await asyncio.wait_for(pipeline.run_all(), 30)
+    assert sum(played) >= 4 * 30 * rate  # everything went on, in the end
+    assert peak <= 11 * rate, f"{peak / rate:.0f} s held"  # HELD_MAX_S (10 s) and the piece that passed it

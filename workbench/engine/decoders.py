@@ -374,6 +374,12 @@ class StreamDecoder:
         if close is not None:
             close()
 
+    def release(self) -> None:
+        """The reply is over: close, and drop the bytes kept for the buffered fallback (the figures stay)."""
+        self.close()
+        self._history = None
+        self._head = bytearray()
+
     # -- internals ----------------------------------------------------------------------------------
     def _choose(self, final: bool) -> bool:
         from .framing import sniff

@@ -1,16 +1,21 @@
 """One reply from request to decoded samples: download, decode, and after a failure ask again and resume.
 
-A broken stream is asked for again from the byte where it broke (less an overlap of `OVERLAP` bytes,
-compared with what arrived before). A server that can do that (ours echoes `X-Workbench-Resume-Byte`)
-sends the rest, and the same decoder carries on: nothing repeats, nothing is skipped, and the wait is
-one round trip. A server that cannot sends the whole reply again: it is decoded from its start and its
+A broken stream is asked for again from the byte where it broke, less an overlap compared with what
+arrived before: `OVERLAP_S` of audio, from `MIN_OVERLAP` to `OVERLAP` bytes (a fixed kilobyte was a
+quarter of a second of MP3, which a server sends again at its pace while the buffer drains). A server
+that can do that (ours echoes `X-Workbench-Resume-Byte`) sends the rest, and the same decoder carries
+on: nothing repeats, nothing is skipped, and the wait is one round trip.
+A server that cannot sends the whole reply again: it is decoded from its start and its
 first samples, the ones already buffered, are dropped (`ResumeCheck`). For a deterministic server
 (same text, same audio) that too resumes sample for sample; `resume` says "exact" when the last
-samples before the drop match the new response's and "approximate" when the server said something else.
+samples before the drop match the new response's. When they do not (a neural TTS rarely says a reply
+the same way twice), the reply stops there with an error: splicing the rest of another rendition onto
+what was heard would repeat or skip words, without a word said about it.
 
 What to ask again after: a dropped connection (at once), a 429 (after its Retry-After, at most a
 minute) or a 5xx (backing off 0.25, 0.5, 1 s ...), up to `WORKBENCH_MAX_RETRIES`; a server that went
-quiet once at most; never a DNS or TLS failure, a 4xx or a page that is not audio.
+quiet once at most; a reply with no audio in it once at most; never a DNS or TLS failure, a 4xx or a
+page that is not audio.
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ from collections.abc import Awaitable, Callable
 import numpy as np
 
 from .decoders import StreamDecoder
+from .decoding import fade_in
 from .onset import LeadingSilenceTrim
 from .pcmformat import resolve as resolve_pcm
 from .playrun import PlayRun, ResumeCheck
@@ -33,7 +39,9 @@ Push = Callable[[np.ndarray], Awaitable[None]]
 
 
 class Fetch:
-    OVERLAP = 1024  # bytes asked for again, and compared, when resuming from a byte
+    OVERLAP = 1024  # bytes asked for again, and compared, when resuming from a byte: at most ...
+    MIN_OVERLAP = 128  # ... at least ...
+    OVERLAP_S = 0.03  # ... and otherwise this much audio
 
     def __init__(self, run: PlayRun, source: SpeechSource, request: SpeechRequest, settings: Settings, *,
                  out_rate: Callable[[], Awaitable[int]], push: Push, gap: Callable[[], None],
@@ -54,16 +62,19 @@ class Fetch:
         self._trim_leading = trim_leading  # the reply's first fragment only: later ones start at a join
         self.label = label  # "fragment 2 of 5: " when the text is split, for the notices
         self.resume = ResumeCheck()
+        self._byte_mismatch = False  # a response resumed from a byte did not continue the one before
+        self._fade_in = False  # the next samples follow a skipped event: fade them in
         run.resumes.append(self.resume)
         self._slot = len(run.decoders)  # this reply's decoder goes here (the latest, after a restart)
         run.decoders.append(None)
 
     # -- the whole reply ------------------------------------------------------------------------------
     async def run_all(self) -> None:
-        """Download and decode the reply, asking again after failures; raises the final `SourceError`."""
+        """Download and decode the reply, asking again after failures; raises the final `SourceError`
+        (`empty` set when the server sent no audio at all, even when asked again)."""
         run, s = self.run, self.settings
         failure: SourceError | None = None
-        attempt = stalls = 0
+        attempt = stalls = empties = 0
         try:
             while True:
                 try:
@@ -71,12 +82,16 @@ class Fetch:
                         await self._receive()
                     else:
                         await self._receive_whole()
+                    if self.decoder is None and not run.stopping:  # a reply with no audio bytes in it
+                        raise self._empty()
                     break
                 except SourceError as exc:
                     stalls += exc.stalled
-                    if run.stopping or not exc.retryable or attempt >= s.max_retries or stalls > 1:
+                    empties += exc.empty
+                    if run.stopping or not exc.retryable or attempt >= s.max_retries or stalls > 1 or empties > 1:
                         failure = exc if not attempt else SourceError(
-                            f"{exc} (gave up after {attempt} retr{'y' if attempt == 1 else 'ies'})", status=exc.status)
+                            f"{exc} (gave up after {attempt} retr{'y' if attempt == 1 else 'ies'})", status=exc.status,
+                            empty=exc.empty)
                         break
                     attempt += 1
                     await self._before_asking_again(exc, attempt)
@@ -85,6 +100,12 @@ class Fetch:
             if self.decoder is not None and not run.stopping:
                 try:
                     await self._hand(self._trim(await self._decode(self.decoder.flush), final=True))
+                    self.resume.ended()
+                    if self.resume.result == "different":
+                        raise self._different()
+                    if not self.decoder.emitted:
+                        raise SourceError(f"{self.label}the reply held no audio: {self.fed} bytes that decoded to "
+                                          "nothing", permanent=True, connected=True)
                 finally:
                     for warning in self.decoder.warnings:
                         run.notice(self.label + warning)
@@ -92,7 +113,39 @@ class Fetch:
                 raise failure
         finally:
             if self.decoder is not None:
-                self.decoder.close()
+                self.decoder.release()
+            self.resume.release()
+            self._tail = bytearray()
+
+    def _empty(self) -> SourceError:
+        """The response ended with no audio bytes: a 200 with an empty body, or events with no audio."""
+        source = self.source
+        sse = source.sse
+        if sse is not None and not sse.raw:
+            what = (f"an event stream with no audio in it ({sse.events} event{'s' if sse.events != 1 else ''}, "
+                    f"{sse.deltas} audio delta{'s' if sse.deltas != 1 else ''}"
+                    + (f", {sse.skipped} skipped" if sse.skipped else "") + ")")
+        elif source.bytes_received:
+            what = f"a reply of {source.bytes_received} bytes with no audio in it"
+        else:
+            what = "an empty reply (no audio bytes)"
+        return SourceError(f"{self.label}{source.base_url} sent {what}", status=source.status, connected=True,
+                           empty=True)
+
+    def _different(self) -> SourceError:
+        """A resumed reply that is not the one that broke: stopping beats splicing in other audio."""
+        heard = self.resume.received / self.decoder.out_rate if self.decoder is not None else 0.0
+        return SourceError(f"{self.label}the server sent a different reply when asked again (it cannot resume a "
+                           f"reply and does not say the same thing twice): stopped at {heard:.2f} s rather than "
+                           "splice other audio in", permanent=True, connected=True)
+
+    def _overlap_bytes(self) -> int:
+        """Bytes to ask for again before the break: `OVERLAP_S` of audio at the stream's bit rate so far."""
+        decoder = self.decoder
+        if decoder is None or not decoder.emitted or not self.fed:
+            return self.OVERLAP
+        per_s = self.fed / (decoder.emitted / decoder.out_rate)
+        return int(min(self.OVERLAP, max(self.MIN_OVERLAP, per_s * self.OVERLAP_S)))
 
     async def _before_asking_again(self, exc: SourceError, attempt: int) -> None:
         run = self.run
@@ -110,8 +163,8 @@ class Fetch:
         where = f", resuming at {heard:.2f} s of audio" if self.fed or got else ""
         run.notice(f"{self.label}{exc}; asking again in {delay:g} s (attempt {attempt + 1}){where}")
         # ask for the rest from where it broke, unless a resumed response went wrong
-        ok = self.settings.streaming_enabled and self.resume.result != "approximate"
-        self._resume_at = max(self.fed - self.OVERLAP, 0) if ok else 0
+        ok = self.settings.streaming_enabled and not self._byte_mismatch
+        self._resume_at = max(self.fed - self._overlap_bytes(), 0) if ok else 0
         self._overlap = b""
         if not self._resume_at:
             self._restart()
@@ -136,7 +189,7 @@ class Fetch:
                 if self._overlap:  # the resumed body's first bytes must be the ones we had
                     n = min(len(self._overlap), len(chunk))
                     if chunk[:n] != self._overlap[:n]:
-                        self.resume.result = "approximate"
+                        self._byte_mismatch = True  # from now on, ask for the whole reply and compare samples
                         raise SourceError("the resumed stream did not continue the first one")
                     self._overlap, chunk = self._overlap[n:], chunk[n:]
                     if not self._overlap and self.resume.result is None:
@@ -186,13 +239,21 @@ class Fetch:
         self._tail.extend(chunk)
         del self._tail[: -self.OVERLAP]
         decoder = self.decoder
+        sse = self.source.sse
+        if sse is not None and sse.take_gap():  # an event's audio was skipped before this chunk
+            self._gap()
+            self._fade_in = True
         samples = await self._decode(lambda: decoder.feed(chunk))
         if decoder.take_gap():
             self._gap()  # a corrupt frame was skipped: no click where the audio jumps
+        if self._fade_in and len(samples):
+            samples, self._fade_in = fade_in(samples, decoder.out_rate), False
         await self._hand(self._trim(samples))
 
     async def _hand(self, samples: np.ndarray) -> None:
         samples = self.resume.filter(samples)
+        if self.resume.result == "different":
+            raise self._different()
         if len(samples):
             self.resume.note(samples)
             await self._push(samples)
@@ -210,7 +271,7 @@ class Fetch:
         t = time.perf_counter()
         # compressed formats decode on a worker thread: never on the event loop
         samples = await asyncio.to_thread(step) if self.decoder.blocking else step()
-        self.run.decode_ms.append((time.perf_counter() - t) * 1000.0)
+        self.run.decode_ms.add((time.perf_counter() - t) * 1000.0)
         if len(samples) and self.run.first_audio_at is None:
             self.run.first_audio_at = time.perf_counter()
         return samples

@@ -201,6 +201,29 @@ def median(values: list[float], empty: float | None = None) -> float | None:
     return ordered[mid] if len(ordered) % 2 else (ordered[mid - 1] + ordered[mid]) / 2.0
 
 
+class Sample(list[float]):
+    """Per-chunk figures for a percentile, bounded however long the reply: past `LIMIT` values, every
+    other one is dropped and from then on only every other one is kept (and so on, doubling), an even
+    thinning that leaves the percentiles of a long steady stream where they were."""
+
+    LIMIT = 4096
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._stride = 1
+        self._skip = 0
+
+    def add(self, value: float) -> None:
+        self._skip += 1
+        if self._skip < self._stride:
+            return
+        self._skip = 0
+        self.append(value)
+        if len(self) >= self.LIMIT:
+            del self[1::2]
+            self._stride *= 2
+
+
 def percentile(values: list[float], q: float) -> float | None:
     if not values:
         return None

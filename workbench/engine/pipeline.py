@@ -25,6 +25,7 @@ import numpy as np
 
 from .onset import SOUND_THRESHOLD, LeadingSilenceTrim, first_sound
 from .playrun import PlayRun
+from .source import SourceError
 from .split import Fragment
 
 Push = Callable[[np.ndarray], Awaitable[None]]
@@ -50,6 +51,8 @@ class Joiner:
         self.pauses_ms: list[float] = []  # each join's silence as played (without any wait for the next fragment)
         self._index = -1
         self._last = False
+        self._taken = 0  # samples of the current fragment taken so far (0 at its end: it came back empty)
+        self._any = False  # some fragment has brought audio
         self._held = np.zeros(0, dtype=np.float32)  # the fragment's last `fade` samples, until it ends
         self._quiet_tail = 0  # quiet samples at the end of the fragment so far
         self._lead: LeadingSilenceTrim | None = None
@@ -61,14 +64,17 @@ class Joiner:
         """The next fragment starts (`last`: no join follows it)."""
         self._index += 1
         self._last = last
+        self._taken = 0
         self._quiet_tail = 0
-        self._lead_quiet = 0 if self._index > 0 else None
-        self._fade_in_left = self.fade if self._index > 0 else 0
+        self._lead_quiet = 0 if self._any else None
+        self._fade_in_left = self.fade if self._any else 0
 
     def take(self, samples: np.ndarray) -> np.ndarray:
         """The current fragment's next samples: what can be played now."""
         if not len(samples):
             return samples
+        self._taken += len(samples)
+        self._any = True
         if self._lead is not None and self._lead.active:
             samples = self._lead.apply(samples)
             if not len(samples):
@@ -89,7 +95,10 @@ class Joiner:
 
     def end(self, after: str) -> np.ndarray:
         """The current fragment ended; `after` is the break that follows it. Returns its faded tail and
-        the top-up of the pause."""
+        the top-up of the pause. A fragment that brought no audio at all (skipped) makes no join: the
+        one before it keeps its pause, and the trim of the next one's leading silence stays set."""
+        if not self._taken:
+            return np.zeros(0, dtype=np.float32)
         if self._lead is not None and self._lead.active:  # a fragment with no sound at all
             self._lead = None
         if self._lead_quiet is not None:
@@ -125,7 +134,15 @@ class Joiner:
 
 
 class Pipeline:
-    """Fetches the fragments (at most two in flight) and hands their audio on in order, joined."""
+    """Fetches the fragments (at most two in flight) and hands their audio on in order, joined.
+
+    Audio that comes before its fragment's turn waits in memory, at most `HELD_MAX_S` of it: beyond
+    that, the fragment's download waits (as the playing one waits on a full buffer), so a reply of any
+    length holds a bounded amount. A fragment that comes back with no audio (asked for twice: `Fetch`)
+    is named and skipped; two in a row end the play, as a server that sends nothing would otherwise be
+    asked for every sentence of a long text."""
+
+    HELD_MAX_S = 10.0
 
     def __init__(self, fragments: Sequence[Fragment], start: Callable[[int, Push], Runner], push: Push,
                  joiner: Callable[[], Awaitable[Joiner]], run: PlayRun, *,
@@ -139,9 +156,13 @@ class Pipeline:
         self._answered = answered  # set once fragment k's response has started (or its fetch gave up)
         self._underrun_ms = underrun_ms
         self._pending: list[list[np.ndarray]] = [[] for _ in self.fragments]
+        self._held = 0  # samples waiting in `_pending`
+        self._held_max: int | None = None  # HELD_MAX_S at the output rate, once it is known
+        self._room = asyncio.Event()  # set when held audio went on, or a fragment's turn came
         self._current = -1  # the fragment whose audio goes straight through (-1: none, it is held)
         self._tasks: list[asyncio.Task[None]] = []  # fragment k's fetch is the k-th
         self._launched = [asyncio.Event() for _ in self.fragments]
+        self.skipped: list[int] = []  # fragments that came back empty
 
     async def run_all(self) -> None:
         n = len(self.fragments)
@@ -150,11 +171,17 @@ class Pipeline:
             self._launch(0)  # first: nothing may delay the first request
             launcher = asyncio.create_task(self._launch_rest())
             self.joiner = await self._make_joiner()
+            self._held_max = int(self.joiner.rate * self.HELD_MAX_S)
             self.joiner.begin(last=n == 1)
             await self._go_live(0)
             for k in range(n):
                 await self._launched[k].wait()
-                await self._tasks[k]  # a fragment that failed for good fails the play (what came before plays)
+                try:
+                    await self._tasks[k]  # a fragment that failed for good fails the play (what came before plays)
+                except SourceError as exc:
+                    if not exc.empty:
+                        raise
+                    self._skip(k, exc)
                 if self.run.stopping:
                     return
                 await self._join(k)
@@ -164,6 +191,19 @@ class Pipeline:
             for task in [*self._tasks, *([launcher] if launcher else [])]:
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await task
+
+    def _skip(self, k: int, exc: SourceError) -> None:
+        """Fragment k came back empty even when asked again: name it and go on, unless the one before did too."""
+        self.skipped.append(k)
+        text = self.fragments[k].text
+        quoted = text if len(text) <= 80 else text[:79] + "…"
+        self.run.skipped_fragments.append(quoted)
+        if k > 0 and k - 1 in self.skipped:
+            raise SourceError(f"fragments {k} and {k + 1} of {len(self.fragments)} came back with no audio, each "
+                              f"asked for twice: the server is sending no audio; stopped ({exc})", permanent=True,
+                              empty=True)
+        self.run.notice(f"fragment {k + 1} of {len(self.fragments)} came back with no audio, even when asked for "
+                        f"again, and was skipped: “{quoted}”")
 
     async def _launch_rest(self) -> None:
         """Ask for fragment k once k-1 has answered and k-2 is downloaded: at most two in flight, and
@@ -175,10 +215,12 @@ class Pipeline:
                 await asyncio.wait([before, answered], return_when=asyncio.FIRST_COMPLETED)
             finally:
                 answered.cancel()
-            if before.done() and (before.cancelled() or before.exception() is not None):
+            if before.done() and _failed_for_good(before):
                 return  # it failed for good: the play ends there
             if k >= 2:
                 await asyncio.wait([self._tasks[k - 2]])
+                if _failed_empty(self._tasks[k - 2]) and before.done() and _failed_empty(before):
+                    return  # two in a row came back empty: the play ends there
             if self.run.stopping:
                 return
             self._launch(k)
@@ -187,8 +229,14 @@ class Pipeline:
         async def push(samples: np.ndarray, k: int = k) -> None:
             if self._current == k:  # its turn, and the joiner is ready
                 await self._hand(samples)
-            elif len(samples):
+                return
+            if len(samples):
                 self._pending[k].append(samples)
+                self._held += len(samples)
+            while self._held_max is not None and self._held > self._held_max and self._current != k \
+                    and not self.run.stopping:
+                self._room.clear()
+                await self._room.wait()
 
         self._tasks.append(asyncio.create_task(self._start(k, push).run_all()))
         self._launched[k].set()
@@ -217,5 +265,22 @@ class Pipeline:
         """Hand on what fragment k brought before its turn, then let the rest go straight through."""
         pending = self._pending[k]
         while pending:
-            await self._hand(pending.pop(0))
+            piece = pending.pop(0)
+            self._held -= len(piece)
+            self._room.set()
+            await self._hand(piece)
         self._current = k  # no await since `pending` was found empty: nothing can slip in between
+        self._room.set()
+
+
+def _failed_for_good(task: asyncio.Task[None]) -> bool:
+    """The fetch failed in a way that ends the play (not a fragment that only came back empty)."""
+    if task.cancelled():
+        return True
+    exc = task.exception()
+    return exc is not None and not (isinstance(exc, SourceError) and exc.empty)
+
+
+def _failed_empty(task: asyncio.Task[None]) -> bool:
+    return task.done() and not task.cancelled() and isinstance(task.exception(), SourceError) and \
+        bool(task.exception().empty)  # type: ignore[union-attr]

@@ -33,6 +33,7 @@ from .pipeline import Joiner, Pipeline, Push, Runner
 from .playerbase import PlayerBase, PlayError
 from .playrun import PlayRun
 from .report import collect, heard_times
+from .safetext import speakable_text
 from .settings import Settings
 from .sinkfactory import SinkFactory
 from .sinks import SinkError, VirtualSink
@@ -132,8 +133,10 @@ class StreamPlayer(PlayerBase):
     async def play(self, text: str, *, fmt: str | None = None) -> PlayMetrics:
         if self._playing:
             raise PlayError("a play is already running")
-        if not text or not text.strip():
-            raise PlayError("nothing to say: the text is empty")
+        text, removed = speakable_text(text or "")
+        if not text.strip():
+            raise PlayError("nothing to say: the text is empty" + (" (it held only control characters)"
+                                                                    if removed else ""))
         t0 = time.perf_counter()  # time zero: everything from here on is latency the listener waits through
         s = self.settings
         fmt = fmt or s.audio_format
@@ -153,6 +156,9 @@ class StreamPlayer(PlayerBase):
                         for _ in fragments]
         self.source = self.sources[0]
         run = self._run = PlayRun(fmt, t0=t0, notices=self.notices)
+        if removed:
+            run.notice(f"{removed} control or escape-sequence character{'s' if removed > 1 else ''} taken out "
+                       "of the text before sending it")
         self.sink, notice = self.sink_factory(s)
         if notice:
             run.notice(notice)
@@ -224,6 +230,12 @@ class StreamPlayer(PlayerBase):
                 if not run.stopping or (current is not None and current.cancelling()):
                     raise  # the play itself was cancelled, not just its download
             await self._wait_played()
+            if run.skipped_fragments and not run.stopping:  # the rest played; the reply is still not whole
+                n = len(run.skipped_fragments)
+                metrics.error = (f"{n} fragment{'s' if n > 1 else ''} of the reply came back with no audio and "
+                                 f"{'were' if n > 1 else 'was'} skipped: " +
+                                 "; ".join(f"“{t}”" for t in run.skipped_fragments[:3]) + (" …" if n > 3 else ""))
+                run.final_state = PlayState.FAILED
         except asyncio.CancelledError:
             self.stop()
             raise

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .metrics import PlayState
+from .metrics import PlayState, Sample
 from .pcmformat import PcmFormat
 from .safetext import clean_text
 
@@ -17,7 +17,9 @@ class ResumeCheck:
     dropped from it, and the last `CHECK` of them are compared with what it brings instead.
 
     `result` is "exact" when the server said the same thing again (sample for sample, within a
-    rounding step), "approximate" when it did not; None until a resumed response has been checked.
+    rounding step), "different" when it did not (or when its reply ended before reaching the point
+    where the first one broke); None until a resumed response has been checked. After "different",
+    `filter` hands on nothing more: the fetch stops the reply there rather than splice in other audio.
     """
 
     CHECK = 2048
@@ -46,8 +48,15 @@ class ResumeCheck:
             np.zeros(0, dtype=np.float32)
         self._seen = np.zeros(0, dtype=np.float32)
 
+    @property
+    def skipping(self) -> bool:
+        """A resumed response is still being matched against what was handed on before."""
+        return self._skip_left > 0
+
     def filter(self, samples: np.ndarray) -> np.ndarray:
         """Drop the samples a resumed response repeats, and check they are what was played."""
+        if self.result == "different":
+            return samples[:0]
         if self._skip_left <= 0 or not len(samples):
             return samples
         take = min(self._skip_left, len(samples))
@@ -59,9 +68,20 @@ class ResumeCheck:
         if self._skip_left == 0 and len(self._expected):
             same = len(self._seen) == len(self._expected) and bool(
                 np.allclose(self._seen, self._expected, atol=1e-3))
-            if self.result != "approximate":
-                self.result = "exact" if same else "approximate"
+            self.result = "exact" if same else "different"
+            if not same:
+                return samples[:0]
         return samples[take:]
+
+    def ended(self) -> None:
+        """The resumed response ended: one that never reached the point where the first broke is different."""
+        if self._skip_left > 0:
+            self._skip_left = 0
+            self.result = "different"
+
+    def release(self) -> None:
+        """The reply is done: keep the counts, drop the arrays (a long split reply has many of these)."""
+        self.recent = self._expected = self._seen = np.zeros(0, dtype=np.float32)
 
 
 @dataclass
@@ -76,7 +96,7 @@ class PlayRun:
     first_audio_at: float | None = None  # when the decoder first gave samples
     pcm: PcmFormat | None = None  # what the decoder was made with (rate and channels, and whence)
     leading_trimmed: int = 0  # samples of leading silence skipped (WORKBENCH_TRIM_LEADING_SILENCE)
-    decode_ms: list[float] = field(default_factory=list)
+    decode_ms: Sample = field(default_factory=Sample)  # per chunk, bounded
     retries: int = 0  # requests made again, for any reason
     reconnects: int = 0  # ... of them, after the server had answered
     decoders: list[object | None] = field(default_factory=list)  # each reply's StreamDecoder, once its bytes came
@@ -85,13 +105,14 @@ class PlayRun:
     fragment_at: list[float | None] = field(default_factory=list)  # split: perf_counter() of each one's headers
     joins_underrun_ms: list[float] = field(default_factory=list)  # split: the buffer's underrun_ms as each ended
     join_pauses_ms: list[float] = field(default_factory=list)  # split: each join's silence as played
+    skipped_fragments: list[str] = field(default_factory=list)  # split: fragments that came back empty (their text)
     notices: list[str] = field(default_factory=list)
 
     @property
     def resume_result(self) -> str | None:
-        """"approximate" when any resumed reply was, else "exact" when one was checked, else None."""
+        """"different" when any resumed reply was, else "exact" when one was checked, else None."""
         results = {r.result for r in self.resumes}
-        return "approximate" if "approximate" in results else "exact" if "exact" in results else None
+        return "different" if "different" in results else "exact" if "exact" in results else None
 
     def notice(self, text: str) -> None:
         """A notice for the user; outside text (a server's message, FFmpeg's) arrives cleaned and cut."""

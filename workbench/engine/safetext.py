@@ -29,3 +29,17 @@ def clean_text(text: object, limit: int = MESSAGE_LIMIT) -> str:
     # lone surrogates (from undecodable bytes) cannot be printed or written as UTF-8
     s = s.encode("utf-8", "replace").decode("utf-8")
     return s if len(s) <= limit else s[: limit - 1].rstrip() + "…"
+
+
+_SPOKEN_CONTROLS = re.compile(  # all but line breaks and tabs; bidi and zero-width marks too
+    r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ufeff\u200b\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+
+
+def speakable_text(text: str) -> tuple[str, int]:
+    """Text to send to a TTS server: escape sequences and control characters out (line breaks and tabs
+    stay, a CR becomes a line break), and how many characters went. A terminal's colour codes pasted
+    into a reply, or a NUL, would otherwise reach the server: some read them out, some fail on them."""
+    lines = text.replace("\r\n", "\n").replace("\r", "\n")
+    cleaned = _SPOKEN_CONTROLS.sub("", _ESCAPES.sub("", lines))
+    removed = len(lines) - len(cleaned)
+    return cleaned.replace("\u2028", "\n").replace("\u2029", "\n\n"), removed

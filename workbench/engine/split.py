@@ -6,10 +6,13 @@ to the time that one sentence takes. Two rules make that work:
 
 - **The first fragment is short**: the first sentence, or its first clause when the sentence is long
   (cut at a comma, semicolon, colon or dash, or before a conjunction when it has none).
-- **Each fragment is at most `GROWTH` times the one before** (in characters), merging whole sentences up
-  to that. While fragment k plays, fragment k+1 is synthesized: a server at 3x real time makes a
-  fragment twice as long in two thirds of fragment k's playing time, with a third to spare for its
-  round trip. Growing also keeps a long reply to a handful of requests.
+- **Each fragment is at most `GROWTH` times the one before** (in characters, the space after it
+  counted, so that two sentences as long as the one before make the next fragment), merging whole
+  sentences up to that. While fragment k plays, fragment k+1 is synthesized: a server at 3x real time
+  makes a fragment twice as long in two thirds of fragment k's playing time, with a third to spare for
+  its round trip. Growing also keeps a long reply to a handful of requests.
+- **No fragment is longer than `MAX_CHARS`**, well inside OpenAI's limit of 4096 characters an input
+  (a long reply's eighth doubling would pass it), which also bounds what one fragment's audio costs.
 
 Each fragment says what kind of break follows it (`sentence`, `clause` after a comma and the like, or
 `phrase` before a conjunction): fragments are synthesized apart, so the pause the server would have put
@@ -24,6 +27,7 @@ from dataclasses import dataclass
 SPLITS = ("auto", "sentence", "off")
 FIRST_CHARS = 48  # the first fragment, at most (about 8 words: 2.5 s of speech), unless nothing cuts it
 GROWTH = 2.0  # each fragment is at most this many times the previous one's length
+MAX_CHARS = 2000  # and never longer than this (about two minutes of speech)
 MIN_CLAUSE_CHARS = 12  # no clause shorter than this is cut off ("Yes," stays with what follows)
 # abbreviations whose full stop does not end a sentence (compared without the stop, in lower case)
 ABBREVIATIONS = frozenset(
@@ -100,7 +104,8 @@ def first_clause(sentence: str, limit: int) -> tuple[str, str, str] | None:
     return " ".join(words[:cut]), " ".join(words[cut:]), "phrase"
 
 
-def split_text(text: str, *, first_chars: int = FIRST_CHARS, growth: float = GROWTH) -> list[Fragment]:
+def split_text(text: str, *, first_chars: int = FIRST_CHARS, growth: float = GROWTH,
+               max_chars: int = MAX_CHARS) -> list[Fragment]:
     """The fragments to ask for, in order; one fragment when the text has nothing to cut."""
     units = [(s, "sentence") for s in sentences(text)]
     if not units:
@@ -115,9 +120,21 @@ def split_text(text: str, *, first_chars: int = FIRST_CHARS, growth: float = GRO
                 head, rest, cut_kind = cut
                 units.insert(0, (rest, kind))
                 kind = cut_kind
+        if len(head) > max_chars:  # one sentence too long to ask for: cut at a word
+            head, rest = _cut_at_word(head, max_chars)
+            units.insert(0, (rest, kind))
+            kind = "phrase"
         while units and kind == "sentence" and len(head) + 1 + len(units[0][0]) <= budget:
             nxt, kind = units.pop(0)
             head = f"{head} {nxt}"
         out.append(Fragment(head, kind if units else "end"))
-        budget = max(len(head) * growth, first_chars)
+        budget = min(max((len(head) + 1) * growth, first_chars), max_chars)
     return out
+
+
+def _cut_at_word(text: str, limit: int) -> tuple[str, str]:
+    """`text` cut before `limit` characters, at the last space before it if there is one."""
+    at = text.rfind(" ", 0, limit + 1)
+    if at <= 0:
+        at = limit
+    return text[:at].rstrip(), text[at:].lstrip()

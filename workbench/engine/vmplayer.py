@@ -317,7 +317,7 @@ class VoicemodePlayer(PlayerBase):
     async def _decode(self, data: bytes, fmt: str) -> np.ndarray:
         t = time.perf_counter()
         samples = await asyncio.to_thread(decode_file, data, fmt)
-        self._run.decode_ms.append((time.perf_counter() - t) * 1000.0)
+        self._run.decode_ms.add((time.perf_counter() - t) * 1000.0)
         if len(samples) and self._run.first_audio_at is None:
             self._run.first_audio_at = time.perf_counter()
         return samples
