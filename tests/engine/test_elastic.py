@@ -411,3 +411,20 @@ async def test_a_small_buffer_on_a_flaky_link_plays_to_the_end(server: EmbeddedS
         m = await asyncio.wait_for(player.play(" ".join(["w"] * 20)), timeout=30)
         await player.aclose()
     assert m.state == "done" and m.error is None
+
+
+@pytest.mark.parametrize("piece", [1, 12, 100])
+def test_a_trickle_of_input_is_never_played_slower_than_the_slowest_rate_for_long(piece: int) -> None:
+    # a server sending a byte at a time: each few new samples once began a new run of repeated pitch
+    # periods, and 300 ms of audio played as 1.5 s while the slowest rate said 0.5 (issue 32)
+    x = tone(0.3)
+    s = Stretcher(RATE, slowest=0.5)
+    made = 0
+    for i in range(0, len(x), piece):
+        s.feed(x[i : i + piece])
+        made += len(s.pull(0.5, 4, expand=True))  # near empty, the pump asks for the slowest, with expanding
+    s.end()
+    made += len(s.pull(1.0, 1000))
+    owed = int(RATE * MAX_EXPAND_MS / 1000)  # what may be owed at any moment
+    assert made <= len(x) / 0.5 + owed, f"{len(x)} samples played as {made}"
+    assert s.added <= len(x) + owed

@@ -33,7 +33,7 @@ SILENT_POWER = 1e-4  # mean square under -40 dBFS (an onset, a breath): a dip th
 
 
 class Stretcher:
-    def __init__(self, rate_hz: int, frame_ms: float = 20.0, tolerance_ms: float = 5.0) -> None:
+    def __init__(self, rate_hz: int, frame_ms: float = 20.0, tolerance_ms: float = 5.0, slowest: float = 0.5) -> None:
         self.rate_hz = rate_hz
         self.hop = max(8, int(round(rate_hz * frame_ms / 2000.0)))
         self.frame = 2 * self.hop
@@ -57,6 +57,15 @@ class Stretcher:
         self._expanded = 0  # output samples in a row made without moving forward in the input ...
         self._furthest = 0  # ... beyond the furthest frame taken so far
         self._max_expand = int(rate_hz * MAX_EXPAND_MS / 1000.0)
+        # expanding is also bounded over time, not only in a row: each hop may take `slowest` x hop of new
+        # input less than it makes; beyond that it owes the difference (`_debt`, in input samples, paid back
+        # by hops that take more). A stream that trickles in (a byte at a time) once made a new run of
+        # repeats after each few samples: 300 ms of audio played as 1.5 s while the slowest rate was 0.5.
+        # Owing more than MAX_EXPAND_MS at that rate, the stretcher waits for input (the device may then
+        # hear an honest underrun) rather than repeat itself further
+        self._slowest = slowest
+        self._debt = 0.0
+        self._max_debt = self._max_expand * slowest
 
     # -- input ----------------------------------------------------------------------------------------
     def feed(self, samples: np.ndarray) -> None:
@@ -147,11 +156,11 @@ class Stretcher:
             lo = max(centre - tol, floor)  # after a seeding or a drain, the window starts at the floor
             hi = min(lo + 2 * tol, self._fed - n)
             ahead = nominal > hi + tol  # the schedule asks for input that is not there yet, even at a stretch
-            if ahead and self._expanded >= self._max_expand:
+            if ahead and self._expanded_enough:
                 return None  # repeated long enough: a short silence is better than a buzz
             if hi < lo + 2 * tol:  # cut short by input that has not arrived yet
                 # when slowing down, search the newest whole window instead; otherwise wait for input
-                if rate >= 1.0 or (lo > hi and not (expand and self._expanded < self._max_expand)):
+                if rate >= 1.0 or (lo > hi and not (expand and not self._expanded_enough)):
                     return None
                 lo = max(hi - 2 * tol, floor)
             narrow = hi - lo < 2 * tol  # not a whole window since the run began (the start, a drain)
@@ -183,6 +192,8 @@ class Stretcher:
         self._tail = frame[h:]
         # a frame from within what was already played is no progress, however frames hop back and forth
         self._expanded = self._expanded + h if not seeding and position <= self._furthest else 0
+        if not seeding:
+            self._debt = max(0.0, self._debt + h * self._slowest - max(0, position - self._furthest))
         self._furthest = max(self._furthest, position)
         # what this hop really added (a frame taken again) or removed (one skipped); a seeding hop too: its
         # falling half stands for a frame at `_prev`, and after a drain the next frame need not follow it
@@ -210,12 +221,18 @@ class Stretcher:
             return None
         piece = self._at(natural, m * h).copy()
         last = natural + (m - 1) * h
+        self._debt = max(0.0, self._debt - m * h * (1.0 - self._slowest))  # in step: pays back
         self._tail = self._at(last + h, h) * self._window[h:]
         self._expanded = self._expanded + m * h if last <= self._furthest else 0
         self._furthest = max(self._furthest, last)
         self._prev, self._nominal = last, float(last)
         self._drop(last - 3 * self.tolerance)
         return piece
+
+    @property
+    def _expanded_enough(self) -> bool:
+        """Pitch periods have been repeated long enough, in a row or over time (see `_debt`)."""
+        return self._expanded >= self._max_expand or self._debt >= self._max_debt
 
     @staticmethod
     def _in_phase(a: np.ndarray, b: np.ndarray) -> bool:
