@@ -119,3 +119,52 @@ def test_serve_takes_the_key_from_a_file(monkeypatch: pytest.MonkeyPatch, tmp_pa
     started = time.perf_counter()
     code, err, _ = _serve(monkeypatch, ["--api-key", "has space"])
     assert code == 2 and time.perf_counter() - started < 5
+
+
+# -- issue 32: a slow client, precise messages, control characters -------------------------------------
+@pytest.fixture(scope="module")
+def quick_deadline():  # type: ignore[no-untyped-def]
+    with EmbeddedServer(request_deadline_s=1.0) as server:
+        yield server
+
+
+@pytest.mark.parametrize("sent", [b"", b"POST /v1/audio/speech HTTP/1.1\r\nHost: x\r\n",
+                                  b"POST /v1/audio/speech HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                                  b"Content-Length: 100\r\n\r\n{\"input\":"])
+def test_a_slow_client_is_answered_408_and_cut_off(quick_deadline: EmbeddedServer, sent: bytes) -> None:
+    import socket
+
+    with socket.create_connection(("127.0.0.1", quick_deadline.port), timeout=10) as sock:
+        sock.sendall(sent)  # and then nothing more (a slowloris sends a byte now and then: the same here)
+        t = time.perf_counter()
+        answer = b""
+        while piece := sock.recv(4096):
+            answer += piece
+        waited = time.perf_counter() - t
+    assert answer.startswith(b"HTTP/1.1 408") and b"did not arrive in time" in answer
+    assert 0.9 <= waited < 4.0
+
+
+def test_a_request_that_took_its_time_but_arrived_is_answered(quick_deadline: EmbeddedServer) -> None:
+    # and the deadline is the request's, not the response's: a reply streamed for longer than it is fine
+    r = httpx2.post(quick_deadline.base_url + "/audio/speech", params={"pace": "1.0", "ttfb_ms": "0"},
+                    json={"model": "tts-1", "input": "one two three four five six seven eight", "voice": "test-signal",
+                          "response_format": "pcm"}, timeout=20)
+    assert r.status_code == 200 and len(r.content) > 48_000 * 2  # more than 2 s of audio, at real time
+
+
+@pytest.mark.parametrize(("field", "value", "said"), [
+    ("input", 5, "Invalid type for 'input': expected a string, but got an integer instead."),
+    ("input", ["a"], "Invalid type for 'input': expected a string, but got an array instead."),
+    ("input", None, "Missing required parameter: 'input'."),
+    ("input", "\x00\x1b[2J", "'input' is empty: there is nothing to say."),
+    ("speed", "fast", "Invalid type for 'speed': expected a number, but got a string instead."),
+    ("voice", 3, "Invalid type for 'voice': expected a string, but got an integer instead."),
+    ("response_format", {"a": 1},
+     "Invalid type for 'response_format': expected a string, but got an object instead."),
+])
+def test_each_bad_field_is_named_precisely(quick_deadline: EmbeddedServer, field: str, value: object,
+                                           said: str) -> None:
+    body = {"model": "tts-1", "input": "hi", "voice": "test-signal", field: value}
+    r = httpx2.post(quick_deadline.base_url + "/audio/speech", json=body, timeout=10)
+    assert r.status_code == 400 and r.json()["error"]["message"] == said and r.json()["error"]["param"] == field

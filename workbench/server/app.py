@@ -32,6 +32,7 @@ from starlette.routing import Route
 
 from ..engine.errors import exception_chain
 from ..engine.network import sleep_until
+from ..engine.safetext import speakable_text
 from ..engine.source import RESUME_HEADER
 from . import speech
 from .encoders import CONTENT_TYPES, make_encoder
@@ -354,19 +355,32 @@ def create_app(knobs: Knobs | None = None, *, api_key: str | None = None, test_k
             return openai_error(400, "We could not parse the JSON body of your request.")
         if not isinstance(body, dict):
             return openai_error(400, "The request body must be a JSON object.")
-        text = body.get("input")
-        if not isinstance(text, str) or not text.strip():
+        if "input" not in body or body["input"] is None:
             return openai_error(400, "Missing required parameter: 'input'.", param="input")
+        text = body["input"]
+        if not isinstance(text, str):
+            return _wrong_type("input", "a string", text)
+        text, _ = speakable_text(text)  # a NUL or an escape sequence is not read out
+        if not text.strip():
+            return openai_error(400, "'input' is empty: there is nothing to say.", param="input")
         if len(text) > MAX_INPUT_CHARS:
             return openai_error(400, f"'input' is too long: {len(text)} characters, at most {MAX_INPUT_CHARS}.",
                                 param="input", code="string_above_max_length")
-        if not isinstance(body.get("model"), str) or not body["model"]:
+        if body.get("model") is None:
             return openai_error(400, "Missing required parameter: 'model'.", param="model")
+        if not isinstance(body["model"], str) or not body["model"]:
+            return _wrong_type("model", "a non-empty string", body["model"])
         voice = body.get("voice")
+        if voice is None:
+            return openai_error(400, "Missing required parameter: 'voice'.", param="voice")
+        if not isinstance(voice, str):
+            return _wrong_type("voice", "a string", voice)
         if voice not in speech.voices():
             return openai_error(400, f"Invalid value for 'voice': {voice!r}. Supported: {', '.join(speech.voices())}.",
                                 param="voice")
         fmt = body.get("response_format", "mp3")
+        if not isinstance(fmt, str):
+            return _wrong_type("response_format", "a string", fmt)
         if fmt not in CONTENT_TYPES:
             return openai_error(400, f"Invalid value for 'response_format': {fmt!r}. Supported: "
                                 f"{', '.join(CONTENT_TYPES)}.", param="response_format")
@@ -375,7 +389,9 @@ def create_app(knobs: Knobs | None = None, *, api_key: str | None = None, test_k
             return openai_error(400, f"Invalid value for 'stream_format': {stream_format!r}. Supported: audio, sse.",
                                 param="stream_format")
         speed = body.get("speed", 1.0)
-        if not isinstance(speed, int | float) or isinstance(speed, bool) or not 0.25 <= speed <= 4.0:
+        if not isinstance(speed, int | float) or isinstance(speed, bool):
+            return _wrong_type("speed", "a number", speed)
+        if not 0.25 <= speed <= 4.0:
             return openai_error(400, f"Invalid value for 'speed': {speed!r}; it must be from 0.25 to 4.0.",
                                 param="speed")
         if req_knobs.send_format and req_knobs.send_format not in SEND_FORMATS:
@@ -432,6 +448,17 @@ def create_app(knobs: Knobs | None = None, *, api_key: str | None = None, test_k
         Route("/v1/audio/voices", guarded(voices), methods=["GET"]),
         Route("/health", guarded(health), methods=["GET"]),
     ])
+
+
+_JSON_TYPES = {bool: "a boolean", int: "an integer", float: "a number", str: "a string", list: "an array",
+               dict: "an object", type(None): "null"}
+
+
+def _wrong_type(param: str, expected: str, value: object) -> JSONResponse:
+    """A field of the wrong JSON type, said as OpenAI says it."""
+    got = _JSON_TYPES.get(type(value), "a value of another type")
+    return openai_error(400, f"Invalid type for '{param}': expected {expected}, but got {got} instead.",
+                        param=param, code="invalid_type")
 
 
 def _fault_status(knobs: Knobs) -> Response:

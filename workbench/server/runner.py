@@ -6,9 +6,69 @@ import socket
 import threading
 import time
 
+import h11
 import uvicorn
+from uvicorn.protocols.http.h11_impl import H11Protocol
 
 from .app import Knobs, create_app
+
+REQUEST_DEADLINE_S = 10.0  # a request's headers and body must have come this long after its first byte
+
+
+class DeadlineH11Protocol(H11Protocol):
+    """uvicorn's HTTP/1.1 protocol with a deadline for receiving each request.
+
+    uvicorn closes a kept-alive connection that stays idle, but a client that opens a connection and
+    sends its request a byte every few seconds (slowloris), or its headers and then never its body,
+    holds the connection, and a handler, for as long as it likes. Here the whole request, headers and
+    body, must arrive within `deadline_s` of its first byte (of the connection opening, for the first
+    request): past that the client gets a 408 when no response has begun, and the connection is
+    closed. A response being streamed to a slow reader is not affected (that is flow control)."""
+
+    deadline_s = REQUEST_DEADLINE_S
+
+    def connection_made(self, transport) -> None:  # type: ignore[no-untyped-def]
+        super().connection_made(transport)
+        self._began: float | None = self.loop.time()  # the request being received began here
+        self._watch = self.loop.call_later(min(1.0, self.deadline_s / 2), self._check)
+
+    def data_received(self, data: bytes) -> None:
+        if self._began is None and self.conn.their_state is not h11.DONE:
+            self._began = self.loop.time()
+        super().data_received(data)
+        self._note_received()
+
+    def handle_events(self) -> None:
+        super().handle_events()
+        self._note_received()
+
+    def _note_received(self) -> None:
+        if self.conn.their_state in (h11.DONE, h11.MUST_CLOSE, h11.CLOSED):
+            self._began = None  # the whole request is in: from here on, the response is what takes time
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._watch.cancel()
+        super().connection_lost(exc)
+
+    def _check(self) -> None:
+        if self.transport.is_closing():
+            return
+        if self._began is not None and self.loop.time() - self._began > self.deadline_s:
+            if self.cycle is None or not self.cycle.response_started:
+                self.transport.write(_TIMEOUT_RESPONSE)
+            self.transport.close()
+            return
+        self._watch = self.loop.call_later(min(1.0, self.deadline_s / 2), self._check)
+
+
+_TIMEOUT_BODY = (b'{"error":{"message":"The request did not arrive in time.","type":"invalid_request_error",'
+                 b'"code":null}}')
+_TIMEOUT_RESPONSE = (b"HTTP/1.1 408 Request Timeout\r\nContent-Type: application/json\r\nContent-Length: "
+                     + str(len(_TIMEOUT_BODY)).encode() + b"\r\nConnection: close\r\n\r\n" + _TIMEOUT_BODY)
+
+
+def _protocol(deadline_s: float) -> type[H11Protocol]:
+    return type("DeadlineH11", (DeadlineH11Protocol,), {"deadline_s": deadline_s})
 
 
 def _bind(host: str, port: int) -> socket.socket:
@@ -29,14 +89,16 @@ class EmbeddedServer:
     """
 
     def __init__(self, host: str = "127.0.0.1", port: int = 0, knobs: Knobs | None = None,
-                 api_key: str | None = None, test_knobs: bool = True) -> None:
+                 api_key: str | None = None, test_knobs: bool = True,
+                 request_deadline_s: float = REQUEST_DEADLINE_S) -> None:
         self.host = host
         self.knobs = knobs or Knobs()
         self._sock = _bind(host, port)
         self.port = self._sock.getsockname()[1]
         # lifespan on: the app's startup gives synthesis waits their own thread pool
         config = uvicorn.Config(create_app(self.knobs, api_key=api_key, test_knobs=test_knobs), log_level="warning",
-                                access_log=False, lifespan="on", timeout_graceful_shutdown=1)
+                                access_log=False, lifespan="on", timeout_graceful_shutdown=1,
+                                http=_protocol(request_deadline_s))
         self._server = uvicorn.Server(config)
         self._thread: threading.Thread | None = None
 
@@ -84,5 +146,5 @@ def serve_forever(host: str, port: int, knobs: Knobs, api_key: str | None = None
     """Run in the foreground until Ctrl-C."""
     sock = _bind(host, port)
     config = uvicorn.Config(create_app(knobs, api_key=api_key, test_knobs=test_knobs), log_level="info",
-                            lifespan="on")
+                            lifespan="on", http=_protocol(REQUEST_DEADLINE_S))
     uvicorn.Server(config).run(sockets=[sock])
