@@ -30,7 +30,7 @@ class BenchOptions:
     text: str | None = None
     formats: str | None = None  # matrix
     networks: str | None = None  # matrix, adaptive
-    settings: str | None = None  # matrix
+    settings: str | None = None  # matrix, split, soak
     base_url: str | None = None  # matrix
     pace: float | None = None  # matrix, split: the embedded server's wall seconds per second of audio
     headline: bool = True  # matrix
@@ -79,7 +79,7 @@ SUITES: dict[str, Suite] = {s.name: s for s in (
     Suite("split", "sentence pipelining against a server that does not stream: first sound, length and joins "
           "(--settings off,sentence,auto; --base-url; --pace, default 0.33)", "split"),
     Suite("stress", "N concurrent MP3 players (--streams)", "stress"),
-    Suite("soak", "resident memory over an hour-long stream (--minutes, --speed)", "soak"),
+    Suite("soak", "resident memory over an hour-long stream (--minutes, --speed; --settings sentence: split)", "soak"),
 )}
 
 

@@ -43,7 +43,8 @@ def register(sub: Any) -> dict[str, Handler]:
                         help="network profiles, comma-separated (default lan,wifi,4g,flaky; also for 'adaptive')")
     matrix.add_argument("--settings", dest="matrix_settings", default=None, metavar="LIST",
                         help="settings to compare, comma-separated: initial buffers in ms (fixed), 'adaptive', "
-                        "'preset:NAME' (default 150,300,adaptive); split: off, sentence, auto (default off,sentence)")
+                        "'preset:NAME' (default 150,300,adaptive); split: off, sentence, auto (default off,sentence); "
+                        "soak: off or sentence (the long reply asked for a fragment at a time)")
     matrix.add_argument("--players", default=None, metavar="LIST",
                         help="who plays, comma-separated: workbench (this engine, the default) and voicemode "
                         "(voicemode 9.0's playback, modelled: a 'voicemode 9.0' column, with ratios against it)")
