@@ -98,7 +98,20 @@ def test_no_fade_on_the_very_first_sample() -> None:
     buf = make(target_ms=10)
     ramp = np.linspace(0.5, 1.0, 10, dtype=np.float32)
     buf.write(ramp)
+    buf.write(ones(5))  # more to come: the block does not end the ring (that would fade it: see below)
     assert np.array_equal(read(buf), ramp)  # the start of the reply is played exactly as sent
+
+
+def test_a_ring_run_dry_right_at_a_blocks_end_fades_out_and_what_comes_next_fades_in() -> None:
+    # the next block cannot fade what was already played: a cut at a block's end clicked (issue 32: a
+    # stream sent a byte at a time, 0.29 full-scale steps)
+    buf = make(target_ms=0, fade_ms=4)
+    buf.write(ones(10))
+    out = read(buf)
+    assert list(out[:6]) == [1.0] * 6 and list(out[6:]) == pytest.approx([0.75, 0.5, 0.25, 0.0])
+    buf.write(ones(10))  # it came in time: a dip, faded in again, not a step
+    out = read(buf)
+    assert list(out[:4]) == pytest.approx([0.0, 0.25, 0.5, 0.75]) and buf.underruns == 0
 
 
 def test_ring_wraps_and_keeps_sample_order() -> None:
@@ -216,6 +229,7 @@ def test_fade_tail_fades_what_is_buffered_before_a_gap() -> None:
     buf.write(ones(20))
     read(buf)  # 10 played, 10 buffered
     buf.fade_tail()
+    buf.write(ones(5))  # what follows the gap
     out = read(buf)
     assert list(out[:6]) == [1.0] * 6 and list(out[6:]) == pytest.approx([0.75, 0.5, 0.25, 0.0])
 

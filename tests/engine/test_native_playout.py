@@ -33,6 +33,8 @@ ops = st.lists(st.one_of(
     st.tuples(st.just("end"), st.just(0)),
     st.tuples(st.just("stop"), st.just(0)),
     st.tuples(st.just("gap"), st.just(0)),
+    st.tuples(st.just("pause"), st.just(0)),
+    st.tuples(st.just("unpause"), st.just(0)),
 ), min_size=1, max_size=60)
 
 
@@ -62,6 +64,10 @@ def run(schedule: list[tuple[str, int]], native: bool, seed: int) -> tuple[list[
             buf.stop()
         elif op == "gap":
             buf.fade_tail()
+        elif op == "pause":
+            buf.pause()
+        elif op == "unpause":
+            buf.resume()
     return outputs, buf.ctl.copy()
 
 
@@ -167,3 +173,40 @@ def test_the_callback_wakes_the_pump_after_every_block_or_once_the_ring_is_low()
         assert (len(os.read(wake.read_fd, 100)) if woken else 0) == woken
         assert wake.wait(0.0) is False
     wake.close()
+
+
+@pytest.mark.parametrize("native", [False, True])
+def test_a_pause_fades_out_holds_the_sample_and_resumes_from_it_faded_in(native: bool) -> None:
+    if native and not nativesink.available():
+        pytest.skip("the C playout module is not built here")
+    ramp = np.arange(1, 201, dtype=np.float32) / 200  # every sample different: what plays shows where it was
+    outputs, ctl = run_with(ramp, [("read", 20), ("pause", 0), ("read", 10), ("read", 30), ("unpause", 0),
+                                   ("read", 20)], native)
+    first, fading, held, after = outputs
+    np.testing.assert_array_equal(first, ramp[:20])
+    assert np.all(fading[:4] < ramp[20:24]) and fading[3] < 0.5 * ramp[23]  # 4 samples (fade_ms=4) fade out
+    assert not fading[4:].any() and not held.any()  # then silence, nothing read
+    np.testing.assert_array_equal(after[4:], ramp[28:44])  # on from the next sample, its first 4 faded in
+    assert after[0] < ramp[24] and ctl[Ctl.PAUSED_SAMPLES] == 6 + 30
+    assert ctl[Ctl.UNDERRUNS] == 0 and ctl[Ctl.UNDERRUN_SAMPLES] == 0  # a pause is not an underrun
+
+
+def run_with(audio: np.ndarray, schedule: list[tuple[str, int]], native: bool) -> tuple[list[np.ndarray], np.ndarray]:
+    buf = JitterBuffer(RATE, 1.0, 1, fade_ms=4)
+    buf.write(audio)
+    lib = nativesink.playout_library()
+    state = nativesink.native_state(buf, RATE) if native else None
+    outputs = []
+    for op, n in schedule:
+        if op == "read":
+            out = np.full(n, 9.0, dtype=np.float32)
+            if native:
+                lib.wb_read(ctypes.byref(state), out.ctypes.data_as(ctypes.POINTER(ctypes.c_float)), n)
+            else:
+                buf.read_into(out)
+            outputs.append(out)
+        elif op == "pause":
+            buf.pause()
+        else:
+            buf.resume()
+    return outputs, buf.ctl.copy()

@@ -26,6 +26,8 @@ enum {
     C_SOUND_AT, C_SOUND_OFFSET, C_SOUND_BLOCK, C_SOUND_HEARD_NS,
     /* the pump: after a block, wake it only if fewer samples than this are left (0: after every block) */
     C_WAKE_BELOW,
+    /* pause: held by the producer; the consumer fades out once, then plays silence, nothing read */
+    C_PAUSE, C_PAUSE_HELD, C_PAUSED_SAMPLES,
     C_COUNT
 };
 enum { S_BUFFERING, S_PLAYING, S_UNDERRUN, S_TRAILING, S_DONE };
@@ -51,6 +53,15 @@ void wb_publish(int64_t *ctl, int64_t index, int64_t value) { store(&ctl[index],
 
 static inline float fade_out_at(const wb_state *st, int64_t k) { return st->fade_in[st->fade_len - 1 - k]; }
 
+/* fade out[end - f .. end) down to 0: the whole fade, or a whole shorter ramp (f - 1 - i) / f (JitterBuffer._ramp_down) */
+static void ramp_down(const wb_state *st, float *out, int64_t end, int64_t f) {
+    if (f == st->fade_len) {
+        for (int64_t i = 0; i < f; i++) out[end - f + i] *= fade_out_at(st, i);
+    } else {
+        for (int64_t i = 0; i < f; i++) out[end - f + i] *= (float)(f - 1 - i) / (float)f;
+    }
+}
+
 static void copy_out(wb_state *st, float *out, int64_t pos, int64_t take) {
     int64_t *c = st->ctl;
     int64_t r = c[C_READ];
@@ -58,10 +69,11 @@ static void copy_out(wb_state *st, float *out, int64_t pos, int64_t take) {
     int64_t first = take < st->capacity - start ? take : st->capacity - start;
     memcpy(out + pos, st->ring + start, (size_t)first * sizeof(float));
     if (take > first) memcpy(out + pos + first, st->ring, (size_t)(take - first) * sizeof(float));
-    if (c[C_FADE_IN_PENDING]) {
-        int64_t f = take < st->fade_len ? take : st->fade_len;
-        for (int64_t i = 0; i < f; i++) out[pos + i] *= st->fade_in[i];
-        c[C_FADE_IN_PENDING] = 0;
+    if (c[C_FADE_IN_PENDING]) { /* 1 + how much of the fade-in was played: it goes on into the next block */
+        int64_t at = c[C_FADE_IN_PENDING] - 1;
+        int64_t f = take < st->fade_len - at ? take : st->fade_len - at;
+        for (int64_t i = 0; i < f; i++) out[pos + i] *= st->fade_in[at + i];
+        c[C_FADE_IN_PENDING] = at + f < st->fade_len ? at + f + 1 : 0;
     }
     int64_t sound = load(&c[C_SOUND_AT]);
     if (c[C_SOUND_BLOCK] < 0 && sound >= r && sound - r < take) {
@@ -78,7 +90,8 @@ static void fade_end(wb_state *st, float *out, int64_t pos, int64_t take, int64_
     for (int64_t j = j0; j < take; j++) out[pos + j] *= fade_out_at(st, L - (left - j));
 }
 
-static void finish_with_fade(wb_state *st, float *out, int64_t n) {
+/* while playing: the next few samples, faded out, at the start of `out`; how many */
+static int64_t fade_out_now(wb_state *st, float *out, int64_t n) {
     int64_t *c = st->ctl;
     int64_t take = 0;
     if (c[C_STATE] == S_PLAYING) {
@@ -87,11 +100,29 @@ static void finish_with_fade(wb_state *st, float *out, int64_t n) {
         if (take > st->fade_len) take = st->fade_len;
         if (take > 0) {
             copy_out(st, out, 0, take);
-            for (int64_t i = 0; i < take; i++) out[i] *= fade_out_at(st, st->fade_len - take + i);
+            ramp_down(st, out, take, take);
         }
     }
+    return take;
+}
+
+static void finish_with_fade(wb_state *st, float *out, int64_t n) {
+    int64_t *c = st->ctl;
+    int64_t take = c[C_PAUSE_HELD] ? 0 : fade_out_now(st, out, n);
     if (take < n) memset(out + take, 0, (size_t)(n - take) * sizeof(float));
     c[C_STATE] = S_DONE;
+}
+
+/* a block while paused: the first fades out what was playing, every one is silence after that */
+static void hold(wb_state *st, float *out, int64_t n) {
+    int64_t *c = st->ctl;
+    int64_t take = 0;
+    if (!c[C_PAUSE_HELD]) {
+        take = fade_out_now(st, out, n);
+        c[C_PAUSE_HELD] = 1;
+    }
+    if (take < n) memset(out + take, 0, (size_t)(n - take) * sizeof(float));
+    c[C_PAUSED_SAMPLES] += n - take;
 }
 
 /* fill `out` (n samples) with audio or silence and advance the state machine: JitterBuffer.read_into */
@@ -102,6 +133,14 @@ void wb_read(wb_state *st, float *out, int64_t n) {
     if (load(&c[C_STOP]) && c[C_STATE] != S_DONE) {
         finish_with_fade(st, out, n);
         return;
+    }
+    if (load(&c[C_PAUSE]) && c[C_STATE] < S_TRAILING) {
+        hold(st, out, n);
+        return;
+    }
+    if (c[C_PAUSE_HELD]) { /* resumed: the next sample played fades in */
+        c[C_PAUSE_HELD] = 0;
+        c[C_FADE_IN_PENDING] = c[C_STATE] == S_PLAYING;
     }
     if (c[C_STATE] == S_PLAYING && !load(&c[C_ENDED])) { /* the final drain is not a buffer level */
         int64_t level = load(&c[C_WRITE]) - c[C_READ];
@@ -142,13 +181,14 @@ void wb_read(wb_state *st, float *out, int64_t n) {
                 if (ended && load(&c[C_WRITE]) == c[C_READ]) {
                     c[C_STATE] = S_TRAILING;
                 } else {
-                    if (take > 0) { /* fade what we have so the gap does not click */
-                        int64_t f = take < st->fade_len ? take : st->fade_len;
-                        for (int64_t i = 0; i < f; i++) out[pos - f + i] *= fade_out_at(st, st->fade_len - f + i);
-                    }
+                    if (take > 0) ramp_down(st, out, pos, take < st->fade_len ? take : st->fade_len); /* no click */
                     c[C_UNDERRUNS] += 1;
                     c[C_STATE] = S_UNDERRUN;
                 }
+            } else if (take > 0 && !ended && load(&c[C_WRITE]) == c[C_READ]) {
+                /* ran dry exactly at the block's end: fade out now, fade in what comes next */
+                ramp_down(st, out, pos, take < st->fade_len ? take : st->fade_len);
+                c[C_FADE_IN_PENDING] = 1;
             }
         } else if (state == S_TRAILING) {
             int64_t s = c[C_TRAILING_LEFT] < n - pos ? c[C_TRAILING_LEFT] : n - pos;

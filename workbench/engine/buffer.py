@@ -81,9 +81,14 @@ class Ctl(IntEnum):
     # elastic playout's pump: after a block, the sink wakes it only if fewer samples than this are left
     # in the ring (0: after every block)
     WAKE_BELOW = 31
+    # pause: the producer holds the playout; the consumer fades out what it was playing, then plays silence
+    # without reading, and on resume fades the next sample in (a pause is never an underrun)
+    PAUSE = 32  # producer: 1 while paused
+    PAUSE_HELD = 33  # consumer: the pause has taken hold (its fade-out played)
+    PAUSED_SAMPLES = 34  # consumer: silence played while paused
 
 
-CTL_WORDS = 32
+CTL_WORDS = 35
 
 
 class JitterBuffer:
@@ -114,6 +119,11 @@ class JitterBuffer:
         self.fade_len = max(1, int(rate * fade_ms / 1000.0))
         self._fade_in = np.linspace(0.0, 1.0, self.fade_len, endpoint=False, dtype=np.float32)
         self._fade_out = self._fade_in[::-1].copy()
+        # a fade-out over fewer samples than a whole fade (all that is left before an underrun or a stop) is
+        # still a whole ramp down to 0, (f - 1 - i) / f: the tail of the long one began at a few percent and
+        # clicked (issue 32). Made once: the read path allocates nothing
+        self._short_outs = [np.zeros(0, dtype=np.float32)] + [
+            np.arange(f - 1, -1, -1, dtype=np.float32) / np.float32(f) for f in range(1, self.fade_len)]
         # producer side
         self.ready_time: float | None = None  # clock() when the initial target was first met
         self.written_samples = 0
@@ -209,6 +219,18 @@ class JitterBuffer:
         """Fade out over a few milliseconds and finish, whatever is still buffered."""
         self._publish(Ctl.STOP, 1)
 
+    def pause(self) -> None:
+        """Hold the playout: what is playing fades out within a block, then silence, nothing read."""
+        self._publish(Ctl.PAUSE, 1)
+
+    def resume(self) -> None:
+        """Go on from the sample where the pause took hold, faded in."""
+        self._publish(Ctl.PAUSE, 0)
+
+    @property
+    def paused(self) -> bool:
+        return bool(self.ctl[Ctl.PAUSE])
+
     def fade_tail(self) -> None:
         """Producer: the audio written next does not follow on from what was written last (a corrupt
         frame was skipped), so fade out the last few unplayed samples; the next write is faded in by
@@ -252,6 +274,12 @@ class JitterBuffer:
         if c[Ctl.STOP] and c[Ctl.STATE] != DONE:
             self._finish_with_fade(out)
             return
+        if c[Ctl.PAUSE] and c[Ctl.STATE] < TRAILING:
+            self._hold(out)
+            return
+        if c[Ctl.PAUSE_HELD]:  # resumed: the next sample played fades in
+            c[Ctl.PAUSE_HELD] = 0
+            c[Ctl.FADE_IN_PENDING] = c[Ctl.STATE] == PLAYING
         if c[Ctl.STATE] == PLAYING and not c[Ctl.ENDED]:  # the final drain is not a buffer level
             level = int(c[Ctl.WRITE] - c[Ctl.READ])
             c[Ctl.LEVEL_SUM] += level
@@ -290,10 +318,14 @@ class JitterBuffer:
                         c[Ctl.STATE] = TRAILING
                     else:
                         if take > 0:  # fade what we have so the gap does not click
-                            f = min(self.fade_len, take)
-                            out[pos - f : pos] *= self._fade_out[self.fade_len - f :]
+                            self._ramp_down(out, pos, min(self.fade_len, take))
                         c[Ctl.UNDERRUNS] += 1
                         c[Ctl.STATE] = UNDERRUN
+                elif take > 0 and not ended and c[Ctl.WRITE] == c[Ctl.READ]:
+                    # ran dry exactly at the block's end: the next block can fade nothing that was played, so
+                    # fade out now, and fade in what comes next (a 10 ms dip if it comes in time, not a click)
+                    self._ramp_down(out, pos, min(self.fade_len, take))
+                    c[Ctl.FADE_IN_PENDING] = 1
             elif state == TRAILING:
                 s = min(int(c[Ctl.TRAILING_LEFT]), n - pos)
                 out[pos : pos + s] = 0.0
@@ -314,10 +346,11 @@ class JitterBuffer:
         out[pos : pos + first] = self._ring[start : start + first]
         if take > first:
             out[pos + first : pos + take] = self._ring[: take - first]
-        if c[Ctl.FADE_IN_PENDING]:
-            f = min(self.fade_len, take)
-            out[pos : pos + f] *= self._fade_in[:f]
-            c[Ctl.FADE_IN_PENDING] = 0
+        if c[Ctl.FADE_IN_PENDING]:  # 1 + how much of the fade-in was played: it goes on into the next block
+            at = int(c[Ctl.FADE_IN_PENDING]) - 1
+            f = min(self.fade_len - at, take)
+            out[pos : pos + f] *= self._fade_in[at : at + f]
+            c[Ctl.FADE_IN_PENDING] = at + f + 1 if at + f < self.fade_len else 0
         sound = int(c[Ctl.SOUND_AT])
         if c[Ctl.SOUND_BLOCK] < 0 and 0 <= sound - r < take:
             c[Ctl.SOUND_OFFSET] = pos + sound - r
@@ -334,15 +367,38 @@ class JitterBuffer:
 
     def _finish_with_fade(self, out: np.ndarray) -> None:
         c = self.ctl
-        n = len(out)
-        take = 0
-        if c[Ctl.STATE] == PLAYING:
-            take = min(int(c[Ctl.WRITE] - c[Ctl.READ]), n, self.fade_len)
-            if take > 0:
-                self._copy_out(out, 0, take)
-                out[:take] *= self._fade_out[self.fade_len - take :]
+        take = self._fade_out_now(out) if not c[Ctl.PAUSE_HELD] else 0
         out[take:] = 0.0
         c[Ctl.STATE] = DONE
+
+    def _fade_out_now(self, out: np.ndarray) -> int:
+        """While playing: the next few samples, faded out, at the start of `out`; how many."""
+        c = self.ctl
+        take = 0
+        if c[Ctl.STATE] == PLAYING:
+            take = min(int(c[Ctl.WRITE] - c[Ctl.READ]), len(out), self.fade_len)
+            if take > 0:
+                self._copy_out(out, 0, take)
+                self._ramp_down(out, take, take)
+        return take
+
+    def _ramp_down(self, out: np.ndarray, end: int, f: int) -> None:
+        """Fade out[end - f : end] down to 0: the whole fade, or a whole shorter ramp."""
+        out[end - f : end] *= self._fade_out if f == self.fade_len else self._short_outs[f]
+
+    def _hold(self, out: np.ndarray) -> None:
+        """A block while paused: the first one fades out what was playing, every one is silence after that."""
+        c = self.ctl
+        take = 0
+        if not c[Ctl.PAUSE_HELD]:
+            take = self._fade_out_now(out)
+            c[Ctl.PAUSE_HELD] = 1
+        out[take:] = 0.0
+        c[Ctl.PAUSED_SAMPLES] += len(out) - take
+
+    @property
+    def paused_ms(self) -> float:
+        return self.samples_to_ms(int(self.ctl[Ctl.PAUSED_SAMPLES]))
 
     # -- figures ----------------------------------------------------------------------------------
     def samples_to_ms(self, samples: float) -> float:

@@ -64,6 +64,10 @@ class Feed(Protocol):
 
     def set_target_ms(self, target_ms: float) -> None: ...
 
+    def pause(self) -> None: ...
+
+    def resume(self) -> None: ...
+
     @property
     def ended(self) -> bool: ...
 
@@ -160,6 +164,19 @@ class ElasticPlayout:
     @property
     def target_ms(self) -> float:
         return self._target_ms
+
+    def pause(self) -> None:
+        """Hold the playout (the ring's consumer fades out and plays silence, reading nothing)."""
+        self.buffer.pause()
+
+    def resume(self) -> None:
+        """Go on where the pause took hold. No audio came while paused because nothing played, not
+        because the input stalled: the stall clock starts again now."""
+        if self._last_arrival is not None:
+            self._last_arrival = time.perf_counter()
+        self._levels.clear()
+        self.buffer.resume()
+        self._notify()
 
     def end(self) -> None:
         """No more audio will come: the rest plays at 1.0, then the ring ends."""

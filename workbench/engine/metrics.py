@@ -24,6 +24,7 @@ class PlayState(str, Enum):
     BUFFERING = "buffering"
     PLAYING = "playing"
     UNDERRUN = "underrun"
+    PAUSED = "paused"  # held by pause()
     DRAINING = "draining"
     DONE = "done"
     FAILED = "failed"
@@ -59,7 +60,8 @@ class PlayMetrics:
     chunks: int = 0
     reconnects: int = 0  # requests made again after the server had answered (a drop, a 429, a 5xx)
     retries: int = 0  # requests made again for any reason, a server that was never reached included
-    resume: str | None = None  # after a reconnection: "exact" (the audio matched) or "approximate"
+    resume: str | None = None  # after a reconnection: "exact" (the audio matched) or "different" (stopped)
+    paused_ms: float = 0.0  # held by pause() (not an underrun)
     decoder_errors: int = 0  # corrupt frames or pages skipped
     fallback: str | None = None  # why the stream was played buffered instead, if it was
     detected_format: str | None = None  # what the bytes turned out to be (sniffed)
@@ -142,6 +144,7 @@ class Snapshot:
     playout: str = "fixed"  # "elastic" or "fixed"
     ttfb_ms: float | None = None  # the response's headers, once they have come
     sink: str = ""  # "device" or "virtual" once a sink is open (a virtual sink has no device underflows)
+    paused: bool = False  # held by pause()
 
 
 @dataclass(frozen=True)

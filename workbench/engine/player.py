@@ -75,6 +75,7 @@ class StreamPlayer(PlayerBase):
         self._live_target_ms: float | None = None
         self._run = PlayRun(settings.audio_format, notices=self.notices)
         self._download: asyncio.Task[None] | None = None
+        self._paused = False  # pause(): held until resume(), also across the start of a play
 
     async def __aenter__(self) -> StreamPlayer:
         await self.warm_up()
@@ -114,6 +115,23 @@ class StreamPlayer(PlayerBase):
             self.elastic.stop(wait=False)  # joined in the play's own clean-up, off the event loop
         if self._download is not None and not self._download.done():
             self._download.cancel()  # may be waiting on the network: do not wait for it
+
+    def pause(self) -> None:
+        """Hold the current play where it is (a 5 ms fade, then silence); the download goes on into the
+        buffer. `resume()` continues from the sample where it stopped. Paused time is not underrun time
+        (`paused_ms`)."""
+        self._paused = True
+        if self.feed is not None:
+            self.feed.pause()
+
+    def resume(self) -> None:
+        self._paused = False
+        if self.feed is not None:
+            self.feed.resume()
+
+    @property
+    def paused(self) -> bool:
+        return self._paused
 
     def set_initial_buffer_ms(self, ms: float) -> None:
         """Change the buffer target live: applies to the current play (if any) and the next ones."""
@@ -349,6 +367,8 @@ class StreamPlayer(PlayerBase):
         self.feed = self.elastic or buffer
         if self._run.stopping:
             buffer.stop()
+        if self._paused:  # paused before the device opened
+            buffer.pause()
         sink.start(buffer)
         if self.elastic is not None:
             self.elastic.start()
@@ -390,6 +410,8 @@ class StreamPlayer(PlayerBase):
     def state(self) -> PlayState:
         if self._run.final_state is not None:
             return self._run.final_state
+        if self._paused and self._playing:
+            return PlayState.PAUSED
         buffer = self.buffer
         if buffer is None or self.source is None or self.source.first_byte_at is None:
             return PlayState.CONNECTING
@@ -427,7 +449,7 @@ class StreamPlayer(PlayerBase):
             rate=self.elastic.rate if self.elastic is not None else 1.0,
             playout="elastic" if self.elastic is not None else "fixed",
             first_sound_ms=(sound - self._run.t0) * 1000.0 if sound is not None else None,
-            ttfb_ms=self._ttfb_ms(), sink=sink.kind if sink else "",
+            ttfb_ms=self._ttfb_ms(), sink=sink.kind if sink else "", paused=self._paused,
         )
 
     def _ttfb_ms(self) -> float | None:

@@ -114,6 +114,7 @@ def _buffer_figures(m: PlayMetrics, buf: JitterBuffer, run: PlayRun, source: Spe
     m.buffer_ready_ms = (buf.ready_time - run.t0) * 1000.0 if buf.ready_time is not None else None
     m.underruns = buf.underruns
     m.underrun_ms = buf.underrun_ms
+    m.paused_ms = buf.paused_ms
     m.avg_buffer_ms = buf.avg_level_ms
     m.min_buffer_ms = buf.min_level_ms
     m.max_buffer_ms = buf.max_level_ms

@@ -10,7 +10,7 @@ from ...engine.metrics import FIGURE, PlayMetrics, Snapshot
 
 STATE_STYLE = {
     "idle": "dim", "connecting": "yellow", "buffering": "yellow", "playing": "green", "underrun": "bold red",
-    "draining": "green", "done": "bold green", "stopped": "yellow", "failed": "bold red",
+    "paused": "cyan", "draining": "green", "done": "bold green", "stopped": "yellow", "failed": "bold red",
 }
 PENDING = "…"
 
