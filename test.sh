@@ -9,5 +9,7 @@ source scripts/pulse.sh start
 trap 'bash scripts/pulse.sh stop' EXIT
 # in CI the test of the real audio path must run, not be skipped
 if [[ "${CI:-}" == "true" ]]; then export WORKBENCH_REQUIRE_AUDIO=1; fi
+# voicemode's own environment, for the bridge tests and the voicemode-model check (made by setup.sh --dev)
+if [[ -x .venv-voicemode/bin/python ]]; then export WORKBENCH_VOICEMODE_PYTHON="$PWD/.venv-voicemode/bin/python"; fi
 
 .venv/bin/python -m pytest -q -p no:cacheprovider "$@"

@@ -59,7 +59,9 @@ def knob_server():  # type: ignore[no-untyped-def]
 
 def check(python: str, url: str, fmt: str, server: str, *, real: bool) -> dict[str, object]:
     args = [python, str(SCRIPT), "--format", fmt, "--server", server, "--url", url] + (["--real"] if real else [])
-    done = subprocess.run(args, capture_output=True, text=True, timeout=120, env=os.environ.copy())
+    # voicemode's own playback, even where the bridge is on (tests/bridge turns it on and off in that venv)
+    env = {**os.environ, "WORKBENCH_VOICEMODE_BRIDGE": "off"}
+    done = subprocess.run(args, capture_output=True, text=True, timeout=120, env=env)
     assert done.returncode == 0, done.stderr[-2000:]
     result: dict[str, object] = json.loads(done.stdout.strip().splitlines()[-1])
     assert result.get("heard", True), f"nothing heard from {'voicemode' if real else 'the model'}: {result}"

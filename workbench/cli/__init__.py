@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from typing import TextIO
 
 from ..engine.settings import SettingsError
-from . import app, bench, play, presets, serve, system, verify
+from . import app, bench, play, presets, serve, system, verify, voicemode
 from .common import Handler, UserError
 from .play import play_text, render_metrics, render_status
 
@@ -24,7 +24,7 @@ def build_parser() -> tuple[argparse.ArgumentParser, dict[str, Handler]]:
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     commands: dict[str, Handler] = {}
-    for group in (play, serve, bench, system, app, presets, verify):
+    for group in (play, serve, bench, system, app, presets, verify, voicemode):
         commands.update(group.register(sub))
     return parser, commands
 

@@ -77,6 +77,7 @@ class Knobs:
     sse_field: str = "audio"  # stream_format sse: the delta's field for the base64 audio ("data" in some servers)
     sse_error: str = ""  # stream_format sse: after the first delta, a speech.audio.error with this message
     buffered: int = 0  # 1: a server that does not stream: synthesize all at `pace`, then send it with a Content-Length
+    voice: str = ""  # say every reply in this voice, whatever was asked (test-signal: for clients that pick their own)
     # faults (off by default)
     status: int = 0  # answer this status (401, 429, 500, 503 ...) instead of audio
     retry_after: float = 0.0  # with status 429/503: the Retry-After header, in seconds
@@ -394,6 +395,8 @@ def create_app(knobs: Knobs | None = None, *, api_key: str | None = None, test_k
         if not 0.25 <= speed <= 4.0:
             return openai_error(400, f"Invalid value for 'speed': {speed!r}; it must be from 0.25 to 4.0.",
                                 param="speed")
+        if req_knobs.voice and req_knobs.voice not in speech.voices():
+            return openai_error(400, f"unknown knob voice {req_knobs.voice!r}", param="knobs")
         if req_knobs.send_format and req_knobs.send_format not in SEND_FORMATS:
             return openai_error(400, f"unknown send_format {req_knobs.send_format!r}; known: "
                                 f"{', '.join(SEND_FORMATS)}", param="knobs")
@@ -409,7 +412,8 @@ def create_app(knobs: Knobs | None = None, *, api_key: str | None = None, test_k
             resume = max(int(request.headers.get(RESUME_HEADER, "0")), 0) if req_knobs.resume else 0
         except ValueError:
             return openai_error(400, f"{RESUME_HEADER} must be a byte offset", param=RESUME_HEADER)
-        audio = paced_audio(text, str(voice), req_knobs.send_format or fmt, float(speed), req_knobs, t_request,
+        audio = paced_audio(text, req_knobs.voice or str(voice), req_knobs.send_format or fmt, float(speed), req_knobs,
+                            t_request,
                             skip_bytes=resume)
         headers = {RESUME_HEADER: str(resume)} if resume else {}
         headers.update(rate_headers)
