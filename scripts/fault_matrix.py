@@ -10,7 +10,13 @@ inside it, and the largest sample-to-sample jump (a click; the tone itself never
 
     .venv/bin/python scripts/fault_matrix.py [--out docs/fault-matrix.md]
 
-It takes about four minutes; the table it prints is the README's reliability section.
+A hostile server of its own (issue 32) then plays what no well-behaved server does: base64 one
+character short, bare-CR event streams, audio under the wrong label, empty replies and fragments,
+audio around `speech.audio.done` and error events, a different rendition on the retry, a stream sent
+a byte at a time; MP3 drops against a server at real time; a long split reply's memory; and the
+server's own surface against a slow client and wrongly typed fields.
+
+It takes about six minutes; the tables it prints are the README's reliability section.
 """
 
 from __future__ import annotations
@@ -29,6 +35,7 @@ import time
 import wave
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import httpx2
 import numpy as np
@@ -57,12 +64,11 @@ class Fault:
     requests: int = 0
 
 
-class FaultProxy:
-    """HTTP/1.1 on loopback: /<case>/v1/... is forwarded to the upstream's /v1/... with that case's fault."""
+class LoopbackServer:
+    """HTTP/1.1 on loopback, on an event loop of its own: /<case>/v1/... is served by `_serve` as the
+    case says."""
 
-    def __init__(self, upstream: str) -> None:
-        self.upstream = upstream.removesuffix("/v1")
-        self.cases: dict[str, Fault] = {}
+    def __init__(self) -> None:
         self.loop = asyncio.new_event_loop()
         self.port = 0
         ready = threading.Event()
@@ -92,22 +98,37 @@ class FaultProxy:
             writer.close()
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        raise NotImplementedError
+
+    @staticmethod
+    async def read_request(reader: asyncio.StreamReader) -> tuple[str, str, dict[str, str], bytes]:
+        """(method, target, headers in lower case, body) of one request, with a length or in chunks."""
         head = (await reader.readuntil(b"\r\n\r\n")).decode("latin-1")
         request_line, *header_lines = head.split("\r\n")
         method, target, _ = request_line.split(" ", 2)
         headers = {k.strip().lower(): v.strip() for k, _, v in (h.partition(":") for h in header_lines if h)}
+        body = b""
         if "content-length" in headers:
             body = await reader.readexactly(int(headers["content-length"]))
         elif headers.get("transfer-encoding", "").lower() == "chunked":
-            body = b""
             while True:
                 size = int((await reader.readuntil(b"\r\n")).split(b";")[0], 16)
-                body += await reader.readexactly(size + 2)
-                body = body[:-2]
+                body += (await reader.readexactly(size + 2))[:-2]
                 if size == 0:
                     break
-        else:
-            body = b""
+        return method, target, headers, body
+
+
+class FaultProxy(LoopbackServer):
+    """/<case>/v1/... is forwarded to the upstream's /v1/... with that case's fault."""
+
+    def __init__(self, upstream: str) -> None:
+        self.upstream = upstream.removesuffix("/v1")
+        self.cases: dict[str, Fault] = {}
+        super().__init__()
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        method, target, headers, body = await self.read_request(reader)
         case, _, rest = target.lstrip("/").partition("/")
         fault = self.cases.setdefault(case, Fault())
         fault.requests += 1
@@ -172,6 +193,184 @@ class FaultProxy:
             await writer.drain()
 
 
+# -- the hostile server ---------------------------------------------------------------------------------
+RATE = 24_000
+TONE = (0.3 * np.sin(2 * np.pi * 440 * np.arange(RATE * 2) / RATE)).astype(np.float32)  # 2 s, what it says
+
+
+def _pcm(x: np.ndarray) -> bytes:
+    return np.round(x * 32767).astype("<i2").tobytes()
+
+
+def _delta(b64: str) -> bytes:
+    return f"data: {json.dumps({'type': 'speech.audio.delta', 'audio': b64})}\n\n".encode()
+
+
+def _b64_deltas(audio: bytes, size: int = 960) -> list[str]:
+    import base64
+
+    return [base64.b64encode(audio[i : i + size]).decode() for i in range(0, len(audio), size)]
+
+
+_DONE = b'data: {"type": "speech.audio.done", "usage": {"total_tokens": 1}}\n\n'
+
+
+@dataclass
+class Answer:
+    body: list[bytes]
+    content_type: str = "audio/pcm"
+    gap_s: float = 0.0  # between pieces
+    drop: bool = False
+    length: bool = False  # a Content-Length instead of chunks
+
+
+class HostileServer(LoopbackServer):
+    """/<case>/v1/audio/speech answers as that case's function says, given the request's number (from 0)
+    and its JSON body; every request's body is kept in `seen`."""
+
+    def __init__(self) -> None:
+        self.cases: dict[str, Any] = {}
+        self.seen: dict[str, list[dict[str, Any]]] = {}
+        super().__init__()
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        _, target, _, raw = await self.read_request(reader)
+        case = target.lstrip("/").partition("/")[0]
+        seen = self.seen.setdefault(case, [])
+        seen.append(json.loads(raw or b"{}"))
+        answer: Answer = self.cases[case](len(seen) - 1, seen[-1])
+        whole = b"".join(answer.body)
+        framing = f"Content-Length: {len(whole)}" if answer.length else "Transfer-Encoding: chunked"
+        writer.write(f"HTTP/1.1 200 OK\r\nContent-Type: {answer.content_type}\r\n{framing}\r\n"
+                     "Connection: close\r\n\r\n".encode())
+        if answer.length:
+            writer.write(whole)
+        else:
+            for piece in answer.body:
+                writer.write(f"{len(piece):x}\r\n".encode() + piece + b"\r\n")
+                await writer.drain()
+                if answer.gap_s:
+                    await asyncio.sleep(answer.gap_s)
+            if answer.drop:
+                writer.transport.abort()
+                return
+            writer.write(b"0\r\n\r\n")
+        await writer.drain()
+
+
+def hostile_cases(server: HostileServer, tmp: Path) -> list[str]:
+    """Each hostile case through the CLI: (name, exit, what happened, heard / sent, gaps, largest jump)."""
+    tone = _pcm(TONE)
+    half = _pcm(TONE[: RATE // 2])
+    deltas = _b64_deltas(half)
+    short = [*deltas]
+    short[5] = short[5][:-1]
+    other = _pcm((0.3 * np.sin(2 * np.pi * 660 * np.arange(RATE * 2) / RATE)).astype(np.float32))
+    three = "The first one is here. The second one follows it closely. The third one ends the reply."
+    sixty = " ".join(f"Sentence number {n} says very little at all." for n in range(60))
+    error = b'data: {"type": "speech.audio.error", "error": {"message": "the voice model crashed"}}\n\n'
+    one_byte = _pcm(TONE[: int(RATE * 0.3)])
+    cases: list[tuple[str, str, Any, list[str], str, float]] = [
+        # (name, format, answer(i, body), extra CLI args, text, seconds the server says)
+        ("SSE: one delta's base64 one character short", "pcm",
+         lambda i, b: Answer([*(_delta(d) for d in short), _DONE], "text/event-stream"), ["--stream-format", "sse"],
+         TEXT, 0.5),
+        ("SSE: bare-CR line endings", "pcm",
+         lambda i, b: Answer([_delta(d).replace(b"\n", b"\r") for d in deltas] + [_DONE.replace(b"\n", b"\r")],
+                             "text/event-stream"), ["--stream-format", "sse"], TEXT, 0.5),
+        ("raw PCM labelled text/event-stream", "pcm",
+         lambda i, b: Answer([half[j : j + 4096] for j in range(0, len(half), 4096)], "text/event-stream"), [],
+         TEXT, 0.5),
+        ("200 with Content-Length: 0", "pcm", lambda i, b: Answer([], length=True), [], TEXT, 0.0),
+        ("SSE: audio after speech.audio.done", "pcm",
+         lambda i, b: Answer([*(_delta(d) for d in deltas), _DONE, *(_delta(d) for d in _b64_deltas(other[:9600]))],
+                             "text/event-stream"), ["--stream-format", "sse"], TEXT, 0.5),
+        ("SSE: an error event after 0.5 s of audio", "pcm",
+         lambda i, b: Answer([b"".join(_delta(d) for d in deltas) + error], "text/event-stream"),
+         ["--stream-format", "sse"], TEXT, 0.5),
+        ("split: the second of three sentences comes back empty", "pcm",
+         lambda i, b: Answer([], length=True) if "second" in b["input"] else Answer([half]),
+         ["--split", "sentence"], three, 1.0),
+        ("split: 60 sentences, every reply empty", "pcm", lambda i, b: Answer([], length=True),
+         ["--split", "sentence"], sixty, 0.0),
+        ("a different rendition on the retry (drop at 1 s, no resume)", "pcm",
+         lambda i, b: Answer([tone[: len(tone) // 2]], drop=True) if i == 0 else Answer([other]), [], TEXT, 2.0),
+        ("the same audio on the retry (drop at 1 s, no resume)", "pcm",
+         lambda i, b: Answer([tone[: len(tone) // 2]], drop=True) if i == 0 else Answer([tone]), [], TEXT, 2.0),
+        ("0.3 s of audio sent a byte at a time", "pcm",
+         lambda i, b: Answer([one_byte[j : j + 1] for j in range(len(one_byte))]), [], TEXT, 0.3),
+        ("control characters and escape codes in the text", "pcm", lambda i, b: Answer([half]), [],
+         "\x1b[1;31mTests\x1b[0m pass.\x00\x07 Done.", 0.5),
+    ]
+    rows = []
+    for n, (name, fmt, answer, extra, text, sent_s) in enumerate(cases):
+        key = f"h{n}"
+        server.cases[key] = answer
+        t = time.perf_counter()
+        o = play(server.url(key), fmt, tmp, *extra, text=text)
+        took = time.perf_counter() - t
+        asked = server.seen.get(key, [])
+        what = f"; {len(asked)} request{'s' if len(asked) != 1 else ''} in {took:.1f} s" if len(asked) > 2 else ""
+        if "control" in name and asked:
+            what = f"; the server got {asked[0].get('input')!r}"
+        rows.append(_put_note(row(name, fmt, o, sent_s), what))
+        print(rows[-1], flush=True)
+    return rows
+
+
+def _put_note(line: str, note: str) -> str:
+    """`note` at the end of the 'what happened' cell of a matrix row."""
+    if not note:
+        return line
+    cells = line.split(" | ")
+    cells[3] += note
+    return " | ".join(cells)
+
+
+def realtime_mp3_drops(tmp: Path) -> list[str]:
+    """MP3 drops against a server at real time (the buffer holds little more than its target)."""
+    rows = []
+    with EmbeddedServer(knobs=Knobs(ttfb_ms=150, pace=1.0, flush_ms=40), test_knobs=False) as upstream:
+        proxy = FaultProxy(upstream.base_url)
+        size = len(httpx2.post(upstream.base_url + "/audio/speech", json={"model": "tts-1", "input": TEXT,
+                               "voice": "test-signal", "response_format": "mp3"}, timeout=60).content)
+        sent = play(proxy.url("rt-clean"), "mp3", tmp).heard_s
+        for frac in (0.1, 0.5, 0.9):
+            key = f"rt{frac}"
+            proxy.cases[key] = Fault(drop_at=int(size * frac))
+            rows.append(row(f"MP3 dropped at {frac:.0%}, server at real time", "mp3", play(proxy.url(key), "mp3", tmp),
+                            sent))
+            print(rows[-1], flush=True)
+    return rows
+
+
+def split_memory(upstream: EmbeddedServer, tmp: Path) -> list[str]:
+    """Resident memory of `workbench play --split sentence` over a long reply: at 5 s and at 35 s."""
+    words = "the quick brown fox jumps over a lazy dog while seven engineers measure every buffer level".split()
+    text = " ".join(" ".join(words[(i + j) % len(words)] for j in range(12)).capitalize() + "." for i in range(2700))
+    env = {**os.environ, "WORKBENCH_SINK": "virtual"}
+    env = {k: v for k, v in env.items() if not k.startswith("VOICEMODE_")}
+    proc = subprocess.Popen([sys.executable, "-m", "workbench", "play", "-", "--no-voicemode-env", "--quiet",
+                             "--split", "sentence", "--base-url", upstream.base_url, "--voice", "test-signal"],
+                            stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
+    assert proc.stdin is not None
+    proc.stdin.write(text.encode())
+    proc.stdin.close()
+
+    def rss() -> float:
+        with open(f"/proc/{proc.pid}/status") as f:
+            return next(int(line.split()[1]) for line in f if line.startswith("VmRSS")) / 1024
+
+    time.sleep(5)
+    first = rss()
+    time.sleep(30)
+    last = rss()
+    proc.terminate()
+    proc.wait(10)
+    return [f"| a {len(text)}-character reply, --split sentence, virtual sink | {first:.1f} MB | {last:.1f} MB | "
+            f"{last - first:+.1f} MB |"]
+
+
 # -- running the CLI and reading what it played ---------------------------------------------------------
 @dataclass
 class Outcome:
@@ -219,10 +418,13 @@ def analyse(path: Path) -> tuple[float, float, float]:
     return loud.sum() * 0.002, float(gaps), float(np.abs(np.diff(x)).max())
 
 
-def play(base_url: str, fmt: str, tmp: Path, *extra: str, env: dict[str, str] | None = None) -> Outcome:
+def play(base_url: str, fmt: str, tmp: Path, *extra: str, env: dict[str, str] | None = None,
+         text: str = TEXT) -> Outcome:
     record = tmp / f"rec-{time.monotonic_ns()}.wav"
-    result = run_cli(["play", TEXT, "--no-voicemode-env", "--base-url", base_url, "--format", fmt, "--voice",
-                      "test-signal", "--json", "--record", str(record), *extra], env=env)
+    piped = "\x00" in text  # an argument cannot hold a NUL: standard input can
+    result = run_cli(["play", "-" if piped else text, "--no-voicemode-env", "--base-url", base_url, "--format", fmt,
+                      "--voice", "test-signal", "--json", "--record", str(record), *extra], env=env,
+                     stdin=text.encode() if piped else None)
     out = Outcome(code=result.returncode, stderr=result.stderr.decode("utf-8", "replace"))
     try:
         m = json.loads(result.stdout)
@@ -285,9 +487,15 @@ def main() -> int:
                         play(proxy.url("clean-pcm"), "pcm", tmp, "--sink", "device",
                              env={"WORKBENCH_OUTPUT_DEVICE": "no-such-device"}), 0))
         bad = bad_inputs(upstream, tmp)
-    table = ["| fault | format | exit | what happened | heard / whole reply | gaps | largest jump |",
-             "|---|---|---|---|---|---|---|", *rows]
-    text = "\n".join(table) + "\n\n" + "\n".join(bad) + "\n"
+        hostile = hostile_cases(HostileServer(), tmp)
+        memory = split_memory(upstream, tmp)
+    hostile += realtime_mp3_drops(tmp)
+    header = ["| fault | format | exit | what happened | heard / whole reply | gaps | largest jump |",
+              "|---|---|---|---|---|---|---|"]
+    text = "\n".join([*header, *rows]) + "\n\n" + "A hostile server (the script's own):\n\n" + "\n".join(
+        [*header, *hostile]) + "\n\n" + "\n".join(
+        ["| long split reply | RSS at 5 s | RSS at 35 s | growth |", "|---|---|---|---|", *memory]) + "\n\n" + \
+        "\n".join(bad) + "\n"
     print(text)
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)
@@ -378,12 +586,32 @@ def server_surface() -> list[str]:
             ("?drop_after_bytes=10 without --test-knobs", lambda: c.post(
                 srv.base_url + "/audio/speech", json=body, headers=auth, params={"drop_after_bytes": "10"})),
         ]
+        checks += [
+            ('{"input": 5}', lambda: c.post(srv.base_url + "/audio/speech", json={**body, "input": 5}, headers=auth)),
+            ('{"speed": "fast"}', lambda: c.post(srv.base_url + "/audio/speech", json={**body, "speed": "fast"},
+                                                 headers=auth)),
+        ]
         for name, call in checks:
             try:
                 r = call()
                 lines.append(f"| {name} | {r.status_code} {short(r.text if r.status_code != 200 else 'ok', 80)} |")
             except httpx2.HTTPError as exc:
                 lines.append(f"| {name} | {type(exc).__name__} |")
+        for name, sent in (("a slow client: half a request line, then nothing", b"POST /v1/audio/speech HTTP/1.1\r\n"),
+                           ("a slow client: headers, then a body that never comes",
+                            b"POST /v1/audio/speech HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer k\r\n"
+                            b"Content-Type: application/json\r\nContent-Length: 99\r\n\r\n{")):
+            with socket.create_connection(("127.0.0.1", srv.port), timeout=60) as sock:
+                t = time.perf_counter()
+                sock.sendall(sent)
+                answer = b""
+                try:
+                    while piece := sock.recv(4096):
+                        answer += piece
+                except TimeoutError:
+                    answer = b"(still open after 60 s)"
+                first = answer.split(b"\r\n", 1)[0].decode("latin-1")
+                lines.append(f"| {name} | {first}, closed after {time.perf_counter() - t:.1f} s |")
     return lines
 
 
