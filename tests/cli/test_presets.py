@@ -425,9 +425,21 @@ def test_the_targeted_voicemode_is_the_installed_one_when_its_playback_is_known(
     monkeypatch.setattr(vmplayer.metadata, "version", fake_version)
     t = voicemode.target()
     assert t.version == version and (t.caveat is not None) == caveat
-    notes = voicemode.key_notes(["VOICEMODE_STREAM_BUFFER_MS"], t)
+    notes = voicemode.key_notes(["VOICEMODE_STREAM_BUFFER_MS"], t, bridged=False)
     assert f"NOT used by voicemode {version}" in notes[0]
-    assert (len(notes) == 2 and installed in notes[1]) if caveat else len(notes) == 1
+    assert "with the bridge (off now): the buffer target" in notes[1]
+    assert (len(notes) == 3 and installed in notes[2]) if caveat else len(notes) == 2
+
+
+def test_the_notes_say_what_each_key_does_with_the_bridge_on() -> None:
+    from workbench.usecases import voicemode
+
+    notes = voicemode.key_notes(["VOICEMODE_TTS_TRAILING_SILENCE", "WORKBENCH_PLAYOUT", "WORKBENCH_NETWORK"],
+                                bridged=True)
+    text = "\n".join(notes)
+    assert "with the bridge (on now): not used: a streamed reply ends where its audio does" in text
+    assert "WORKBENCH_PLAYOUT" in notes[2] and "voicemode's replies play with it" in notes[3]
+    assert "WORKBENCH_NETWORK" in notes[4] and "not used (it is for the workbench's own plays)" in notes[5]
 
 
 def test_an_odd_chunk_size_is_refused_because_voicemode_cannot_play_it() -> None:

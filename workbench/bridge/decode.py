@@ -46,12 +46,13 @@ class DecodingClient:
     """Stands in for voicemode's `openai_client` in `stream_pcm_audio`: `.audio.speech.with_streaming_
     response.create(**params)` makes the request with the real client and decodes its reply."""
 
-    def __init__(self, client: Any, fmt: str, out_rate: int, pcm_rate: int = 24_000,
+    def __init__(self, client: Any, fmt: str, out_rate: int, pcm_rate: int = 24_000, pcm_explicit: bool = False,
                  on_response: Any = None) -> None:
         self._client = client
         self.format = fmt
         self.out_rate = out_rate
-        self.pcm_rate = pcm_rate
+        self.pcm_rate = pcm_rate  # WORKBENCH_PCM_RATE: headerless PCM's rate when the reply does not say ...
+        self.pcm_explicit = pcm_explicit  # ... and whether it was set (then it wins: pcmformat.resolve)
         self._on_response = on_response  # told the decoder once the reply has begun (for the figures)
 
     @property
@@ -92,7 +93,7 @@ class DecodedResponse:
         headers = getattr(self.http_response, "headers", {}) or {}
         self.headers = {str(k).lower(): str(v) for k, v in dict(headers).items()}
         notes: list[str] = []
-        pcm = resolve_pcm(self.headers, owner.pcm_rate, False, notes)
+        pcm = resolve_pcm(self.headers, owner.pcm_rate, owner.pcm_explicit, notes)
         self.decoder = StreamDecoder(owner.format, pcm_rate=pcm.rate, pcm_channels=pcm.channels,
                                      out_rate=owner.out_rate, content_type=self.headers.get("content-type"))
         self.notes = notes

@@ -26,6 +26,7 @@ import os
 import types
 from typing import Any
 
+from ..engine.settings import SettingsError, load_settings
 from .decode import DecodingClient, can_decode
 from .publish import Publisher
 from .stream import EngineOutputStream, warn_once
@@ -91,7 +92,14 @@ def install(streaming: Any) -> bool:
         if why is not None:
             warn_once(f"{fmt} plays voicemode's own way: {why}")
             return await original(*args, **kwargs)
-        call["openai_client"] = DecodingClient(call["openai_client"], fmt, out_rate=int(streaming.SAMPLE_RATE))
+        try:
+            settings = load_settings()
+            pcm_rate, explicit = settings.pcm_rate, "pcm_rate" in settings.origins
+        except SettingsError as exc:  # the stream says so too, and plays voicemode's way
+            warn_once(f"a setting is not valid ({exc})")
+            pcm_rate, explicit = int(streaming.SAMPLE_RATE), False
+        call["openai_client"] = DecodingClient(call["openai_client"], fmt, out_rate=int(streaming.SAMPLE_RATE),
+                                               pcm_rate=pcm_rate, pcm_explicit=explicit)
         token = CURRENT.set({"format": fmt, "voice": params.get("voice"), "text_chars": len(str(call.get("text", "")))})
         try:
             return await streaming.stream_pcm_audio(**{k: v for k, v in call.items() if k in _PCM_ARGS})

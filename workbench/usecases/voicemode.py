@@ -10,6 +10,7 @@ The version targeted is the installed one when `voice-mode` is installed here, e
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 from ..engine.vmplayer import VOICEMODE_VERSION as KNOWN  # the release these notes describe (8.12 and 9.0.x alike)
 from ..engine.vmplayer import installed_voicemode
@@ -32,6 +33,32 @@ KEY_USE: dict[str, KeyUse] = {
     "VOICEMODE_TTS_AUDIO_FORMAT": KeyUse(True, "the format asked for; AAC and FLAC never stream"),
     "VOICEMODE_TTS_TRAILING_SILENCE": KeyUse(True, "silence added after the reply (not in PCM streaming)"),
 }
+
+
+# what each key does when voicemode plays through this engine (`workbench voicemode enable`)
+BRIDGED: dict[str, str] = {
+    "VOICEMODE_STREAMING_ENABLED": "on: pcm, mp3, opus and wav play through this engine as they arrive; off: "
+                                   "voicemode's buffered path, as without the bridge",
+    "VOICEMODE_STREAM_CHUNK_SIZE": "the largest piece handed on at a time; bytes are no longer held back until a "
+                                   "chunk is full",
+    "VOICEMODE_STREAM_BUFFER_MS": "the buffer target: elastic playout grows to it as it plays, fixed playout waits "
+                                  "for it",
+    "VOICEMODE_STREAM_MAX_BUFFER": "the most audio this engine holds ahead of what is playing",
+    "VOICEMODE_TTS_AUDIO_FORMAT": "the format asked for; aac and flac still go voicemode's buffered way",
+    "VOICEMODE_TTS_TRAILING_SILENCE": "not used: a streamed reply ends where its audio does (faded over 5 ms)",
+}
+# this engine's own keys that voicemode's replies play with, with the bridge on
+BRIDGE_ENGINE_KEYS = frozenset({"WORKBENCH_PLAYOUT", "WORKBENCH_SLOWEST_RATE", "WORKBENCH_FASTEST_RATE",
+                                "WORKBENCH_OUTPUT_DEVICE", "WORKBENCH_SINK", "WORKBENCH_BLOCK_SIZE",
+                                "WORKBENCH_OUTPUT_RATE", "WORKBENCH_PCM_RATE"})
+
+
+def bridge_on(home: Path | None = None) -> bool:
+    """Whether `workbench voicemode enable` is in effect (from what it recorded: no interpreter is run)."""
+    from .bridge import is_ours, read_manifest
+
+    manifest = read_manifest(home)
+    return manifest is not None and is_ours(Path(manifest.pth))
 
 
 @dataclass(frozen=True)
@@ -59,21 +86,31 @@ def unused_line(t: Target) -> str:
     return f"voicemode {t.version} reads this but does not use it: kept for this engine, and for when voicemode does"
 
 
-def key_notes(keys: list[str], t: Target | None = None) -> list[str]:
-    """One line per key: whether the targeted voicemode uses it, and how."""
+def key_notes(keys: list[str], t: Target | None = None, bridged: bool | None = None) -> list[str]:
+    """One line per key: whether the targeted voicemode uses it, and how; then what it does with the
+    bridge on (`bridged`: whether it is on, None to look)."""
     t = t or target()
+    on = bridge_on() if bridged is None else bridged
     width = max((len(k) for k in keys), default=0)
     out = []
     for key in keys:
         use = KEY_USE.get(key)
         if use is None:
-            verdict = "this engine only (voicemode ignores it)" if not key.startswith("VOICEMODE_") else \
-                "voicemode's, not a stream setting"
+            engine = not key.startswith("VOICEMODE_")
+            verdict = "this engine only (voicemode ignores it)" if engine else "voicemode's, not a stream setting"
+            with_bridge = None
+            if engine:
+                with_bridge = "voicemode's replies play with it" if key in BRIDGE_ENGINE_KEYS else \
+                    "not used (it is for the workbench's own plays)"
         elif use.used:
             verdict = f"used by voicemode {t.version}: {use.what}"
+            with_bridge = BRIDGED.get(key)
         else:
             verdict = f"NOT used by voicemode {t.version} ({use.what}); this engine uses it"
+            with_bridge = BRIDGED.get(key)
         out.append(f"{key:<{width}}  {verdict}")
+        if with_bridge:
+            out.append(f"{'':<{width}}  with the bridge {'(on now)' if on else '(off now)'}: {with_bridge}")
     if t.caveat:
         out.append(t.caveat)
     return out
@@ -93,6 +130,12 @@ def summary(keys: list[str], t: Target | None = None) -> str:
                      "and for when voicemode does.")
     if ours:
         parts.append(f"{', '.join(ours)}: this engine's only; voicemode ignores {'it' if len(ours) == 1 else 'them'}.")
+    if bridge_on():
+        parts.append("The voicemode bridge is on: voicemode plays through this engine, and the buffer keys take "
+                     "effect.")
+    else:
+        parts.append("With the voicemode bridge on (workbench voicemode enable), voicemode plays through this engine "
+                     "and the buffer keys take effect.")
     if t.caveat:
         parts.append(t.caveat + ".")
     return " ".join(parts)
