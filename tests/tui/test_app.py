@@ -98,6 +98,26 @@ async def test_stop_and_replay(server: EmbeddedServer, tmp_path: Path) -> None:
         await wait_for(pilot, lambda: finished(app, 2))
 
 
+async def test_k_pauses_the_play_where_it_is_and_resumes_it(server: EmbeddedServer, tmp_path: Path) -> None:
+    app = make_app(server, tmp_path, text=LONG, speed=1.0)
+    async with app.run_test(size=SIZE) as pilot:
+        await start_playing(pilot, app)
+        await pilot.press("k")
+        await wait_for(pilot, lambda: app.query_one(Counters).values["state"] == "paused")
+        assert "paused" in str(app.query_one("#message").render())
+        player = app.session.player
+        assert player is not None and player.buffer is not None  # type: ignore[union-attr]
+        held = player.buffer.played_samples  # type: ignore[union-attr]
+        await pilot.pause(0.3)
+        assert player.buffer.played_samples == held  # type: ignore[union-attr]
+        await pilot.press("k")
+        await wait_for(pilot, lambda: player.buffer.played_samples > held)  # type: ignore[union-attr]
+        await pilot.press("s")
+        await wait_for(pilot, lambda: finished(app))
+        m = app.session.runs[0].metrics
+        assert m is not None and m.paused_ms >= 250 and m.underrun_ms == 0
+
+
 async def test_replay_before_any_play_explains(server: EmbeddedServer, tmp_path: Path) -> None:
     app = make_app(server, tmp_path)
     async with app.run_test(size=SIZE) as pilot:

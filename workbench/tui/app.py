@@ -46,7 +46,7 @@ TALL = 40  # rows from which the buttons and the text box have their full height
 GRAPH_MIN = 8  # rows the graph needs to be read
 HISTORY_ROWS = 9
 # actions of the main screen: on another screen (a dialog, compare) they do nothing, so they are not listed
-MAIN_ONLY = {"play", "stop", "replay", "compare", "voicemode_vs_engine", "export", "load_preset",
+MAIN_ONLY = {"play", "stop", "pause", "replay", "compare", "voicemode_vs_engine", "export", "load_preset",
              "toggle_settings", "tune", "use_recommended", "view", "focus_play"}
 
 
@@ -78,6 +78,7 @@ class WorkbenchApp(App[None]):
         Binding("f1,question_mark", "help", "Help"),
         Binding("p", "play", "Play"),
         Binding("s", "stop", "Stop"),
+        Binding("k", "pause", "Pause", show=False),
         Binding("t", "toggle_settings", "Settings"),
         Binding("c", "compare", "Compare"),
         Binding("e", "export", "Export"),
@@ -316,6 +317,10 @@ class WorkbenchApp(App[None]):
         said = self.session.stop()
         if said:
             self.show_message(said, "warning")
+
+    def action_pause(self) -> None:
+        text, severity = self.session.toggle_pause()
+        self.show_message(text, severity)
 
     def action_focus_play(self) -> None:
         self.query_one("#play", Button).focus()

@@ -224,6 +224,19 @@ class Session:
             return "tune stopped; the settings are as they were"
         return None
 
+    def toggle_pause(self) -> tuple[str, str]:
+        """Pause or resume the play: (a message, its severity)."""
+        player = self.player
+        if player is None or self.current is None:
+            return "nothing is playing", "warning"
+        if not isinstance(player, StreamPlayer):
+            return "the voicemode player (a model of voicemode 9.0's) has no pause", "warning"
+        if player.paused:
+            player.resume()
+            return "resumed from where it paused", "info"
+        player.pause()
+        return "paused (the download goes on): k to resume, s to stop", "info"
+
     async def _player_for(self, settings: Settings, base_url: str) -> StreamPlayer | VoicemodePlayer:
         if self.player is not None and self.player.settings == settings and self.player_url == base_url:
             # a live edit during the last play moved the player's target: the panel's value rules again
