@@ -142,3 +142,18 @@ def test_a_resolve_that_would_change_a_version_voicemode_has_is_refused(tmp_path
     monkeypatch.setattr(bridge, "_run", dry_run)
     with pytest.raises(bridge.BridgeError, match="would change numpy from 1.26.4 to 2.3.0"):
         bridge.plan_install(vm)
+
+
+def test_watch_prints_a_line_per_reply() -> None:
+    from workbench.bridge.publish import Publisher, ReplyFigures, folder
+
+    code, out, _ = run("voicemode", "watch", "--once")
+    assert code == 0 and "no replies yet" in out
+    pub = Publisher(folder())
+    for fmt in ("pcm", "mp3", "opus"):
+        pub.reply(ReplyFigures(format=fmt, played_ms=4200, first_write_to_sound_ms=58.0, underruns=0,
+                               state="done", stretch_added_ms=12.0))
+    code, out, _ = run("voicemode", "watch", "--once", "--last", "2")
+    lines = out.strip().splitlines()
+    assert code == 0 and len(lines) == 2 and "mp3" in lines[0] and "opus" in lines[1]
+    assert "first sound 58 ms" in lines[1] and "0 underruns" in lines[1] and "4.2 s" in lines[1]

@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import json
 import stat
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -517,3 +518,34 @@ async def test_dialogs_keep_their_controls_on_screen_at_80x24(server: EmbeddedSe
         await pilot.pause()
         status = app.screen.query_one("#status")
         assert on_screen(app, "#status") and "VOICEMODE_STREAM_BUFFER_MS" in str(status.render())
+
+
+async def test_w_watches_voicemode_through_the_bridges_files(server: EmbeddedServer, tmp_path: Path,
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    from workbench.bridge.publish import Publisher, ReplyFigures, folder
+    from workbench.tui.screens.voicemode import VoicemodeScreen
+
+    monkeypatch.setenv("PATH", str(tmp_path))  # no voicemode here: the screen says so
+    monkeypatch.setenv("UV_TOOL_DIR", str(tmp_path / "none"))
+    pub = Publisher(folder())
+    for underrun in (0.0, 40.0):
+        pub.reply(ReplyFigures(format="mp3", played_ms=5200, underruns=1 if underrun else 0, underrun_ms=underrun,
+                               buffer_target_ms=150, state="done", first_write_to_sound_ms=61.0))
+    pub.live(ReplyFigures(format="pcm", level_ms=120, target_ms=150, elapsed_ms=800, played_ms=600, rate=0.92))
+    app = make_app(server, tmp_path)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("w")
+        await wait_for(pilot, lambda: isinstance(app.screen, VoicemodeScreen))
+        screen = app.screen
+        assert isinstance(screen, VoicemodeScreen)
+        table = screen.query_one("#vm-replies", DataTable)
+        assert table.row_count == 2 and table.get_row_at(0)[1] == "mp3" and "40 ms" in table.get_row_at(0)[4]
+        assert len(screen.trace) == 1 and screen.trace.last is not None and screen.trace.last.buffer_ms == 120
+        assert "VOICEMODE_STREAM_BUFFER_MS of 190" in str(screen.query_one("#vm-advice").render())
+        await wait_for(pilot, lambda: "no voicemode found" in str(screen.query_one("#vm-status").render()))
+        pub.live(ReplyFigures(format="pcm", level_ms=90, target_ms=150, elapsed_ms=100, played_ms=50, rate=1.0,
+                              at=time.time() + 1))  # the next reply: a trace of its own
+        screen.refresh_files()
+        assert len(screen.trace) == 1 and screen.trace.last is not None and screen.trace.last.buffer_ms == 90
+        await pilot.press("escape")
+        await wait_for(pilot, lambda: not isinstance(app.screen, VoicemodeScreen))

@@ -46,8 +46,8 @@ TALL = 40  # rows from which the buttons and the text box have their full height
 GRAPH_MIN = 8  # rows the graph needs to be read
 HISTORY_ROWS = 9
 # actions of the main screen: on another screen (a dialog, compare) they do nothing, so they are not listed
-MAIN_ONLY = {"play", "stop", "pause", "replay", "compare", "voicemode_vs_engine", "export", "load_preset",
-             "toggle_settings", "tune", "use_recommended", "view", "focus_play"}
+MAIN_ONLY = {"play", "stop", "pause", "watch_voicemode", "replay", "compare", "voicemode_vs_engine", "export",
+             "load_preset", "toggle_settings", "tune", "use_recommended", "view", "focus_play"}
 
 
 def settle_garbage() -> None:
@@ -79,6 +79,7 @@ class WorkbenchApp(App[None]):
         Binding("p", "play", "Play"),
         Binding("s", "stop", "Stop"),
         Binding("k", "pause", "Pause", show=False),
+        Binding("w", "watch_voicemode", "voicemode", show=False),
         Binding("t", "toggle_settings", "Settings"),
         Binding("c", "compare", "Compare"),
         Binding("e", "export", "Export"),
@@ -317,6 +318,11 @@ class WorkbenchApp(App[None]):
         said = self.session.stop()
         if said:
             self.show_message(said, "warning")
+
+    def action_watch_voicemode(self) -> None:
+        from .screens.voicemode import VoicemodeScreen
+
+        self.push_screen(VoicemodeScreen())
 
     def action_pause(self) -> None:
         text, severity = self.session.toggle_pause()
