@@ -273,3 +273,22 @@ def test_the_boot_hook_patches_only_voicemodes_streaming_module() -> None:
     from workbench.bridge import boot
 
     assert boot._Finder().find_spec("json", None) is None  # any other module loads as it always does
+
+
+def test_the_device_starts_with_the_first_audio_and_a_stream_never_written_ends_at_once(
+        tmp_path: Path, recorded: Recorder) -> None:
+    out = engine_stream(tmp_path)
+    out.start()  # voicemode opens and starts its stream before the request
+    assert out.engine is not None and not out.engine.sink.running  # opened, not started: no silence queued yet
+    time.sleep(0.1)
+    out.write(int16(tone(0.1)))
+    assert out.engine.sink.running
+    out.stop()
+    heard = recorded.samples()
+    assert np.flatnonzero(heard)[0] < 480  # the first audio in the first block the device played
+
+    empty = engine_stream(tmp_path)
+    empty.start()
+    t = time.perf_counter()
+    empty.stop()  # a reply that brought no audio: nothing to wait for
+    assert time.perf_counter() - t < 0.5 and empty.engine is not None and empty.engine.closed

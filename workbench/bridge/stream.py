@@ -38,6 +38,7 @@ from .publish import Publisher, ReplyFigures
 log = logging.getLogger("voicemode.workbench_bridge")
 WATCH_S = 0.02  # how often the control state is looked at while a stream is open
 ELASTIC_START_BLOCKS = 1  # as the player: elastic playout starts once a device block is in the ring
+START_WAIT_S = 0.005  # with the first audio written, the device starts once the ring can start, or after this
 
 ControlSnapshot = Callable[[], Any]  # voicemode's get_control_state().snapshot, or None
 _warned: set[str] = set()
@@ -84,7 +85,10 @@ class BridgePlayout:
         self.first_write: float | None = None
         self.received = 0  # samples handed to the feed
         self.closed = False
-        self.sink.start(self.buffer)
+        # the device's stream is opened now and started with the first audio, as a blocking stream starts
+        # playing with its first write: started now (voicemode opens its stream before the request), a
+        # callback stream would have the device's latency of silence queued ahead of the first sample
+        self.sink.start(self.buffer, run=False)
         if self.elastic is not None:
             self.elastic.start()
 
@@ -101,10 +105,22 @@ class BridgePlayout:
         off = 0
         while off < len(samples):
             off += self.feed.write(samples[off:])
+            if off and not self.sink.running:
+                self._run_sink(stopped)
             if off < len(samples):
                 if stopped() or self.buffer.done:
                     return
                 time.sleep(self.sink.block_period_s)
+
+    def _run_sink(self, stopped: Callable[[], bool]) -> None:
+        """Start the device once the ring holds what starting needs (elastic playout's pump moves the
+        first audio in on its own thread), so that its first block is audio; no longer than `START_WAIT_S`
+        (what has not come by then the playout's own start handles)."""
+        need = int(self.buffer.target if self.elastic is None else self.elastic.start_ms * self.buffer.rate / 1000)
+        deadline = time.perf_counter() + START_WAIT_S
+        while self.buffer.level < need and time.perf_counter() < deadline and not stopped():
+            time.sleep(0.001)
+        self.sink.run()
 
     def pause(self) -> None:
         self.feed.pause()
@@ -126,7 +142,7 @@ class BridgePlayout:
             if len(tail):
                 self._hand_on(tail, cut)
             self.feed.end()
-        while not self.buffer.done and self.sink.done_at is None:
+        while self.sink.running and not self.buffer.done and self.sink.done_at is None:  # never ran: nothing to play
             if cut():
                 self.buffer.stop()
             time.sleep(self.sink.block_period_s)
@@ -136,7 +152,7 @@ class BridgePlayout:
         """Cut now: the device fades out within a block."""
         self.buffer.stop()
         deadline = time.perf_counter() + 0.2
-        while not self.buffer.done and time.perf_counter() < deadline:
+        while self.sink.running and not self.buffer.done and time.perf_counter() < deadline:
             time.sleep(self.sink.block_period_s / 2)
         self.close()
 

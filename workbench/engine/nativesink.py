@@ -172,7 +172,7 @@ class NativeDeviceSink(Sink):
         self._device_name = str(info["name"])
         self._device_rate = int(info["default_samplerate"])
 
-    def start(self, buffer: JitterBuffer) -> None:
+    def start(self, buffer: JitterBuffer, run: bool = True) -> None:
         lib = playout_library()
         if lib is None:
             raise SinkError("the C playout module is not built")
@@ -201,10 +201,16 @@ class NativeDeviceSink(Sink):
         self._stream = stream.value
         self.latency_s = float(self._pa.Pa_GetStreamInfo(self._stream).contents.outputLatency)
         self.description = f"{self._device_name} @ {self.rate} Hz, {self.latency_s * 1000:.0f} ms latency"
-        self.started_at = time.perf_counter()
         if self._record is not None:
             self._drain = threading.Thread(target=self._drain_records, name="record-drain", daemon=True)
             self._drain.start()
+        if run:
+            self.run()
+
+    def run(self) -> None:
+        if self._stream is None or self.started_at is not None:
+            return
+        self.started_at = time.perf_counter()
         err = self._pa.Pa_StartStream(self._stream)
         if err != 0:
             raise SinkError(f"cannot start output device {self._device_name!r}: "

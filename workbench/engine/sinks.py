@@ -220,8 +220,18 @@ class Sink:
     def open(self) -> None:
         raise NotImplementedError
 
-    def start(self, buffer: JitterBuffer) -> None:
+    def start(self, buffer: JitterBuffer, run: bool = True) -> None:
+        """Open the stream on `buffer` and, with `run`, start it; `run()` starts one opened without (so
+        the device starts with its first audio, as a blocking stream does, instead of a latency's worth
+        of silence ahead of it)."""
         raise NotImplementedError
+
+    def run(self) -> None:
+        raise NotImplementedError
+
+    @property
+    def running(self) -> bool:
+        return self.started_at is not None
 
     def close(self) -> None:
         raise NotImplementedError
@@ -272,8 +282,14 @@ class VirtualSink(Sink):
     def open(self) -> None:
         pass
 
-    def start(self, buffer: JitterBuffer) -> None:
+    def start(self, buffer: JitterBuffer, run: bool = True) -> None:
         self.buffer = buffer
+        if run:
+            self.run()
+
+    def run(self) -> None:
+        if self._thread is not None:
+            return
         self.started_at = time.perf_counter()
         self._thread = threading.Thread(target=self._run, name="virtual-sink", daemon=True)
         self._thread.start()
@@ -383,10 +399,16 @@ class SoundDeviceSink(Sink):
             callback=self._callback,
         )
 
-    def start(self, buffer: JitterBuffer) -> None:
+    def start(self, buffer: JitterBuffer, run: bool = True) -> None:
         if self._stream is None:
             self.open()
         self.buffer = buffer
+        if run:
+            self.run()
+
+    def run(self) -> None:
+        if self._stream is None or self.started_at is not None:
+            return
         self.started_at = time.perf_counter()
         self._stream.start()
 
