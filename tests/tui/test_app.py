@@ -542,6 +542,11 @@ async def test_w_watches_voicemode_through_the_bridges_files(server: EmbeddedSer
         assert table.row_count == 2 and table.get_row_at(0)[1] == "mp3" and "40 ms" in table.get_row_at(0)[4]
         assert len(screen.trace) == 1 and screen.trace.last is not None and screen.trace.last.buffer_ms == 120
         assert "VOICEMODE_STREAM_BUFFER_MS of 190" in str(screen.query_one("#vm-advice").render())
+        await pilot.press("a")  # the advice, applied to voicemode.env: the apply dialog (a diff first)
+        await wait_for(pilot, lambda: isinstance(app.screen, ApplyScreen))
+        assert app.screen.preset.values == {"VOICEMODE_STREAM_BUFFER_MS": "190"}  # type: ignore[attr-defined]
+        await pilot.press("escape")
+        await wait_for(pilot, lambda: isinstance(app.screen, VoicemodeScreen))
         await wait_for(pilot, lambda: "no voicemode found" in str(screen.query_one("#vm-status").render()))
         pub.live(ReplyFigures(format="pcm", level_ms=90, target_ms=150, elapsed_ms=100, played_ms=50, rate=1.0,
                               at=time.time() + 1))  # the next reply: a trace of its own

@@ -322,7 +322,7 @@ class WorkbenchApp(App[None]):
     def action_watch_voicemode(self) -> None:
         from .screens.voicemode import VoicemodeScreen
 
-        self.push_screen(VoicemodeScreen())
+        self.push_screen(VoicemodeScreen(voicemode_env=self.config.voicemode_env))
 
     def action_pause(self) -> None:
         text, severity = self.session.toggle_pause()

@@ -19,7 +19,7 @@ what the listener gets.
 |---|---|
 | `p` / Enter on Play | play the text with the current settings |
 | `s` | stop the play (with a short fade), or a running tune |
-| `w` | voicemode, watched: the reply it is speaking now (through the bridge) on the graph, its recent replies and their figures, what they say about the buffer; `o` there turns the bridge on or off |
+| `w` | voicemode, watched: the reply it is speaking now (through the bridge) on the graph, its recent replies and their figures, what they say about the buffer (`a` there merges that buffer into voicemode.env, a diff first); `o` there turns the bridge on or off |
 | `k` | pause the play where it is (a 5 ms fade; the download goes on), and resume it from there; paused time is not underrun time |
 | `r` | replay the last text with the current settings |
 | `c` | compare A vs B (two formats, presets or players, same text and network) |

@@ -20,6 +20,7 @@ from textual.widgets import Button, DataTable, Footer, Header, Static
 from ...bridge.publish import ReplyFigures, folder, read_live, read_replies
 from ...engine.metrics import PlayState, Snapshot
 from ...usecases import bridge
+from ...usecases.presets import voicemode_env_path
 from ..state import Trace
 from ..widgets.buffer_graph import BufferGraph
 
@@ -39,29 +40,33 @@ def snapshot(f: ReplyFigures) -> Snapshot:
                     playout=f.playout, sink="device")
 
 
-def advice(replies: list[ReplyFigures]) -> str:
-    """What the recent replies say about VOICEMODE_STREAM_BUFFER_MS, in one sentence."""
+def advice(replies: list[ReplyFigures]) -> tuple[str, float | None]:
+    """What the recent replies say about VOICEMODE_STREAM_BUFFER_MS, in one sentence, and the value they
+    call for (None: keep it)."""
     recent = [r for r in replies[-ADVICE_OF:] if r.state == "done"]
     if not recent:
-        return "no finished replies yet: speak through voicemode with the bridge on"
+        return "no finished replies yet: speak through voicemode with the bridge on", None
     target = recent[-1].buffer_target_ms
     short = [r for r in recent if r.underruns]
     if short:
         worst = max(r.underrun_ms for r in short)
+        better = float(-(-(target + worst) // 10) * 10)  # rounded up to 10 ms
         return (f"{len(short)} of the last {len(recent)} replies ran dry ({worst:.0f} ms at worst): a "
-                f"VOICEMODE_STREAM_BUFFER_MS of {target + worst:.0f} (now {target:.0f}) would have covered it")
+                f"VOICEMODE_STREAM_BUFFER_MS of {better:.0f} (now {target:.0f}) would have covered it; a applies it "
+                "to voicemode.env", better)
     lows = [r.min_buffer_ms for r in recent if r.min_buffer_ms is not None]
     spare = min(lows) if lows else 0.0
     if spare > 100 and target > 50:
         return (f"the last {len(recent)} replies never ran dry and always kept {spare:.0f} ms in hand: a smaller "
-                f"VOICEMODE_STREAM_BUFFER_MS (now {target:.0f}) would start no later and may be enough")
-    return f"the last {len(recent)} replies never ran dry with VOICEMODE_STREAM_BUFFER_MS={target:.0f}"
+                f"VOICEMODE_STREAM_BUFFER_MS (now {target:.0f}) would start no later and may be enough", None)
+    return f"the last {len(recent)} replies never ran dry with VOICEMODE_STREAM_BUFFER_MS={target:.0f}", None
 
 
 class VoicemodeScreen(Screen[None]):
     BINDINGS = [
         Binding("escape", "app.pop_screen", "Back"),
         Binding("o", "toggle_bridge", "Bridge on/off"),
+        Binding("a", "apply_advice", "Apply the advice"),
     ]
     DEFAULT_CSS = """
     VoicemodeScreen #vm-status { padding: 0 1; height: auto; max-height: 3; }
@@ -72,9 +77,11 @@ class VoicemodeScreen(Screen[None]):
     VoicemodeScreen #vm-advice { padding: 0 1; height: auto; color: $text-muted; }
     """
 
-    def __init__(self, where: Path | None = None, *, poll: bool = True) -> None:
+    def __init__(self, where: Path | None = None, *, poll: bool = True, voicemode_env: Path | None = None) -> None:
         super().__init__()
         self.where = where or folder()
+        self.voicemode_env = voicemode_env or voicemode_env_path()
+        self.advised: float | None = None
         self.poll = poll
         self.trace = Trace()
         self.live_pid: tuple[int, float] | None = None  # which reply the trace is of
@@ -128,7 +135,19 @@ class VoicemodeScreen(Screen[None]):
             table.add_row(time.strftime("%H:%M:%S", time.localtime(r.at)), r.format, f"{r.played_ms / 1000:.1f} s",
                           sound, f"{r.underruns} ({r.underrun_ms:.0f} ms)",
                           f"{r.paused_ms / 1000:.1f} s" if r.paused_ms else "-", stretch, r.state)
-        self.query_one("#vm-advice", Static).update(advice(replies))
+        text, self.advised = advice(replies)
+        self.query_one("#vm-advice", Static).update(text)
+
+    def action_apply_advice(self) -> None:
+        """The buffer the replies call for, merged into voicemode.env (the diff first, a backup kept)."""
+        if self.advised is None:
+            self.app.notify("the recent replies call for no change", timeout=5)
+            return
+        from ...usecases.presets import parse_preset
+        from .presets import ApplyScreen
+
+        preset = parse_preset(f"VOICEMODE_STREAM_BUFFER_MS={self.advised:.0f}\n", name="from voicemode's replies")
+        self.app.push_screen(ApplyScreen(preset, self.voicemode_env))
 
     # -- the bridge -----------------------------------------------------------------------------------------
     @work(thread=True, exclusive=True, group="bridge")
