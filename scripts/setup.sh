@@ -8,8 +8,9 @@ DEV=0
 if [[ "${1:-}" == "--dev" ]]; then DEV=1; fi
 
 APT_PACKAGES=(libportaudio2)
-# libasound2-dev: voice-mode's simpleaudio builds against ALSA (the bridge tests install voice-mode)
-if [[ $DEV == 1 ]]; then APT_PACKAGES+=(pulseaudio pulseaudio-utils libasound2-plugins tmux libasound2-dev); fi
+# libasound2-dev: voice-mode's simpleaudio builds against ALSA (the bridge tests install voice-mode);
+# ffmpeg: voicemode decodes MP3 through pydub's ffmpeg, which the voicemode check compares the model with
+if [[ $DEV == 1 ]]; then APT_PACKAGES+=(pulseaudio pulseaudio-utils libasound2-plugins tmux libasound2-dev ffmpeg); fi
 
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do
