@@ -117,6 +117,7 @@ async def test_k_pauses_the_play_where_it_is_and_resumes_it(server: EmbeddedServ
         await wait_for(pilot, lambda: finished(app))
         m = app.session.runs[0].metrics
         assert m is not None and m.paused_ms >= 250 and m.underrun_ms == 0
+        assert "paused 0." in app.query_one(Counters).values["underruns"]  # the counters say how long
 
 
 async def test_replay_before_any_play_explains(server: EmbeddedServer, tmp_path: Path) -> None:

@@ -58,7 +58,8 @@ def final_values(m: PlayMetrics) -> dict[str, str]:
         "state": m.state, "format": fmt, "network": m.network,
         "ttfb": _ms(m.ttfb_ms).replace(PENDING, "-"), "ttfa": _ms(m.ttfa_ms).replace(PENDING, "-"),
         "sound": "-" if m.first_sound_ms is None else f"{m.first_sound_ms:.0f} ms (+{m.leading_silence_ms or 0:.0f})",
-        "underruns": f"{m.underruns} ({m.underrun_ms:.0f} ms)",
+        "underruns": f"{m.underruns} ({m.underrun_ms:.0f} ms)" + (f"; paused {m.paused_ms / 1000:.1f} s"
+                                                                  if m.paused_ms else ""),
         "underflows": VIRTUAL_UNDERFLOWS if m.sink.startswith("virtual") else
         str(m.device_underflows) if m.sink else "-",
         "now": "-",
