@@ -38,9 +38,10 @@ ops = st.lists(st.one_of(
 ), min_size=1, max_size=60)
 
 
-def run(schedule: list[tuple[str, int]], native: bool, seed: int) -> tuple[list[np.ndarray], np.ndarray]:
+def run(schedule: list[tuple[str, int]], native: bool, seed: int, *, buf: JitterBuffer | None = None
+        ) -> tuple[list[np.ndarray], np.ndarray]:
     rng = np.random.default_rng(seed)
-    buf = JitterBuffer(RATE, 0.1, 30, trailing_silence_s=0.012, fade_ms=4)
+    buf = buf or JitterBuffer(RATE, 0.1, 30, trailing_silence_s=0.012, fade_ms=4)
     lib = nativesink.playout_library()
     state = nativesink.native_state(buf, RATE) if native else None
     outputs: list[np.ndarray] = []
@@ -180,8 +181,10 @@ def test_a_pause_fades_out_holds_the_sample_and_resumes_from_it_faded_in(native:
     if native and not nativesink.available():
         pytest.skip("the C playout module is not built here")
     ramp = np.arange(1, 201, dtype=np.float32) / 200  # every sample different: what plays shows where it was
-    outputs, ctl = run_with(ramp, [("read", 20), ("pause", 0), ("read", 10), ("read", 30), ("unpause", 0),
-                                   ("read", 20)], native)
+    buf = JitterBuffer(RATE, 1.0, 1, fade_ms=4)
+    buf.write(ramp)
+    outputs, ctl = run([("read", 20), ("pause", 0), ("read", 10), ("read", 30), ("unpause", 0), ("read", 20)],
+                       native, 0, buf=buf)
     first, fading, held, after = outputs
     np.testing.assert_array_equal(first, ramp[:20])
     assert np.all(fading[:4] < ramp[20:24]) and fading[3] < 0.5 * ramp[23]  # 4 samples (fade_ms=4) fade out
@@ -189,24 +192,3 @@ def test_a_pause_fades_out_holds_the_sample_and_resumes_from_it_faded_in(native:
     np.testing.assert_array_equal(after[4:], ramp[28:44])  # on from the next sample, its first 4 faded in
     assert after[0] < ramp[24] and ctl[Ctl.PAUSED_SAMPLES] == 6 + 30
     assert ctl[Ctl.UNDERRUNS] == 0 and ctl[Ctl.UNDERRUN_SAMPLES] == 0  # a pause is not an underrun
-
-
-def run_with(audio: np.ndarray, schedule: list[tuple[str, int]], native: bool) -> tuple[list[np.ndarray], np.ndarray]:
-    buf = JitterBuffer(RATE, 1.0, 1, fade_ms=4)
-    buf.write(audio)
-    lib = nativesink.playout_library()
-    state = nativesink.native_state(buf, RATE) if native else None
-    outputs = []
-    for op, n in schedule:
-        if op == "read":
-            out = np.full(n, 9.0, dtype=np.float32)
-            if native:
-                lib.wb_read(ctypes.byref(state), out.ctypes.data_as(ctypes.POINTER(ctypes.c_float)), n)
-            else:
-                buf.read_into(out)
-            outputs.append(out)
-        elif op == "pause":
-            buf.pause()
-        else:
-            buf.resume()
-    return outputs, buf.ctl.copy()
