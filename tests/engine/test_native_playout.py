@@ -35,6 +35,7 @@ ops = st.lists(st.one_of(
     st.tuples(st.just("gap"), st.just(0)),
     st.tuples(st.just("pause"), st.just(0)),
     st.tuples(st.just("unpause"), st.just(0)),
+    st.tuples(st.just("lead"), st.integers(0, 30)),
 ), min_size=1, max_size=60)
 
 
@@ -69,6 +70,8 @@ def run(schedule: list[tuple[str, int]], native: bool, seed: int, *, buf: Jitter
             buf.pause()
         elif op == "unpause":
             buf.resume()
+        elif op == "lead":
+            buf.set_lead_ms(n)
     return outputs, buf.ctl.copy()
 
 

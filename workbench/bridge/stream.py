@@ -89,6 +89,7 @@ class BridgePlayout:
         # playing with its first write: started now (voicemode opens its stream before the request), a
         # callback stream would have the device's latency of silence queued ahead of the first sample
         self.sink.start(self.buffer, run=False)
+        self.buffer.set_lead_ms(self.sink.start_lead_s * 1000.0)
         if self.elastic is not None:
             self.elastic.start()
 

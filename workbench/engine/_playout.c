@@ -28,6 +28,8 @@ enum {
     C_WAKE_BELOW,
     /* pause: held by the producer; the consumer fades out once, then plays silence, nothing read */
     C_PAUSE, C_PAUSE_HELD, C_PAUSED_SAMPLES,
+    /* silence ahead of the first sample, for a device that drops the first few ms it is given */
+    C_LEAD, C_LEAD_LEFT,
     C_COUNT
 };
 enum { S_BUFFERING, S_PLAYING, S_UNDERRUN, S_TRAILING, S_DONE };
@@ -158,12 +160,19 @@ void wb_read(wb_state *st, float *out, int64_t n) {
             if (ended || load(&c[C_WRITE]) - c[C_READ] >= need) {
                 c[C_STATE] = S_PLAYING;
                 c[C_FADE_IN_PENDING] = state == S_UNDERRUN;
+                if (state == S_BUFFERING) c[C_LEAD_LEFT] = load(&c[C_LEAD]);
                 continue;
             }
             memset(out + pos, 0, (size_t)(n - pos) * sizeof(float));
             if (state == S_UNDERRUN) c[C_UNDERRUN_SAMPLES] += n - pos;
             c[C_SILENCE] += n - pos;
             pos = n;
+        } else if (state == S_PLAYING && c[C_LEAD_LEFT] > 0) {
+            int64_t s = c[C_LEAD_LEFT] < n - pos ? c[C_LEAD_LEFT] : n - pos;
+            memset(out + pos, 0, (size_t)s * sizeof(float));
+            c[C_LEAD_LEFT] -= s;
+            c[C_SILENCE] += s;
+            pos += s;
         } else if (state == S_PLAYING) {
             int64_t ended = load(&c[C_ENDED]); /* before the write counter: once ended, it is final */
             int64_t left = load(&c[C_WRITE]) - c[C_READ];

@@ -86,9 +86,14 @@ class Ctl(IntEnum):
     PAUSE = 32  # producer: 1 while paused
     PAUSE_HELD = 33  # consumer: the pause has taken hold (its fade-out played)
     PAUSED_SAMPLES = 34  # consumer: silence played while paused
+    # a device started with its first audio drops the first few ms it is given (PulseAudio through ALSA:
+    # 2.5 to 5 ms, recorded): this much silence is played ahead of the first sample (producer), counted
+    # down by the consumer, and not audio (the first sample's time is after it)
+    LEAD = 35
+    LEAD_LEFT = 36
 
 
-CTL_WORDS = 35
+CTL_WORDS = 37
 
 
 class JitterBuffer:
@@ -126,6 +131,7 @@ class JitterBuffer:
             np.arange(f - 1, -1, -1, dtype=np.float32) / np.float32(f) for f in range(1, self.fade_len)]
         # producer side
         self.ready_time: float | None = None  # clock() when the initial target was first met
+        self.on_ready: Callable[[], None] | None = None  # called then, once, on the thread that wrote
         self.written_samples = 0
 
     def _store(self, index: int, value: int) -> None:
@@ -150,6 +156,10 @@ class JitterBuffer:
         """After a block, the sink wakes the thread refilling the ring (elastic playout's pump) only if
         fewer than `samples` are left in it; 0: after every block."""
         self._publish(Ctl.WAKE_BELOW, max(0, samples))
+
+    def set_lead_ms(self, lead_ms: float) -> None:
+        """Silence played ahead of the first sample (see `Ctl.LEAD`); set before the consumer starts."""
+        self._publish(Ctl.LEAD, max(0, int(round(lead_ms * self.rate / 1000.0))))
 
     def set_resume_ms(self, resume_ms: float | None) -> None:
         """After an underrun, play again once this much is buffered (None: the whole target). Waiting
@@ -198,14 +208,19 @@ class JitterBuffer:
         self._publish(Ctl.WRITE, w + n)  # publish after the copy
         self.written_samples = w + n
         if self.ready_time is None and self.level >= min(self.target, self.capacity):
-            self.ready_time = self._clock()
+            self._ready()
         return n
+
+    def _ready(self) -> None:
+        self.ready_time = self._clock()
+        if self.on_ready is not None:
+            self.on_ready()
 
     def end(self) -> None:
         """No more audio will come. The last `fade_ms` fade out as they play (see `_fade_end`); when less
         than that is left unplayed, it is faded here, over what is left."""
         if self.ready_time is None and self.ctl[Ctl.WRITE] > 0:
-            self.ready_time = self._clock()
+            self._ready()
         if 0 < self.level < self.fade_len:
             self.fade_tail()
             self._publish(Ctl.END_FADED, 1)  # before ENDED: the reader sees both or neither
@@ -295,12 +310,20 @@ class JitterBuffer:
                 if c[Ctl.ENDED] or c[Ctl.WRITE] - c[Ctl.READ] >= need:
                     c[Ctl.STATE] = PLAYING
                     c[Ctl.FADE_IN_PENDING] = state == UNDERRUN
+                    if state == BUFFERING:
+                        c[Ctl.LEAD_LEFT] = c[Ctl.LEAD]
                     continue
                 out[pos:] = 0.0
                 if state == UNDERRUN:
                     c[Ctl.UNDERRUN_SAMPLES] += n - pos
                 c[Ctl.SILENCE] += n - pos
                 pos = n
+            elif state == PLAYING and c[Ctl.LEAD_LEFT] > 0:
+                s = min(int(c[Ctl.LEAD_LEFT]), n - pos)
+                out[pos : pos + s] = 0.0
+                c[Ctl.LEAD_LEFT] -= s
+                c[Ctl.SILENCE] += s
+                pos += s
             elif state == PLAYING:
                 ended = bool(c[Ctl.ENDED])  # read before the write counter: once ended, it is final
                 left = int(c[Ctl.WRITE] - c[Ctl.READ])

@@ -165,6 +165,16 @@ class ElasticPlayout:
     def target_ms(self) -> float:
         return self._target_ms
 
+    def prime(self, device_ms: float) -> None:
+        """A device started with its first audio reads its whole buffer (`device_ms`) at once: the ring
+        must hold that and a block before it starts, or the start itself is an underrun (a recorded
+        26 ms gap). After an underrun the device is running, and a block is still enough to resume."""
+        need = device_ms + self._block * 1000.0 / self.rate_hz
+        if need > self.start_ms:
+            self.buffer.set_target_ms(need)
+            self._ring_base_ms = max(self._ring_base_ms, need)
+            self.ring_ms = max(self.ring_ms, self._ring_base_ms + self.slack_ms)
+
     def pause(self) -> None:
         """Hold the playout (the ring's consumer fades out and plays silence, reading nothing)."""
         self.buffer.pause()

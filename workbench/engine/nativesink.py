@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 
 from .buffer import CTL_WORDS, Ctl, JitterBuffer
-from .sinks import BlockWake, Recorder, Sink, SinkError, import_sounddevice
+from .sinks import DEVICE_START_LEAD_S, BlockWake, Recorder, Sink, SinkError, import_sounddevice
 
 PA_FLOAT32 = 0x00000001
 RECORD_RING_S = 10.0  # what the callback can keep for the recorder between two drains (every 0.25 s)
@@ -111,6 +111,7 @@ class NativeDeviceSink(Sink):
     """A PortAudio output stream whose callback is C; otherwise like `SoundDeviceSink`."""
 
     kind = "device"
+    start_lead_s = DEVICE_START_LEAD_S
 
     def __init__(self, rate: int, block_size: int, recorder: Recorder | None = None, *,
                  device: str | int | None = None, latency: str | float = "low") -> None:

@@ -111,6 +111,8 @@ class StreamPlayer(PlayerBase):
         self._run.stopping = True
         if self.buffer is not None:
             self.buffer.stop()
+            if self.sink is not None and not self.sink.running:  # stopped before it could start: end it
+                self.sink.run()
         if self.elastic is not None:
             self.elastic.stop(wait=False)  # joined in the play's own clean-up, off the event loop
         if self._download is not None and not self._download.done():
@@ -283,6 +285,8 @@ class StreamPlayer(PlayerBase):
 
     async def _wait_played(self) -> None:
         if self.buffer is not None and self._run.received_samples > 0 and self.sink is not None:
+            if not self.sink.running:  # what came never reached the start: play it now, as ended
+                self.sink.run()
             await self.sink.wait_done()
 
     async def _finish(self, sink_task: asyncio.Task[None], tasks: list[asyncio.Task[None]],
@@ -369,7 +373,17 @@ class StreamPlayer(PlayerBase):
             buffer.stop()
         if self._paused:  # paused before the device opened
             buffer.pause()
-        sink.start(buffer)
+        # the device's stream is opened now and started when the ring can start, as a blocking stream
+        # starts playing with its first write: started now, it would have a latency's worth of silence
+        # queued ahead of the first sample by the time that comes (40-90 ms on PulseAudio)
+        sink.start(buffer, run=False)
+        buffer.on_ready = sink.run
+        buffer.set_lead_ms(sink.start_lead_s * 1000.0)
+        if sink.kind == "device":  # it reads a latency's worth at once when it starts: have that in hand
+            if self.elastic is not None:
+                self.elastic.prime(sink.latency_s * 1000.0)
+            elif s.streaming_enabled:
+                buffer.set_target_ms(max(target, sink.latency_s * 1000.0 + block_ms))
         if self.elastic is not None:
             self.elastic.start()
 

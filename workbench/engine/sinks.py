@@ -142,6 +142,9 @@ class Sink:
     """Common bookkeeping; subclasses provide `open`, `start` and `close`."""
 
     kind = "sink"
+    # silence to play ahead of the first sample when the stream starts with its first audio: a device
+    # drops the first few ms it is given at its start (PulseAudio through ALSA: 2.5 to 5 ms, recorded)
+    start_lead_s = 0.0
 
     def __init__(self, rate: int, block_size: int, recorder: Recorder | None = None) -> None:
         self.rate = rate
@@ -344,6 +347,9 @@ def default_output_device() -> str | None:
     return str(info.get("name", "output"))
 
 
+DEVICE_START_LEAD_S = 0.010
+
+
 class SoundDeviceSink(Sink):
     """A PortAudio output stream (through sounddevice) with a callback that never blocks.
 
@@ -353,6 +359,7 @@ class SoundDeviceSink(Sink):
     """
 
     kind = "device"
+    start_lead_s = DEVICE_START_LEAD_S
 
     def __init__(
         self,
