@@ -282,6 +282,9 @@ def test_the_device_starts_with_the_first_audio_and_a_stream_never_written_ends_
     assert out.engine is not None and not out.engine.sink.running  # opened, not started: no silence queued yet
     time.sleep(0.1)
     out.write(int16(tone(0.1)))
+    deadline = time.perf_counter() + 0.2  # the ring can start once elastic playout's pump has moved a block in
+    while not out.engine.sink.running and time.perf_counter() < deadline:
+        time.sleep(0.005)
     assert out.engine.sink.running
     out.stop()
     heard = recorded.samples()

@@ -38,7 +38,6 @@ from .publish import Publisher, ReplyFigures
 log = logging.getLogger("voicemode.workbench_bridge")
 WATCH_S = 0.02  # how often the control state is looked at while a stream is open
 ELASTIC_START_BLOCKS = 1  # as the player: elastic playout starts once a device block is in the ring
-START_WAIT_S = 0.005  # with the first audio written, the device starts once the ring can start, or after this
 
 ControlSnapshot = Callable[[], Any]  # voicemode's get_control_state().snapshot, or None
 _warned: set[str] = set()
@@ -85,11 +84,17 @@ class BridgePlayout:
         self.first_write: float | None = None
         self.received = 0  # samples handed to the feed
         self.closed = False
-        # the device's stream is opened now and started with the first audio, as a blocking stream starts
-        # playing with its first write: started now (voicemode opens its stream before the request), a
-        # callback stream would have the device's latency of silence queued ahead of the first sample
+        # the device's stream is opened now and started when the ring can start (the engine's own rule,
+        # `StreamPlayer._prepare_sink`): voicemode opens and starts its stream before the request, and a
+        # callback stream started then has the device's latency of silence queued ahead of the first sample
         self.sink.start(self.buffer, run=False)
+        self.buffer.on_ready = self.sink.run
         self.buffer.set_lead_ms(self.sink.start_lead_s * 1000.0)
+        if self.sink.kind == "device":  # it reads a latency's worth at once when it starts: have that first
+            if self.elastic is not None:
+                self.elastic.prime(self.sink.latency_s * 1000.0)
+            else:
+                self.buffer.set_target_ms(max(target, self.sink.latency_s * 1000.0 + block_ms))
         if self.elastic is not None:
             self.elastic.start()
 
@@ -106,22 +111,10 @@ class BridgePlayout:
         off = 0
         while off < len(samples):
             off += self.feed.write(samples[off:])
-            if off and not self.sink.running:
-                self._run_sink(stopped)
             if off < len(samples):
                 if stopped() or self.buffer.done:
                     return
                 time.sleep(self.sink.block_period_s)
-
-    def _run_sink(self, stopped: Callable[[], bool]) -> None:
-        """Start the device once the ring holds what starting needs (elastic playout's pump moves the
-        first audio in on its own thread), so that its first block is audio; no longer than `START_WAIT_S`
-        (what has not come by then the playout's own start handles)."""
-        need = int(self.buffer.target if self.elastic is None else self.elastic.start_ms * self.buffer.rate / 1000)
-        deadline = time.perf_counter() + START_WAIT_S
-        while self.buffer.level < need and time.perf_counter() < deadline and not stopped():
-            time.sleep(0.001)
-        self.sink.run()
 
     def pause(self) -> None:
         self.feed.pause()
