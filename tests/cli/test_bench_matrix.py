@@ -109,3 +109,13 @@ def test_spread_is_p50_iqr_and_p90() -> None:
     assert spread([]) == {"p50": None, "iqr": None, "p90": None}
     values = [float(v) for v in range(1, 11)]  # 1..10: quartiles 3.25 and 7.75 (linear interpolation)
     assert spread(values) == {"p50": 5.5, "iqr": 4.5, "p90": pytest.approx(9.1)}
+
+
+def test_cold_times_a_one_shot_plays_request_against_the_clis_own_start(tmp_path: Path) -> None:
+    result = run("bench", "cold", "--plays", "1", "--sink", "virtual", "--out", str(tmp_path), timeout=120)
+    assert result.returncode == 0, result.stderr
+    data = json.loads((tmp_path / "cold.json").read_text())
+    # the request came whole (the listener parsed its JSON) after an interpreter had started
+    assert len(data["play_ms"]) == len(data["help_ms"]) == len(data["bare_ms"]) == 1
+    assert data["play_ms"][0] > data["bare_ms"][0] > 0 and data["help_ms"][0] > data["bare_ms"][0]
+    assert "| play / --help |" in (tmp_path / "cold.md").read_text()

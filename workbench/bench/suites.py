@@ -79,6 +79,8 @@ SUITES: dict[str, Suite] = {s.name: s for s in (
     Suite("split", "sentence pipelining against a server that does not stream: first sound, length and joins "
           "(--settings off,sentence,auto; --base-url; --pace, default 0.33)", "split"),
     Suite("stress", "N concurrent MP3 players (--streams)", "stress"),
+    Suite("cold", "a one-shot play from process start to its request on the wire, against --help and a bare "
+          "interpreter", "cold"),
     Suite("soak", "resident memory over an hour-long stream (--minutes, --speed; --settings sentence: split)", "soak"),
 )}
 

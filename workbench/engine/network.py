@@ -1,4 +1,4 @@
-"""Network shaping on the client side: an `httpx2` transport for the `openai` client.
+"""Network shaping on the client side: an `httpx2` transport under the engine's HTTP client.
 
 It wraps the real transport, so it shapes any endpoint, local or remote HTTPS, and it shapes the byte
 stream as it arrives:

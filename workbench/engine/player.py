@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import threading
 import time
 from typing import Any
 
@@ -46,6 +47,13 @@ ELASTIC_START_BLOCKS = 1  # elastic playout starts once this many device blocks 
 # delayed the request by as much), or after this long when it has not (a slow connect, a TLS handshake)
 SINK_AFTER_REQUEST_S = 0.030
 
+
+
+def _load_portaudio() -> None:
+    from .sinks import import_sounddevice
+
+    with contextlib.suppress(SinkError):  # opening the sink says so, where it can be handled
+        import_sounddevice()
 
 
 class StreamPlayer(PlayerBase):
@@ -83,22 +91,22 @@ class StreamPlayer(PlayerBase):
 
     async def warm_up(self) -> None:
         """Do now what the first play would otherwise do on the clock, between its time zero and its
-        request leaving: build the pooled HTTP client (its TLS context), import what httpx and openai load
-        on their first request, and load PortAudio (in a thread) when the sink may be the device.
+        request leaving: build the pooled HTTP client (its TLS context) and import what httpx loads on its
+        first request. PortAudio is loaded on a thread of its own when the sink may be the device, and not
+        waited for: it takes 50-60 ms, mostly in C with the GIL released, and the device is opened only
+        once the request has left (the sink's own open waits for this import if it is still running).
 
         Measured on a one-shot CLI play (device sink, loopback): from time zero to the request written,
         44 to 120 ms without it, 7 to 9 ms with it. Sends nothing to the endpoint."""
         import importlib
 
-        SpeechSource(self.base_url, http_client=self.http_client or self._pooled_client())  # openai's lazy imports
+        if self.http_client is None:
+            self._pooled_client()
         for name in ("httpcore2", "anyio._backends._asyncio"):
             with contextlib.suppress(ImportError):
                 importlib.import_module(name)
         if self.settings.sink in ("auto", "device"):
-            from .sinks import import_sounddevice
-
-            with contextlib.suppress(SinkError):
-                await asyncio.to_thread(import_sounddevice)
+            threading.Thread(target=_load_portaudio, name="load-portaudio", daemon=True).start()
 
     async def __aexit__(self, *exc: object) -> None:
         if self._playing:

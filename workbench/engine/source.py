@@ -1,9 +1,10 @@
 """The HTTP source: streams `/v1/audio/speech` from any OpenAI-compatible endpoint.
 
-It uses the `openai` package's streaming response (`with_streaming_response.create` then
-`iter_bytes()`), so it talks to endpoints exactly as voicemode does, and records when the
-response headers arrived (TTFB) and when the first body byte did. Errors become `SourceError` with a
-message meant for the user; the API key is never part of any message.
+It sends the request the `openai` package sends (the same JSON body, `Accept:
+application/octet-stream`, a bearer key) straight through httpx2, the HTTP client that package is built on:
+importing the package costs a one-shot play ~0.4 s before its request can leave, and a stream needs none
+of it. It records when the response headers arrived (TTFB) and when the first body byte did. Errors
+become `SourceError` with a message meant for the user; the API key is never part of any message.
 """
 
 from __future__ import annotations
@@ -19,12 +20,11 @@ from dataclasses import dataclass
 from typing import Any
 
 import httpx2
-import openai
 
 from .errors import exception_chain
 from .safetext import clean_text
 from .sse import SseAudio, SseError
-from .wire import WIRE, WireTimes
+from .wire import WIRE, WireTimes, new_client
 
 RETRY_STATUSES = (408, 429, 500, 502, 503, 504)
 # Resuming a broken stream: the client asks for the body from a byte offset; a server that can (ours)
@@ -89,15 +89,9 @@ class SpeechSource:
         self.chunk_size = chunk_size
         self.stall_timeout = stall_timeout
         self._owns_client = http_client is None
-        self._client = openai.AsyncOpenAI(
-            base_url=self.base_url,
-            api_key=api_key or "not-needed",
-            max_retries=0,
-            timeout=httpx2.Timeout(read_timeout, connect=connect_timeout),
-            http_client=http_client,
-        )
-        # the openai package imports its resource modules lazily; do it now, not on the clock
-        self._speech = self._client.audio.speech.with_streaming_response
+        self._client = http_client or new_client()
+        self._api_key = api_key or "not-needed"
+        self._timeout = httpx2.Timeout(read_timeout, connect=connect_timeout)
         self.request_started: float | None = None
         self.headers_at: float | None = None
         self.first_byte_at: float | None = None
@@ -187,38 +181,38 @@ class SpeechSource:
         """
         if self.request_started is None:  # a retry keeps the first request's times
             self.request_started = time.perf_counter()
-        kwargs: dict[str, Any] = dict(
+        body: dict[str, Any] = dict(
             model=request.model,
             voice=request.voice,
             input=request.text,
             response_format=request.response_format,
         )
         if request.speed is not None:
-            kwargs["speed"] = request.speed
+            body["speed"] = request.speed
         if request.stream_format != "audio":
-            kwargs["stream_format"] = request.stream_format
-        headers = dict(request.extra_headers or {})
+            body["stream_format"] = request.stream_format
+        headers = {"Accept": "application/octet-stream", "Authorization": f"Bearer {self._api_key}",
+                   **(request.extra_headers or {})}
         if resume_from > 0:
             headers[RESUME_HEADER] = str(resume_from)
-        if headers:
-            kwargs["extra_headers"] = headers
         self.resumed_from = None
-        if request.extra_query:
-            kwargs["extra_query"] = request.extra_query
         failure: SourceError | None = None
         answered = False
         wire = WIRE.set(self.wire)
         try:
-            async with self._speech.create(**kwargs) as response:
+            async with self._client.stream("POST", self.base_url + "/audio/speech", json=body, headers=headers,
+                                           params=request.extra_query or None, timeout=self._timeout) as response:
+                if response.status_code >= 400:
+                    raise await self._status_error(response)
                 answered = True
                 if self.headers_at is None:
                     self.headers_at = time.perf_counter()
                 self.answered.set()
-                self.status = response.http_response.status_code
-                self.content_type = response.http_response.headers.get("content-type")
-                self.response_headers = {k.lower(): v for k, v in response.http_response.headers.items()}
+                self.status = response.status_code
+                self.content_type = response.headers.get("content-type")
+                self.response_headers = {k.lower(): v for k, v in response.headers.items()}
                 if resume_from > 0:
-                    self.resumed_from = _int_or_none(response.http_response.headers.get(RESUME_HEADER))
+                    self.resumed_from = _int_or_none(response.headers.get(RESUME_HEADER))
                 events = None
                 if _media(self.content_type) == "text/event-stream":
                     events = self.sse = SseAudio()  # the audio comes base64 in events
@@ -232,7 +226,7 @@ class SpeechSource:
                 # each read is handed on at once, cut into pieces of at most chunk_size: bytes are never
                 # held back waiting for a chunk to fill (httpx's iter_bytes(chunk_size) would hold them,
                 # which delays compressed audio by a whole chunk and loses them if the connection breaks)
-                reads = response.iter_bytes().__aiter__()
+                reads = response.aiter_bytes().__aiter__()
                 while True:
                     asked = time.perf_counter()
                     try:
@@ -271,26 +265,8 @@ class SpeechSource:
                         yield piece[at : at + self.chunk_size]
                     if events is not None and events.error is not None:  # its audio before it is handed on
                         raise self._event_error(events.error)
-        except openai.APIStatusError as exc:
-            failure = SourceError(
-                f"{self.base_url} answered {exc.status_code}: {_server_message(exc)}",
-                status=exc.status_code,
-                retry_after=_retry_after(exc.response),
-                connected=True,
-            )
-        except openai.APITimeoutError:
-            failure = SourceError(f"{self.base_url} did not answer in time", mid_stream=self.bytes_received > 0,
-                                  stalled=True, connected=answered)
-        except openai.APIConnectionError as exc:
-            cause = exc.__cause__ or exc.__context__
-            kind = _permanent_kind(exc)
-            detail = f" ({kind}: {_short(cause)})" if kind and cause else f" ({_short(cause)})" if cause else ""
-            failure = SourceError(f"cannot reach {self.base_url}{detail}", mid_stream=self.bytes_received > 0,
-                                  permanent=kind is not None, connected=answered)
-        except (httpx2.TransportError, httpx2.StreamError) as exc:
-            got_any = self.bytes_received > 0
-            where = "the connection broke mid-stream" if got_any else "the connection failed"
-            failure = SourceError(f"{where}: {_short(exc)}", mid_stream=got_any, connected=answered)
+        except (httpx2.TransportError, httpx2.StreamError, httpx2.InvalidURL) as exc:
+            failure = self._broken(exc, answered)
         finally:
             self.answered.set()
             if self.sse is not None:  # what the event stream's parser noticed, whatever the ending
@@ -304,12 +280,34 @@ class SpeechSource:
         return SourceError(f"{self.base_url} reported in its event stream: {exc}", connected=True,
                            permanent=True, mid_stream=self.bytes_received > 0)
 
+    def _broken(self, exc: Exception, answered: bool) -> SourceError:
+        """A transport error: before the headers, the server was not reached or did not answer in time;
+        after them, the connection broke (mid-stream once any of the body came)."""
+        if not answered and isinstance(exc, httpx2.TimeoutException):
+            return SourceError(f"{self.base_url} did not answer in time", stalled=True)
+        if not answered:
+            kind = _permanent_kind(exc)
+            detail = f"{kind}: {_short(exc)}" if kind else _short(exc)
+            unusable = isinstance(exc, httpx2.InvalidURL | httpx2.UnsupportedProtocol)  # asking again is no use
+            return SourceError(f"cannot reach {self.base_url} ({detail})", permanent=kind is not None or unusable)
+        got_any = self.bytes_received > 0
+        where = "the connection broke mid-stream" if got_any else "the connection failed"
+        return SourceError(f"{where}: {_short(exc)}", mid_stream=got_any, connected=True)
+
+    async def _status_error(self, response: httpx2.Response) -> SourceError:
+        """An error status: the server's own words (read whole, they are short), as a `SourceError`."""
+        with contextlib.suppress(httpx2.HTTPError):  # the status says enough without them
+            async with asyncio.timeout(min(self.stall_timeout, 5.0)):
+                await response.aread()
+        return SourceError(f"{self.base_url} answered {response.status_code}: {_server_message(response)}",
+                           status=response.status_code, retry_after=_retry_after(response), connected=True)
+
     async def _not_audio(self, response: Any) -> SourceError:
         """A 200 whose body is a web page, JSON or plain text: an error naming it, never audio."""
         head = bytearray()
         with contextlib.suppress(Exception):  # the start of the body is for the message only
             async with asyncio.timeout(min(self.stall_timeout, 5.0)):
-                async for piece in response.iter_bytes():
+                async for piece in response.aiter_bytes():
                     head += piece
                     if len(head) >= 2048:
                         break
@@ -320,7 +318,7 @@ class SpeechSource:
 
     async def aclose(self) -> None:
         if self._owns_client:  # a shared http client (and its open connections) is its owner's to close
-            await self._client.close()
+            await self._client.aclose()
 
 
 def _int_or_none(value: str | None) -> int | None:
@@ -365,9 +363,17 @@ def _short(exc: BaseException) -> str:
     return clean_text(str(exc) or type(exc).__name__, 200)
 
 
-def _server_message(exc: openai.APIStatusError) -> str:
+def _server_message(response: httpx2.Response) -> str:
     """The server's own words, cleaned of control characters and cut short (a server can send anything)."""
-    body = exc.body
+    try:
+        text = response.text.strip()
+    except Exception:  # not read (it broke off), or not text
+        text = ""
+    try:
+        body = json.loads(text) if text else None
+    except ValueError:
+        body = None
+    text = text[:4000]
     if isinstance(body, dict):
         err = body.get("error", body)
         if isinstance(err, dict) and err.get("message"):
@@ -377,11 +383,7 @@ def _server_message(exc: openai.APIStatusError) -> str:
         if body.get("detail"):
             detail = body["detail"]
             return clean_text(detail if isinstance(detail, str) else json.dumps(detail)[:2000])
-    try:
-        text = exc.response.text[:4000].strip()
-    except Exception:
-        text = ""
-    return clean_text(text) if text else clean_text(exc.message or "no message")
+    return clean_text(text) if text else f"no message ({response.reason_phrase or 'no reason given'})"
 
 
 def _retry_after(response: httpx2.Response | None) -> float | None:

@@ -40,6 +40,15 @@ class WireTimes:
             self.sent.set()
 
 
+LIMITS = httpx2.Limits(max_connections=1000, max_keepalive_connections=100, keepalive_expiry=5.0)  # openai's
+TIMEOUT = httpx2.Timeout(600.0, connect=5.0)  # openai's; each request gives its own
+
+
+def new_client(transport: httpx2.AsyncBaseTransport | None = None) -> httpx2.AsyncClient:
+    """An HTTP client set up as the `openai` package sets up its own (limits, redirects followed)."""
+    return httpx2.AsyncClient(transport=transport, limits=LIMITS, timeout=TIMEOUT, follow_redirects=True)
+
+
 WIRE: ContextVar[WireTimes | None] = ContextVar("workbench_wire", default=None)
 
 
@@ -47,9 +56,7 @@ class TracingTransport(httpx2.AsyncBaseTransport):
     """Wraps the real transport; a request made while `WIRE` holds a `WireTimes` is traced into it."""
 
     def __init__(self, inner: httpx2.AsyncBaseTransport | None = None) -> None:
-        from openai._constants import DEFAULT_CONNECTION_LIMITS  # the limits the openai client would use
-
-        self._inner = inner or httpx2.AsyncHTTPTransport(limits=DEFAULT_CONNECTION_LIMITS)
+        self._inner = inner or httpx2.AsyncHTTPTransport(limits=LIMITS)
 
     async def handle_async_request(self, request: httpx2.Request) -> httpx2.Response:
         times = WIRE.get()
