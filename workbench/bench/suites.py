@@ -30,11 +30,11 @@ class BenchOptions:
     text: str | None = None
     formats: str | None = None  # matrix
     networks: str | None = None  # matrix, adaptive
-    settings: str | None = None  # matrix, split, soak
+    settings: str | None = None  # matrix, split, soak; heard: the servers
     base_url: str | None = None  # matrix
     pace: float | None = None  # matrix, split: the embedded server's wall seconds per second of audio
     headline: bool = True  # matrix
-    players: str | None = None  # matrix: workbench, voicemode
+    players: str | None = None  # matrix: workbench, voicemode; heard: naive, fixed, elastic
     streams: str | None = None  # stress
     minutes: float | None = None  # soak
     speed: float | None = None  # soak
@@ -79,6 +79,9 @@ SUITES: dict[str, Suite] = {s.name: s for s in (
     Suite("split", "sentence pipelining against a server that does not stream: first sound, length and joins "
           "(--settings off,sentence,auto; --base-url; --pace, default 0.33)", "split"),
     Suite("stress", "N concurrent MP3 players (--streams)", "stress"),
+    Suite("heard", "where the listener is: first byte to first sound and silent gaps recorded from the device's "
+          "monitor, naive blocking writes, fixed 150 ms and elastic playout on paced servers (--settings "
+          "fast,jittery,slow; --formats pcm,mp3,opus; --players)", "heard"),
     Suite("cold", "a one-shot play from process start to its request on the wire, against --help and a bare "
           "interpreter", "cold"),
     Suite("soak", "resident memory over an hour-long stream (--minutes, --speed; --settings sentence: split)", "soak"),

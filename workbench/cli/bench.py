@@ -44,10 +44,12 @@ def register(sub: Any) -> dict[str, Handler]:
     matrix.add_argument("--settings", dest="matrix_settings", default=None, metavar="LIST",
                         help="settings to compare, comma-separated: initial buffers in ms (fixed), 'adaptive', "
                         "'preset:NAME' (default 150,300,adaptive); split: off, sentence, auto (default off,sentence); "
-                        "soak: off or sentence (the long reply asked for a fragment at a time)")
+                        "soak: off or sentence (the long reply asked for a fragment at a time); heard: the servers, "
+                        "fast, jittery, slow (default all three)")
     matrix.add_argument("--players", default=None, metavar="LIST",
                         help="who plays, comma-separated: workbench (this engine, the default) and voicemode "
-                        "(voicemode 9.0's playback, modelled: a 'voicemode 9.0' column, with ratios against it)")
+                        "(voicemode 9.0's playback, modelled: a 'voicemode 9.0' column, with ratios against it); "
+                        "heard: naive, fixed, elastic (default all three)")
     matrix.add_argument("--base-url", dest="bench_base_url", default=None, metavar="URL",
                         help="measure this OpenAI-compatible endpoint instead of the embedded server (matrix, split)")
     matrix.add_argument("--pace", type=float, default=None,
