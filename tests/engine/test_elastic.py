@@ -9,13 +9,15 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from workbench.engine import elastic as elastic_module
-from workbench.engine.buffer import BufferState, Ctl, JitterBuffer
+from workbench.engine.buffer import PLAYING, BufferState, Ctl, JitterBuffer
 from workbench.engine.elastic import (
     GROWING,
     MAX_SLACK_MS,
+    PAUSE_FASTEST,
+    PAUSE_GROWING,
     SLACK_MEMORY_S,
+    SPEECH_SLOWEST,
     STALL_AFTER_MS,
-    STALL_SLOWEST,
     ElasticPlayout,
     RateLimits,
 )
@@ -65,6 +67,33 @@ def stretch(x: np.ndarray, rate: float, piece: int = 700) -> tuple[np.ndarray, S
 
 
 # -- the stretcher --------------------------------------------------------------------------------------
+def test_it_tells_pauses_from_speech_and_counts_where_the_time_went() -> None:
+    """A tone, a 300 ms pause (faint noise, -60 dBFS), the tone again. Slowed only in the pause, all the
+    time added is in pauses and no speech is off tempo; slowed throughout, speech is off tempo and most
+    of the time added is in the tone."""
+    rng = np.random.default_rng(1)
+    x = np.concatenate([tone(0.3), (0.001 * rng.standard_normal(int(0.3 * RATE))).astype(np.float32),
+                        tone(0.3, int(0.6 * RATE))])
+    s = Stretcher(RATE)
+    s.feed(x)
+    s.end()
+    kinds = []
+    while not s.done:
+        quiet = s.quiet_ahead()
+        kinds.append(quiet)
+        s.pull(0.5 if quiet else 1.0, 1)
+    assert kinds[0] is False and any(kinds) and kinds[-3] is False  # the tone, the pause, the tone
+    assert s.added > int(0.1 * RATE) and s.added_quiet == s.added and s.speech_off_tempo == 0
+    assert s.speech_out == pytest.approx(0.6 * RATE, abs=2 * s.frame)  # the tone, played as it is
+
+    _, slowed = stretch(x, 0.8)
+    assert slowed.speech_off_tempo == pytest.approx(slowed.speech_out, abs=4 * slowed.frame)
+    assert 0 < slowed.added_quiet < 0.6 * slowed.added  # spread evenly: a third of the input is the pause
+    _, as_is = stretch(x, 1.0)
+    assert as_is.speech_off_tempo == 0 and as_is.added == as_is.removed == 0
+    assert as_is.speech_out == pytest.approx(0.6 * RATE, abs=2 * as_is.frame)
+
+
 @pytest.mark.parametrize("piece", [240, 700])  # 240: one hop's input at a time, as a stream that only just keeps up
 @pytest.mark.parametrize("rate", [0.9, 1.1, 0.5, 0.71])
 def test_a_tone_stretched_keeps_its_pitch_and_length_and_has_no_click(rate: float, piece: int) -> None:
@@ -194,22 +223,47 @@ def test_it_starts_after_one_block_not_after_the_target() -> None:
     assert buf.state is BufferState.PLAYING and out.any()  # fixed playout would wait for 150 ms
 
 
-def test_below_the_target_it_grows_by_playing_slower_and_near_empty_slower_still() -> None:
-    buf, el = playout(target_ms=150.0)  # (an empty ring: every ms of level here can still be stretched)
-    assert el.choose_rate(10.0, False) == el.limits.slowest  # about to run dry
-    assert el.limits.slowest < el.choose_rate(55.0, False) < GROWING  # near empty
-    assert el.choose_rate(100.0, False) == GROWING  # below the target
-    assert el.choose_rate(100.0, False, peak_ms=200.0) == 1.0  # between bursts: the peak counts
-    assert el.choose_rate(400.0, False) == 1.0  # above it: a spoken reply loses nothing by a large buffer
+def playing(target_ms: float = 150.0) -> tuple[JitterBuffer, ElasticPlayout]:
+    """A playout whose device has started (its ring still empty: every ms of level can be stretched)."""
+    buf, el = playout(target_ms)
+    buf.ctl[Ctl.STATE] = PLAYING
+    return buf, el
+
+
+def test_below_the_target_it_lengthens_pauses_and_slows_speech_only_near_empty() -> None:
+    buf, el = playing(target_ms=150.0)
+    for quiet in (False, True, None):  # about to run dry: the slowest rate, speech or not
+        assert el.choose_rate(10.0, False, quiet=quiet) == el.limits.slowest
+    assert el.choose_rate(55.0, False, quiet=False) == GROWING  # near empty: speech a little slower ...
+    assert el.choose_rate(55.0, False, quiet=True) == el.limits.slowest  # ... a pause much slower
+    assert el.choose_rate(100.0, False, quiet=True) == PAUSE_GROWING  # below the target: pauses grow it ...
+    assert el.choose_rate(100.0, False, quiet=False) == 1.0  # ... speech plays at its own tempo
+    assert el.choose_rate(100.0, False, quiet=None) == 1.0  # (not known: as speech)
+    assert el.choose_rate(100.0, False, peak_ms=200.0, quiet=True) == 1.0  # between bursts: the peak counts
+    assert el.choose_rate(400.0, False, quiet=True) == 1.0  # above it: a spoken reply loses nothing by a large buffer
     assert el.choose_rate(10.0, True) == 1.0  # everything has arrived: nothing can run dry
 
 
-def test_far_above_the_target_it_gives_back_what_slowing_added() -> None:
+def test_before_the_device_starts_nothing_is_stretched() -> None:
+    """Nothing plays yet, so nothing can run dry: the first audio goes to the ring as it is (it used to be
+    slowed to fill the ring sooner: the first 100 ms of every reply played as 130-340 ms)."""
     buf, el = playout(target_ms=150.0)
-    assert el.choose_rate(2000.0, False) == 1.0  # nothing owed
+    assert buf.state is BufferState.BUFFERING
+    assert el.choose_rate(10.0, False, quiet=False) == el.choose_rate(10.0, False, quiet=True) == 1.0
+    el.write(tone(0.015))  # less than the start needs
+    el.step()
+    assert el.stretcher.added == 0 and el.min_rate == 1.0
+
+
+def test_far_above_the_target_it_gives_back_what_slowing_added_in_pauses() -> None:
+    buf, el = playing(target_ms=150.0)
+    assert el.choose_rate(2000.0, False, quiet=True) == 1.0  # nothing owed
     el.stretcher.added = 2400
-    assert el.choose_rate(2000.0, False) == el.limits.fastest
-    assert el.choose_rate(600.0, False) == 1.0  # not when the reserve is only moderately large
+    assert el.choose_rate(2000.0, False, quiet=True) == PAUSE_FASTEST  # a pause shortened
+    assert el.choose_rate(2000.0, False, quiet=False) == 1.0  # speech kept
+    assert el.choose_rate(600.0, False, quiet=True) == 1.0  # not when the reserve is only moderately large
+    el.limits.fastest = 1.0  # WORKBENCH_FASTEST_RATE=1.0: nothing is given back
+    assert el.choose_rate(2000.0, False, quiet=True) == 1.0
 
 
 def test_a_stall_slows_the_voice_down_before_any_silence() -> None:
@@ -232,14 +286,15 @@ def test_a_stall_slows_the_voice_down_before_any_silence() -> None:
 
 def test_a_stalled_input_is_met_by_a_voice_slowed_just_enough_to_outlast_the_target() -> None:
     """No audio for a while: what is in hand is stretched to last the target again (the network's usual
-    worst lateness), no slower than STALL_SLOWEST; with enough in hand, or before the input has stalled,
-    the rules are those without a stall."""
-    _, el = playout(target_ms=600.0)
+    worst lateness): pauses at the slowest rate, speech no slower than SPEECH_SLOWEST; with enough in hand,
+    or before the input has stalled, the rules are those without a stall."""
+    _, el = playing(target_ms=600.0)
     stalled = STALL_AFTER_MS + 10.0
-    assert el.choose_rate(300.0, False, stalled_ms=STALL_AFTER_MS - 10.0) == GROWING  # a gap between bursts
-    assert el.choose_rate(300.0, False, stalled_ms=stalled) == STALL_SLOWEST  # 0.5 would be needed: capped
-    assert el.choose_rate(500.0, False, stalled_ms=stalled) == pytest.approx(500.0 / 600.0)
-    assert el.choose_rate(580.0, False, stalled_ms=stalled) == GROWING  # lasts at the growing rate
+    assert el.choose_rate(300.0, False, stalled_ms=STALL_AFTER_MS - 10.0) == 1.0  # a gap between bursts
+    assert el.choose_rate(300.0, False, stalled_ms=stalled) == SPEECH_SLOWEST  # 0.5 would be needed: capped
+    assert el.choose_rate(300.0, False, stalled_ms=stalled, quiet=True) == el.limits.slowest  # a pause: not
+    assert el.choose_rate(545.0, False, stalled_ms=stalled) == pytest.approx(545.0 / 600.0)  # just enough
+    assert el.choose_rate(580.0, False, stalled_ms=stalled) == 1.0  # lasts at the growing rate
     assert el.choose_rate(900.0, False, stalled_ms=stalled) == 1.0  # above the target: nothing to fear
     assert el.choose_rate(10.0, False, stalled_ms=stalled) == el.limits.slowest  # near empty rules first
     assert el.choose_rate(300.0, True, stalled_ms=stalled) == 1.0  # the input has ended: no stall
@@ -248,15 +303,15 @@ def test_a_stalled_input_is_met_by_a_voice_slowed_just_enough_to_outlast_the_tar
 def test_the_pump_measures_a_stall_from_the_last_audio_that_came(monkeypatch: pytest.MonkeyPatch) -> None:
     clock = [100.0]
     monkeypatch.setattr(elastic_module.time, "perf_counter", lambda: clock[0])
-    buf, el = playout(target_ms=600.0)
+    buf, el = playing(target_ms=600.0)
     el.write(tone(0.4))
     el.step()
-    assert el.rate == GROWING  # audio has just come
+    assert el.rate == 1.0  # audio has just come: below the target, but speech (a tone) plays at 1.0
     clock[0] += (STALL_AFTER_MS + 50.0) / 1000.0
     out = np.zeros(BLOCK, dtype=np.float32)
     buf.read_into(out)
     el.step()
-    assert el.rate == pytest.approx(max(STALL_SLOWEST, el.level_ms / 600.0), abs=0.02)
+    assert el.rate == pytest.approx(max(SPEECH_SLOWEST, el.level_ms / 600.0), abs=0.02)
     assert el.rate < GROWING
 
 

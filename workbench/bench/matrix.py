@@ -130,6 +130,10 @@ def _summary(ms: list[PlayMetrics]) -> dict[str, Any]:
         "failed": sum(1 for m in ms if m.error),
         "ttfa_after_first_byte_ms": _round(median(after_first_byte)),
         "stretched_pct": _round(median([m.stretched_pct for m in ms])),
+        "stretch_in_pauses_pct": _round(median([m.stretch_in_pauses_pct for m in ms
+                                                if m.stretch_in_pauses_pct is not None])),
+        "speech_off_tempo_pct": _round(median([m.speech_off_tempo_pct for m in ms
+                                               if m.speech_off_tempo_pct is not None])),
         "ttfa_ms": _round(median(ttfa)), "ttfa_p95_ms": _round(percentile(ttfa, 95)),
         **{f"ttfa_{k}_ms": _round(v) for k, v in spread(ttfa).items() if k != "p50"},
         "first_sound_ms": _round(median(sound)),

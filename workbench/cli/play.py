@@ -78,8 +78,13 @@ def render_status(snap: Snapshot) -> str:
 def _playout(m: PlayMetrics) -> str:
     if m.playout != "elastic":
         return "fixed (waits for the buffer, then plays at 1.0x)"
-    return (f"elastic: {m.stretched_pct:.0f}% of the audio stretched, rate {m.min_rate:.2f}x to {m.max_rate:.2f}x, "
-            f"+{m.stretch_added_ms:.0f} / -{m.stretch_removed_ms:.0f} ms")
+    out = (f"elastic: {m.stretched_pct:.0f}% of the audio stretched, rate {m.min_rate:.2f}x to {m.max_rate:.2f}x, "
+           f"+{m.stretch_added_ms:.0f} / -{m.stretch_removed_ms:.0f} ms")
+    if m.stretch_in_pauses_pct is not None:
+        out += f" ({m.stretch_in_pauses_pct:.0f}% of it in pauses)"
+    if m.speech_off_tempo_pct is not None:
+        out += f"; speech outside 0.95-1.05x: {m.speech_off_tempo_pct:.1f}%"
+    return out
 
 
 def pcm_description(m: PlayMetrics) -> str:

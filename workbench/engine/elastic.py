@@ -8,18 +8,24 @@ policy chooses, into the jitter buffer's ring, keeping the ring a few blocks ahe
 device's callback still only copies. The level the policy steers is everything not yet played: ring,
 stretcher and reserve.
 
-The policy (rates are playout speeds: below 1 plays slower and adds time, above 1 removes it):
+The policy (rates are playout speeds: below 1 plays slower and adds time, above 1 removes it). Time goes
+into pauses first (NetEQ stretches non-speech freely and speech little): each hop asks the stretcher
+whether the frame it would play next is a pause (under -50 dBFS, or 30 dB under the voice's recent
+level). Speech plays at 1.0 unless silence is near.
+- Before the device has started: 1.0. Nothing plays yet, so nothing can run dry (slowing the first
+  audio to fill the ring sooner played the first 100 ms of every reply as 130-340 ms).
 - About to run dry (what can still be stretched, outside the ring, is under 1.5 times the stretcher's
-  look-ahead, about 37 ms): the slowest rate, before any silence. Under 3 times: halfway between that
-  and the growing rate.
+  look-ahead, about 37 ms): the slowest rate, speech or not, before any silence. Under 3 times: pauses
+  at the slowest rate, speech at 0.92.
 - Stalled (no audio for `STALL_AFTER_MS`, far longer than the gap between bursts) with too little in
-  hand to last, at the growing rate, as long as the target again: slower, just enough to last that
-  long, down to 0.75. Otherwise the audio in hand is spent at 0.92 and the stall's tail meets an empty
-  buffer.
-- Below the target (its peak over the last quarter second): 0.92, the growing rate.
-- Far above the target (a second, or twice the target), while time added by slowing is still owed: the
-  fastest rate, to give it back. A large reserve costs a spoken reply nothing once it has started, so
-  it is not trimmed for its own sake, and the reserve a stall would need is never spent on it.
+  hand to last, at 0.92, as long as the target again: pauses at the slowest rate; speech just slow
+  enough to last that long, down to 0.9. Otherwise the stall's tail meets the rules above.
+- Below the target (its peak over the last quarter second): pauses at 0.5 (a pause lasts twice as
+  long), speech at 1.0.
+- Far above the target (a second, or twice the target), while time added by slowing is still owed:
+  pauses at 1.25 (or the fastest rate, if higher), to give it back; speech at 1.0. A large reserve
+  costs a spoken reply nothing once it has started, so it is not trimmed for its own sake, and the
+  reserve a stall would need is never spent on it.
 - Once the whole reply has arrived: 1.0. Nothing can run dry any more.
 
 After a true underrun, playback resumes as soon as `start_ms` is back in the ring, and the buffer grows
@@ -78,9 +84,11 @@ class Feed(Protocol):
     def target_ms(self) -> float: ...
 
 
-GROWING = 0.92  # below the target: 8 % slower, which a listener hardly notices
+GROWING = 0.92  # speech near empty: 8 % slower, which a listener hardly notices
+PAUSE_GROWING = 0.5  # below the target: pauses play this slow (a 100 ms pause lasts 200 ms), speech at 1.0
+PAUSE_FASTEST = 1.25  # giving time back: pauses play this fast (speech at 1.0), if WORKBENCH_FASTEST_RATE > 1
 STALL_AFTER_MS = 150.0  # no audio for this long: the input has stalled (bursts come every 20-100 ms)
-STALL_SLOWEST = 0.75  # a stall the audio in hand cannot outlast: this slow at most, before near-empty
+SPEECH_SLOWEST = 0.9  # a stall the audio in hand cannot outlast: speech this slow at most, before near-empty
 PEAK_WINDOW_S = 0.25  # growth compares the highest level of the last quarter second with the target
 
 
@@ -133,6 +141,7 @@ class ElasticPlayout:
         self.drained = 0  # samples handed on as they were, because the device was about to run dry
         self.hungry = True  # the last step left the ring short of what it should hold (input was short)
         self.rate = 1.0  # the rate of the last hop
+        self.seeking_pause = False  # the policy would stretch the next pause: look at every hop
         self.min_rate = 1.0
         self.max_rate = 1.0
         buffer.set_target_ms(start_ms)
@@ -219,13 +228,19 @@ class ElasticPlayout:
 
     # -- the policy -----------------------------------------------------------------------------------
     def choose_rate(self, level_ms: float, input_ended: bool, peak_ms: float | None = None,
-                    stalled_ms: float = 0.0) -> float:
+                    stalled_ms: float = 0.0, quiet: bool | None = None) -> float:
         """The rate of the next hop, from the level now, its peak over the last quarter second (audio
-        arrives in bursts, and between them the level dips by design, so growth looks at the peaks) and
-        how long no audio has come."""
+        arrives in bursts, and between them the level dips by design, so growth looks at the peaks), how
+        long no audio has come, and whether the next hop is a pause (`quiet`; None: not known, as speech).
+
+        Time goes into pauses: growing the buffer lengthens them and giving time back shortens them,
+        while speech plays at 1.0. Speech is slowed only when the buffer is nearly empty or a stall cannot
+        be outlasted (to 0.92, 0.9 at most), and to the slowest rate only right before a silence would be
+        heard."""
         limits = self.limits
-        if input_ended:
-            return 1.0
+        self.seeking_pause = False
+        if input_ended or self.buffer.state is BufferState.BUFFERING:
+            return 1.0  # all has come, or nothing plays yet: nothing can run dry
         peak = level_ms if peak_ms is None else max(peak_ms, level_ms)
         # what can still be stretched: all but the ring's first block or two (the slack the pump keeps
         # for its own lateness is counted as stretchable, or a large slack would pin the slowest rate)
@@ -234,18 +249,20 @@ class ElasticPlayout:
         if uncommitted < 1.5 * lookahead:  # about to run dry: slow right down (pitch periods again)
             return limits.slowest
         if uncommitted < 3.0 * lookahead:  # near empty: slow down more than to grow
-            return (limits.slowest + limits.growing) / 2.0
+            return limits.slowest if quiet else limits.growing
         if stalled_ms >= STALL_AFTER_MS:
             # a stall that has lasted this long may well last the target again: the network's usual worst
             # lateness, which a stall is (flaky links stall for longer than that once the stall is seen)
             lasting = level_ms / self._target_ms  # the rate at which the level lasts that long
             if lasting < limits.growing:
-                return max(lasting, STALL_SLOWEST, limits.slowest)
+                return limits.slowest if quiet else max(lasting, SPEECH_SLOWEST, limits.slowest)
         if peak < self._target_ms:
-            return limits.growing
+            self.seeking_pause = not quiet
+            return max(limits.slowest, PAUSE_GROWING) if quiet else 1.0
         owed = self.stretcher.added - self.stretcher.removed
-        if owed > 0 and level_ms > self._target_ms + max(1000.0, 2.0 * self._target_ms):
-            return limits.fastest
+        if owed > 0 and level_ms > self._target_ms + max(1000.0, 2.0 * self._target_ms) and limits.fastest > 1.0:
+            self.seeking_pause = not quiet
+            return max(limits.fastest, PAUSE_FASTEST) if quiet else 1.0
         return 1.0
 
     # -- the pump -------------------------------------------------------------------------------------
@@ -278,10 +295,11 @@ class ElasticPlayout:
         ahead_ms = max(self.ring_ms, self.level_ms - self._target_ms)
         want = int(ahead_ms * self.rate_hz / 1000.0) - buffer.level
         while want > 0 and not stretcher.done:
-            rate = self.choose_rate(self.level_ms, ended, peak, stalled_ms)
+            rate = self.choose_rate(self.level_ms, ended, peak, stalled_ms, stretcher.quiet_ahead())
             # at 1.0 nothing is near a threshold: the rest of what is wanted in one go (fewer, larger
-            # writes); otherwise a hop at a time, the rate chosen again for each
-            hops = max(1, want // stretcher.hop) if rate == 1.0 else 1
+            # writes); otherwise a hop at a time, the rate chosen again for each, and so while speech
+            # plays at 1.0 only until a pause comes that the policy would stretch
+            hops = max(1, want // stretcher.hop) if rate == 1.0 and not self.seeking_pause else 1
             out = stretcher.pull(rate, hops, expand=rate == self.limits.slowest)
             if len(out):
                 self._note_rate(rate)
@@ -365,6 +383,19 @@ class ElasticPlayout:
     @property
     def removed_ms(self) -> float:
         return self.stretcher.removed * 1000.0 / self.rate_hz
+
+    @property
+    def in_pauses_pct(self) -> float | None:
+        """The share of the time added or removed that was added to or taken from pauses (None: none was)."""
+        st = self.stretcher
+        moved = st.added + st.removed
+        return 100.0 * (st.added_quiet + st.removed_quiet) / moved if moved else None
+
+    @property
+    def speech_off_tempo_pct(self) -> float | None:
+        """The share of speech played outside 0.95-1.05x (None: no speech played)."""
+        st = self.stretcher
+        return 100.0 * st.speech_off_tempo / st.speech_out if st.speech_out else None
 
     @property
     def stretched_pct(self) -> float:

@@ -91,6 +91,8 @@ class PlayMetrics:
     stretch_added_ms: float = 0.0  # elastic: audio time added by playing slower ...
     stretch_removed_ms: float = 0.0  # ... and removed by playing faster
     stretched_pct: float = 0.0  # the share of the audio not played at 1.0
+    stretch_in_pauses_pct: float | None = None  # of the time added and removed, the share in pauses
+    speech_off_tempo_pct: float | None = None  # the share of speech played outside 0.95-1.05x
     min_rate: float = 1.0
     max_rate: float = 1.0
     page_interval_ms: float | None = None  # Ogg: audio per page as the server sends it
@@ -187,6 +189,8 @@ FIGURES: tuple[Figure, ...] = (
     Figure("stretched_pct", "played stretched", "stretched", "%", "lower"),
     Figure("stretch_added_ms", "time added by slowing", "added", "ms"),
     Figure("stretch_removed_ms", "time removed by speeding up", "removed", "ms"),
+    Figure("stretch_in_pauses_pct", "stretch in pauses", "in pauses", "%", "higher"),
+    Figure("speech_off_tempo_pct", "speech off tempo", "off tempo", "%", "lower"),
     Figure("fragments", "fragments", "fragments", ""),
     Figure("join_gap_ms", "longest join (its pause and any wait)", "longest join", "ms", "lower"),
     Figure("join_wait_ms", "longest wait at a join", "join wait", "ms", "lower"),

@@ -76,6 +76,8 @@ def collect(m: PlayMetrics, run: PlayRun, settings: Settings, sources: list[Spee
         m.stretch_added_ms = elastic.added_ms
         m.stretch_removed_ms = elastic.removed_ms
         m.stretched_pct = elastic.stretched_pct
+        m.stretch_in_pauses_pct = elastic.in_pauses_pct
+        m.speech_off_tempo_pct = elastic.speech_off_tempo_pct
         m.min_rate, m.max_rate = elastic.min_rate, elastic.max_rate
         m.target_ms = elastic.target_ms
     m.reconnects = run.reconnects

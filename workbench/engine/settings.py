@@ -195,10 +195,11 @@ SPECS: tuple[Spec, ...] = (
          "near empty or stalled (pitch kept); "
          "fixed: wait for the whole initial buffer first."),
     Spec("slowest", "WORKBENCH_SLOWEST_RATE", _float_range(0.25, 0.92), "a rate from 0.25 to 0.92",
-         "Elastic playout: the slowest it plays, about to run dry (0.5: half speed, pitch kept; growing the "
-         "buffer uses 0.92)."),
+         "Elastic playout: the slowest it plays, about to run dry (0.5: half speed, pitch kept); pauses "
+         "lengthened to grow the buffer play at 0.5 (at this, if it is faster)."),
     Spec("fastest", "WORKBENCH_FASTEST_RATE", _float_range(1.0, 1.5), "a rate from 1.0 to 1.5",
-         "Elastic playout: the fastest it plays, giving back time added by slowing (1.08)."),
+         "Elastic playout: giving back time added by slowing, pauses play at 1.25 or this, if faster; 1.0 "
+         "gives nothing back (1.08)."),
     Spec("stream_format", "WORKBENCH_STREAM_FORMAT", _choice(STREAM_FORMATS), ", ".join(STREAM_FORMATS),
          "How the endpoint streams: audio (the bytes of the format) or sse (server-sent events of base64 audio, "
          "as OpenAI's newer models and Speaches do)."),

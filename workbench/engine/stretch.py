@@ -30,6 +30,12 @@ MAX_EXPAND_MS = 120.0  # longer than this, repeated pitch periods buzz: a short 
 # a dip under 2 dB (a 440 Hz tone spliced 144 degrees out, c = -0.8, dipped by 10 dB)
 MATCH = 0.3
 SILENT_POWER = 1e-4  # mean square under -40 dBFS (an onset, a breath): a dip there is far under the voice
+# a pause, for placing the stretch and counting where it went: a frame under -50 dBFS, or 30 dB under the
+# loudest frame of the last second or so (the voice's level decays by LOUD_DECAY a hop, ~4 dB a second)
+QUIET_POWER = 1e-5
+QUIET_BELOW_LOUD = 1e-3
+LOUD_DECAY = 0.99
+IN_TEMPO = (0.95, 1.05)  # speech played within this band counts as played at its own tempo
 
 
 class Stretcher:
@@ -54,6 +60,11 @@ class Stretcher:
         self.added = 0  # output samples more than the input they played (slowing down) ...
         self.removed = 0  # ... and fewer (speeding up)
         self.stretched = 0  # output samples made at a rate other than 1.0
+        self.added_quiet = 0  # of `added` and `removed`, what was added or removed in pauses (`quiet`)
+        self.removed_quiet = 0
+        self.speech_out = 0  # output samples made from speech (frames that are not quiet) ...
+        self.speech_off_tempo = 0  # ... and of them, made at a rate outside IN_TEMPO
+        self._loud = 0.0  # the voice's recent level (mean square of its loudest frame, decaying)
         self._expanded = 0  # output samples in a row made without moving forward in the input ...
         self._furthest = 0  # ... beyond the furthest frame taken so far
         self._max_expand = int(rate_hz * MAX_EXPAND_MS / 1000.0)
@@ -181,7 +192,11 @@ class Stretcher:
                 # input each time (a second after a few stalls), and every later search looked where no
                 # input was yet: every rate but the slowest found nothing to play
                 nominal = float(position)
-        frame = self._at(position, n) * self._window
+        raw = self._at(position, n)
+        level = float(np.dot(raw, raw)) / n  # the frame's mean square
+        quiet = self._quiet(level)
+        self._loud = max(level, self._loud * LOUD_DECAY)
+        frame = raw * self._window
         tail = self._tail
         assert tail is not None  # seeded above
         if position == natural and self._in_step:
@@ -200,10 +215,16 @@ class Stretcher:
         delta = h - (position - self._prev)
         if delta > 0:
             self.added += delta
+            self.added_quiet += delta if quiet else 0
         else:
             self.removed -= delta
+            self.removed_quiet -= delta if quiet else 0
         if rate != 1.0:
             self.stretched += h
+        if not quiet:
+            self.speech_out += h
+            if not IN_TEMPO[0] <= rate <= IN_TEMPO[1]:
+                self.speech_off_tempo += h
         self._prev, self._nominal = position, nominal
         self._drop(min(position, int(nominal)) - 3 * tol)  # a search may reach back 3 x tolerance
         return piece
@@ -220,6 +241,7 @@ class Stretcher:
         if m < 1:
             return None
         piece = self._at(natural, m * h).copy()
+        self._played_as_is(piece)
         last = natural + (m - 1) * h
         self._debt = max(0.0, self._debt - m * h * (1.0 - self._slowest))  # in step: pays back
         self._tail = self._at(last + h, h) * self._window[h:]
@@ -228,6 +250,33 @@ class Stretcher:
         self._prev, self._nominal = last, float(last)
         self._drop(last - 3 * self.tolerance)
         return piece
+
+    def _played_as_is(self, samples: np.ndarray) -> None:
+        """Count audio played at 1.0 (a copy, a drain, the end) hop by hop: its speech is in tempo."""
+        h = self.hop
+        m = len(samples) // h
+        if m < 1:
+            return
+        rows = samples[: m * h].reshape(m, h)
+        powers = np.einsum("ij,ij->i", rows, rows) / h
+        self.speech_out += h * int(np.count_nonzero(powers >= self._quiet_below()))
+        self._loud = max(float(powers.max()), self._loud * LOUD_DECAY ** m)
+
+    def _quiet_below(self) -> float:
+        return max(QUIET_POWER, self._loud * QUIET_BELOW_LOUD)
+
+    def _quiet(self, power: float) -> bool:
+        return power < self._quiet_below()
+
+    def quiet_ahead(self) -> bool | None:
+        """Whether the frame the next hop at 1.0 would play is a pause (None: its input is not all here)."""
+        if self._finished:
+            return None
+        natural = self._prev + self.hop if self._tail is not None else self._origin
+        if natural + self.frame > self._fed:
+            return None
+        raw = self._at(natural, self.frame)
+        return self._quiet(float(np.dot(raw, raw)) / self.frame)
 
     @property
     def _expanded_enough(self) -> bool:
@@ -253,6 +302,7 @@ class Stretcher:
         if take <= 0:
             return EMPTY
         out = self._at(start, take).copy()
+        self._played_as_is(out)
         self._origin = start + take
         offset = self._nominal - self._prev  # how far the rates asked for are from where frames went
         self._prev = self._origin - self.hop
@@ -268,6 +318,7 @@ class Stretcher:
         self._finished = True
         start = max(self._prev + self.hop, self._origin) if self._tail is not None else self._origin
         rest = self._at(start, self._fed - start).copy()
+        self._played_as_is(rest)
         self._tail, self._input, self._start = None, EMPTY, self._fed
         return rest
 

@@ -15,7 +15,8 @@ from ..engine.metrics import FIGURE, PlayMetrics
 # the figures compared, labelled and judged as the figures table says
 COMPARED = ("ttfa_ms", "first_sound_ms", "leading_silence_ms", "request_sent_ms", "ttfb_ms", "first_byte_ms",
             "underruns", "underrun_ms", "device_underflows", "avg_buffer_ms", "min_buffer_ms", "throughput_kbps",
-            "arrival_rtf", "decode_ms_p95", "bytes", "first_audio_bytes", "played_ms", "reconnects", "decoder_errors")
+            "arrival_rtf", "decode_ms_p95", "bytes", "first_audio_bytes", "played_ms", "reconnects", "decoder_errors",
+            "stretch_in_pauses_pct", "speech_off_tempo_pct")
 METRICS: tuple[tuple[str, str, str, str | None], ...] = tuple(
     (FIGURE[f].field, FIGURE[f].label, FIGURE[f].unit, FIGURE[f].better) for f in COMPARED)
 

@@ -75,7 +75,8 @@ def final_values(m: PlayMetrics) -> dict[str, str]:
         "priming": f"{m.priming_ms:.1f} ms" if m.priming_ms else "-",
         "target": "-" if m.target_ms is None else f"{m.target_ms:.0f} ms",
         "needed": "-" if m.needed_buffer_ms is None else f"{m.needed_buffer_ms:.0f} ms",
-        "playout": m.playout if m.playout == "fixed" else f"elastic, {m.stretched_pct:.0f}% stretched",
+        "playout": m.playout if m.playout == "fixed" else f"elastic, {m.stretched_pct:.0f}% stretched" + (
+            f", {m.stretch_in_pauses_pct:.0f}% in pauses" if m.stretch_in_pauses_pct is not None else ""),
         "fragments": "1" if m.fragments == 1 else f"{m.fragments}, longest join {_ms(m.join_gap_ms)}",
     }
 
