@@ -124,4 +124,4 @@ def test_bench_heard_judges_the_start_and_the_gaps_from_a_recording_of_the_devic
 
 def test_bench_heard_without_a_monitor_names_the_way_out(tmp_path: Path) -> None:
     result = run("bench", "heard", "--plays", "1", "--out", str(tmp_path), env={"PATH": str(tmp_path)})
-    assert_clean_error(result, 2, "records the output device's monitor", "scripts/pulse.sh start")
+    assert_clean_error(result, 2, "no monitor of the output device", "scripts/pulse.sh start")

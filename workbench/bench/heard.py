@@ -18,7 +18,6 @@ The engine's own first-sound figure is set beside the recording's, for the playe
 from __future__ import annotations
 
 import asyncio
-import os
 import statistics
 import time
 from dataclasses import dataclass, field
@@ -131,15 +130,11 @@ def _judge(data: np.ndarray, at: np.ndarray, first_byte: float, engine_sound: fl
 def bench_heard(plays: int, formats: list[str], servers: list[str], players: list[str],
                 progress: Progress) -> Report:
     from ..engine.sinks import SinkError, import_sounddevice
-    from ..usecases.verify import Recorder, VerifyError, monitor_source
+    from ..usecases.verify import Recorder, VerifyError, record_the_monitor
 
-    monitor = monitor_source()
-    if monitor is None:
-        raise BenchError("bench heard records the output device's monitor: PulseAudio or PipeWire is not running "
-                         "(or pactl is missing); on a machine without a sound card, start a null sink "
-                         "(scripts/pulse.sh start)")
-    os.environ["PULSE_SOURCE"] = monitor  # read by PulseAudio's client library as the input opens
     try:
+        monitor = record_the_monitor("bench heard records it; on a machine without a sound card, start a "
+                                     "null sink (scripts/pulse.sh start)")
         sd = import_sounddevice()
         recorder = Recorder(sd, RATE, None)
     except (SinkError, VerifyError) as exc:

@@ -140,6 +140,17 @@ def monitor_source() -> str | None:
     return None
 
 
+def record_the_monitor(way_out: str) -> str:
+    """Make the output's monitor the input PulseAudio's client library opens next; its name. Where there
+    is none, `VerifyError` saying so and `way_out`."""
+    monitor = monitor_source()
+    if monitor is None:
+        raise VerifyError("no monitor of the output device to record (PulseAudio or PipeWire is not running, or "
+                          f"pactl is missing): {way_out}")
+    os.environ["PULSE_SOURCE"] = monitor  # read by PulseAudio's client library as the input opens
+    return monitor
+
+
 def onset(data: np.ndarray, at: np.ndarray, threshold: float, after: float) -> int | None:
     """Index of the first sample after `after` (perf_counter) at or above `threshold`, or None."""
     start = int(np.searchsorted(at, after))
@@ -174,12 +185,7 @@ async def run_verify(settings: Settings, base_url: str, *, input_device: str | i
     from ..engine.sinks import SinkError, import_sounddevice
 
     if input_device is None:
-        monitor = monitor_source()
-        if monitor is None:
-            raise VerifyError("no monitor of the output device to record (PulseAudio or PipeWire is not running, "
-                              "or pactl is missing): name an input with --input (a loopback cable, or a microphone "
-                              "for the acoustic latency)")
-        os.environ["PULSE_SOURCE"] = monitor  # read by PulseAudio's client library as the input opens
+        record_the_monitor("name an input with --input (a loopback cable, or a microphone for the acoustic latency)")
     if settings.sink not in ("auto", "device"):
         raise VerifyError(f"verify plays through the device; the sink is {settings.sink!r} (use --sink device)")
     try:
