@@ -245,14 +245,20 @@ def test_below_the_target_it_lengthens_pauses_and_slows_speech_only_near_empty()
 
 
 def test_before_the_device_starts_nothing_is_stretched() -> None:
-    """Nothing plays yet, so nothing can run dry: the first audio goes to the ring as it is (it used to be
-    slowed to fill the ring sooner: the first 100 ms of every reply played as 130-340 ms)."""
+    """Nothing plays yet and audio is coming fast, so nothing can run dry: the first audio goes to the ring
+    as it is (it used to be slowed to fill the ring sooner: the first 100 ms of every reply played as
+    130-340 ms at 5x real time)."""
     buf, el = playout(target_ms=150.0)
     assert buf.state is BufferState.BUFFERING
-    assert el.choose_rate(10.0, False, quiet=False) == el.choose_rate(10.0, False, quiet=True) == 1.0
-    el.write(tone(0.015))  # less than the start needs
+    el.write(tone(0.015))  # a lone first piece does not tell how fast the rest comes
+    assert not el.arriving_fast and el.choose_rate(10.0, False, quiet=False) == el.limits.slowest
+    assert el._last_arrival is not None
+    el._first_arrival = el._last_arrival - 0.005  # 15 ms of audio came in 5 ms: fast
+    assert el.arriving_fast and el.choose_rate(10.0, False, quiet=False) == 1.0
     el.step()
     assert el.stretcher.added == 0 and el.min_rate == 1.0
+    el._first_arrival = el._last_arrival - 0.1  # over 100 ms: slower than twice real time
+    assert not el.arriving_fast and el.choose_rate(10.0, False, quiet=False) == el.limits.slowest
 
 
 def test_far_above_the_target_it_gives_back_what_slowing_added_in_pauses() -> None:

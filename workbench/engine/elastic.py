@@ -12,8 +12,10 @@ The policy (rates are playout speeds: below 1 plays slower and adds time, above 
 into pauses first (NetEQ stretches non-speech freely and speech little): each hop asks the stretcher
 whether the frame it would play next is a pause (under -50 dBFS, or 30 dB under the voice's recent
 level). Speech plays at 1.0 unless silence is near.
-- Before the device has started: 1.0. Nothing plays yet, so nothing can run dry (slowing the first
-  audio to fill the ring sooner played the first 100 ms of every reply as 130-340 ms).
+- Before the device has started, with audio arriving at least twice as fast as it plays: 1.0. Nothing
+  plays yet and more is on its way (slowing the first audio to fill the ring sooner played the first
+  100 ms of every reply as 130-340 ms at 5x real time). Arriving slower, the rules below: the start
+  comes sooner, slowed.
 - About to run dry (what can still be stretched, outside the ring, is under 1.5 times the stretcher's
   look-ahead, about 37 ms): the slowest rate, speech or not, before any silence. Under 3 times: pauses
   at the slowest rate, speech at 0.92.
@@ -87,6 +89,7 @@ class Feed(Protocol):
 GROWING = 0.92  # speech near empty: 8 % slower, which a listener hardly notices
 PAUSE_GROWING = 0.5  # below the target: pauses play this slow (a 100 ms pause lasts 200 ms), speech at 1.0
 PAUSE_FASTEST = 1.25  # giving time back: pauses play this fast (speech at 1.0), if WORKBENCH_FASTEST_RATE > 1
+FAST_ARRIVAL = 2.0  # audio arriving this much faster than real time: the start is not stretched (see arriving_fast)
 STALL_AFTER_MS = 150.0  # no audio for this long: the input has stalled (bursts come every 20-100 ms)
 SPEECH_SLOWEST = 0.9  # a stall the audio in hand cannot outlast: speech this slow at most, before near-empty
 PEAK_WINDOW_S = 0.25  # growth compares the highest level of the last quarter second with the target
@@ -138,6 +141,7 @@ class ElasticPlayout:
         self._lookahead_ms = (self.stretcher.frame + self.stretcher.tolerance) * 1000.0 / self.rate_hz
         self._levels: collections.deque[tuple[float, float]] = collections.deque()  # (when, level ms)
         self._last_arrival: float | None = None  # when audio last came (perf_counter)
+        self._first_arrival: float | None = None  # ... and first
         self.drained = 0  # samples handed on as they were, because the device was about to run dry
         self.hungry = True  # the last step left the ring short of what it should hold (input was short)
         self.rate = 1.0  # the rate of the last hop
@@ -156,6 +160,8 @@ class ElasticPlayout:
             self._gap_next = False
             self._pushed += n
             self._last_arrival = time.perf_counter()
+            if self._first_arrival is None:
+                self._first_arrival = self._last_arrival
             self._notify(arrival=True)
         return max(n, 0)
 
@@ -202,6 +208,18 @@ class ElasticPlayout:
         self._ended = True
         self._notify()
 
+    @property
+    def arriving_fast(self) -> bool:
+        """Audio has come at least `FAST_ARRIVAL` times faster than it plays, from the first piece to the
+        last (a lone first piece does not tell: it may be all for a while). Before the start, the first
+        audio is then not slowed to fill the ring sooner: more is on its way (slowing it played the first
+        100 ms of every reply as 130-340 ms at 5x real time); on a slower server it is, for an earlier
+        start."""
+        first, last = self._first_arrival, self._last_arrival
+        if first is None or last is None or last <= first:
+            return False
+        return self._pushed / self.rate_hz >= FAST_ARRIVAL * (last - first)
+
     def start(self) -> None:
         self._thread = threading.Thread(target=self._pump, name="elastic-playout", daemon=True)
         self._thread.start()
@@ -239,8 +257,8 @@ class ElasticPlayout:
         heard."""
         limits = self.limits
         self.seeking_pause = False
-        if input_ended or self.buffer.state is BufferState.BUFFERING:
-            return 1.0  # all has come, or nothing plays yet: nothing can run dry
+        if input_ended or (self.buffer.state is BufferState.BUFFERING and self.arriving_fast):
+            return 1.0  # all has come, or nothing plays yet and more is coming fast: nothing can run dry
         peak = level_ms if peak_ms is None else max(peak_ms, level_ms)
         # what can still be stretched: all but the ring's first block or two (the slack the pump keeps
         # for its own lateness is counted as stretchable, or a large slack would pin the slowest rate)
