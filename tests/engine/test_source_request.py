@@ -108,3 +108,32 @@ async def test_a_url_that_is_not_http_is_a_permanent_error() -> None:
             pass
     await source.aclose()
     assert str(caught.value).startswith("cannot reach ftp://127.0.0.1/v1 (") and not caught.value.retryable
+
+
+async def test_an_error_status_whose_body_never_comes_is_still_a_clear_error() -> None:
+    """A 503 whose body stops after its headers, the connection held open: the status is reported once the
+    wait for its words runs out (min(stall timeout, 5 s)), never a hang or a stray TimeoutError."""
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    sock.listen(1)
+    release = threading.Event()
+
+    def serve() -> None:
+        conn, _ = sock.accept()
+        with conn:
+            read_request(conn)
+            conn.sendall(b"HTTP/1.1 503 Service Unavailable\r\ncontent-type: text/plain\r\ncontent-length: 40\r\n\r\n")
+            release.wait(10)
+
+    threading.Thread(target=serve, daemon=True).start()
+    base_url = f"http://127.0.0.1:{sock.getsockname()[1]}/v1"
+    source = SpeechSource(base_url, stall_timeout=0.3)
+    try:
+        with pytest.raises(SourceError) as caught:
+            async for _ in source.stream(SpeechRequest("Hi.", "tts-1", "alloy", "pcm")):
+                pass
+    finally:
+        release.set()
+        await source.aclose()
+        sock.close()
+    assert str(caught.value).startswith(f"{base_url} answered 503: ") and caught.value.status == 503

@@ -296,7 +296,7 @@ class SpeechSource:
 
     async def _status_error(self, response: httpx2.Response) -> SourceError:
         """An error status: the server's own words (read whole, they are short), as a `SourceError`."""
-        with contextlib.suppress(httpx2.HTTPError):  # the status says enough without them
+        with contextlib.suppress(httpx2.HTTPError, TimeoutError):  # the status says enough without them
             async with asyncio.timeout(min(self.stall_timeout, 5.0)):
                 await response.aread()
         return SourceError(f"{self.base_url} answered {response.status_code}: {_server_message(response)}",
