@@ -1,6 +1,6 @@
 """Streaming time-stretch options on the same 440 Hz tone at 24 kHz: latency, CPU, pitch, clicks.
 
-The measurement behind elastic playout's choice of its own WSOLA (README, "Elastic playout"). The other
+The measurement behind elastic playout's choice of its own WSOLA (docs/design.md, "Elastic playout"). The other
 libraries are not dependencies; run it in a scratch environment:
 
     python3 -m venv /tmp/tsm && /tmp/tsm/bin/pip install numpy audiotsm pedalboard pylibrb

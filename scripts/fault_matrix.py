@@ -10,13 +10,13 @@ inside it, and the largest sample-to-sample jump (a click; the tone itself never
 
     .venv/bin/python scripts/fault_matrix.py [--out docs/fault-matrix.md]
 
-A hostile server of its own (issue 32) then plays what no well-behaved server does: base64 one
+A hostile server of its own then plays what no well-behaved server does: base64 one
 character short, bare-CR event streams, audio under the wrong label, empty replies and fragments,
 audio around `speech.audio.done` and error events, a different rendition on the retry, a stream sent
 a byte at a time; MP3 drops against a server at real time; a long split reply's memory; and the
 server's own surface against a slow client and wrongly typed fields.
 
-It takes about six minutes; the tables it prints are the README's reliability section.
+It takes about six minutes; the tables it prints are docs/reliability.md's.
 """
 
 from __future__ import annotations

@@ -2,5 +2,5 @@
 
 One module per suite (`matrix`, `engine`, `server`, `formats`, `tui`, `adaptive`, `chunks`, `stress`,
 `soak`), the shared `harness`, and `suites`: the table the CLI and the runner both read. See the
-README's Performance section for what each measures and the figures it gave.
+docs/figures.md (Performance) for what each measures and the figures it gave.
 """

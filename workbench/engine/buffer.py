@@ -126,7 +126,7 @@ class JitterBuffer:
         self._fade_out = self._fade_in[::-1].copy()
         # a fade-out over fewer samples than a whole fade (all that is left before an underrun or a stop) is
         # still a whole ramp down to 0, (f - 1 - i) / f: the tail of the long one began at a few percent and
-        # clicked (issue 32). Made once: the read path allocates nothing
+        # clicked. Made once: the read path allocates nothing
         self._short_outs = [np.zeros(0, dtype=np.float32)] + [
             np.arange(f - 1, -1, -1, dtype=np.float32) / np.float32(f) for f in range(1, self.fade_len)]
         # producer side
