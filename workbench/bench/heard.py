@@ -42,7 +42,6 @@ SERVERS: dict[str, dict[str, str]] = {
 PLAYERS = ("naive", "fixed", "elastic")
 FORMATS = ("pcm", "mp3", "opus")
 RATE = 24_000
-GAP_MS = 10.0
 SETTLE_S = 0.3  # before each play: the device and the monitor quiet
 TAIL_S = 0.4  # after each play, for its last samples to reach the monitor
 
@@ -118,13 +117,14 @@ async def _engine(url: str, fmt: str, query: dict[str, str], playout: str) -> tu
 
 
 def _judge(data: np.ndarray, at: np.ndarray, first_byte: float, engine_sound: float | None) -> Heard:
-    start = int(np.searchsorted(at, first_byte - 0.5))
-    loud = np.flatnonzero(np.abs(data[start:]) >= SOUND_THRESHOLD) + start
-    if not len(loud):
+    from ..usecases.verify import GAP_MS, gaps_ms, onset
+
+    first = onset(data, at, SOUND_THRESHOLD, first_byte - 0.5)
+    if first is None:
         return Heard(None, 0.0)
-    gaps = [float(s) * 1000.0 / RATE for s in np.diff(loud) if s * 1000.0 / RATE >= GAP_MS]
     engine_ms = (engine_sound - first_byte) * 1000.0 if engine_sound is not None else None
-    return Heard((float(at[loud[0]]) - first_byte) * 1000.0, sum(gaps), engine_ms)
+    gaps = gaps_ms(data, RATE, first, SOUND_THRESHOLD, GAP_MS)
+    return Heard((float(at[first]) - first_byte) * 1000.0, sum(gaps), engine_ms)
 
 
 def bench_heard(plays: int, formats: list[str], servers: list[str], players: list[str],

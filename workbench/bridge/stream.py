@@ -29,7 +29,7 @@ import numpy as np
 
 from ..engine.buffer import Ctl, JitterBuffer
 from ..engine.decoding import Resampler
-from ..engine.elastic import ElasticPlayout, Feed, RateLimits
+from ..engine.elastic import ElasticPlayout, Feed, RateLimits, start_with_first_audio
 from ..engine.settings import Settings, load_settings
 from ..engine.sinkfactory import make_sink
 from ..engine.sinks import Sink
@@ -84,17 +84,9 @@ class BridgePlayout:
         self.first_write: float | None = None
         self.received = 0  # samples handed to the feed
         self.closed = False
-        # the device's stream is opened now and started when the ring can start (the engine's own rule,
-        # `StreamPlayer._prepare_sink`): voicemode opens and starts its stream before the request, and a
-        # callback stream started then has the device's latency of silence queued ahead of the first sample
-        self.sink.start(self.buffer, run=False)
-        self.buffer.on_ready = self.sink.run
-        self.buffer.set_lead_ms(self.sink.start_lead_s * 1000.0)
-        if self.sink.kind == "device":  # it reads a latency's worth at once when it starts: have that first
-            if self.elastic is not None:
-                self.elastic.prime(self.sink.latency_s * 1000.0)
-            else:
-                self.buffer.set_target_ms(max(target, self.sink.latency_s * 1000.0 + block_ms))
+        # started when the ring can start, by the engine's own rule: voicemode opens and starts its stream
+        # before the request
+        start_with_first_audio(self.sink, self.buffer, self.elastic, target, block_ms)
         if self.elastic is not None:
             self.elastic.start()
 

@@ -26,7 +26,7 @@ import numpy as np
 from .adaptive import AdaptiveTarget, estimate_speech_s, steer
 from .buffer import BufferState, JitterBuffer
 from .decoders import PROGRESSIVE_FORMATS, DecodeError
-from .elastic import ElasticPlayout, Feed, RateLimits
+from .elastic import ElasticPlayout, Feed, RateLimits, start_with_first_audio
 from .endpoints import EndpointMemory, looks_buffered
 from .fetch import Fetch
 from .metrics import PlayMetrics, PlayState, Snapshot
@@ -381,17 +381,7 @@ class StreamPlayer(PlayerBase):
             buffer.stop()
         if self._paused:  # paused before the device opened
             buffer.pause()
-        # the device's stream is opened now and started when the ring can start, as a blocking stream
-        # starts playing with its first write: started now, it would have a latency's worth of silence
-        # queued ahead of the first sample by the time that comes (40-90 ms on PulseAudio)
-        sink.start(buffer, run=False)
-        buffer.on_ready = sink.run
-        buffer.set_lead_ms(sink.start_lead_s * 1000.0)
-        if sink.kind == "device":  # it reads a latency's worth at once when it starts: have that in hand
-            if self.elastic is not None:
-                self.elastic.prime(sink.latency_s * 1000.0)
-            elif s.streaming_enabled:
-                buffer.set_target_ms(max(target, sink.latency_s * 1000.0 + block_ms))
+        start_with_first_audio(sink, buffer, self.elastic, target if s.streaming_enabled else None, block_ms)
         if self.elastic is not None:
             self.elastic.start()
 

@@ -192,11 +192,10 @@ class Stretcher:
                 # input each time (a second after a few stalls), and every later search looked where no
                 # input was yet: every rate but the slowest found nothing to play
                 nominal = float(position)
-        raw = self._at(position, n)
-        level = float(np.dot(raw, raw)) / n  # the frame's mean square
+        level = self._level_at(position)
         quiet = self._quiet(level)
         self._loud = max(level, self._loud * LOUD_DECAY)
-        frame = raw * self._window
+        frame = self._at(position, n) * self._window
         tail = self._tail
         assert tail is not None  # seeded above
         if position == natural and self._in_step:
@@ -275,8 +274,12 @@ class Stretcher:
         natural = self._prev + self.hop if self._tail is not None else self._origin
         if natural + self.frame > self._fed:
             return None
-        raw = self._at(natural, self.frame)
-        return self._quiet(float(np.dot(raw, raw)) / self.frame)
+        return self._quiet(self._level_at(natural))
+
+    def _level_at(self, position: int) -> float:
+        """The mean square of the frame that begins at `position`."""
+        raw = self._at(position, self.frame)
+        return float(np.dot(raw, raw)) / self.frame
 
     @property
     def _expanded_enough(self) -> bool:
