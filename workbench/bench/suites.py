@@ -30,11 +30,11 @@ class BenchOptions:
     text: str | None = None
     formats: str | None = None  # matrix
     networks: str | None = None  # matrix, adaptive
-    settings: str | None = None  # matrix, split, soak; heard: the servers
+    settings: str | None = None  # matrix, split, soak; heard, quality: the servers
     base_url: str | None = None  # matrix
     pace: float | None = None  # matrix, split: the embedded server's wall seconds per second of audio
     headline: bool = True  # matrix
-    players: str | None = None  # matrix: workbench, voicemode; heard: naive, fixed, elastic
+    players: str | None = None  # matrix: workbench, voicemode; heard, quality: naive, fixed, elastic
     streams: str | None = None  # stress
     minutes: float | None = None  # soak
     speed: float | None = None  # soak
@@ -82,6 +82,9 @@ SUITES: dict[str, Suite] = {s.name: s for s in (
     Suite("heard", "where the listener is: first byte to first sound and silent gaps recorded from the device's "
           "monitor, naive blocking writes, fixed 150 ms and elastic playout on paced servers (--settings "
           "fast,jittery,slow; --formats pcm,mp3,opus; --players)", "heard"),
+    Suite("quality", "real speech (Piper's joe voice) through fast, nrt and slow paced servers: PLCMOS, DNSMOS, "
+          "silences and where the stretch fell, naive, fixed 150 ms and elastic in the same run (--settings "
+          "fast,nrt,slow; --players; --text; the quality extra)", "quality"),
     Suite("cold", "a one-shot play from process start to its request on the wire, against --help and a bare "
           "interpreter", "cold"),
     Suite("soak", "resident memory over an hour-long stream (--minutes, --speed; --settings sentence: split)", "soak"),

@@ -69,6 +69,7 @@ class Knobs:
     lateness_ms: float = 0.0  # each burst leaves up to this much late (random, seeded by the text; order kept)
     pause_at_s: float = -1.0  # generation stops for pause_ms once this much audio is made (a slow moment) ...
     pause_ms: float = 0.0  # ... for this long; what follows is that much later
+    pause_every_s: float = 0.0  # ... and again each time this much more audio is made (0: once)
     repeat: int = 1  # say the input this many times in one reply (1 to 1000: long streams for soak tests)
     resume: int = 1  # honour X-Workbench-Resume-Byte (0: send the whole reply again, as most servers would)
     mp3_tag: int = 1  # MP3: put a LAME Info frame first, stating the priming (0: none, as FFmpeg in a pipe)
@@ -129,8 +130,10 @@ class Knobs:
             text = getattr(knobs, name)
             if len(text) > 200 or any(not " " <= c <= "~" for c in text):
                 raise ValueError(f"knob {name} must be printable ASCII, at most 200 characters")
-        if min(knobs.pace, knobs.ttfb_ms, knobs.flush_ms, knobs.headers_ms, knobs.lateness_ms, knobs.pause_ms) < 0:
-            raise ValueError("pace, ttfb_ms, flush_ms, headers_ms, lateness_ms and pause_ms must not be negative")
+        if min(knobs.pace, knobs.ttfb_ms, knobs.flush_ms, knobs.headers_ms, knobs.lateness_ms, knobs.pause_ms,
+               knobs.pause_every_s) < 0:
+            raise ValueError("pace, ttfb_ms, flush_ms, headers_ms, lateness_ms, pause_ms and pause_every_s must not be "
+                             "negative")
         if not 1 <= knobs.repeat <= 1000:
             raise ValueError("repeat must be from 1 to 1000")
         if knobs.pcm_rate and not 8_000 <= knobs.pcm_rate <= 192_000:
@@ -206,7 +209,7 @@ async def paced_audio(text: str, voice: str, fmt: str, speed: float, knobs: Knob
     pending = bytearray()
     audio_s = 0.0
     skip_left = skip_bytes
-    paused = False
+    pause_due = knobs.pause_at_s  # audio made when the next slow moment comes (< 0: none)
     late = random.Random(f"{text}|{voice}|{fmt}")  # the same request is late the same way
     released = 0.0
     try:
@@ -225,8 +228,8 @@ async def paced_audio(text: str, voice: str, fmt: str, speed: float, knobs: Knob
                 first_due -= audio_s * knobs.pace  # the audio before the offset is already generated
             ready_at = first_due + audio_s * knobs.pace  # generating this piece finishes here
             audio_s += len(piece) / speech.OUTPUT_RATE
-            if not paused and 0 <= knobs.pause_at_s <= audio_s:  # the server is slow for a moment
-                paused = True
+            if 0 <= pause_due <= audio_s:  # the server is slow for a moment
+                pause_due = pause_due + knobs.pause_every_s if knobs.pause_every_s > 0 else -1.0
                 first_due += knobs.pause_ms / 1000.0
                 ready_at += knobs.pause_ms / 1000.0
             if pending and ready_at > next_flush:

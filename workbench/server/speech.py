@@ -1,4 +1,5 @@
-"""Speech for the embedded server: espeak-ng through the `espeakng-loader` wheel, and a test signal.
+"""Speech for the embedded server: espeak-ng through the `espeakng-loader` wheel, Piper where a neural
+voice is installed (`neural`), and a test signal.
 
 espeak-ng synthesises in small callback chunks far faster than real time; we resample to 24 kHz mono
 float32 as it goes. Its library holds global state, so one lock serialises synthesis (it is fast
@@ -52,7 +53,9 @@ VOICE_MAP: dict[str, str] = {
 
 
 def voices() -> list[str]:
-    return [*VOICE_MAP, TEST_SIGNAL_VOICE]
+    from . import neural
+
+    return [*VOICE_MAP, *neural.voices(), TEST_SIGNAL_VOICE]
 
 
 def estimate_duration_s(text: str, speed: float = 1.0) -> float:
@@ -186,7 +189,8 @@ SPEECH_CACHE = _SpeechCache()
 
 
 def synthesize_speech(text: str, voice: str, speed: float = 1.0) -> Iterator[np.ndarray]:
-    """espeak-ng speech as float32 chunks at 24 kHz, produced progressively.
+    """Speech as float32 chunks at 24 kHz, produced progressively: Piper for a neural voice installed
+    here (`neural.voices()`), espeak-ng for every other name.
 
     Synthesis runs on a worker thread; chunks are handed over through a small queue, so the first
     chunk is available long before the utterance is finished. A finished utterance is kept
@@ -199,7 +203,9 @@ def synthesize_speech(text: str, voice: str, speed: float = 1.0) -> Iterator[np.
     if cached is not None:
         yield from cached
         return
-    engine = Espeak.get()
+    from .neural import PiperEngine
+
+    engine: Espeak | PiperEngine = PiperEngine.get(voice) or Espeak.get()
     produced: list[np.ndarray] = []
     # unbounded: synthesis holds espeak's global lock, so it must never wait on a paced consumer
     # (that would serialise concurrent requests); an utterance is small (4096 chars ~ 4 MB of float32)
@@ -232,7 +238,7 @@ def synthesize_speech(text: str, voice: str, speed: float = 1.0) -> Iterator[np.
         except BaseException as exc:  # handed to the consumer
             chunks.put(exc)
 
-    worker = threading.Thread(target=run, name="espeak", daemon=True)
+    worker = threading.Thread(target=run, name="speech", daemon=True)
     worker.start()
     try:
         while True:
