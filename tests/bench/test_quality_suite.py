@@ -37,7 +37,7 @@ def _runs(x: np.ndarray, speaking: bool) -> list[tuple[int, int]]:
 
 def test_a_play_that_is_the_reply_added_nothing_anywhere(reply: np.ndarray) -> None:
     t = listening.tempo(reply, reply, RATE)
-    assert t.added_s == 0 and t.removed_s == 0 and t.gap_ms == 0 and t.first_second_added_ms == 0
+    assert t.added_s == 0 and t.removed_s == 0 and t.gap_ms == 0 and t.first_second_slowed_ms == 0
     assert t.speech_off_band_pct == 0 and t.slowest == 1.0 and t.speech_s > 2 * t.pause_s > 0
 
 
@@ -67,6 +67,17 @@ def test_speech_played_at_half_speed_is_found_where_it_is(reply: np.ndarray) -> 
     share = 100.0 * (end - start) * listening.HOP_S / t.speech_s
     assert t.added_s == pytest.approx((b - a) / RATE, rel=0.15) and (t.added_in_pauses_pct or 0) < 10
     assert share * 0.7 < t.speech_off_band_pct < share * 1.3 and t.slowest < 0.7
+
+
+def test_only_speech_played_slower_counts_as_slowed_in_the_first_second(reply: np.ndarray) -> None:
+    start, end = _runs(reply, False)[0]  # the first pause, inside the first second
+    assert end * listening.HOP_S < 0.8
+    at = (start + end) // 2 * HOP
+    lengthened = np.concatenate([reply[:at], np.zeros(int(0.15 * RATE), np.float32), reply[at:]])
+    assert listening.tempo(reply, lengthened, RATE).first_second_slowed_ms == 0
+    slowed = np.concatenate([soxr.resample(reply[:start * HOP], RATE, RATE * 4 // 3), reply[start * HOP:]])
+    expected = min(1.0, start * listening.HOP_S * 4 / 3) * 250  # a quarter of the slowed speech heard is added
+    assert listening.tempo(reply, slowed, RATE).first_second_slowed_ms == pytest.approx(expected, abs=40)
 
 
 @need_models

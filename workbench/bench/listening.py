@@ -23,7 +23,7 @@ MODEL_RATE = 16_000
 SPEECH_BELOW_PEAK_DB = 40.0  # a reference frame this far below its loud frames is a pause
 SILENT_DBFS = -55.0  # a played frame below this is silent (a gap, where the reference speaks)
 BAND = (0.9, 1.1)  # speech played outside this tempo is what a listener can notice
-TEMPO_WINDOW_S = 0.3  # the local tempo of speech: over this much reference, within one run of speech
+TEMPO_WINDOW_S = 0.3  # the local tempo of speech: over this much of the reference's speech
 
 
 @dataclass
@@ -38,7 +38,7 @@ class Tempo:
     speech_off_5_pct: float  # ... outside 0.95-1.05x
     slowest: float  # the slowest local tempo in speech (1.0: as said)
     gap_ms: float  # silence played where the reference speaks
-    first_second_added_ms: float  # time added in the first second of sound (gaps apart)
+    first_second_slowed_ms: float  # speech time added in the first second of sound (pauses and gaps apart)
 
 
 def _frames(x: np.ndarray, rate: int) -> np.ndarray:
@@ -154,21 +154,21 @@ def tempo(reference: np.ndarray, played: np.ndarray, rate: int) -> Tempo:
         else:
             removed -= extra
             removed_pause -= 0.0 if is_speech else extra
+    # the local tempo of speech: over the speech frames around each one, the pauses between left out
     half = int(round(TEMPO_WINDOW_S / HOP_S / 2))
-    cumulative = np.concatenate([[0.0], np.cumsum(took)])
+    spoken = np.flatnonzero(speech)
+    cumulative = np.concatenate([[0.0], np.cumsum(took[spoken])])
+    lo = np.clip(np.arange(len(spoken)) - half, 0, len(spoken))
+    hi = np.clip(np.arange(len(spoken)) + half + 1, 0, len(spoken))
+    spent = cumulative[hi] - cumulative[lo]
     local = np.ones(n_ref)
-    for start, end, is_speech in _runs(speech):
-        if not is_speech:
-            continue
-        for i in range(start, end):
-            lo, hi = max(start, i - half), min(end, i + half + 1)
-            spent = cumulative[hi] - cumulative[lo]
-            local[i] = (hi - lo) / spent if spent > 0 else 1.0
+    local[spoken] = np.where(spent > 0, (hi - lo) / np.maximum(spent, 1e-9), 1.0)
     in_speech = local[speech]
     speech_frames = max(1, int(speech.sum()))
-    first_second = min(n_play, int(round(1.0 / HOP_S)))
-    covered = owner[first_second - 1] - owner[0] + 1 if first_second else 0
-    first_added = first_second - int(gap[:first_second].sum()) - covered
+    # speech slowed in the first second heard: its played speech frames against the speech they played
+    opening = slice(0, min(n_play, int(round(1.0 / HOP_S))))
+    said = owner[opening][~gap[opening] & speech[owner[opening]]]
+    first_added = len(said) - len(np.unique(said))
     return Tempo(
         speech_s=float(speech.sum()) * HOP_S, pause_s=float((~speech).sum()) * HOP_S,
         added_s=added * HOP_S, removed_s=removed * HOP_S,
@@ -178,7 +178,7 @@ def tempo(reference: np.ndarray, played: np.ndarray, rate: int) -> Tempo:
         speech_off_5_pct=100.0 * float(((in_speech < 0.95) | (in_speech > 1.05)).sum()) / speech_frames,
         slowest=float(in_speech.min()) if len(in_speech) else 1.0,
         gap_ms=float(gap.sum()) * HOP_S * 1000.0,
-        first_second_added_ms=max(0.0, float(first_added)) * HOP_S * 1000.0)
+        first_second_slowed_ms=max(0.0, float(first_added)) * HOP_S * 1000.0)
 
 
 @dataclass

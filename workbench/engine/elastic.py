@@ -91,7 +91,11 @@ PAUSE_GROWING = 0.5  # below the target: pauses play this slow (a 100 ms pause l
 PAUSE_FASTEST = 1.25  # giving time back: pauses play this fast (speech at 1.0), if WORKBENCH_FASTEST_RATE > 1
 FAST_ARRIVAL = 2.0  # audio arriving this much faster than real time: the start is not stretched (see arriving_fast)
 STALL_AFTER_MS = 150.0  # no audio for this long: the input has stalled (bursts come every 20-100 ms)
-SPEECH_SLOWEST = 0.9  # a stall the audio in hand cannot outlast: speech this slow at most, before near-empty
+SPEECH_SLOWEST = 0.92  # a stall the audio in hand cannot outlast: speech this slow at most, before near-empty
+SLOW_SERVER_CUSHION_MS = 700.0  # audio not arriving FAST_ARRIVAL x real time: pauses grow the buffer to this
+# ... and it starts once the ring's start and this many stretcher lookaheads are in hand (~130 ms on a device),
+# not with its first piece slowed: started sooner, the first words of a reply played at 0.6-0.8x (bench quality)
+SLOW_START_LOOKAHEADS = 2.0
 PEAK_WINDOW_S = 0.25  # growth compares the highest level of the last quarter second with the target
 
 
@@ -209,6 +213,17 @@ class ElasticPlayout:
         self._notify()
 
     @property
+    def grow_to_ms(self) -> float:
+        """The level pauses are lengthened to reach: the target, or on a server not `FAST_ARRIVAL` times
+        faster than real time, at least `SLOW_SERVER_CUSHION_MS` (half the ring's room at most). Such a
+        server's stalls come without warning; time put into pauses beforehand is not heard, time found in
+        speech once it stalls is (measured with real speech: `workbench bench quality`)."""
+        if self.arriving_fast:
+            return self._target_ms
+        room_ms = self.buffer.capacity * 500.0 / self.rate_hz
+        return max(self._target_ms, min(SLOW_SERVER_CUSHION_MS, room_ms))
+
+    @property
     def arriving_fast(self) -> bool:
         """Audio has come at least `FAST_ARRIVAL` times faster than it plays, from the first piece to the
         last (a lone first piece does not tell: it may be all for a while). Before the start, the first
@@ -252,9 +267,9 @@ class ElasticPlayout:
         long no audio has come, and whether the next hop is a pause (`quiet`; None: not known, as speech).
 
         Time goes into pauses: growing the buffer lengthens them and giving time back shortens them,
-        while speech plays at 1.0. Speech is slowed only when the buffer is nearly empty or a stall cannot
-        be outlasted (to 0.92, 0.9 at most), and to the slowest rate only right before a silence would be
-        heard."""
+        while speech plays at 1.0 (on a server not known to be fast, pauses grow the buffer to a cushion for
+        its stalls, `grow_to_ms`). Speech is slowed only when the buffer is nearly empty or a stall cannot
+        be outlasted (to 0.92), and to the slowest rate only right before a silence would be heard."""
         limits = self.limits
         self.seeking_pause = False
         if input_ended or (self.buffer.state is BufferState.BUFFERING and self.arriving_fast):
@@ -274,7 +289,7 @@ class ElasticPlayout:
             lasting = level_ms / self._target_ms  # the rate at which the level lasts that long
             if lasting < limits.growing:
                 return limits.slowest if quiet else max(lasting, SPEECH_SLOWEST, limits.slowest)
-        if peak < self._target_ms:
+        if peak < self.grow_to_ms:
             self.seeking_pause = not quiet
             return max(limits.slowest, PAUSE_GROWING) if quiet else 1.0
         owed = self.stretcher.added - self.stretcher.removed
@@ -312,7 +327,11 @@ class ElasticPlayout:
         # is committed too, so a pump kept waiting by the interpreter has all that in hand
         ahead_ms = max(self.ring_ms, self.level_ms - self._target_ms)
         want = int(ahead_ms * self.rate_hz / 1000.0) - buffer.level
-        while want > 0 and not stretcher.done:
+        # not known to be fast: the start waits for enough in hand not to slow the first words down (the
+        # pump stays hungry, woken by the next audio)
+        holding = (buffer.state is BufferState.BUFFERING and not ended and not self.arriving_fast
+                   and self.level_ms < self.ring_ms + SLOW_START_LOOKAHEADS * self._lookahead_ms)
+        while want > 0 and not holding and not stretcher.done:
             rate = self.choose_rate(self.level_ms, ended, peak, stalled_ms, stretcher.quiet_ahead())
             # at 1.0 nothing is near a threshold: the rest of what is wanted in one go (fewer, larger
             # writes); otherwise a hop at a time, the rate chosen again for each, and so while speech

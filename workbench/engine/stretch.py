@@ -32,8 +32,8 @@ MATCH = 0.3
 SILENT_POWER = 1e-4  # mean square under -40 dBFS (an onset, a breath): a dip there is far under the voice
 # a pause, for placing the stretch and counting where it went: a frame under -50 dBFS, or 30 dB under the
 # loudest frame of the last second or so (the voice's level decays by LOUD_DECAY a hop, ~4 dB a second)
-QUIET_POWER = 1e-5
-QUIET_BELOW_LOUD = 1e-3
+QUIET_POWER = 1e-6
+QUIET_BELOW_LOUD = 1e-4
 LOUD_DECAY = 0.99
 IN_TEMPO = (0.95, 1.05)  # speech played within this band counts as played at its own tempo
 
