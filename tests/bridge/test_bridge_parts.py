@@ -281,8 +281,10 @@ def test_the_device_starts_with_the_first_audio_and_a_stream_never_written_ends_
     out.start()  # voicemode opens and starts its stream before the request
     assert out.engine is not None and not out.engine.sink.running  # opened, not started: no silence queued yet
     time.sleep(0.1)
-    out.write(int16(tone(0.1)))
-    deadline = time.perf_counter() + 0.2  # the ring can start once elastic playout's pump has moved a block in
+    # a lone first write that holds enough (not known to be fast, elastic playout starts with ~100 ms in
+    # hand rather than slowing its first words); the ring can start once the pump has moved a block in
+    out.write(int16(tone(0.2)))
+    deadline = time.perf_counter() + 0.2
     while not out.engine.sink.running and time.perf_counter() < deadline:
         time.sleep(0.005)
     assert out.engine.sink.running

@@ -30,8 +30,10 @@ MAX_EXPAND_MS = 120.0  # longer than this, repeated pitch periods buzz: a short 
 # a dip under 2 dB (a 440 Hz tone spliced 144 degrees out, c = -0.8, dipped by 10 dB)
 MATCH = 0.3
 SILENT_POWER = 1e-4  # mean square under -40 dBFS (an onset, a breath): a dip there is far under the voice
-# a pause, for placing the stretch and counting where it went: a frame under -50 dBFS, or 30 dB under the
-# loudest frame of the last second or so (the voice's level decays by LOUD_DECAY a hop, ~4 dB a second)
+# a pause, for placing the stretch and counting where it went: a frame under -60 dBFS, or 40 dB under the
+# loudest frame of the last second or so (the voice's level decays by LOUD_DECAY a hop, ~4 dB a second);
+# `bench quality` draws the line between speech and pause there too (at 30 dB, stretched "pauses" were
+# the quiet ends of words: a tenth of the time added fell where a listener hears speech)
 QUIET_POWER = 1e-6
 QUIET_BELOW_LOUD = 1e-4
 LOUD_DECAY = 0.99
