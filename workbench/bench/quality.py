@@ -21,14 +21,18 @@ from __future__ import annotations
 
 import asyncio
 import statistics
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from . import listening
 from .harness import Progress, Report, ServerProcess, bench_options, machine_description
 from .suites import BenchError, BenchOptions, parse_list
+
+if TYPE_CHECKING:
+    from ..engine.metrics import PlayMetrics
 
 REPLIES = (
     "I looked at the failing test first. The buffer was sized for twenty four kilohertz, but the server sends "
@@ -73,7 +77,7 @@ class Cell:
     player: str
     plays: list[Judged] = field(default_factory=list)
 
-    def median(self, read: Any) -> float | None:
+    def median(self, read: Callable[[Judged], float | None]) -> float | None:
         values = [v for v in (read(j) for j in self.plays) if v is not None]
         return float(statistics.median(values)) if values else None
 
@@ -90,7 +94,7 @@ def _reference(base_url: str, text: str, voice: str) -> np.ndarray:
     return np.frombuffer(response.content, dtype="<i2").astype(np.float32) / 32768.0
 
 
-async def _play(base_url: str, text: str, voice: str, server: str, player: str) -> tuple[Any, np.ndarray]:
+async def _play(base_url: str, text: str, voice: str, server: str, player: str) -> tuple[PlayMetrics, np.ndarray]:
     from ..engine.player import StreamPlayer
     from ..engine.sinkfactory import sink_factory
     from ..engine.sinks import Sink
@@ -107,7 +111,7 @@ async def _play(base_url: str, text: str, voice: str, server: str, player: str) 
     return m, recorder.samples()
 
 
-def _judge(reference: np.ndarray, m: Any, recording: np.ndarray) -> Judged:
+def _judge(reference: np.ndarray, m: PlayMetrics, recording: np.ndarray) -> Judged:
     played = listening.sounding(recording, RATE)
     if not len(played):
         raise RuntimeError("a play was silent")

