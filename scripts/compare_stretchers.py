@@ -28,7 +28,7 @@ def report(name, y, first_out_at, dt, r):
           f"{np.abs(np.diff(y)).max():.3f}, {len(tone) / rate / dt:.0f}x real time")
 
 def ours(r):
-    from workbench.engine.stretch import Stretcher
+    from workbench.engine.playout.stretch import Stretcher
     s = Stretcher(rate)
     out, first, t0 = [], None, time.perf_counter()
     for i in range(0, len(tone), 240):

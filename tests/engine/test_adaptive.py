@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from workbench.engine.adaptive import AdaptiveTarget, Arrival, needed_buffer_ms, slow_server_ms
 from workbench.engine.player import StreamPlayer
+from workbench.engine.playout.adaptive import AdaptiveTarget, Arrival, needed_buffer_ms, slow_server_ms
 from workbench.engine.report import recommend_buffer_ms
 from workbench.server.runner import EmbeddedServer
 
@@ -138,7 +138,7 @@ def test_recommendation_is_the_worst_play_rounded_up() -> None:
 
 
 def test_advice_names_a_lighter_format_only_when_audio_came_too_slowly() -> None:
-    from workbench.engine.metrics import PlayMetrics
+    from workbench.engine.figures.metrics import PlayMetrics
     from workbench.engine.report import quality_advice
 
     slow_pcm = PlayMetrics(format="pcm", arrival_rtf=0.6, throughput_kbps=230.0, audio_ms=5000.0,
@@ -152,7 +152,7 @@ def test_advice_names_a_lighter_format_only_when_audio_came_too_slowly() -> None
 
 
 def test_pieces_of_one_read_are_kept_as_one_arrival() -> None:
-    from workbench.engine.adaptive import AdaptiveTarget, needed_buffer_ms
+    from workbench.engine.playout.adaptive import AdaptiveTarget, needed_buffer_ms
 
     target = AdaptiveTarget(150, 2000, 10)
     for read_at in (0.0, 0.1, 0.2):  # three network reads, each decoded in four pieces at once

@@ -13,10 +13,10 @@ import time
 import numpy as np
 import pytest
 
-from workbench.engine import nativesink
-from workbench.engine.nativesink import NativeDeviceSink
+from workbench.engine.output import nativesink
+from workbench.engine.output.nativesink import NativeDeviceSink
+from workbench.engine.output.sinks import SoundDeviceSink, default_output_device
 from workbench.engine.player import StreamPlayer
-from workbench.engine.sinks import SoundDeviceSink, default_output_device
 from workbench.server.runner import EmbeddedServer
 
 from ..conftest import make_settings

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from workbench.engine.buffer import BufferState, Ctl, JitterBuffer
+from workbench.engine.playout.buffer import BufferState, Ctl, JitterBuffer
 
 RATE = 1000  # 1 sample = 1 ms: makes the arithmetic in these tests readable
 BLOCK = 10

@@ -5,7 +5,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from workbench.engine.decoders import DecodeError, PcmDecoder, WavDecoder, make_decoder
+from workbench.engine.decoding.decoders import DecodeError, PcmDecoder, WavDecoder, make_decoder
 from workbench.server.encoders import wav_header
 
 

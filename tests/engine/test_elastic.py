@@ -8,9 +8,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from workbench.engine import elastic as elastic_module
-from workbench.engine.buffer import PLAYING, BufferState, Ctl, JitterBuffer
-from workbench.engine.elastic import (
+from workbench.engine.player import StreamPlayer
+from workbench.engine.playout import elastic as elastic_module
+from workbench.engine.playout.buffer import PLAYING, BufferState, Ctl, JitterBuffer
+from workbench.engine.playout.elastic import (
     GROWING,
     MAX_SLACK_MS,
     PAUSE_FASTEST,
@@ -22,9 +23,8 @@ from workbench.engine.elastic import (
     ElasticPlayout,
     RateLimits,
 )
-from workbench.engine.player import StreamPlayer
+from workbench.engine.playout.stretch import MAX_EXPAND_MS, Stretcher
 from workbench.engine.settings import SettingsError
-from workbench.engine.stretch import MAX_EXPAND_MS, Stretcher
 from workbench.server.runner import EmbeddedServer
 
 from ..conftest import make_settings, virtual_factory
@@ -369,7 +369,7 @@ def test_a_pump_kept_waiting_keeps_the_ring_further_ahead_and_the_next_play_reme
 def test_arriving_audio_wakes_a_pump_waiting_on_the_device_only_when_the_ring_is_short() -> None:
     """With a sink that wakes the pump after each block, audio that arrives wakes it early only when the
     ring is short of what it should hold; otherwise it waits for the next block."""
-    from workbench.engine.sinks import BlockWake
+    from workbench.engine.playout.wake import BlockWake
 
     wake = BlockWake()
     buf = JitterBuffer(RATE, 2.0, 0)
@@ -392,7 +392,7 @@ def test_a_topped_up_ring_asks_the_sink_to_wake_the_pump_every_other_block_and_a
     """Each wake-up costs real CPU: with the ring topped up (one block more than without a sink that wakes
     it), the pump asks to be woken once two blocks have gone, when the ring holds what it held after one
     block before; short of input, after every block."""
-    from workbench.engine.sinks import BlockWake
+    from workbench.engine.playout.wake import BlockWake
 
     wake = BlockWake()
     buf = JitterBuffer(RATE, 2.0, 0)

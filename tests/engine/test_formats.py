@@ -9,8 +9,8 @@ import threading
 import numpy as np
 import pytest
 
-from workbench.engine import decoders as decoders_module
-from workbench.engine.decoders import DecodeError, StreamDecoder, WavDecoder
+from workbench.engine.decoding import decoders as decoders_module
+from workbench.engine.decoding.decoders import DecodeError, StreamDecoder, WavDecoder
 from workbench.engine.player import StreamPlayer
 from workbench.server.runner import EmbeddedServer
 from workbench.server.speech import OUTPUT_RATE, estimate_duration_s
@@ -209,7 +209,7 @@ async def test_stopping_a_demuxed_stream_ends_its_reader_thread(server: Embedded
 def test_the_fallback_copy_of_the_body_is_dropped_once_the_decoder_has_proven_itself() -> None:
     """An hour-long reply must not keep all its bytes: after a minute of audio decoded progressively,
     the copy kept for the buffered fallback is let go."""
-    from workbench.engine.decoders import FALLBACK_PROVEN_S, StreamDecoder
+    from workbench.engine.decoding.decoders import FALLBACK_PROVEN_S, StreamDecoder
 
     dec = StreamDecoder("pcm", pcm_rate=24_000, out_rate=24_000)
     second = np.zeros(24_000, dtype="<i2").tobytes()

@@ -7,8 +7,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from workbench.engine.formats import format_from_content_type
-from workbench.engine.framing import (
+from workbench.engine.decoding.formats import format_from_content_type
+from workbench.engine.decoding.framing import (
     AdtsScanner,
     FlacScanner,
     Mp3Scanner,
@@ -229,7 +229,7 @@ def test_content_types() -> None:
 # -- the whole decoder, any split ------------------------------------------------------------------------
 
 def decode_in_pieces(fmt: str, data: bytes, cuts: list[int]) -> np.ndarray:
-    from workbench.engine.decoders import StreamDecoder
+    from workbench.engine.decoding.decoders import StreamDecoder
 
     dec = StreamDecoder(fmt, pcm_rate=RATE, out_rate=RATE)
     parts = []

@@ -16,9 +16,9 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from workbench.engine import nativesink
-from workbench.engine.buffer import CTL_WORDS, Ctl, JitterBuffer
-from workbench.engine.sinks import Recorder, default_output_device
+from workbench.engine.output import nativesink
+from workbench.engine.output.sinks import Recorder, default_output_device
+from workbench.engine.playout.buffer import CTL_WORDS, Ctl, JitterBuffer
 
 needs_native = pytest.mark.skipif(not nativesink.available() and os.environ.get("CI") != "true",
                                   reason="the C playout module is not built here")
@@ -159,7 +159,7 @@ def test_the_callback_wakes_the_pump_after_every_block_or_once_the_ring_is_low()
     """The device's callback writes a byte to the pump's wake-up pipe after each block (and to none when
     no pump asked); once the pump has said how low the ring may go first, only after the blocks that
     leave less than that."""
-    from workbench.engine.sinks import BlockWake
+    from workbench.engine.playout.wake import BlockWake
 
     lib = nativesink.playout_library()
     assert hasattr(lib, "wb_wakes_after_blocks")

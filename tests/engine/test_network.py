@@ -10,7 +10,14 @@ import time
 import httpx2
 import pytest
 
-from workbench.engine.network import PROFILES, NetworkProfile, ShapedTransport, SimulatedDrop, _Link, get_profile
+from workbench.engine.fetching.network import (
+    PROFILES,
+    NetworkProfile,
+    ShapedTransport,
+    SimulatedDrop,
+    _Link,
+    get_profile,
+)
 from workbench.server.app import Knobs
 from workbench.server.runner import EmbeddedServer
 

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from workbench.engine.onset import SOUND_THRESHOLD, LeadingSilenceTrim, first_sound
+from workbench.engine.figures.onset import SOUND_THRESHOLD, LeadingSilenceTrim, first_sound
 from workbench.engine.player import StreamPlayer
 from workbench.server.runner import EmbeddedServer
 

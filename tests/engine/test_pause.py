@@ -9,7 +9,7 @@ import asyncio
 import numpy as np
 import pytest
 
-from workbench.engine.metrics import PlayState
+from workbench.engine.figures.metrics import PlayState
 from workbench.engine.player import StreamPlayer
 from workbench.server.runner import EmbeddedServer
 

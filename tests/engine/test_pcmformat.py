@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from workbench.engine.pcmformat import PcmFormat, resolve, stated
+from workbench.engine.decoding.pcmformat import PcmFormat, resolve, stated
 from workbench.engine.player import StreamPlayer
 from workbench.server.runner import EmbeddedServer
 from workbench.server.speech import estimate_duration_s

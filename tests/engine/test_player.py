@@ -7,7 +7,7 @@ import asyncio
 import numpy as np
 import pytest
 
-from workbench.engine.metrics import PlayState, Snapshot
+from workbench.engine.figures.metrics import PlayState, Snapshot
 from workbench.engine.player import PlayError, StreamPlayer
 from workbench.server.runner import EmbeddedServer
 from workbench.server.speech import OUTPUT_RATE, estimate_duration_s
@@ -265,7 +265,7 @@ async def test_plays_waiting_for_their_end_do_not_hold_worker_threads(server: Em
 async def test_the_done_signal_wakes_a_waiter_from_another_thread() -> None:
     import threading
 
-    from workbench.engine.sinks import DoneSignal
+    from workbench.engine.output.sinks import DoneSignal
 
     signal = DoneSignal()
     threading.Timer(0.05, signal.set).start()

@@ -7,9 +7,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from workbench.engine import avdecoders
-from workbench.engine.avdecoders import AAC_USUAL_PRIMING, MP3_USUAL_PRIMING
-from workbench.engine.decoders import StreamDecoder
+from workbench.engine.decoding import avdecoders
+from workbench.engine.decoding.avdecoders import AAC_USUAL_PRIMING, MP3_USUAL_PRIMING
+from workbench.engine.decoding.decoders import StreamDecoder
 from workbench.engine.player import StreamPlayer
 from workbench.server.codecs import AvEncoder
 from workbench.server.runner import EmbeddedServer

@@ -6,9 +6,10 @@ import wave
 import numpy as np
 import pytest
 
-from workbench.engine.buffer import JitterBuffer
-from workbench.engine.sinkfactory import make_sink
-from workbench.engine.sinks import BlockWake, Recorder, VirtualSink
+from workbench.engine.output.sinkfactory import make_sink
+from workbench.engine.output.sinks import Recorder, VirtualSink
+from workbench.engine.playout.buffer import JitterBuffer
+from workbench.engine.playout.wake import BlockWake
 
 
 def test_virtual_sink_consumes_at_the_device_rate() -> None:
@@ -60,7 +61,7 @@ def test_make_sink_specs(tmp_path) -> None:  # type: ignore[no-untyped-def]
 
 
 def test_auto_sink_without_a_device_falls_back_with_a_notice(monkeypatch: pytest.MonkeyPatch) -> None:
-    import workbench.engine.sinkfactory as sinkfactory
+    import workbench.engine.output.sinkfactory as sinkfactory
 
     monkeypatch.setattr(sinkfactory, "default_output_device", lambda: None)
     sink, note = make_sink("auto", rate=24_000, block_size=480)

@@ -12,7 +12,7 @@ from collections.abc import Iterator
 import openai
 import pytest
 
-from workbench.engine.source import SourceError, SpeechRequest, SpeechSource
+from workbench.engine.fetching.source import SourceError, SpeechRequest, SpeechSource
 
 from .hostile import read_request
 

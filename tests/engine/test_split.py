@@ -11,10 +11,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from workbench.engine.endpoints import EndpointMemory, looks_buffered
+from workbench.engine.fetching.endpoints import EndpointMemory, looks_buffered
 from workbench.engine.pipeline import CLAUSE_PAUSE_S, PAUSE_S, PRE_ROLL_S, SENTENCE_PAUSE_S, Joiner
 from workbench.engine.player import StreamPlayer
-from workbench.engine.split import FIRST_CHARS, GROWTH, MAX_CHARS, sentences, split_text
+from workbench.engine.text.split import FIRST_CHARS, GROWTH, MAX_CHARS, sentences, split_text
 from workbench.server.runner import EmbeddedServer
 
 from ..conftest import make_settings, virtual_factory
@@ -281,7 +281,7 @@ async def test_audio_ahead_of_its_turn_is_held_within_a_bound_however_long_the_r
     # one is handed on slowly, and what waits its turn must stay within HELD_MAX_S (and a piece).
     from workbench.engine.pipeline import Pipeline
     from workbench.engine.playrun import PlayRun
-    from workbench.engine.split import Fragment
+    from workbench.engine.text.split import Fragment
 
     rate, piece = 1000, np.zeros(1000, dtype=np.float32)  # 1 s pieces at a made-up 1 kHz
     answered = [asyncio.Event() for _ in range(4)]

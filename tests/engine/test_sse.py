@@ -10,8 +10,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from workbench.engine.fetching.sse import SseAudio, SseError
 from workbench.engine.player import StreamPlayer
-from workbench.engine.sse import SseAudio, SseError
 from workbench.server.runner import EmbeddedServer
 
 from ..conftest import make_settings, virtual_factory

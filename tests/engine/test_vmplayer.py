@@ -69,7 +69,7 @@ def test_aac_is_opus_except_on_openai() -> None:
 
 
 def test_a_wav_without_its_header_does_not_decode() -> None:
-    from workbench.engine.decoding import DecodeError
+    from workbench.engine.decoding.base import DecodeError
 
     with pytest.raises(DecodeError):
         decode_file(b"\x01\x02" * 20_000, "wav")

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from workbench.engine.sinks import default_output_device
+from workbench.engine.output.sinks import default_output_device
 from workbench.server.runner import EmbeddedServer
 
 pytestmark = pytest.mark.audio

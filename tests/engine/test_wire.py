@@ -5,9 +5,9 @@ from __future__ import annotations
 import openai
 import pytest
 
-from workbench.engine.network import ShapedTransport, get_profile
+from workbench.engine.fetching.network import ShapedTransport, get_profile
+from workbench.engine.fetching.wire import TracingTransport
 from workbench.engine.player import StreamPlayer
-from workbench.engine.wire import TracingTransport
 from workbench.server.app import RECEIVED_AT_HEADER
 from workbench.server.runner import EmbeddedServer
 

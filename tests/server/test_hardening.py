@@ -11,7 +11,7 @@ import httpx2
 import pytest
 
 from workbench import cli
-from workbench.engine.errors import exception_chain
+from workbench.engine.text.errors import exception_chain
 from workbench.server.app import Knobs, _QuietInjectedDrops
 from workbench.server.runner import EmbeddedServer
 

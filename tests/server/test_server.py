@@ -205,7 +205,7 @@ def test_fault_send_format_sends_other_bytes_under_the_asked_label(srv: Embedded
 
 
 def test_mp3_states_its_encoder_delay_in_an_info_frame(srv: EmbeddedServer) -> None:
-    from workbench.engine.framing import Mp3Scanner
+    from workbench.engine.decoding.framing import Mp3Scanner
 
     _, pieces = post(srv, speech("mp3"))
     body = b"".join(p for _, p in pieces)
@@ -216,7 +216,7 @@ def test_mp3_states_its_encoder_delay_in_an_info_frame(srv: EmbeddedServer) -> N
     # a client that trims what the tag states hears the tone from its first sample (FFmpeg's demuxer
     # reads the delay too, but with no frame count in the tag it decodes the Info frame as 576 silent
     # samples, so it is not the reference here)
-    from workbench.engine.decoders import StreamDecoder
+    from workbench.engine.decoding.decoders import StreamDecoder
 
     dec = StreamDecoder("mp3", pcm_rate=OUTPUT_RATE, out_rate=OUTPUT_RATE)
     decoded = np.concatenate([dec.feed(body), dec.flush()])

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from workbench.engine.metrics import PlayState, Snapshot
+from workbench.engine.figures.metrics import PlayState, Snapshot
 from workbench.tui.state import Trace
 
 

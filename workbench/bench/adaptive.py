@@ -5,9 +5,9 @@ from __future__ import annotations
 import asyncio
 from contextlib import AsyncExitStack
 
-from ..engine.metrics import PlayMetrics, percentile, spread
+from ..engine.figures.metrics import PlayMetrics, percentile, spread
+from ..engine.output.sinkfactory import sink_factory
 from ..engine.player import StreamPlayer
-from ..engine.sinkfactory import sink_factory
 from .harness import Progress, Report, ServerProcess, bench_options, interleaved, machine_description, med
 from .suites import BenchOptions, parse_list
 
@@ -78,7 +78,7 @@ def bench_adaptive(plays: int, progress: Progress, text: str = ADAPTIVE_TEXT,
 
 
 def run(o: BenchOptions, progress: Progress) -> Report:
-    from ..engine.network import PROFILES
+    from ..engine.fetching.network import PROFILES
 
     networks = tuple(parse_list(o.networks, list(PROFILES), "network profile")) if o.networks else None
     return bench_adaptive(o.plays_or(10, 3), progress, o.text or ADAPTIVE_TEXT,

@@ -5,9 +5,9 @@ from __future__ import annotations
 import asyncio
 from contextlib import AsyncExitStack
 
-from ..engine.metrics import PlayMetrics, spread
+from ..engine.figures.metrics import PlayMetrics, spread
+from ..engine.output.sinkfactory import sink_factory
 from ..engine.player import StreamPlayer
-from ..engine.sinkfactory import sink_factory
 from .adaptive import ADAPTIVE_TEXT
 from .harness import Progress, Report, ServerProcess, bench_options, interleaved, machine_description, med
 from .suites import BenchOptions

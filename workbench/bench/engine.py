@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import asyncio
 
-from ..engine.metrics import percentile
+from ..engine.figures.metrics import percentile
+from ..engine.output.sinkfactory import sink_factory
 from ..engine.player import StreamPlayer
-from ..engine.sinkfactory import sink_factory
 from .harness import (
     BENCH_TEXT,
     Progress,
@@ -26,7 +26,7 @@ from .suites import BenchOptions
 def bench_engine(plays: int, sink_kind: str, progress: Progress, text: str = BENCH_TEXT) -> Report:
     base = bench_options(sink=sink_kind)
     if sink_kind.startswith("device"):
-        from ..engine.sinks import default_output_device
+        from ..engine.output.sinks import default_output_device
 
         if default_output_device() is None:
             raise RuntimeError("no audio output device; use --sink virtual")

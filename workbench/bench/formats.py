@@ -6,10 +6,10 @@ import asyncio
 import time
 from typing import Any
 
-from ..engine.formats import FORMATS as FORMAT_ROWS
-from ..engine.formats import NAMES
+from ..engine.decoding.formats import FORMATS as FORMAT_ROWS
+from ..engine.decoding.formats import NAMES
+from ..engine.output.sinkfactory import sink_factory
 from ..engine.player import StreamPlayer
-from ..engine.sinkfactory import sink_factory
 from .harness import BENCH_TEXT, Progress, Report, Run, ServerProcess, bench_options, machine_description, med
 from .suites import BenchOptions
 
@@ -19,7 +19,7 @@ FRAME_MS = {name: f.unit_ms for name, f in FORMAT_ROWS.items()}
 
 def decode_speed(fmt: str, body: bytes, piece: int = 1024, repeats: int = 3) -> tuple[float, float]:
     """(times real time, audio seconds) for decoding `body` the way the player does, in `piece`-byte reads."""
-    from ..engine.decoders import StreamDecoder
+    from ..engine.decoding.decoders import StreamDecoder
 
     best = float("inf")
     audio_s = 0.0

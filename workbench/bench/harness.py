@@ -14,10 +14,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
-from ..engine.metrics import PlayMetrics, median
+from ..engine.figures.metrics import PlayMetrics, median
+from ..engine.output.sinkfactory import sink_factory
 from ..engine.player import StreamPlayer
 from ..engine.settings import Settings, defaults
-from ..engine.sinkfactory import sink_factory
 
 Progress = Callable[[str], None]
 PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096

@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from ..engine.onset import SOUND_THRESHOLD
+from ..engine.figures.onset import SOUND_THRESHOLD
 from .harness import Progress, Report, ServerProcess, bench_options, machine_description
 from .suites import BenchError, BenchOptions, parse_list
 
@@ -69,7 +69,7 @@ async def _naive(url: str, fmt: str, query: dict[str, str], sd: Any) -> tuple[fl
     """Blocking writes as the pieces come (on the event loop, as voicemode writes); (first byte, None)."""
     import httpx2
 
-    from ..engine.decoders import StreamDecoder
+    from ..engine.decoding.decoders import StreamDecoder
 
     stream = sd.OutputStream(samplerate=RATE, channels=1, dtype="float32")
     stream.start()
@@ -100,8 +100,8 @@ async def _naive(url: str, fmt: str, query: dict[str, str], sd: Any) -> tuple[fl
 
 async def _engine(url: str, fmt: str, query: dict[str, str], playout: str) -> tuple[float, float | None]:
     """This engine on the device; (first byte, its own first sound), perf_counter seconds."""
+    from ..engine.output.sinkfactory import sink_factory
     from ..engine.player import StreamPlayer
-    from ..engine.sinkfactory import sink_factory
 
     s = bench_options(audio_format=fmt, sink="device", playout=playout, adaptive=False)
     async with StreamPlayer(s, base_url=url, extra_query=query, sink_factory=sink_factory("device")) as player:
@@ -129,7 +129,7 @@ def _judge(data: np.ndarray, at: np.ndarray, first_byte: float, engine_sound: fl
 
 def bench_heard(plays: int, formats: list[str], servers: list[str], players: list[str],
                 progress: Progress) -> Report:
-    from ..engine.sinks import SinkError, import_sounddevice
+    from ..engine.output.sinks import SinkError, import_sounddevice
     from ..usecases.verify import Recorder, VerifyError, record_the_monitor
 
     try:

@@ -23,10 +23,10 @@ from contextlib import AsyncExitStack
 from dataclasses import dataclass
 from typing import Any
 
-from ..engine.metrics import PlayMetrics, median, percentile, spread
+from ..engine.figures.metrics import PlayMetrics, median, percentile, spread
+from ..engine.output.sinkfactory import sink_factory
 from ..engine.player import StreamPlayer
 from ..engine.settings import PLAYERS, Settings, parse_overrides
-from ..engine.sinkfactory import sink_factory
 from ..engine.vmplayer import VoicemodePlayer
 from ..usecases.presets import load_preset
 from .harness import Progress, Report, ServerProcess, bench_options, machine_description
@@ -371,8 +371,8 @@ def _esc(text: str) -> str:
 
 def run(o: BenchOptions, progress: Progress) -> Report:
     """`workbench bench` (matrix): the options checked, the matrix run, its picture added."""
-    from ..engine.formats import NAMES
-    from ..engine.network import PROFILES
+    from ..engine.decoding.formats import NAMES
+    from ..engine.fetching.network import PROFILES
     from ..usecases.presets import PresetError
 
     quick = o.quick

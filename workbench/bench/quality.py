@@ -32,7 +32,7 @@ from .harness import Progress, Report, ServerProcess, bench_options, machine_des
 from .suites import BenchError, BenchOptions, parse_list
 
 if TYPE_CHECKING:
-    from ..engine.metrics import PlayMetrics
+    from ..engine.figures.metrics import PlayMetrics
 
 REPLIES = (
     "I looked at the failing test first. The buffer was sized for twenty four kilohertz, but the server sends "
@@ -95,9 +95,9 @@ def _reference(base_url: str, text: str, voice: str) -> np.ndarray:
 
 
 async def _play(base_url: str, text: str, voice: str, server: str, player: str) -> tuple[PlayMetrics, np.ndarray]:
+    from ..engine.output.sinkfactory import sink_factory
+    from ..engine.output.sinks import Sink
     from ..engine.player import StreamPlayer
-    from ..engine.sinkfactory import sink_factory
-    from ..engine.sinks import Sink
 
     made: list[Sink] = []
     s = bench_options(sink="virtual", audio_format="pcm", voices=(voice,), **PLAYERS[player])

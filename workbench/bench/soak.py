@@ -6,7 +6,7 @@ import asyncio
 import statistics
 import time
 
-from ..engine.metrics import PlayMetrics
+from ..engine.figures.metrics import PlayMetrics
 from .harness import Progress, Report, ServerProcess, bench_player, machine_description, rss_bytes
 from .suites import BenchError, BenchOptions, parse_list
 

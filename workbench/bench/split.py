@@ -16,12 +16,12 @@ from typing import Any
 
 import numpy as np
 
-from ..engine.metrics import PlayMetrics, spread
-from ..engine.onset import SOUND_THRESHOLD
+from ..engine.figures.metrics import PlayMetrics, spread
+from ..engine.figures.onset import SOUND_THRESHOLD
+from ..engine.output.sinkfactory import sink_factory
+from ..engine.output.sinks import Sink
 from ..engine.player import StreamPlayer
-from ..engine.sinkfactory import sink_factory
-from ..engine.sinks import Sink
-from ..engine.split import SPLITS
+from ..engine.text.split import SPLITS
 from .harness import Progress, Report, ServerProcess, bench_options, machine_description, med
 from .suites import BenchError, BenchOptions, parse_list
 

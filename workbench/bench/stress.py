@@ -16,7 +16,7 @@ import time
 from contextlib import AsyncExitStack
 from typing import Any
 
-from ..engine.metrics import PlayMetrics, median, percentile, spread
+from ..engine.figures.metrics import PlayMetrics, median, percentile, spread
 from .harness import Progress, Report, ServerProcess, bench_player, machine_description, process_cpu_s
 from .suites import BenchError, BenchOptions
 

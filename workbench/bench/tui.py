@@ -6,9 +6,9 @@ import asyncio
 import time
 from pathlib import Path
 
-from ..engine.metrics import percentile
+from ..engine.figures.metrics import percentile
+from ..engine.output.sinkfactory import sink_factory
 from ..engine.player import StreamPlayer
-from ..engine.sinkfactory import sink_factory
 from .harness import BENCH_TEXT, Progress, Report, Run, ServerProcess, bench_options, machine_description, med, timed
 from .suites import BenchOptions
 
@@ -19,7 +19,7 @@ def bench_tui(plays: int, sink_kind: str, progress: Progress, text: str = BENCH_
     from ..tui.app import AppConfig, create_app
 
     if sink_kind.startswith("device"):
-        from ..engine.sinks import default_output_device
+        from ..engine.output.sinks import default_output_device
 
         if default_output_device() is None:
             raise RuntimeError("no audio output device; use --sink virtual")

@@ -19,8 +19,8 @@ from typing import Any
 
 import numpy as np
 
-from ..engine.decoders import StreamDecoder
-from ..engine.pcmformat import resolve as resolve_pcm
+from ..engine.decoding.decoders import StreamDecoder
+from ..engine.decoding.pcmformat import resolve as resolve_pcm
 
 NEEDS_PYAV = ("mp3", "opus", "aac", "flac")
 

@@ -27,12 +27,13 @@ from typing import Any
 
 import numpy as np
 
-from ..engine.buffer import Ctl, JitterBuffer
-from ..engine.decoding import Resampler
-from ..engine.elastic import ElasticPlayout, Feed, RateLimits, start_with_first_audio
+from ..engine.decoding.base import Resampler
+from ..engine.output.sinkfactory import make_sink
+from ..engine.output.sinks import Sink
+from ..engine.output.start import start_with_first_audio
+from ..engine.playout.buffer import Ctl, JitterBuffer
+from ..engine.playout.elastic import ElasticPlayout, Feed, RateLimits
 from ..engine.settings import Settings, load_settings
-from ..engine.sinkfactory import make_sink
-from ..engine.sinks import Sink
 from .publish import Publisher, ReplyFigures
 
 log = logging.getLogger("voicemode.workbench_bridge")

@@ -8,7 +8,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, TextIO
 
-from ..engine.formats import NAMES as FORMATS
+from ..engine.decoding.formats import NAMES as FORMATS
 from ..engine.settings import LOCAL, NETWORKS, SPECS, Settings, load_settings
 
 Handler = Callable[[argparse.Namespace, TextIO, TextIO], int]

@@ -12,7 +12,7 @@ import sys
 from typing import Any, TextIO
 
 from ..defaults import DEFAULT_TEXT
-from ..engine.metrics import FIGURES, PlayMetrics, Snapshot
+from ..engine.figures.metrics import FIGURES, PlayMetrics, Snapshot
 from ..engine.settings import Settings
 from .common import Handler, UserError, add_settings_options, endpoint_for, settings_from_args
 
@@ -143,9 +143,9 @@ def render_metrics(m: PlayMetrics) -> str:
 
 async def run_play(settings: Settings, text: str, *, record: str | None, status: StatusLine | None,
                    stderr: TextIO) -> PlayMetrics:
-    from ..engine.endpoints import EndpointMemory
+    from ..engine.fetching.endpoints import EndpointMemory
+    from ..engine.output.sinkfactory import sink_factory
     from ..engine.player import StreamPlayer
-    from ..engine.sinkfactory import sink_factory
     from ..engine.vmplayer import VoicemodePlayer
 
     with endpoint_for(settings) as base_url:
@@ -177,8 +177,8 @@ async def run_play(settings: Settings, text: str, *, record: str | None, status:
 
 
 def cmd_play(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
+    from ..engine.output.sinks import SinkError
     from ..engine.player import PlayError
-    from ..engine.sinks import SinkError
 
     settings = settings_from_args(args)
     text = play_text(args.text, sys.stdin, stderr)

@@ -38,7 +38,7 @@ def cmd_settings(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> in
 
 
 def cmd_devices(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
-    from ..engine.sinks import SinkError, import_sounddevice
+    from ..engine.output.sinks import SinkError, import_sounddevice
 
     try:
         sd = import_sounddevice()

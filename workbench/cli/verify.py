@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 from typing import Any, TextIO
 
-from ..engine.formats import NAMES as FORMATS
+from ..engine.decoding.formats import NAMES as FORMATS
 from .common import Handler, UserError, add_settings_options, endpoint_for, settings_from_args
 
 

@@ -23,10 +23,10 @@ from typing import Protocol
 
 import numpy as np
 
-from .onset import SOUND_THRESHOLD, LeadingSilenceTrim, first_sound
+from .fetching.source import SourceError
+from .figures.onset import SOUND_THRESHOLD, LeadingSilenceTrim, first_sound
 from .playrun import PlayRun
-from .source import SourceError
-from .split import Fragment
+from .text.split import Fragment
 
 Push = Callable[[np.ndarray], Awaitable[None]]
 # the pause read speech (and espeak-ng, measured: 305 ms and 150 ms) makes after a sentence and a clause

@@ -23,23 +23,24 @@ from typing import Any
 
 import numpy as np
 
-from .adaptive import AdaptiveTarget, estimate_speech_s, steer
-from .buffer import BufferState, JitterBuffer
-from .decoders import PROGRESSIVE_FORMATS, DecodeError
-from .elastic import ElasticPlayout, Feed, RateLimits, start_with_first_audio
-from .endpoints import EndpointMemory, looks_buffered
-from .fetch import Fetch
-from .metrics import PlayMetrics, PlayState, Snapshot
+from .decoding.decoders import PROGRESSIVE_FORMATS, DecodeError
+from .fetching.endpoints import EndpointMemory, looks_buffered
+from .fetching.fetch import Fetch
+from .fetching.source import SourceError, SpeechRequest, SpeechSource
+from .figures.metrics import PlayMetrics, PlayState, Snapshot
+from .output.sinkfactory import SinkFactory
+from .output.sinks import SinkError, VirtualSink
+from .output.start import start_with_first_audio
 from .pipeline import Joiner, Pipeline, Push, Runner
 from .playerbase import PlayerBase, PlayError
+from .playout.adaptive import AdaptiveTarget, estimate_speech_s, steer
+from .playout.buffer import BufferState, JitterBuffer
+from .playout.elastic import ElasticPlayout, Feed, RateLimits
 from .playrun import PlayRun
 from .report import collect, heard_times
-from .safetext import speakable_text
 from .settings import Settings
-from .sinkfactory import SinkFactory
-from .sinks import SinkError, VirtualSink
-from .source import SourceError, SpeechRequest, SpeechSource
-from .split import Fragment, split_text
+from .text.safetext import speakable_text
+from .text.split import Fragment, split_text
 
 log = logging.getLogger(__name__)
 ELASTIC_START_BLOCKS = 1  # elastic playout starts once this many device blocks are in the ring
@@ -50,7 +51,7 @@ SINK_AFTER_REQUEST_S = 0.030
 
 
 def _load_portaudio() -> None:
-    from .sinks import import_sounddevice
+    from .output.sinks import import_sounddevice
 
     with contextlib.suppress(SinkError):  # opening the sink says so, where it can be handled
         import_sounddevice()

@@ -8,11 +8,11 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-from .httpclient import make_client
-from .metrics import PlayMetrics, Snapshot
+from .fetching.httpclient import make_client
+from .figures.metrics import PlayMetrics, Snapshot
+from .output.sinkfactory import SinkFactory, sink_factory
+from .output.sinks import Sink
 from .settings import LOCAL, Settings
-from .sinkfactory import SinkFactory, sink_factory
-from .sinks import Sink
 
 log = logging.getLogger(__name__)
 Observer = Callable[[Snapshot], None]

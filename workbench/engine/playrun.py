@@ -7,9 +7,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .metrics import PlayState, Sample
-from .pcmformat import PcmFormat
-from .safetext import clean_text
+from .decoding.pcmformat import PcmFormat
+from .figures.metrics import PlayState, Sample
+from .text.safetext import clean_text
 
 
 class ResumeCheck:

@@ -6,16 +6,16 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from .adaptive import AdaptiveTarget, needed_buffer_ms
-from .buffer import JitterBuffer
-from .elastic import ElasticPlayout
-from .formats import FORMATS
-from .metrics import PlayMetrics, PlayState, percentile
+from .decoding.formats import FORMATS
+from .fetching.source import SpeechSource
+from .figures.metrics import PlayMetrics, PlayState, percentile
+from .output.sinks import Sink
+from .playout.adaptive import AdaptiveTarget, needed_buffer_ms
+from .playout.buffer import JitterBuffer
+from .playout.elastic import ElasticPlayout
 from .playrun import PlayRun
-from .safetext import clean_text
 from .settings import Settings
-from .sinks import Sink
-from .source import SpeechSource
+from .text.safetext import clean_text
 
 # what each format costs on the wire from the embedded server, kbit/s (mono 24 kHz)
 FORMAT_KBPS = {name: f.kbps for name, f in FORMATS.items()}

@@ -18,12 +18,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .decoding.formats import NAMES
 from .envfile import EnvFile, EnvFileError, read_env_file, voicemode_env_files
-from .formats import NAMES
-from .split import SPLITS
+from .text.split import SPLITS
 
 FORMATS = NAMES  # the response formats, from the registry
-NETWORKS = ("none", "lan", "wifi", "4g", "flaky", "satellite")  # see engine/network.py
+NETWORKS = ("none", "lan", "wifi", "4g", "flaky", "satellite")  # see engine/fetching/network.py
 PLAYOUTS = ("elastic", "fixed")
 STREAM_FORMATS = ("audio", "sse")
 PLAYERS = ("workbench", "voicemode")

@@ -42,17 +42,17 @@ from typing import Any
 
 import numpy as np
 
-from .buffer import JitterBuffer
-from .decoders import WavDecoder
-from .decoding import DecodeError
-from .metrics import PlayMetrics, PlayState, Snapshot
+from .decoding.base import DecodeError
+from .decoding.decoders import WavDecoder
+from .fetching.source import SourceError, SpeechRequest, SpeechSource
+from .figures.metrics import PlayMetrics, PlayState, Snapshot
+from .output.sinkfactory import SinkFactory
+from .output.sinks import SinkError, VirtualSink
 from .playerbase import PlayerBase, PlayError
+from .playout.buffer import JitterBuffer
 from .playrun import PlayRun
 from .report import collect, heard_times
 from .settings import Settings
-from .sinkfactory import SinkFactory
-from .sinks import SinkError, VirtualSink
-from .source import SourceError, SpeechRequest, SpeechSource
 
 VOICEMODE_VERSION = "9.0"
 KNOWN_SERIES = ("8.12", "9.0")  # releases whose playback is this one (read from their source)
@@ -92,7 +92,7 @@ def decode_file(data: bytes, fmt: str, rate: int = SAMPLE_RATE) -> np.ndarray:
         return _pydub_route(data, fmt, rate)
     import av
 
-    from .avdecoders import _Output, frame_to_mono
+    from .decoding.avdecoders import _Output, frame_to_mono
 
     try:
         with av.open(io.BytesIO(data), mode="r", format=CONTAINERS[fmt]) as container:
@@ -176,9 +176,9 @@ class VoicemodePlayer(PlayerBase):
         its decoder, the HTTP client, sounddevice)."""
         SpeechSource(self.base_url, http_client=self.http_client or self._pooled_client())
         await asyncio.to_thread(decode_file, b"", "pcm")
-        from . import avdecoders  # noqa: F401  (PyAV: the decoder of every compressed format here)
+        from .decoding import avdecoders  # noqa: F401  (PyAV: the decoder of every compressed format here)
         if self.settings.sink in ("auto", "device"):
-            from .sinks import import_sounddevice
+            from .output.sinks import import_sounddevice
 
             with contextlib.suppress(SinkError):
                 await asyncio.to_thread(import_sounddevice)

@@ -30,10 +30,10 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
-from ..engine.errors import exception_chain
-from ..engine.network import sleep_until
-from ..engine.safetext import speakable_text
-from ..engine.source import RESUME_HEADER
+from ..engine.fetching.network import sleep_until
+from ..engine.fetching.source import RESUME_HEADER
+from ..engine.text.errors import exception_chain
+from ..engine.text.safetext import speakable_text
 from . import speech
 from .encoders import CONTENT_TYPES, make_encoder
 

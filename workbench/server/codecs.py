@@ -67,7 +67,7 @@ def _crc16_ansi(data: bytes) -> int:
 
 def lame_info_frame(first_header: bytes, delay: int, padding: int = 0) -> bytes:
     """An MP3 Info frame (no audio) with a LAME tag stating the encoder delay, shaped like `first_header`."""
-    from workbench.engine.framing import parse_mp3_header
+    from workbench.engine.decoding.framing import parse_mp3_header
 
     header = bytearray(first_header[:4])
     header[1] |= 0x01  # no CRC
@@ -137,7 +137,7 @@ class AvEncoder:
         """MP3: put the Info frame in front of the first audio frame (after the ID3 tag)."""
         if not self._info_pending:
             return data
-        from workbench.engine.framing import id3v2_length, parse_mp3_header
+        from workbench.engine.decoding.framing import id3v2_length, parse_mp3_header
 
         held = self._held + data
         start = id3v2_length(held) or 0

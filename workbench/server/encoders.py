@@ -7,7 +7,7 @@ from typing import Protocol
 
 import numpy as np
 
-from ..engine.formats import CONTENT_TYPES as ENGINE_CONTENT_TYPES
+from ..engine.decoding.formats import CONTENT_TYPES as ENGINE_CONTENT_TYPES
 from .speech import OUTPUT_RATE
 
 RATE = OUTPUT_RATE
@@ -29,7 +29,7 @@ class PcmEncoder:
     Piper server sends 22050 Hz)."""
 
     def __init__(self, rate: int = RATE) -> None:
-        from ..engine.decoding import Resampler
+        from ..engine.decoding.base import Resampler
 
         self._resampler = Resampler(RATE, rate)
 

@@ -21,7 +21,7 @@ from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
 from textual.widgets import Button, DataTable, Footer, Header, Static, TextArea
 
-from ..engine.metrics import PlayState
+from ..engine.figures.metrics import PlayState
 from ..engine.settings import SettingsError, format_value
 from .messages import (
     PlayFinished,

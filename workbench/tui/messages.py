@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from textual.message import Message
 
-from ..engine.metrics import PlayMetrics, Snapshot
+from ..engine.figures.metrics import PlayMetrics, Snapshot
 from .state import RunRecord
 
 

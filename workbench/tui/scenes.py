@@ -16,7 +16,7 @@ from typing import Any
 from textual.widgets import Static
 
 from ..defaults import DEFAULT_TEXT
-from ..engine.metrics import PlayMetrics, PlayState, Snapshot
+from ..engine.figures.metrics import PlayMetrics, PlayState, Snapshot
 from ..engine.settings import Settings
 from .app import AppConfig, WorkbenchApp, create_app
 from .state import RunRecord

@@ -21,13 +21,13 @@ from typing import Any
 from textual.message import Message
 
 from ..defaults import DEFAULT_TEXT
-from ..engine.endpoints import EndpointMemory
-from ..engine.metrics import PlayMetrics, PlayState, Snapshot
+from ..engine.fetching.endpoints import EndpointMemory
+from ..engine.figures.metrics import PlayMetrics, PlayState, Snapshot
+from ..engine.output.sinkfactory import SinkFactory
+from ..engine.output.sinks import SinkError
 from ..engine.player import PlayError, StreamPlayer
 from ..engine.report import recommend_buffer_ms
 from ..engine.settings import LOCAL, Settings, SettingsError, parse_overrides
-from ..engine.sinkfactory import SinkFactory
-from ..engine.sinks import SinkError
 from ..engine.vmplayer import VoicemodePlayer
 from ..usecases.presets import PRESETS_DIR, Preset, preset_from_settings
 from . import messages

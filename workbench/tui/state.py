@@ -11,7 +11,7 @@ from typing import Any
 
 import numpy as np
 
-from ..engine.metrics import PlayMetrics, PlayState, Snapshot
+from ..engine.figures.metrics import PlayMetrics, PlayState, Snapshot
 from ..engine.settings import FORMATS, Settings
 
 TRACE_POINTS = 3000  # at 10 Hz, five minutes of play; older points fall off

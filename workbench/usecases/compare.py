@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..engine.metrics import FIGURE, PlayMetrics
+from ..engine.figures.metrics import FIGURE, PlayMetrics
 
 # the figures compared, labelled and judged as the figures table says
 COMPARED = ("ttfa_ms", "first_sound_ms", "leading_silence_ms", "request_sent_ms", "ttfb_ms", "first_byte_ms",

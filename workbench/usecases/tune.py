@@ -23,10 +23,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..engine.metrics import PlayMetrics
+from ..engine.figures.metrics import PlayMetrics
+from ..engine.output.sinkfactory import sink_factory
 from ..engine.player import StreamPlayer
 from ..engine.settings import Settings
-from ..engine.sinkfactory import sink_factory
 from ..engine.vmplayer import VOICEMODE_VERSION, VoicemodePlayer
 from .presets import Preset, preset_from_settings
 

@@ -28,8 +28,8 @@ from typing import Any
 
 import numpy as np
 
-from ..engine.metrics import PlayMetrics
-from ..engine.onset import SOUND_THRESHOLD, first_sound
+from ..engine.figures.metrics import PlayMetrics
+from ..engine.figures.onset import SOUND_THRESHOLD, first_sound
 from ..engine.settings import Settings, workbench_env_path
 
 TEST_TEXT = "one two three four five six"  # the test signal: about 2 s of a 440 Hz tone, no pause in it
@@ -180,9 +180,9 @@ def cases(formats: list[str], *, speech: bool, embedded: bool, speech_voice: str
 async def run_verify(settings: Settings, base_url: str, *, input_device: str | int | None, formats: list[str],
                      plays: int, speech: bool, embedded: bool,
                      progress: Callable[[str], None] = lambda _: None) -> VerifyResult:
+    from ..engine.output.sinkfactory import sink_factory
+    from ..engine.output.sinks import SinkError, import_sounddevice
     from ..engine.player import StreamPlayer
-    from ..engine.sinkfactory import sink_factory
-    from ..engine.sinks import SinkError, import_sounddevice
 
     if input_device is None:
         record_the_monitor("name an input with --input (a loopback cable, or a microphone for the acoustic latency)")

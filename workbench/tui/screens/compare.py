@@ -14,8 +14,8 @@ from textual.containers import Horizontal
 from textual.screen import Screen
 from textual.widgets import Button, DataTable, Footer, Header, Label, Select, Static
 
-from ...engine.decoders import PROGRESSIVE_FORMATS
-from ...engine.metrics import PlayMetrics
+from ...engine.decoding.decoders import PROGRESSIVE_FORMATS
+from ...engine.figures.metrics import PlayMetrics
 from ...engine.settings import FORMATS, Settings, SettingsError, parse_overrides
 from ...usecases.compare import compare_rows, report, save_report
 from ...usecases.presets import PresetError, load_preset, shipped_presets

@@ -18,7 +18,7 @@ from textual.screen import Screen
 from textual.widgets import Button, DataTable, Footer, Header, Static
 
 from ...bridge.publish import ReplyFigures, folder, read_live, read_replies
-from ...engine.metrics import PlayState, Snapshot
+from ...engine.figures.metrics import PlayState, Snapshot
 from ...usecases import bridge
 from ...usecases.presets import voicemode_env_path
 from ..state import Trace

@@ -6,7 +6,7 @@ from __future__ import annotations
 from rich.text import Text
 from textual.widget import Widget
 
-from ...engine.metrics import FIGURE, PlayMetrics, Snapshot
+from ...engine.figures.metrics import FIGURE, PlayMetrics, Snapshot
 
 STATE_STYLE = {
     "idle": "dim", "connecting": "yellow", "buffering": "yellow", "playing": "green", "underrun": "bold red",

@@ -19,7 +19,7 @@ from textual.suggester import SuggestFromList
 from textual.validation import ValidationResult, Validator
 from textual.widgets import Input, Label, Select, Switch
 
-from ...engine.network import PROFILES
+from ...engine.fetching.network import PROFILES
 from ...engine.settings import FORMATS, LOCAL, SPEC_BY_ATTR, Settings, SettingsError, format_value
 from ...server.speech import VOICE_MAP
 from ..state import STREAM_FIELDS, StreamValues

@@ -25,11 +25,11 @@ import av.error
 import numpy as np
 from av.audio.codeccontext import AudioCodecContext
 
+from ..figures.onset import first_sound
 from . import framing
-from .decoding import EMPTY, DecodeError, Resampler, fade_in, fade_out
+from .base import EMPTY, DecodeError, Resampler, fade_in, fade_out
 from .formats import FORMATS
 from .framing import MP3_DECODER_DELAY, AdtsScanner, FlacScanner, Mp3Scanner, OggScanner
-from .onset import first_sound
 
 FFmpegError = av.error.FFmpegError
 

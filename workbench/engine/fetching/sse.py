@@ -26,8 +26,8 @@ import re
 import time
 from typing import Any
 
-from .metrics import Sample
-from .safetext import clean_text
+from ..figures.metrics import Sample
+from ..text.safetext import clean_text
 
 _BASE64 = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/="
 # how an event stream may start: a BOM, blank lines, then a field name and a colon, or a comment

@@ -21,8 +21,8 @@ from typing import Any
 
 import httpx2
 
-from .errors import exception_chain
-from .safetext import clean_text
+from ..text.errors import exception_chain
+from ..text.safetext import clean_text
 from .sse import SseAudio, SseError
 from .wire import WIRE, WireTimes, new_client
 

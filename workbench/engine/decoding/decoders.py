@@ -13,9 +13,9 @@ from collections.abc import Callable
 
 import numpy as np
 
-from .decoding import EMPTY, DecodeError, Decoder, Resampler, pcm16_to_float
+from ..text.safetext import clean_text
+from .base import EMPTY, DecodeError, Decoder, Resampler, pcm16_to_float
 from .formats import FORMATS, NAMES, format_from_content_type
-from .safetext import clean_text
 
 
 class PcmDecoder:

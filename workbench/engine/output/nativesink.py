@@ -24,8 +24,9 @@ from typing import Any
 
 import numpy as np
 
-from .buffer import CTL_WORDS, Ctl, JitterBuffer
-from .sinks import DEVICE_START_LEAD_S, BlockWake, Recorder, Sink, SinkError, import_sounddevice
+from ..playout.buffer import CTL_WORDS, Ctl, JitterBuffer
+from ..playout.wake import BlockWake
+from .sinks import DEVICE_START_LEAD_S, Recorder, Sink, SinkError, import_sounddevice
 
 PA_FLOAT32 = 0x00000001
 RECORD_RING_S = 10.0  # what the callback can keep for the recorder between two drains (every 0.25 s)
@@ -58,7 +59,7 @@ def playout_library() -> Any:
     global _playout
     if _playout is None:
         try:
-            from . import _playout as module  # type: ignore[attr-defined]
+            from ..playout import _playout as module  # type: ignore[attr-defined]
         except ImportError:
             _playout = False
             return None

@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from .onset import first_sound
+from ..figures.onset import first_sound
 
 
 class BufferState(str, Enum):

@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from .safetext import clean_text
+from ..text.safetext import clean_text
 
 
 @dataclass(frozen=True)

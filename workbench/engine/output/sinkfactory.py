@@ -6,8 +6,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
+from ..settings import Settings
 from . import nativesink
-from .settings import Settings
 from .sinks import Recorder, Sink, SoundDeviceSink, VirtualSink, default_output_device
 
 PYTHON_CALLBACK_NOTICE = ("the audio callback runs in Python (the C playout module was not built): a busy "

@@ -24,8 +24,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from ..playrun import PlayRun
 from .buffer import JitterBuffer
-from .playrun import PlayRun
 
 if TYPE_CHECKING:
     from .elastic import Feed

@@ -27,12 +27,12 @@ from collections.abc import Awaitable, Callable
 
 import numpy as np
 
-from .decoders import StreamDecoder
-from .decoding import fade_in
-from .onset import LeadingSilenceTrim
-from .pcmformat import resolve as resolve_pcm
-from .playrun import PlayRun, ResumeCheck
-from .settings import Settings
+from ..decoding.base import fade_in
+from ..decoding.decoders import StreamDecoder
+from ..decoding.pcmformat import resolve as resolve_pcm
+from ..figures.onset import LeadingSilenceTrim
+from ..playrun import PlayRun, ResumeCheck
+from ..settings import Settings
 from .source import SourceError, SpeechRequest, SpeechSource
 
 Push = Callable[[np.ndarray], Awaitable[None]]

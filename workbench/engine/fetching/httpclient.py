@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .settings import Settings
+from ..settings import Settings
 
 
 def make_client(settings: Settings) -> Any:
