@@ -32,7 +32,8 @@ from ..engine.output.sinkfactory import make_sink
 from ..engine.output.sinks import Sink
 from ..engine.output.start import start_with_first_audio
 from ..engine.playout.buffer import Ctl, JitterBuffer
-from ..engine.playout.elastic import ElasticPlayout, Feed, RateLimits
+from ..engine.playout.controller import RateLimits
+from ..engine.playout.elastic import ElasticPlayout, Feed
 from ..engine.settings import Settings, load_settings
 from .publish import Publisher, ReplyFigures
 

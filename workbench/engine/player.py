@@ -35,7 +35,8 @@ from .pipeline import Joiner, Pipeline, Push, Runner
 from .playerbase import PlayerBase, PlayError
 from .playout.adaptive import AdaptiveTarget, estimate_speech_s, steer
 from .playout.buffer import BufferState, JitterBuffer
-from .playout.elastic import ElasticPlayout, Feed, RateLimits
+from .playout.controller import RateLimits
+from .playout.elastic import ElasticPlayout, Feed
 from .playrun import PlayRun
 from .report import collect, heard_times
 from .settings import Settings

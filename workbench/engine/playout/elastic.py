@@ -8,27 +8,9 @@ policy chooses, into the jitter buffer's ring, keeping the ring a few blocks ahe
 device's callback still only copies. The level the policy steers is everything not yet played: ring,
 stretcher and reserve.
 
-The policy (rates are playout speeds: below 1 plays slower and adds time, above 1 removes it). Time goes
-into pauses first (NetEQ stretches non-speech freely and speech little): each hop asks the stretcher
-whether the frame it would play next is a pause (under -50 dBFS, or 30 dB under the voice's recent
-level). Speech plays at 1.0 unless silence is near.
-- Before the device has started, with audio arriving at least twice as fast as it plays: 1.0. Nothing
-  plays yet and more is on its way (slowing the first audio to fill the ring sooner played the first
-  100 ms of every reply as 130-340 ms at 5x real time). Arriving slower, the rules below: the start
-  comes sooner, slowed.
-- About to run dry (what can still be stretched, outside the ring, is under 1.5 times the stretcher's
-  look-ahead, about 37 ms): the slowest rate, speech or not, before any silence. Under 3 times: pauses
-  at the slowest rate, speech at 0.92.
-- Stalled (no audio for `STALL_AFTER_MS`, far longer than the gap between bursts) with too little in
-  hand to last, at 0.92, as long as the target again: pauses at the slowest rate; speech just slow
-  enough to last that long, down to 0.9. Otherwise the stall's tail meets the rules above.
-- Below the target (its peak over the last quarter second): pauses at 0.5 (a pause lasts twice as
-  long), speech at 1.0.
-- Far above the target (a second, or twice the target), while time added by slowing is still owed:
-  pauses at 1.25 (or the fastest rate, if higher), to give it back; speech at 1.0. A large reserve
-  costs a spoken reply nothing once it has started, so it is not trimmed for its own sake, and the
-  reserve a stall would need is never spent on it.
-- Once the whole reply has arrived: 1.0. Nothing can run dry any more.
+What to do next (hold the start, a hop at which rate, hand on what is here as it is) is decided by
+`controller.decide`, a pure function of the playout's `Status`; the pump builds that status and does
+what it is told. The rules are written out there.
 
 After a true underrun, playback resumes as soon as `start_ms` is back in the ring, and the buffer grows
 again by stretching: never a silent wait for the whole target.
@@ -40,12 +22,21 @@ import collections
 import math
 import threading
 import time
-from dataclasses import dataclass
 from typing import Protocol
 
 import numpy as np
 
-from .buffer import BufferState, JitterBuffer
+from .buffer import JitterBuffer
+from .controller import (
+    Decision,
+    Op,
+    RateLimits,
+    Status,
+    arriving_fast,
+    cushion_ms,
+    decide,
+    ring_wanted_ms,
+)
 from .stretch import Stretcher
 from .wake import BlockWake
 
@@ -56,6 +47,7 @@ PUMP_PERIOD_S = 0.010  # without a sink that wakes it, the pump looks at the rin
 MAX_SLACK_MS = 250.0
 WAKE_TIMEOUT_BLOCKS = 1.5  # woken by the sink: half a block past the wake-up it asked for, it looks anyway
 SLACK_MEMORY_S = 3.0
+PEAK_WINDOW_S = 0.25  # the status carries the highest level of the last quarter second (audio comes in bursts)
 
 
 class Feed(Protocol):
@@ -84,29 +76,6 @@ class Feed(Protocol):
 
     @property
     def target_ms(self) -> float: ...
-
-
-GROWING = 0.92  # speech near empty: 8 % slower, which a listener hardly notices
-PAUSE_GROWING = 0.5  # below the target: pauses play this slow (a 100 ms pause lasts 200 ms), speech at 1.0
-PAUSE_FASTEST = 1.25  # giving time back: pauses play this fast (speech at 1.0), if WORKBENCH_FASTEST_RATE > 1
-FAST_ARRIVAL = 2.0  # audio arriving this much faster than real time: the start is not stretched (see arriving_fast)
-STALL_AFTER_MS = 150.0  # no audio for this long: the input has stalled (bursts come every 20-100 ms)
-SPEECH_SLOWEST = 0.92  # a stall the audio in hand cannot outlast: speech this slow at most, before near-empty
-SLOW_SERVER_CUSHION_MS = 700.0  # audio not arriving FAST_ARRIVAL x real time: pauses grow the buffer to this
-# ... and it starts once the ring's start and this many stretcher lookaheads are in hand (~130 ms on a device),
-# not with its first piece slowed: started sooner, the first words of a reply played at 0.6-0.8x (bench quality)
-SLOW_START_LOOKAHEADS = 2.0
-PEAK_WINDOW_S = 0.25  # growth compares the highest level of the last quarter second with the target
-
-
-@dataclass
-class RateLimits:
-    slowest: float = 0.5  # about to run dry: half speed (pitch periods repeated) rather than silence
-    fastest: float = 1.08  # giving back time added by slowing
-
-    @property
-    def growing(self) -> float:
-        return max(GROWING, self.slowest)
 
 
 class ElasticPlayout:
@@ -141,7 +110,6 @@ class ElasticPlayout:
         self.block_wake = wake if wake is not None else BlockWake()
         self._period_s = block_period_s if block_period_s is not None else block_ms / 1000.0
         self._thread: threading.Thread | None = None
-        self._danger = int(start_ms * self.rate_hz / 1000.0)  # below this, the stretcher's lookahead is spent
         self._lookahead_ms = (self.stretcher.frame + self.stretcher.tolerance) * 1000.0 / self.rate_hz
         self._levels: collections.deque[tuple[float, float]] = collections.deque()  # (when, level ms)
         self._last_arrival: float | None = None  # when audio last came (perf_counter)
@@ -149,7 +117,7 @@ class ElasticPlayout:
         self.drained = 0  # samples handed on as they were, because the device was about to run dry
         self.hungry = True  # the last step left the ring short of what it should hold (input was short)
         self.rate = 1.0  # the rate of the last hop
-        self.seeking_pause = False  # the policy would stretch the next pause: look at every hop
+        self.trace: list[tuple[Status, Decision]] | None = None  # set to a list: every decision, recorded
         self.min_rate = 1.0
         self.max_rate = 1.0
         buffer.set_target_ms(start_ms)
@@ -214,26 +182,14 @@ class ElasticPlayout:
 
     @property
     def grow_to_ms(self) -> float:
-        """The level pauses are lengthened to reach: the target, or on a server not `FAST_ARRIVAL` times
-        faster than real time, at least `SLOW_SERVER_CUSHION_MS` (half the ring's room at most). Such a
-        server's stalls come without warning; time put into pauses beforehand is not heard, time found in
-        speech once it stalls is (measured with real speech: `workbench bench quality`)."""
-        if self.arriving_fast:
-            return self._target_ms
+        """What pauses grow the buffer to (`controller.cushion_ms`)."""
         room_ms = self.buffer.capacity * 500.0 / self.rate_hz
-        return max(self._target_ms, min(SLOW_SERVER_CUSHION_MS, room_ms))
+        return cushion_ms(self._target_ms, self.arriving_fast, room_ms)
 
     @property
     def arriving_fast(self) -> bool:
-        """Audio has come at least `FAST_ARRIVAL` times faster than it plays, from the first piece to the
-        last (a lone first piece does not tell: it may be all for a while). Before the start, the first
-        audio is then not slowed to fill the ring sooner: more is on its way (slowing it played the first
-        100 ms of every reply as 130-340 ms at 5x real time); on a slower server it is, for an earlier
-        start."""
-        first, last = self._first_arrival, self._last_arrival
-        if first is None or last is None or last <= first:
-            return False
-        return self._pushed / self.rate_hz >= FAST_ARRIVAL * (last - first)
+        """Audio has come at least `FAST_ARRIVAL` times faster than it plays (`controller.arriving_fast`)."""
+        return arriving_fast(self._pushed / self.rate_hz, self._first_arrival, self._last_arrival)
 
     def start(self) -> None:
         self._thread = threading.Thread(target=self._pump, name="elastic-playout", daemon=True)
@@ -259,48 +215,35 @@ class ElasticPlayout:
     def level_ms(self) -> float:
         return self.level_samples * 1000.0 / self.rate_hz
 
-    # -- the policy -----------------------------------------------------------------------------------
-    def choose_rate(self, level_ms: float, input_ended: bool, peak_ms: float | None = None,
-                    stalled_ms: float = 0.0, quiet: bool | None = None) -> float:
-        """The rate of the next hop, from the level now, its peak over the last quarter second (audio
-        arrives in bursts, and between them the level dips by design, so growth looks at the peaks), how
-        long no audio has come, and whether the next hop is a pause (`quiet`; None: not known, as speech).
+    # -- the controller's view -------------------------------------------------------------------------
+    def status(self, peak_ms: float | None = None, stalled_ms: float = 0.0, input_ended: bool = False,
+               quiet: bool | None = None, hop_blocked: bool = False) -> Status:
+        """The playout as `controller.decide` sees it now."""
+        level = self.level_ms
+        st = self.stretcher
+        ms = 1000.0 / self.rate_hz
+        fast = self.arriving_fast
+        return Status(
+            level_ms=level, peak_ms=level if peak_ms is None else peak_ms, in_ring_ms=self.buffer.level_ms,
+            ring_base_ms=self._ring_base_ms, ring_kept_ms=self.ring_ms, start_ms=self.start_ms,
+            lookahead_ms=self._lookahead_ms, target_ms=self._target_ms,
+            cushion_ms=cushion_ms(self._target_ms, fast, self.buffer.capacity * 500.0 / self.rate_hz),
+            stalled_ms=stalled_ms, owed_ms=(st.added - st.removed) * ms, state=self.buffer.state,
+            arriving_fast=fast, input_ended=input_ended, quiet_next=quiet, stretcher_ms=st.pending * ms,
+            hop_blocked=hop_blocked)
 
-        Time goes into pauses: growing the buffer lengthens them and giving time back shortens them,
-        while speech plays at 1.0 (on a server not known to be fast, pauses grow the buffer to a cushion for
-        its stalls, `grow_to_ms`). Speech is slowed only when the buffer is nearly empty or a stall cannot
-        be outlasted (to 0.92), and to the slowest rate only right before a silence would be heard."""
-        limits = self.limits
-        self.seeking_pause = False
-        if input_ended or (self.buffer.state is BufferState.BUFFERING and self.arriving_fast):
-            return 1.0  # all has come, or nothing plays yet and more is coming fast: nothing can run dry
-        peak = level_ms if peak_ms is None else max(peak_ms, level_ms)
-        # what can still be stretched: all but the ring's first block or two (the slack the pump keeps
-        # for its own lateness is counted as stretchable, or a large slack would pin the slowest rate)
-        uncommitted = level_ms - min(self.buffer.level_ms, self._ring_base_ms)
-        lookahead = self._lookahead_ms
-        if uncommitted < 1.5 * lookahead:  # about to run dry: slow right down (pitch periods again)
-            return limits.slowest
-        if uncommitted < 3.0 * lookahead:  # near empty: slow down more than to grow
-            return limits.slowest if quiet else limits.growing
-        if stalled_ms >= STALL_AFTER_MS:
-            # a stall that has lasted this long may well last the target again: the network's usual worst
-            # lateness, which a stall is (flaky links stall for longer than that once the stall is seen)
-            lasting = level_ms / self._target_ms  # the rate at which the level lasts that long
-            if lasting < limits.growing:
-                return limits.slowest if quiet else max(lasting, SPEECH_SLOWEST, limits.slowest)
-        if peak < self.grow_to_ms:
-            self.seeking_pause = not quiet
-            return max(limits.slowest, PAUSE_GROWING) if quiet else 1.0
-        owed = self.stretcher.added - self.stretcher.removed
-        if owed > 0 and level_ms > self._target_ms + max(1000.0, 2.0 * self._target_ms) and limits.fastest > 1.0:
-            self.seeking_pause = not quiet
-            return max(limits.fastest, PAUSE_FASTEST) if quiet else 1.0
-        return 1.0
+    def _decide(self, peak_ms: float, stalled_ms: float, input_ended: bool, hop_blocked: bool = False) -> Decision:
+        quiet = None if hop_blocked else self.stretcher.quiet_ahead()
+        status = self.status(peak_ms, stalled_ms, input_ended, quiet, hop_blocked)
+        decision = decide(status, self.limits)
+        if self.trace is not None:
+            self.trace.append((status, decision))
+        return decision
 
-    # -- the pump -------------------------------------------------------------------------------------
+    # -- the pump: it executes -----------------------------------------------------------------------
     def step(self) -> bool:
-        """Top the ring up to `ring_ms`; returns False once everything has been handed to the ring."""
+        """Top the ring up to what the controller wants in it; returns False once everything has been
+        handed to the ring."""
         buffer, stretcher = self.buffer, self.stretcher
         if buffer.ended:
             return False
@@ -323,30 +266,20 @@ class ElasticPlayout:
             levels.popleft()
         peak = levels[0][1]
         stalled_ms = 0.0 if self._last_arrival is None else (now - self._last_arrival) * 1000.0
-        # the ring runs `ring_ms` ahead; what is beyond the target (audio the policy would not slow down)
-        # is committed too, so a pump kept waiting by the interpreter has all that in hand
-        ahead_ms = max(self.ring_ms, self.level_ms - self._target_ms)
-        want = int(ahead_ms * self.rate_hz / 1000.0) - buffer.level
-        # not known to be fast: the start waits for enough in hand not to slow the first words down (the
-        # pump stays hungry, woken by the next audio)
-        holding = (buffer.state is BufferState.BUFFERING and not ended and not self.arriving_fast
-                   and self.level_ms < self.ring_ms + SLOW_START_LOOKAHEADS * self._lookahead_ms)
-        while want > 0 and not holding and not stretcher.done:
-            rate = self.choose_rate(self.level_ms, ended, peak, stalled_ms, stretcher.quiet_ahead())
+        want = int(ring_wanted_ms(self.status(peak)) * self.rate_hz / 1000.0) - buffer.level
+        while want > 0 and not stretcher.done:
+            decision = self._decide(peak, stalled_ms, ended)
+            if decision.op is Op.HOLD:
+                break  # the pump stays hungry, woken by the next audio
+            rate = decision.rate
             # at 1.0 nothing is near a threshold: the rest of what is wanted in one go (fewer, larger
-            # writes); otherwise a hop at a time, the rate chosen again for each, and so while speech
-            # plays at 1.0 only until a pause comes that the policy would stretch
-            hops = max(1, want // stretcher.hop) if rate == 1.0 and not self.seeking_pause else 1
+            # writes); otherwise a hop at a time, the rate decided again for each, and so while speech
+            # plays at 1.0 only until a pause comes that the controller would stretch
+            hops = max(1, want // stretcher.hop) if rate == 1.0 and not decision.hop_by_hop else 1
             out = stretcher.pull(rate, hops, expand=rate == self.limits.slowest)
             if len(out):
                 self._note_rate(rate)
-            elif buffer.level < self._danger and (buffer.state is BufferState.PLAYING or (
-                    buffer.state is BufferState.UNDERRUN and stretcher.pending >= self._danger)):
-                # about to run dry: play what is here as it is. Not before the start (or while resuming
-                # with less than the start in hand): that input is kept until the stretcher can slow it
-                # down, so a late second piece is met by a slower voice rather than by silence. Run dry
-                # with more than that in hand, the ring gets it whatever the stretcher says: it must
-                # start again
+            elif self._decide(peak, stalled_ms, ended, hop_blocked=True).op is Op.DRAIN:
                 out = stretcher.drain(want)
                 self.drained += len(out)
             if not len(out):
