@@ -2,9 +2,9 @@
 
 `create_app()` is the one factory: the CLI and the tests build the app through it. The app lays out
 and draws; the `Session` (session.py) holds the settings, the runs, the server, the player and tuning,
-and reports through typed messages (`messages.py`) that arrive here about 10 times a second while a
-play runs. The audio itself is pulled by PortAudio's thread from a ring buffer, so drawing never
-starves it.
+and tells the app what happens through plain events (`events.py`), posted here as one Textual message
+(`messages.py`) about 10 times a second while a play runs; plays and tunes run as this app's workers.
+The audio itself is pulled by PortAudio's thread from a ring buffer, so drawing never starves it.
 """
 
 from __future__ import annotations
@@ -23,18 +23,9 @@ from textual.widgets import Button, DataTable, Footer, Header, Static, TextArea
 
 from ..engine.figures.metrics import PlayState
 from ..engine.settings import SettingsError, format_value
-from .messages import (
-    PlayFinished,
-    PlayProgress,
-    PlayRejected,
-    RunStarted,
-    ServerFailed,
-    ServerReady,
-    SettingsReplaced,
-    TuneFinished,
-    TuneProgress,
-)
-from .session import AppConfig, Session, SessionError
+from . import events
+from .messages import SessionMessage
+from .session import AppConfig, Job, Session, SessionError
 from .state import RunRecord
 from .widgets.buffer_graph import BufferGraph
 from .widgets.counters import Counters, KeyFigures, final_values, idle_values, live_values, rows_for
@@ -97,7 +88,7 @@ class WorkbenchApp(App[None]):
     def __init__(self, config: AppConfig) -> None:
         super().__init__()
         self.config = config
-        self.session = Session(config, self.post_message)
+        self.session = Session(config, self._session_event, start_job=self._start_job)
         self.viewed: int | None = None  # run number shown in the graph and counters
         self._listed: set[int] = set()  # runs with a row in the history
         self._shown_cells: dict[int, tuple[str, ...]] = {}  # what each history row shows now
@@ -218,15 +209,33 @@ class WorkbenchApp(App[None]):
     def _update_endpoint_label(self) -> None:
         self.query_one("#endpoint-label", Static).update(self.session.endpoint_label())
 
-    # -- the embedded server ----------------------------------------------------------------------
-    def on_server_ready(self, message: ServerReady) -> None:
-        self.session.server_ready(message.base_url)
-        self._update_endpoint_label()
+    # -- the session's events ---------------------------------------------------------------------
+    def _session_event(self, event: events.Event) -> None:
+        self.post_message(SessionMessage(event))
 
-    def on_server_failed(self, message: ServerFailed) -> None:
-        self.session.server_failed(message.reason)
-        self._update_endpoint_label()
-        self.show_message(message.reason, "error")
+    def _start_job(self, work: Any, name: str) -> Job:
+        return self.run_worker(work, name=name, group="session", exit_on_error=False)
+
+    def on_session_message(self, message: SessionMessage) -> None:
+        event = message.event
+        if isinstance(event, events.PlayProgress):
+            self._show_progress(event)
+        elif isinstance(event, events.PlayFinished):
+            self._show_finished(event.record)
+        elif isinstance(event, events.RunStarted):
+            self._show_run_started(event)
+        elif isinstance(event, events.TuneProgress):
+            if self.session.tuning:
+                self.show_message(f"tuning: {event.text}")
+        elif isinstance(event, events.TuneFinished):
+            self._show_tune_finished(event)
+        elif isinstance(event, events.SettingsReplaced):
+            self._show_settings_replaced(event)
+        elif isinstance(event, events.ServerReady):
+            self._update_endpoint_label()
+        elif isinstance(event, events.ServerFailed):
+            self._update_endpoint_label()
+            self.show_message(event.reason, "error")
 
     async def on_unmount(self) -> None:
         await self.session.close()
@@ -249,7 +258,7 @@ class WorkbenchApp(App[None]):
         if self.query_one("#message", Static).has_class("-error"):
             self.show_message("")  # the edit mended what the error was about
 
-    def on_settings_replaced(self, message: SettingsReplaced) -> None:
+    def _show_settings_replaced(self, message: events.SettingsReplaced) -> None:
         session = self.session
         self.query_one(SettingsPanel).load(session.base, session.profiles[session.base.audio_format])
         self._update_endpoint_label()
@@ -266,12 +275,7 @@ class WorkbenchApp(App[None]):
         except SettingsError as exc:
             self.show_message(str(exc), "error")
 
-    def on_tune_progress(self, message: TuneProgress) -> None:
-        if self.session.tuning:
-            self.show_message(f"tuning: {message.text}")
-
-    def on_tune_finished(self, message: TuneFinished) -> None:
-        self.session.tune_finished()
+    def _show_tune_finished(self, message: events.TuneFinished) -> None:
         if message.buffer_ms is None:
             self.show_message(message.text, "error")
             return
@@ -351,7 +355,7 @@ class WorkbenchApp(App[None]):
         self.show_message("")
         return record
 
-    def on_run_started(self, message: RunStarted) -> None:
+    def _show_run_started(self, message: events.RunStarted) -> None:
         record = message.record
         if record.number in self._listed:  # already shown (scenes push runs in directly)
             return
@@ -363,22 +367,15 @@ class WorkbenchApp(App[None]):
         table.move_cursor(row=table.row_count - 1)
         self.view_run(record.number)
 
-    def on_play_progress(self, message: PlayProgress) -> None:
-        seen = self.session.progress(message.run, message.snapshot)
-        if seen is None:
+    def _show_progress(self, message: events.PlayProgress) -> None:
+        record = message.record
+        if record.metrics is not None:  # it has finished since: PlayFinished draws it
             return
-        record, changed = seen
-        if changed or self._history_cells(record) != self._shown_cells.get(record.number):
+        if message.changed or self._history_cells(record) != self._shown_cells.get(record.number):
             self._update_history_row(record)  # a figure appears in the row as soon as it is known
         if self.viewed == record.number:
             self._show_values(live_values(message.snapshot, record.settings.network))
             self.query_one("#graph", BufferGraph).show(record.trace)
-
-    def on_play_finished(self, message: PlayFinished) -> None:
-        self._show_finished(self.session.finish(message.run, message.metrics))
-
-    def on_play_rejected(self, message: PlayRejected) -> None:
-        self._show_finished(self.session.reject(message.run, message.reason))
 
     def _show_finished(self, record: RunRecord | None) -> None:
         if record is None or record.metrics is None:

@@ -136,17 +136,15 @@ def _stretch_figures(snaps: list[Snapshot], step_ms: float) -> dict[str, Any]:
 
 def push_run(app: WorkbenchApp, snaps: list[Snapshot], *, finished: PlayMetrics | None = None,
              settings: Settings | None = None, label: str = "", text: str = DEFAULT_TEXT) -> RunRecord:
-    """Show a run as if it had played: the same handlers the engine's messages reach."""
-    from .messages import PlayFinished, PlayProgress, RunStarted
-
+    """Show a run as if it had played: pushed into the session, whose events reach the app as a play's do
+    (the scene's caller lets the app handle them before it takes the picture)."""
     session = app.session
     record = RunRecord(number=0, text=text, settings=settings or session.current_settings(), label=label)
     session.add_run(record)
-    app.on_run_started(RunStarted(record))
     for snap in snaps:
-        app.on_play_progress(PlayProgress(record.number, snap))
+        session.progress(record.number, snap)
     if finished is not None:
-        app.on_play_finished(PlayFinished(record.number, finished))
+        session.finish(record.number, finished)
     return record
 
 

@@ -2,23 +2,24 @@
 runs, the embedded server, the player, tuning and the recommended buffer.
 
 The app draws what the session holds and passes user actions to it; the screens (compare, presets) hold
-the session, not the app. The session reports through typed messages (`messages.py`) handed to its
-`post` function, which is the app's `post_message`. Tests can pass a list's `append` instead. Screens
-that follow runs register a listener.
+the session, not the app. The session imports no Textual: it finishes its own plays and tunes and tells
+its observers through one channel, plain events (`events.py`) on the event loop. The app subscribes and
+turns each into a Textual message; the compare screen subscribes while it is open; a test can subscribe a
+list's `append`. Plays and tunes run as jobs the app starts (Textual workers), or as asyncio tasks when
+no one gives the session a way to start them.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
-
-from textual.message import Message
+from typing import Any, Protocol
 
 from ..defaults import DEFAULT_TEXT
 from ..engine.fetching.endpoints import EndpointMemory
@@ -30,11 +31,23 @@ from ..engine.report import recommend_buffer_ms
 from ..engine.settings import LOCAL, Settings, SettingsError, parse_overrides
 from ..engine.vmplayer import VoicemodePlayer
 from ..usecases.presets import PRESETS_DIR, Preset, preset_from_settings
-from . import messages
+from . import events
 from .state import STREAM_FIELDS, RunRecord, StreamValues, format_profiles
 
 log = logging.getLogger(__name__)
-RecordListener = Callable[[RunRecord, bool], None]  # (record, finished)
+
+
+class Job(Protocol):
+    """A play or a tune running: an asyncio task, or a Textual worker."""
+
+    def cancel(self) -> object: ...
+
+
+StartJob = Callable[[Coroutine[Any, Any, None], str], Job]  # (the work, its name) -> the job running it
+
+
+def asyncio_job(work: Coroutine[Any, Any, None], name: str) -> Job:
+    return asyncio.get_running_loop().create_task(work, name=name)
 
 
 @dataclass
@@ -58,9 +71,11 @@ class SessionError(Exception):
 class Session:
     TUNE_REPEATS = 3
 
-    def __init__(self, config: AppConfig, post: Callable[[Message], object]) -> None:
+    def __init__(self, config: AppConfig, observer: events.Observer | None = None,
+                 start_job: StartJob = asyncio_job) -> None:
         self.config = config
-        self.post = post
+        self._observers: list[events.Observer] = [observer] if observer is not None else []
+        self._start_job = start_job
         self.base: Settings = config.settings
         self.profiles: dict[str, StreamValues] = format_profiles(config.settings)
         self.runs: list[RunRecord] = []
@@ -73,9 +88,22 @@ class Session:
         self.server: Any = None
         self.server_error: str | None = None
         self._server_ready = asyncio.Event()
-        self.listeners: list[RecordListener] = []
         self.tuning = False
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._jobs: dict[int, Job] = {}
+        self._job_ids = itertools.count()
+
+    # -- observers ----------------------------------------------------------------------------------------
+    def subscribe(self, observer: events.Observer) -> None:
+        self._observers.append(observer)
+
+    def unsubscribe(self, observer: events.Observer) -> None:
+        if observer in self._observers:
+            self._observers.remove(observer)
+
+    def publish(self, event: events.Event) -> None:
+        """Tell every observer, on the event loop (an observer may unsubscribe while it is told)."""
+        for observer in list(self._observers):
+            observer(event)
 
     # -- settings ---------------------------------------------------------------------------------------
     def current_settings(self) -> Settings:
@@ -118,7 +146,7 @@ class Session:
         new_base.replace(**merged)  # raises SettingsError if they do not fit together
         self.base = new_base
         self.profiles[fmt] = StreamValues(**merged)
-        self.post(messages.SettingsReplaced(f"loaded preset {preset.name}"))
+        self.publish(events.SettingsReplaced(f"loaded preset {preset.name}"))
 
     def current_preset(self, name: str = "workbench") -> Preset:
         s = self.current_settings()
@@ -129,27 +157,32 @@ class Session:
 
     # -- the embedded server ------------------------------------------------------------------------------
     def start_server(self) -> None:
-        """Start the embedded server on a thread; ServerReady or ServerFailed follows."""
+        """Start the embedded server on a thread (called on the event loop); ServerReady or ServerFailed
+        follows, on the event loop."""
+        loop = asyncio.get_running_loop()
+
         def run() -> None:
             from ..server.runner import EmbeddedServer
 
             try:
                 server = EmbeddedServer().start()
             except Exception as exc:  # a port or espeak problem: say so, keep the app
-                self.post(messages.ServerFailed(f"the embedded server did not start: {exc}"))
+                loop.call_soon_threadsafe(self._server_failed, f"the embedded server did not start: {exc}")
                 return
-            self.server = server
-            self.post(messages.ServerReady(server.base_url))
+            loop.call_soon_threadsafe(self._server_ready_at, server)
 
         threading.Thread(target=run, name="embedded-server-start", daemon=True).start()
 
-    def server_ready(self, base_url: str) -> None:
-        self.local_url = base_url
+    def _server_ready_at(self, server: Any) -> None:
+        self.server = server
+        self.local_url = server.base_url
         self._server_ready.set()
+        self.publish(events.ServerReady(server.base_url))
 
-    def server_failed(self, reason: str) -> None:
+    def _server_failed(self, reason: str) -> None:
         self.server_error = reason
         self._server_ready.set()
+        self.publish(events.ServerFailed(reason))
 
     def endpoint_label(self) -> str:
         url = self.base.base_url
@@ -173,25 +206,33 @@ class Session:
     async def close(self) -> None:
         if self.player is not None:
             self.player.stop()
-        for task in list(self._tasks):
-            task.cancel()
-        for task in list(self._tasks):
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+        jobs = list(self._jobs.values())
+        for job in jobs:
+            job.cancel()
+        for job in jobs:  # a Textual worker is awaited by the app that runs it
+            if isinstance(job, asyncio.Task):
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await job
         if self.player is not None:
             with contextlib.suppress(Exception):
                 await self.player.aclose()
         if self.server is not None:
             await asyncio.to_thread(self.server.stop)
 
-    def _spawn(self, work: Any) -> None:
-        task: asyncio.Task[None] = asyncio.get_running_loop().create_task(work)
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+    def _spawn(self, work: Coroutine[Any, Any, None], name: str) -> None:
+        key = next(self._job_ids)
+
+        async def run() -> None:
+            try:
+                await work
+            finally:
+                self._jobs.pop(key, None)
+
+        self._jobs[key] = self._start_job(run(), name)
 
     # -- plays --------------------------------------------------------------------------------------------
     def start_play(self, text: str, settings: Settings | None = None, label: str = "") -> RunRecord:
-        """Start a play; RunStarted, PlayProgress and then PlayFinished or PlayRejected follow.
+        """Start a play; RunStarted, PlayProgress and then PlayFinished follow.
         Raises `SessionError` (why it cannot start) or `SettingsError`."""
         if self.current is not None:
             raise SessionError("a play is running: press s to stop it first")
@@ -204,13 +245,13 @@ class Session:
         self.add_run(record)
         self.current = record
         self.last_text = text
-        self._spawn(self._play(record))
+        self._spawn(self._play(record), f"play {record.number}")
         return record
 
     def add_run(self, record: RunRecord) -> None:
         record.number = len(self.runs) + 1
         self.runs.append(record)
-        self.post(messages.RunStarted(record))
+        self.publish(events.RunStarted(record))
 
     def stop(self) -> str | None:
         """Stop the play or the tune; returns a message for the user, if there is one to give."""
@@ -218,8 +259,8 @@ class Session:
             self.player.stop()
             return None
         if self.tuning:
-            for task in list(self._tasks):
-                task.cancel()
+            for job in list(self._jobs.values()):
+                job.cancel()
             self.tuning = False
             return "tune stopped; the settings are as they were"
         return None
@@ -258,7 +299,7 @@ class Session:
 
     def _observe(self, snap: Snapshot) -> None:
         if self.current is not None:
-            self.post(messages.PlayProgress(self.current.number, snap))
+            self.progress(self.current.number, snap)
 
     async def _play(self, record: RunRecord) -> None:
         try:
@@ -266,38 +307,42 @@ class Session:
             player = await self._player_for(record.settings, base_url)
             metrics = await player.play(record.text)
         except (PlayError, SinkError, SettingsError, SessionError) as exc:
-            self.post(messages.PlayRejected(record.number, str(exc)))
+            self.reject(record.number, str(exc))
         except asyncio.CancelledError:
-            self.post(messages.PlayRejected(record.number, "cancelled"))
+            self.reject(record.number, "cancelled")
             raise
         except Exception as exc:  # a bug: report it, keep the app
             log.exception("play failed")
-            self.post(messages.PlayRejected(record.number, f"unexpected error: {exc!r}"))
+            self.reject(record.number, f"unexpected error: {exc!r}")
         else:
-            self.post(messages.PlayFinished(record.number, metrics))
+            self.finish(record.number, metrics)
 
     def run_by_number(self, number: int) -> RunRecord | None:
         return self.runs[number - 1] if 0 < number <= len(self.runs) else None
 
     def progress(self, number: int, snap: Snapshot) -> tuple[RunRecord, bool] | None:
-        """A snapshot of a running play: its record and whether its state changed (None if it is over)."""
+        """A snapshot of a running play, added to its trace (also used to push data in, for tests and
+        screenshots); PlayProgress follows. Returns its record and whether its state changed (None if it
+        is over)."""
         record = self.run_by_number(number)
         if record is None or record.metrics is not None:
             return None
         before = record.state
         record.trace.add(snap)
-        self._notify(record, False)
-        return record, record.state != before
+        changed = record.state != before
+        self.publish(events.PlayProgress(record, snap, changed))
+        return record, changed
 
     def finish(self, number: int, metrics: PlayMetrics) -> RunRecord | None:
-        """A play's final metrics (also used to push data in, in tests and for screenshots)."""
+        """A play's final metrics (also used to push data in, in tests and for screenshots); PlayFinished
+        follows."""
         record = self.run_by_number(number)
         if record is None or record.metrics is not None:
             return None
         record.metrics = metrics
         if self.current is record:
             self.current = None
-        self._notify(record, True)
+        self.publish(events.PlayFinished(record))
         return record
 
     def reject(self, number: int, reason: str) -> RunRecord | None:
@@ -307,10 +352,6 @@ class Session:
         s = record.settings
         return self.finish(number, PlayMetrics(format=s.audio_format, streaming=s.streaming_enabled,
                                                network=s.network, state=PlayState.FAILED.value, error=reason))
-
-    def _notify(self, record: RunRecord, finished: bool) -> None:
-        for listener in list(self.listeners):
-            listener(record, finished)
 
     # -- the recommended buffer ---------------------------------------------------------------------------
     def recommended_ms(self, record: RunRecord) -> float | None:
@@ -347,7 +388,7 @@ class Session:
         if not text.strip():
             raise SessionError("nothing to say: the text is empty")
         self.tuning = True
-        self._spawn(self._tune(settings, text))
+        self._spawn(self._tune(settings, text), "tune")
         return f"tuning {settings.audio_format} on '{settings.network}'…"
 
     async def _tune(self, settings: Settings, text: str) -> None:
@@ -356,26 +397,26 @@ class Session:
         try:
             base_url = await self.endpoint(settings)
             result = await tune(settings, base_url, self.TUNE_REPEATS, text,
-                                lambda step: self.post(messages.TuneProgress(step)))
+                                lambda step: self.publish(events.TuneProgress(step)))
         except (TuneFailed, ValueError, SessionError, PlayError, SinkError) as exc:
-            self.post(messages.TuneFinished(f"tune failed: {exc}"))
+            self._tune_ended(events.TuneFinished(f"tune failed: {exc}"))
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # a bug: report it, keep the app
             log.exception("tune failed")
-            self.post(messages.TuneFinished(f"tune failed: unexpected error: {exc!r}"))
+            self._tune_ended(events.TuneFinished(f"tune failed: unexpected error: {exc!r}"))
         else:
             if result.player == "voicemode":  # what voicemode plays best: its format and chunk size, set
                 fmt, chunk = result.settings.audio_format, result.settings.chunk_size
                 self.base = self.base.replace(audio_format=fmt)
                 self.profiles[fmt] = StreamValues(**{**self.profiles[fmt].__dict__, "chunk_size": chunk})
                 self.tuning = False
-                self.post(messages.SettingsReplaced(
+                self.publish(events.SettingsReplaced(
                     f"tuned for voicemode on '{settings.network}': {fmt}, chunk {chunk} B, first sound "
                     f"{result.first_sound_ms or result.ttfa_ms:.0f} ms ({result.plays} silent plays); set for the "
                     "next play (e exports it)"))
                 return
-            self.post(messages.TuneFinished(
+            self._tune_ended(events.TuneFinished(
                 f"tuned {settings.audio_format} on '{settings.network}': initial buffer {result.buffer_ms} ms, max "
                 f"buffer {result.max_buffer_s:g} s, TTFA {result.ttfa_ms:.0f} ms"
                 + (f" (first sound {result.first_sound_ms:.0f})" if result.first_sound_ms is not None else "")
@@ -383,5 +424,6 @@ class Session:
                 "set for the next play (e exports it)" + (f"; {result.pace_note}" if result.pace_note else ""),
                 result.buffer_ms, result.max_buffer_s, settings.audio_format))
 
-    def tune_finished(self) -> None:
+    def _tune_ended(self, event: events.TuneFinished) -> None:
         self.tuning = False
+        self.publish(event)

@@ -19,6 +19,7 @@ from ...engine.figures.metrics import PlayMetrics
 from ...engine.settings import FORMATS, Settings, SettingsError, parse_overrides
 from ...usecases.compare import compare_rows, report, save_report
 from ...usecases.presets import PresetError, load_preset, shipped_presets
+from .. import events
 from ..session import Session, SessionError
 from ..state import RunRecord
 from ..widgets.buffer_graph import BufferGraph
@@ -101,7 +102,7 @@ class CompareScreen(Screen[None]):
         table = self.query_one("#compare-table", DataTable)
         table.add_columns("metric", "A", "B", "B - A", "better")
         table.border_title = "Metrics"
-        self.session.listeners.append(self._on_record)
+        self.session.subscribe(self._on_event)
         self._label_graphs()
         self.fit_layout()
         self.query_one("#run", Button).focus()
@@ -133,8 +134,7 @@ class CompareScreen(Screen[None]):
         self.fit_layout()
 
     def on_unmount(self) -> None:
-        if self._on_record in self.session.listeners:
-            self.session.listeners.remove(self._on_record)
+        self.session.unsubscribe(self._on_event)
 
     def _label_graphs(self, played_only: bool = False) -> None:
         """Each graph's title says what its side plays with: format, initial buffer, chunk and player
@@ -215,10 +215,13 @@ class CompareScreen(Screen[None]):
             await done.wait()
         self._status("done: w saves the results as JSON and Markdown")
 
-    def _on_record(self, record: RunRecord, finished: bool) -> None:
+    def _on_event(self, event: events.Event) -> None:
+        if not isinstance(event, events.PlayProgress | events.PlayFinished):
+            return
+        record = event.record
         if record not in self.records.values():
             return
-        if finished:
+        if isinstance(event, events.PlayFinished):
             self._done.setdefault(record.number, asyncio.Event()).set()
         self.redraw()
 
