@@ -15,7 +15,7 @@
 #include <time.h>
 #include <unistd.h>
 
-/* control words: the layout is mirrored in buffer.py (Ctl) */
+/* control words: the layout is mirrored in buffer.py (Ctl), name by name (tests/engine/test_control_words.py) */
 enum {
     C_WRITE, C_READ, C_ENDED, C_STOP, C_STATE, C_TARGET, C_TRAILING_LEFT, C_UNDERRUNS, C_UNDERRUN_SAMPLES,
     C_PLAYED, C_SILENCE, C_LEVEL_SUM, C_LEVEL_COUNT, C_LEVEL_MIN, C_LEVEL_MAX, C_FIRST_OFFSET, C_FIRST_BLOCK,

@@ -43,7 +43,8 @@ BUFFERING, PLAYING, UNDERRUN, TRAILING, DONE = range(5)
 
 
 class Ctl(IntEnum):
-    """Where each shared word sits in `ctl`; `_playout.c` has the same list."""
+    """Where each shared word sits in `ctl`; `_playout.c` has the same list (tests/engine/test_control_words.py
+    reads it from the C source and checks it name by name, offset by offset)."""
 
     WRITE = 0  # samples ever written (producer)
     READ = 1  # samples ever read (consumer)
