@@ -2,7 +2,8 @@ from pathlib import Path
 
 import pytest
 
-from workbench.engine.settings import Settings, SettingsError, load_settings
+from workbench.engine.settings import PlayerKind, Playout, Settings, SettingsError, StreamFormat, load_settings
+from workbench.engine.text.split import Split
 
 
 def test_defaults_match_voicemode() -> None:
@@ -116,3 +117,15 @@ def test_to_env_round_trips() -> None:
     again = load_settings(environ=env, read_voicemode_files=False)
     assert (again.buffer_ms, again.voices, again.streaming_enabled, again.max_buffer_s) == (
         250, ("nova", "alloy"), False, 3.0)
+
+
+def test_modes_are_enums_however_they_are_given() -> None:
+    s = load_settings(environ={"WORKBENCH_PLAYOUT": "FIXED", "WORKBENCH_SPLIT": "off"}, read_voicemode_files=False,
+                      overrides={"stream_format": "sse", "player": "voicemode"})
+    assert (s.playout, s.split, s.stream_format, s.player) == (Playout.FIXED, Split.OFF, StreamFormat.SSE,
+                                                               PlayerKind.VOICEMODE)
+    assert all(type(v) is not str for v in (s.playout, s.split, s.stream_format, s.player))
+    assert s.to_env()["WORKBENCH_PLAYOUT"] == "fixed" and f"{s.playout}" == "fixed"  # written as voicemode reads
+    assert s.replace(playout="elastic").playout is Playout.ELASTIC
+    with pytest.raises(SettingsError, match="playout='slow' is not one of elastic, fixed"):
+        s.replace(playout="slow")

@@ -26,7 +26,7 @@ from typing import Any
 from ..engine.figures.metrics import PlayMetrics, median, percentile, spread
 from ..engine.output.sinkfactory import sink_factory
 from ..engine.player import StreamPlayer
-from ..engine.settings import PLAYERS, Settings, parse_overrides
+from ..engine.settings import PLAYERS, PlayerKind, Settings, parse_overrides
 from ..engine.vmplayer import VoicemodePlayer
 from ..usecases.presets import load_preset
 from .harness import Progress, Report, ServerProcess, bench_options, machine_description
@@ -186,7 +186,7 @@ def run_matrix(cfg: MatrixConfig, progress: Progress) -> Report:
                              max_buffer_s=4.0, **extra)
 
     def player(settings: Settings, base_url: str, query: dict[str, str] | None) -> Any:
-        if settings.player == "voicemode":
+        if settings.player is PlayerKind.VOICEMODE:
             return VoicemodePlayer(settings, base_url=base_url, sink_factory=sink_factory("virtual"), extra_query=query)
         return StreamPlayer(settings, base_url=base_url, sink_factory=sink_factory("virtual"), extra_query=query)
 

@@ -34,7 +34,7 @@ from ..engine.output.start import start_with_first_audio
 from ..engine.playout.buffer import Ctl, JitterBuffer
 from ..engine.playout.controller import RateLimits
 from ..engine.playout.elastic import ElasticPlayout, Feed
-from ..engine.settings import Settings, load_settings
+from ..engine.settings import Playout, Settings, load_settings
 from .publish import Publisher, ReplyFigures
 
 log = logging.getLogger("voicemode.workbench_bridge")
@@ -72,7 +72,7 @@ class BridgePlayout:
         target = float(s.buffer_ms) if s.streaming_enabled else s.max_buffer_s * 1000.0
         self.buffer = JitterBuffer(rate, s.max_buffer_s, target, trailing_silence_s=0.0)
         self.elastic: ElasticPlayout | None = None
-        if s.playout == "elastic":
+        if s.playout is Playout.ELASTIC:
             self.elastic = ElasticPlayout(self.buffer, target_ms=target, start_ms=ELASTIC_START_BLOCKS * block_ms,
                                           block_ms=block_ms, limits=RateLimits(s.slowest, s.fastest),
                                           wake=self.sink.wake_after_blocks(), block_period_s=self.sink.block_period_s)

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from ..bench.suites import SUITES
-from ..engine.settings import LOCAL
+from ..engine.settings import LOCAL, PlayerKind
 from .common import Handler, UserError, add_settings_options, endpoint_for, settings_from_args
 
 
@@ -100,7 +100,7 @@ def cmd_tune(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
         raise UserError("--repeats must be at least 1")
     if args.pace <= 0:
         raise UserError("--pace must be more than 0")
-    name = args.name or (f"tuned-voicemode-{settings.network}" if settings.player == "voicemode"
+    name = args.name or (f"tuned-voicemode-{settings.network}" if settings.player is PlayerKind.VOICEMODE
                          else f"tuned-{settings.audio_format}-{settings.network}")
     output = args.output or Path(f"{name}.env")
     if output.exists() and not args.force:  # before minutes of playing, not after

@@ -13,7 +13,7 @@ from typing import Any, TextIO
 
 from ..defaults import DEFAULT_TEXT
 from ..engine.figures.metrics import FIGURES, PlayMetrics, Snapshot
-from ..engine.settings import Settings
+from ..engine.settings import PlayerKind, Settings
 from .common import Handler, UserError, add_settings_options, endpoint_for, settings_from_args
 
 
@@ -150,7 +150,7 @@ async def run_play(settings: Settings, text: str, *, record: str | None, status:
 
     with endpoint_for(settings) as base_url:
         player: Any
-        if settings.player == "voicemode":
+        if settings.player is PlayerKind.VOICEMODE:
             player = VoicemodePlayer(settings, base_url=base_url, sink_factory=sink_factory(record=record))
         else:
             player = StreamPlayer(settings, base_url=base_url, sink_factory=sink_factory(record=record),

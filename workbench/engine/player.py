@@ -39,9 +39,9 @@ from .playout.controller import RateLimits
 from .playout.elastic import ElasticPlayout, Feed
 from .playrun import PlayRun
 from .report import collect, heard_times
-from .settings import Settings
+from .settings import Playout, Settings
 from .text.safetext import speakable_text
-from .text.split import Fragment, split_text
+from .text.split import Fragment, Split, split_text
 
 log = logging.getLogger(__name__)
 ELASTIC_START_BLOCKS = 1  # elastic playout starts once this many device blocks are in the ring
@@ -242,7 +242,7 @@ class StreamPlayer(PlayerBase):
     def _fragments(self, text: str) -> tuple[list[Fragment], str]:
         """The text as requests: whole, or fragments (`WORKBENCH_SPLIT`), and how it was split."""
         mode = self.settings.split
-        if mode == "sentence" or (mode == "auto" and self.endpoints.buffered(self.base_url)):
+        if mode is Split.SENTENCE or (mode is Split.AUTO and self.endpoints.buffered(self.base_url)):
             fragments = split_text(text)
             if len(fragments) > 1:
                 return fragments, mode
@@ -330,7 +330,7 @@ class StreamPlayer(PlayerBase):
     def _learn_endpoint(self, metrics: PlayMetrics) -> None:
         """`WORKBENCH_SPLIT=auto`: note whether this endpoint streams, from how the (first) reply came."""
         source = self.source
-        if self.settings.split != "auto" or source is None or metrics.error is not None:
+        if self.settings.split is not Split.AUTO or source is None or metrics.error is not None:
             return
         seen = looks_buffered(source.response_headers, source.request_started, source.first_byte_at,
                               source.body_wait_s)
@@ -371,7 +371,7 @@ class StreamPlayer(PlayerBase):
         block_ms = s.block_size * 1000.0 / sink.rate
         target = target_ms if s.streaming_enabled else s.max_buffer_s * 1000.0
         buffer = self.buffer = JitterBuffer(sink.rate, s.max_buffer_s, target, trailing_silence_s=s.trailing_silence_s)
-        if s.streaming_enabled and s.playout == "elastic":
+        if s.streaming_enabled and s.playout is Playout.ELASTIC:
             self.elastic = ElasticPlayout(buffer, target_ms=target_ms, start_ms=ELASTIC_START_BLOCKS * block_ms,
                                           block_ms=block_ms, limits=RateLimits(s.slowest, s.fastest),
                                           slack_ms=self.pump_slack_ms, wake=sink.wake_after_blocks(),

@@ -15,18 +15,38 @@ import dataclasses
 import os
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
+from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
 from .decoding.formats import NAMES
 from .envfile import EnvFile, EnvFileError, read_env_file, voicemode_env_files
-from .text.split import SPLITS
+from .text.split import SPLITS, Split
 
 FORMATS = NAMES  # the response formats, from the registry
 NETWORKS = ("none", "lan", "wifi", "4g", "flaky", "satellite")  # see engine/fetching/network.py
-PLAYOUTS = ("elastic", "fixed")
-STREAM_FORMATS = ("audio", "sse")
-PLAYERS = ("workbench", "voicemode")
+
+
+class Playout(StrEnum):
+    ELASTIC = "elastic"  # starts after a block and grows the buffer by playing slower (time-stretch)
+    FIXED = "fixed"  # waits for the initial buffer, then plays at 1.0
+
+
+class StreamFormat(StrEnum):
+    AUDIO = "audio"  # the response body is the audio
+    SSE = "sse"  # server-sent events carrying base64 audio deltas (OpenAI's stream_format=sse)
+
+
+class PlayerKind(StrEnum):
+    WORKBENCH = "workbench"  # this engine
+    VOICEMODE = "voicemode"  # voicemode 9.0's own playback, modelled
+
+
+PLAYOUTS = tuple(Playout)
+STREAM_FORMATS = tuple(StreamFormat)
+PLAYERS = tuple(PlayerKind)
+MODES: dict[str, type[StrEnum]] = {"playout": Playout, "stream_format": StreamFormat, "player": PlayerKind,
+                                   "split": Split}
 LOCAL = "local"  # the embedded server
 
 
@@ -105,13 +125,15 @@ def _optional(parse: Callable[[str], Any]) -> Callable[[str], Any]:
 
 
 def _choice(options: Iterable[str]) -> Callable[[str], str]:
+    """One of `options` (a tuple of names, or an enum's members: its member is returned)."""
     opts = tuple(options)
 
     def parse(raw: str) -> str:
         low = raw.lower()
-        if low not in opts:
-            raise ValueError("invalid")
-        return low
+        for opt in opts:
+            if low == opt:
+                return opt
+        raise ValueError("invalid")
 
     return parse
 
@@ -248,18 +270,25 @@ class Settings:
     max_retries: int = 3
     stall_timeout_s: float = 10.0
     trim_leading_ms: int = 0
-    stream_format: str = "audio"
-    split: str = "auto"
-    player: str = "workbench"
+    stream_format: StreamFormat = StreamFormat.AUDIO
+    split: Split = Split.AUTO
+    player: PlayerKind = PlayerKind.WORKBENCH
     latency_correction_ms: float = 0.0
     adaptive: bool = True
-    playout: str = "elastic"
+    playout: Playout = Playout.ELASTIC
     slowest: float = 0.5
     fastest: float = 1.08
     # where each non-default value came from, for display ("environment", a file path, "--format", ...)
     origins: Mapping[str, str] = field(default_factory=dict, compare=False, repr=False)
 
     def __post_init__(self) -> None:
+        for attr, mode in MODES.items():  # a mode given as its name (an override, a test) is kept as its member
+            value = getattr(self, attr)
+            if not isinstance(value, mode):
+                try:
+                    object.__setattr__(self, attr, mode(value))
+                except ValueError:
+                    raise SettingsError(f"{attr}={value!r} is not one of {', '.join(mode)}") from None
         if self.buffer_ms / 1000.0 > self.max_buffer_s:
             raise SettingsError(
                 f"VOICEMODE_STREAM_BUFFER_MS={self.buffer_ms} is more than VOICEMODE_STREAM_MAX_BUFFER="

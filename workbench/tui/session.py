@@ -28,7 +28,7 @@ from ..engine.output.sinkfactory import SinkFactory
 from ..engine.output.sinks import SinkError
 from ..engine.player import PlayError, StreamPlayer
 from ..engine.report import recommend_buffer_ms
-from ..engine.settings import LOCAL, Settings, SettingsError, parse_overrides
+from ..engine.settings import LOCAL, PlayerKind, Settings, SettingsError, parse_overrides
 from ..engine.vmplayer import VoicemodePlayer
 from ..usecases.presets import PRESETS_DIR, Preset, preset_from_settings
 from . import events
@@ -286,7 +286,7 @@ class Session:
         if self.player is not None:
             await self.player.aclose()
         player: Any
-        if settings.player == "voicemode":  # voicemode 9.0's playback, modelled
+        if settings.player is PlayerKind.VOICEMODE:  # voicemode 9.0's playback, modelled
             player = VoicemodePlayer(settings, base_url=base_url, sink_factory=self.config.sink_factory,
                                      snapshot_hz=self.config.snapshot_hz)
         else:

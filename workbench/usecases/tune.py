@@ -26,7 +26,7 @@ from typing import Any
 from ..engine.figures.metrics import PlayMetrics
 from ..engine.output.sinkfactory import sink_factory
 from ..engine.player import StreamPlayer
-from ..engine.settings import Settings
+from ..engine.settings import PlayerKind, Settings
 from ..engine.vmplayer import VOICEMODE_VERSION, VoicemodePlayer
 from .presets import Preset, preset_from_settings
 
@@ -100,7 +100,7 @@ async def tune(settings: Settings, base_url: str, repeats: int, text: str,
                extra_query: dict[str, Any] | None = None) -> TuneResult:
     if repeats < 1:
         raise ValueError("repeats must be at least 1")
-    if settings.player == "voicemode":
+    if settings.player is PlayerKind.VOICEMODE:
         return await tune_voicemode(settings, base_url, repeats, text, progress, extra_query)
     if not settings.streaming_enabled:
         raise ValueError("tuning needs streaming on (VOICEMODE_STREAMING_ENABLED=true): a buffered play has no "

@@ -23,8 +23,16 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from enum import StrEnum
 
-SPLITS = ("auto", "sentence", "off")
+
+class Split(StrEnum):
+    AUTO = "auto"  # a sentence at a time to an endpoint that has been seen not to stream, else whole
+    SENTENCE = "sentence"  # always a sentence at a time
+    OFF = "off"  # the whole reply in one request
+
+
+SPLITS = tuple(Split)
 FIRST_CHARS = 48  # the first fragment, at most (about 8 words: 2.5 s of speech), unless nothing cuts it
 GROWTH = 2.0  # each fragment is at most this many times the previous one's length
 MAX_CHARS = 2000  # and never longer than this (about two minutes of speech)
