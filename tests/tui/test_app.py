@@ -76,7 +76,7 @@ async def test_play_shows_metrics_history_and_graph(server: EmbeddedServer, tmp_
         run = app.session.runs[0]
         assert run.metrics is not None and run.metrics.state == "done", run.metrics
         assert run.metrics.ttfa_ms is not None and run.metrics.underruns == 0
-        assert len(run.trace) >= 2 and max(run.trace.buffer_ms) > 0  # the graph got live data
+        assert len(run.trace) >= 2 and max(run.trace.level_ms) > 0  # the graph got live data
         assert app.query_one(Counters).values["state"] == "done"
         table = app.query_one("#history", DataTable)
         assert table.row_count == 1 and table.get_row_at(0)[-1] == "done"
@@ -541,7 +541,7 @@ async def test_w_watches_voicemode_through_the_bridges_files(server: EmbeddedSer
         assert isinstance(screen, VoicemodeScreen)
         table = screen.query_one("#vm-replies", DataTable)
         assert table.row_count == 2 and table.get_row_at(0)[1] == "mp3" and "40 ms" in table.get_row_at(0)[4]
-        assert len(screen.trace) == 1 and screen.trace.last is not None and screen.trace.last.buffer_ms == 120
+        assert len(screen.trace) == 1 and screen.trace.last is not None and screen.trace.last.level_ms == 120
         assert "VOICEMODE_STREAM_BUFFER_MS of 190" in str(screen.query_one("#vm-advice").render())
         await pilot.press("a")  # the advice, applied to voicemode.env: the apply dialog (a diff first)
         await wait_for(pilot, lambda: isinstance(app.screen, ApplyScreen))
@@ -552,6 +552,6 @@ async def test_w_watches_voicemode_through_the_bridges_files(server: EmbeddedSer
         pub.live(ReplyFigures(format="pcm", level_ms=90, target_ms=150, elapsed_ms=100, played_ms=50, rate=1.0,
                               at=time.time() + 1))  # the next reply: a trace of its own
         screen.refresh_files()
-        assert len(screen.trace) == 1 and screen.trace.last is not None and screen.trace.last.buffer_ms == 90
+        assert len(screen.trace) == 1 and screen.trace.last is not None and screen.trace.last.level_ms == 90
         await pilot.press("escape")
         await wait_for(pilot, lambda: not isinstance(app.screen, VoicemodeScreen))

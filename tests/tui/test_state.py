@@ -9,7 +9,7 @@ from workbench.tui.state import Trace
 def trace_of(levels: list[float], rates: list[float] | None = None) -> Trace:
     trace = Trace()
     for i, level in enumerate(levels):
-        trace.add(Snapshot(t_ms=i * 10.0, state=PlayState.PLAYING, buffer_ms=level, target_ms=150.0,
+        trace.add(Snapshot(t_ms=i * 10.0, state=PlayState.PLAYING, level_ms=level, target_ms=150.0,
                            initial_buffer_ms=150.0, max_buffer_ms=2000.0, received_ms=0.0, played_ms=0.0, bytes=0,
                            underruns=0, underrun_ms=0.0, device_underflows=0, ttfa_ms=None, format="pcm",
                            rate=rates[i] if rates else 1.0))

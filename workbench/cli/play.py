@@ -67,10 +67,10 @@ class StatusLine:
 
 def render_status(snap: Snapshot) -> str:
     cells = 12
-    filled = min(cells, int(round(cells * snap.buffer_ms / max(snap.max_buffer_ms, 1.0))))
+    filled = min(cells, int(round(cells * snap.level_ms / max(snap.max_buffer_ms, 1.0))))
     bar = "█" * filled + "░" * (cells - filled)
     ttfa = f"{snap.ttfa_ms:.0f} ms" if snap.ttfa_ms is not None else "…"
-    return (f"{snap.state.value:<10} buffer {bar} {snap.buffer_ms / 1000:4.2f} s (target {snap.target_ms:.0f} ms)  "
+    return (f"{snap.state.value:<10} buffer {bar} {snap.level_ms / 1000:4.2f} s (target {snap.target_ms:.0f} ms)  "
             f"TTFA {ttfa}  underruns {snap.underruns}  played {snap.played_ms / 1000:.1f}/"
             f"{snap.received_ms / 1000:.1f} s")
 

@@ -447,7 +447,7 @@ class StreamPlayer(PlayerBase):
         return Snapshot(
             t_ms=(time.perf_counter() - self._run.t0) * 1000.0,
             state=self.state(),
-            buffer_ms=feed.level_ms if feed else 0.0,  # elastic: ring, stretcher and reserve
+            level_ms=feed.level_ms if feed else 0.0,  # elastic: ring, stretcher and reserve
             target_ms=feed.target_ms if feed else float(self.settings.buffer_ms),
             initial_buffer_ms=self._live_target_ms if self._live_target_ms is not None
             else float(self.settings.buffer_ms),

@@ -392,7 +392,7 @@ class VoicemodePlayer(PlayerBase):
             state = PlayState.PLAYING
         return Snapshot(
             t_ms=(time.perf_counter() - run.t0) * 1000.0, state=state,
-            buffer_ms=buffer.samples_to_ms(buffer.level) if buffer else 0.0, target_ms=0.0, initial_buffer_ms=0.0,
+            level_ms=buffer.samples_to_ms(buffer.level) if buffer else 0.0, target_ms=0.0, initial_buffer_ms=0.0,
             max_buffer_ms=DEVICE_BUFFER_S * 1000.0, received_ms=run.received_samples * 1000.0 / SAMPLE_RATE,
             played_ms=buffer.samples_to_ms(buffer.played_samples) if buffer else 0.0,
             bytes=self.source.bytes_received if self.source else 0,

@@ -83,7 +83,7 @@ def synthetic_snapshots(*, fmt: str = "pcm", initial_ms: float = 150.0, duration
             elif level <= 0:
                 state = PlayState.DONE
         shown = PlayState.DRAINING if state is PlayState.PLAYING and received >= total_ms else state
-        snaps.append(Snapshot(t_ms=t, state=shown, buffer_ms=level, target_ms=initial_ms,
+        snaps.append(Snapshot(t_ms=t, state=shown, level_ms=level, target_ms=initial_ms,
                               initial_buffer_ms=initial_ms, max_buffer_ms=max_buffer_ms, received_ms=received,
                               played_ms=played, bytes=int(received * 48), underruns=underruns,
                               underrun_ms=underrun_ms, device_underflows=0, ttfa_ms=ttfa, format=fmt,
@@ -101,7 +101,7 @@ def metrics_from(snaps: list[Snapshot], *, network: str = "none", ttfb_ms: float
                  arrival_rtf: float = 5.0) -> PlayMetrics:
     """The final metrics of a synthetic play; `arrival_rtf` must be the one the snapshots were made with."""
     last = snaps[-1]
-    levels = [s.buffer_ms for s in snaps if s.state is not PlayState.CONNECTING]
+    levels = [s.level_ms for s in snaps if s.state is not PlayState.CONNECTING]
     return PlayMetrics(
         format=fmt, network=network, sink="virtual sink", ttfb_ms=ttfb_ms, first_byte_ms=ttfb_ms + 12,
         buffer_ready_ms=(last.ttfa_ms or 0) - 25, ttfa_ms=last.ttfa_ms, first_sound_ms=last.first_sound_ms,

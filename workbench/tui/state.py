@@ -24,7 +24,7 @@ class Trace:
     """The buffer level over one play, as the graph draws it."""
 
     t_ms: deque[float] = field(default_factory=lambda: deque(maxlen=TRACE_POINTS))
-    buffer_ms: deque[float] = field(default_factory=lambda: deque(maxlen=TRACE_POINTS))
+    level_ms: deque[float] = field(default_factory=lambda: deque(maxlen=TRACE_POINTS))
     target_ms: deque[float] = field(default_factory=lambda: deque(maxlen=TRACE_POINTS))
     rate: deque[float] = field(default_factory=lambda: deque(maxlen=TRACE_POINTS))  # elastic playout's
     underrun_at_ms: list[float] = field(default_factory=list)
@@ -37,7 +37,7 @@ class Trace:
             self.underrun_at_ms.extend([snap.t_ms] * (snap.underruns - seen))
         self.last = snap
         self.t_ms.append(snap.t_ms)
-        self.buffer_ms.append(snap.buffer_ms)
+        self.level_ms.append(snap.level_ms)
         self.target_ms.append(snap.target_ms)
         self.rate.append(snap.rate)
         self.stretched = self.stretched or snap.rate != 1.0
@@ -53,7 +53,7 @@ class Trace:
     @property
     def peak_ms(self) -> float:
         """The highest line the graph draws (buffer, target or initial buffer)."""
-        return max(max(self.buffer_ms, default=0.0), max(self.target_ms, default=0.0), self.initial_buffer_ms)
+        return max(max(self.level_ms, default=0.0), max(self.target_ms, default=0.0), self.initial_buffer_ms)
 
     @property
     def duration_ms(self) -> float:
@@ -70,8 +70,8 @@ class Trace:
         n = len(self.t_ms)
         rates = np.fromiter(self.rate, float, n) if len(self.rate) == n else np.ones(n)
         if n <= 2 * points or points < 2:
-            return list(self.t_ms), list(self.buffer_ms), list(self.target_ms), rates.tolist()
-        t, b, g = (np.fromiter(d, float, n) for d in (self.t_ms, self.buffer_ms, self.target_ms))
+            return list(self.t_ms), list(self.level_ms), list(self.target_ms), rates.tolist()
+        t, b, g = (np.fromiter(d, float, n) for d in (self.t_ms, self.level_ms, self.target_ms))
         starts = (np.arange(points) * n) // points
         ends = np.append(starts[1:], n) - 1  # each bucket's last sample
         low, high = np.minimum.reduceat(b, starts), np.maximum.reduceat(b, starts)

@@ -129,7 +129,7 @@ class Snapshot:
 
     t_ms: float  # since the request started
     state: PlayState
-    buffer_ms: float
+    level_ms: float  # not played yet: the ring, and in elastic playout the stretcher and its reserve
     target_ms: float
     initial_buffer_ms: float
     max_buffer_ms: float

@@ -33,7 +33,7 @@ def snapshot(f: ReplyFigures) -> Snapshot:
     """A bridge reply's live figures as the graph's trace takes them."""
     state = PlayState.PAUSED if f.paused else PlayState.UNDERRUN if f.level_ms <= 0 and f.played_ms > 0 \
         else PlayState.PLAYING
-    return Snapshot(t_ms=f.elapsed_ms, state=state, buffer_ms=f.level_ms, target_ms=f.target_ms,
+    return Snapshot(t_ms=f.elapsed_ms, state=state, level_ms=f.level_ms, target_ms=f.target_ms,
                     initial_buffer_ms=f.buffer_target_ms, max_buffer_ms=f.max_buffer_ms, received_ms=f.received_ms,
                     played_ms=f.played_ms, bytes=0, underruns=f.underruns, underrun_ms=f.underrun_ms,
                     device_underflows=f.device_underflows, ttfa_ms=None, format=f.format, rate=f.rate,

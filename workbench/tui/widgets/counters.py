@@ -35,7 +35,7 @@ def live_values(snap: Snapshot, network: str) -> dict[str, str]:
         ttfb=_ms(snap.ttfb_ms), ttfa=_ms(snap.ttfa_ms), sound=_ms(snap.first_sound_ms),
         underruns=f"{snap.underruns} ({snap.underrun_ms:.0f} ms)",
         underflows=VIRTUAL_UNDERFLOWS if snap.sink == "virtual" else str(snap.device_underflows),
-        now=f"{snap.buffer_ms:.0f} ms",
+        now=f"{snap.level_ms:.0f} ms",
         audio=f"{snap.played_ms / 1000:.1f} / {snap.received_ms / 1000:.1f} s",
         bytes=f"{snap.bytes / 1024:.0f} KiB",
         target=f"{snap.target_ms:.0f} ms",
