@@ -28,7 +28,7 @@ from .fetching.endpoints import EndpointMemory, looks_buffered
 from .fetching.fetch import Fetch
 from .fetching.source import SourceError, SpeechRequest, SpeechSource
 from .figures.metrics import PlayMetrics, PlayState, Snapshot
-from .output.sinkfactory import SinkFactory
+from .output.sinkfactory import SinkFactory, SinkSpec
 from .output.sinks import SinkError, VirtualSink
 from .output.start import start_with_first_audio
 from .pipeline import Joiner, Pipeline, Push, Runner
@@ -189,7 +189,7 @@ class StreamPlayer(PlayerBase):
         if removed:
             run.notice(f"{removed} control or escape-sequence character{'s' if removed > 1 else ''} taken out "
                        "of the text before sending it")
-        self.sink, notice = self.sink_factory(s)
+        self.sink, notice = self.sink_factory(SinkSpec.of(s))
         if notice:
             run.notice(notice)
         tasks: list[asyncio.Task[None]] = [asyncio.create_task(self._snapshots())] if self.observers else []

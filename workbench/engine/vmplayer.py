@@ -46,7 +46,7 @@ from .decoding.base import DecodeError
 from .decoding.decoders import WavDecoder
 from .fetching.source import SourceError, SpeechRequest, SpeechSource
 from .figures.metrics import PlayMetrics, PlayState, Snapshot
-from .output.sinkfactory import SinkFactory
+from .output.sinkfactory import SinkFactory, SinkSpec
 from .output.sinks import SinkError, VirtualSink
 from .playerbase import PlayerBase, PlayError
 from .playout.buffer import JitterBuffer
@@ -222,7 +222,7 @@ class VoicemodePlayer(PlayerBase):
                                 extra_headers=self.extra_headers, extra_query=self.extra_query)
         tasks = [asyncio.create_task(self._snapshots())] if self.observers else []
         try:
-            self.sink, notice = self.sink_factory(s.replace(output_rate=SAMPLE_RATE))
+            self.sink, notice = self.sink_factory(SinkSpec.of(s, rate=SAMPLE_RATE))
             if notice:
                 run.notice(notice)
             await self._open(streaming)

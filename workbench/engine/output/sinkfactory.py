@@ -4,6 +4,7 @@ sink, or a WAV file; and `sink_factory`, how every player gets one for each play
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 from ..settings import Settings
@@ -22,7 +23,22 @@ def device_sink(rate: int, block_size: int, recorder: Recorder | None = None, *,
     return SoundDeviceSink(rate, block_size, recorder, device=device), PYTHON_CALLBACK_NOTICE
 
 
-SinkFactory = Callable[[Settings], tuple[Sink, "str | None"]]
+@dataclass(frozen=True)
+class SinkSpec:
+    """What a sink is made from: the settings a sink uses, and no more."""
+
+    kind: str = "auto"  # WORKBENCH_SINK: auto, device, virtual, wav:PATH (device-python: the Python callback)
+    rate: int = 24_000
+    block_size: int = 480
+    device: str | int | None = None
+
+    @classmethod
+    def of(cls, settings: Settings, rate: int | None = None) -> SinkSpec:
+        """The sink the settings ask for (at `rate`, when the player decodes to another rate)."""
+        return cls(settings.sink, rate or settings.output_rate, settings.block_size, settings.output_device)
+
+
+SinkFactory = Callable[[SinkSpec], tuple[Sink, "str | None"]]
 
 
 def sink_factory(kind: str | None = None, *, speed: float = 1.0, record: str | Path | bool | None = None,
@@ -33,16 +49,16 @@ def sink_factory(kind: str | None = None, *, speed: float = 1.0, record: str | P
     run `speed` times faster than real time. `record` keeps what was played: a WAV file's path, or True
     for a fresh in-memory `Recorder` on every sink. Each sink made is appended to `made`, if given.
     """
-    def factory(settings: Settings) -> tuple[Sink, str | None]:
-        spec = kind or settings.sink
+    def factory(spec: SinkSpec) -> tuple[Sink, str | None]:
+        name = kind or spec.kind
         notice = None
-        if spec == "virtual" or speed != 1.0:
+        if name == "virtual" or speed != 1.0:
             recorder = Recorder() if record is True else Recorder(record) if record else None
-            sink: Sink = VirtualSink(settings.output_rate, settings.block_size, recorder, speed=speed)
+            sink: Sink = VirtualSink(spec.rate, spec.block_size, recorder, speed=speed)
         else:
             path = record if isinstance(record, str | Path) else None
-            sink, notice = make_sink(spec, rate=settings.output_rate, block_size=settings.block_size,
-                                     device=settings.output_device, record=path)
+            sink, notice = make_sink(name, rate=spec.rate, block_size=spec.block_size, device=spec.device,
+                                     record=path)
             if record is True and sink.recorder is None:
                 sink.recorder = Recorder()
         if made is not None:
