@@ -107,6 +107,7 @@ audio = pytest.mark.skipif(default_output_device() is None and os.environ.get("W
 
 @needs_native
 @audio
+@pytest.mark.audio
 def test_the_native_sink_plays_hears_and_ends_on_the_real_device() -> None:
     rate = 24_000
     tone = (0.5 * np.sin(2 * np.pi * 440 * np.arange(int(0.5 * rate)) / rate)).astype(np.float32)
