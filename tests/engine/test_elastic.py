@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from workbench.engine.player import StreamPlayer
@@ -172,6 +172,9 @@ def test_many_hops_at_rate_one_in_one_pull_are_what_they_are_one_at_a_time(
 @settings(max_examples=60, deadline=None)
 @given(st.lists(st.tuples(st.integers(40, 1500), st.sampled_from([0.5, 0.85, 0.92, 1.0, 1.08]),
                           st.integers(0, 4), st.booleans()), min_size=5, max_size=60))
+# found once: after two drains a frame was spliced from a window narrower than a pitch period at a
+# correlation of 0.30, and the tone dipped by 12 %
+@example([(40, 0.5, 0, False), (40, 0.5, 0, True), (40, 0.5, 0, True), (451, 0.5, 2, False), (40, 0.5, 0, False)])
 def test_any_schedule_of_rates_and_drains_is_seamless(schedule: list[tuple[int, float, int, bool]]) -> None:
     """Pieces of any size, the rate changing at any hop, drains (the device about to run dry): the output
     is as long as the input plus what was added less what was removed, and never clicks."""

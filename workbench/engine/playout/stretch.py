@@ -26,9 +26,10 @@ import numpy as np
 EMPTY = np.zeros(0, dtype=np.float32)
 MAX_EXPAND_MS = 120.0  # longer than this, repeated pitch periods buzz: a short silence is better
 # a candidate from a window narrower than a pitch period must be this alike: overlapping two equal parts
-# with normalised correlation c leaves sqrt((1 + c) / 2) of the level at the splice's middle, so 0.3 keeps
-# a dip under 2 dB (a 440 Hz tone spliced 144 degrees out, c = -0.8, dipped by 10 dB)
-MATCH = 0.3
+# with normalised correlation c leaves sqrt((1 + c) / 2) of the level at the splice's middle, so 0.62 keeps
+# a dip under 10 % (0.9 dB; a 440 Hz tone spliced 144 degrees out, c = -0.8, dipped by 10 dB). It was 0.3,
+# which let a splice after two drains dip a tone by 12 % (found by hypothesis: test_elastic's seam test)
+MATCH = 0.62
 SILENT_POWER = 1e-4  # mean square under -40 dBFS (an onset, a breath): a dip there is far under the voice
 # a pause, for placing the stretch and counting where it went: a frame under -60 dBFS, or 40 dB under the
 # loudest frame of the last second or so (the voice's level decays by LOUD_DECAY a hop, ~4 dB a second);
