@@ -30,16 +30,13 @@ import numpy as np
 from ..engine.decoding.base import Resampler
 from ..engine.output.sinkfactory import make_sink
 from ..engine.output.sinks import Sink
-from ..engine.output.start import start_with_first_audio
-from ..engine.playout.buffer import Ctl, JitterBuffer
-from ..engine.playout.controller import RateLimits
-from ..engine.playout.elastic import ElasticPlayout, Feed
-from ..engine.settings import Playout, Settings, load_settings
+from ..engine.output.start import build_chain
+from ..engine.playout.buffer import Ctl
+from ..engine.settings import Settings, load_settings
 from .publish import Publisher, ReplyFigures
 
 log = logging.getLogger("voicemode.workbench_bridge")
 WATCH_S = 0.02  # how often the control state is looked at while a stream is open
-ELASTIC_START_BLOCKS = 1  # as the player: elastic playout starts once a device block is in the ring
 
 ControlSnapshot = Callable[[], Any]  # voicemode's get_control_state().snapshot, or None
 _warned: set[str] = set()
@@ -68,19 +65,12 @@ class BridgePlayout:
         self.sink = sink
         self.sink.open()  # raises SinkError: the caller falls back to voicemode's own stream
         rate = self.sink.rate
-        block_ms = s.block_size * 1000.0 / rate
-        target = float(s.buffer_ms) if s.streaming_enabled else s.max_buffer_s * 1000.0
-        self.buffer = JitterBuffer(rate, s.max_buffer_s, target, trailing_silence_s=0.0)
-        self.elastic: ElasticPlayout | None = None
-        if s.playout is Playout.ELASTIC:
-            self.elastic = ElasticPlayout(self.buffer, target_ms=target, start_ms=ELASTIC_START_BLOCKS * block_ms,
-                                          block_ms=block_ms, limits=RateLimits(s.slowest, s.fastest),
-                                          wake=self.sink.wake_after_blocks(), block_period_s=self.sink.block_period_s)
-        else:
-            self.buffer.set_resume_ms(min(block_ms, target))
-        self.feed: Feed = self.elastic or self.buffer
+        self.chain = chain = build_chain(s, self.sink, float(s.buffer_ms), trailing_silence_s=0.0)
+        self.buffer, self.elastic, self.feed = chain.buffer, chain.elastic, chain.feed
+        target = chain.target_ms
         self.resampler = Resampler(in_rate, rate)
-        self.figures = ReplyFigures(playout=s.playout, buffer_target_ms=target, max_buffer_ms=s.max_buffer_s * 1000)
+        playout = "elastic" if chain.elastic is not None else "fixed"
+        self.figures = ReplyFigures(playout=playout, buffer_target_ms=target, max_buffer_ms=s.max_buffer_s * 1000)
         self.publisher = publisher
         self.started = time.perf_counter()
         self.first_write: float | None = None
@@ -88,9 +78,7 @@ class BridgePlayout:
         self.closed = False
         # started when the ring can start, by the engine's own rule: voicemode opens and starts its stream
         # before the request
-        start_with_first_audio(self.sink, self.buffer, self.elastic, target, block_ms)
-        if self.elastic is not None:
-            self.elastic.start()
+        chain.start()
 
     def write(self, samples: np.ndarray, stopped: Callable[[], bool]) -> None:
         """Hand `samples` (float32 mono at the stream's rate) on, waiting while the buffer is full."""

@@ -30,21 +30,19 @@ from .fetching.source import SourceError, SpeechRequest, SpeechSource
 from .figures.metrics import PlayMetrics, PlayState, Snapshot
 from .output.sinkfactory import SinkFactory, SinkSpec
 from .output.sinks import SinkError, VirtualSink
-from .output.start import start_with_first_audio
+from .output.start import build_chain
 from .pipeline import Joiner, Pipeline, Push, Runner
 from .playerbase import PlayerBase, PlayError
 from .playout.adaptive import AdaptiveTarget, estimate_speech_s, steer
 from .playout.buffer import BufferState, JitterBuffer
-from .playout.controller import RateLimits
 from .playout.elastic import ElasticPlayout, Feed
 from .playrun import PlayRun
 from .report import collect, heard_times
-from .settings import Playout, Settings
+from .settings import Settings
 from .text.safetext import speakable_text
 from .text.split import Fragment, Split, split_text
 
 log = logging.getLogger(__name__)
-ELASTIC_START_BLOCKS = 1  # elastic playout starts once this many device blocks are in the ring
 # The device is opened once the request has left (opening it takes the interpreter for a few ms, which
 # delayed the request by as much), or after this long when it has not (a slow connect, a TLS handshake)
 SINK_AFTER_REQUEST_S = 0.030
@@ -368,24 +366,14 @@ class StreamPlayer(PlayerBase):
             self._run.notice(f"{exc}; playing on the virtual sink instead")
             sink = VirtualSink(s.output_rate, s.block_size, sink.recorder)
             self.sink = sink
-        block_ms = s.block_size * 1000.0 / sink.rate
-        target = target_ms if s.streaming_enabled else s.max_buffer_s * 1000.0
-        buffer = self.buffer = JitterBuffer(sink.rate, s.max_buffer_s, target, trailing_silence_s=s.trailing_silence_s)
-        if s.streaming_enabled and s.playout is Playout.ELASTIC:
-            self.elastic = ElasticPlayout(buffer, target_ms=target_ms, start_ms=ELASTIC_START_BLOCKS * block_ms,
-                                          block_ms=block_ms, limits=RateLimits(s.slowest, s.fastest),
-                                          slack_ms=self.pump_slack_ms, wake=sink.wake_after_blocks(),
-                                          block_period_s=sink.block_period_s)
-        elif target_ms > 0:  # fixed: after an underrun, play again once a block is back (never a long wait)
-            buffer.set_resume_ms(min(block_ms, target_ms))
-        self.feed = self.elastic or buffer
+        chain = build_chain(s, sink, target_ms, trailing_silence_s=s.trailing_silence_s,
+                            pump_slack_ms=self.pump_slack_ms)
+        self.buffer, self.elastic, self.feed = chain.buffer, chain.elastic, chain.feed
         if self._run.stopping:
-            buffer.stop()
+            chain.buffer.stop()
         if self._paused:  # paused before the device opened
-            buffer.pause()
-        start_with_first_audio(sink, buffer, self.elastic, target if s.streaming_enabled else None, block_ms)
-        if self.elastic is not None:
-            self.elastic.start()
+            chain.buffer.pause()
+        chain.start()
 
     async def _push(self, samples: np.ndarray) -> None:
         """Write into the buffer, waiting while it is full (backpressure bounds memory).
