@@ -61,8 +61,8 @@ def start_with_first_audio(sink: Sink, buffer: JitterBuffer, elastic: ElasticPla
     starts playing with its first write: a callback stream started before the request has the device's
     latency of silence queued ahead of the first sample by the time that comes (40-90 ms on PulseAudio).
     A device reads its whole buffer when it starts, so the ring holds that and a block first (elastic
-    playout primed; fixed playout's target at least that, given `fixed_target_ms`), and a lead of silence
-    goes ahead of the first sample (the device drops the first few ms it is given)."""
+    playout primed; in fixed playout, given `fixed_target_ms`, a floor no later target goes under), and a
+    lead of silence goes ahead of the first sample (the device drops the first few ms it is given)."""
     sink.start(buffer, run=False)
     buffer.on_ready = sink.run
     buffer.set_lead_ms(sink.start_lead_s * 1000.0)
@@ -72,4 +72,4 @@ def start_with_first_audio(sink: Sink, buffer: JitterBuffer, elastic: ElasticPla
     if elastic is not None:
         elastic.prime(latency_ms)
     elif fixed_target_ms is not None:
-        buffer.set_target_ms(max(fixed_target_ms, latency_ms + block_ms))
+        buffer.set_start_floor_ms(latency_ms + block_ms)

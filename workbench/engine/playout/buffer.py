@@ -119,6 +119,7 @@ class JitterBuffer:
             self.ctl[word] = -1
         self._clock = clock
         self._publish: Callable[[int, int], None] = self._store  # the native sink swaps in a release store
+        self._floor_ms = 0.0  # the start needs at least this, whatever the target (`set_start_floor_ms`)
         self.set_target_ms(target_ms)
         self.trailing_total = int(round(trailing_silence_s * rate))
         self.ctl[Ctl.TRAILING_LEFT] = self.trailing_total
@@ -149,9 +150,19 @@ class JitterBuffer:
         """Level that must be buffered before playback starts or resumes. May change live.
 
         0 means "play whatever has arrived": at least one sample, or an empty buffer would count as
-        ready and underrun again at once, round and round inside one callback.
+        ready and underrun again at once, round and round inside one callback. Never below the start's
+        floor (`set_start_floor_ms`).
         """
-        self._publish(Ctl.TARGET, min(self.capacity, max(1, int(round(target_ms * self.rate / 1000.0)))))
+        self._asked_ms = target_ms
+        ms = max(target_ms, self._floor_ms)
+        self._publish(Ctl.TARGET, min(self.capacity, max(1, int(round(ms * self.rate / 1000.0)))))
+
+    def set_start_floor_ms(self, floor_ms: float) -> None:
+        """The least the ring must hold for playback to start, whatever target is set later: a device
+        started with its first audio reads its whole buffer at once, and a target below that (a live edit,
+        the adaptive target every 100 ms) would make the start itself an underrun."""
+        self._floor_ms = floor_ms
+        self.set_target_ms(self._asked_ms)
 
     def set_wake_below(self, samples: int) -> None:
         """After a block, the sink wakes the thread refilling the ring (elastic playout's pump) only if
