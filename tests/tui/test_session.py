@@ -6,7 +6,11 @@ from __future__ import annotations
 import asyncio
 import subprocess
 import sys
+import threading
 
+import pytest
+
+import workbench.server.runner as runner
 from workbench.server.runner import EmbeddedServer
 from workbench.tui import events
 from workbench.tui.session import AppConfig, Session, SessionError
@@ -89,3 +93,30 @@ async def test_a_second_play_while_one_runs_is_refused_in_one_line(server: Embed
         await finished(record)
     finally:
         await session.close()
+
+
+async def test_an_embedded_server_that_starts_after_the_session_closed_is_stopped(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    started, stopped = threading.Event(), threading.Event()
+    release = threading.Event()
+
+    class SlowServer:
+        base_url = "http://127.0.0.1:1/v1"
+
+        def start(self) -> SlowServer:
+            started.set()
+            release.wait(10)
+            return self
+
+        def stop(self) -> None:
+            stopped.set()
+
+    monkeypatch.setattr(runner, "EmbeddedServer", SlowServer)
+    seen: list[events.Event] = []
+    session = Session(AppConfig(settings=make_settings()), seen.append)
+    session.start_server()
+    assert await asyncio.to_thread(started.wait, 10)
+    await session.close()  # the user quit while the server was starting
+    release.set()
+    assert await asyncio.to_thread(stopped.wait, 10)
+    assert session.server is None and not any(isinstance(e, events.ServerReady) for e in seen)

@@ -91,6 +91,7 @@ class Session:
         self.tuning = False
         self._jobs: dict[int, Job] = {}
         self._job_ids = itertools.count()
+        self._closed = False
 
     # -- observers ----------------------------------------------------------------------------------------
     def subscribe(self, observer: events.Observer) -> None:
@@ -161,19 +162,30 @@ class Session:
         follows, on the event loop."""
         loop = asyncio.get_running_loop()
 
+        def tell(callback: Callable[[Any], None], value: Any) -> bool:
+            try:
+                loop.call_soon_threadsafe(callback, value)
+            except RuntimeError:  # the app has closed meanwhile: nobody is left to tell
+                return False
+            return True
+
         def run() -> None:
             from ..server.runner import EmbeddedServer
 
             try:
                 server = EmbeddedServer().start()
             except Exception as exc:  # a port or espeak problem: say so, keep the app
-                loop.call_soon_threadsafe(self._server_failed, f"the embedded server did not start: {exc}")
+                tell(self._server_failed, f"the embedded server did not start: {exc}")
                 return
-            loop.call_soon_threadsafe(self._server_ready_at, server)
+            if not tell(self._server_ready_at, server):
+                server.stop()
 
         threading.Thread(target=run, name="embedded-server-start", daemon=True).start()
 
     def _server_ready_at(self, server: Any) -> None:
+        if self._closed:  # quit while it was starting: stop it, off the event loop
+            threading.Thread(target=server.stop, name="embedded-server-stop", daemon=True).start()
+            return
         self.server = server
         self.local_url = server.base_url
         self._server_ready.set()
@@ -204,6 +216,7 @@ class Session:
         return self.local_url
 
     async def close(self) -> None:
+        self._closed = True
         if self.player is not None:
             self.player.stop()
         jobs = list(self._jobs.values())
