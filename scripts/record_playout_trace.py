@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from workbench.bench.quality import FALLBACK_VOICE, NEURAL_VOICE, REPLIES, SERVERS
-from workbench.engine import player as player_module
+from workbench.engine.output import start as start_module
 from workbench.engine.output.sinkfactory import sink_factory
 from workbench.engine.player import StreamPlayer
 from workbench.engine.playout.controller import Decision, Status
@@ -57,7 +57,7 @@ async def record(server: str, text: str) -> list[dict[str, Any]]:
     voice = NEURAL_VOICE if NEURAL_VOICE in voices() else FALLBACK_VOICE
     settings = load_settings(environ={}, read_voicemode_files=False,
                              overrides={"playout": "elastic", "audio_format": "pcm", "voices": (voice,)})
-    player_module.ElasticPlayout = TracedPlayout  # type: ignore[misc]
+    start_module.ElasticPlayout = TracedPlayout  # type: ignore[misc]
     with EmbeddedServer() as embedded:
         async with StreamPlayer(settings, base_url=embedded.base_url, extra_query=SERVERS[server],
                                 sink_factory=sink_factory("virtual", speed=1.0)) as p:
