@@ -85,6 +85,10 @@ def test_before_the_device_starts_nothing_is_stretched_and_a_slow_server_start_w
     assert decide(status(held - 1.0, state=buffering), LIMITS).op is Op.HOLD
     assert decide(status(held + 1.0, state=buffering, quiet_next=False), LIMITS).op is Op.PLAY
     assert decide(status(10.0, state=buffering, input_ended=True), LIMITS) == Decision(Op.PLAY, 1.0)  # all here
+    # WORKBENCH_ELASTIC_START=early: no wait; the first audio is slowed to grow the buffer instead
+    assert decide(status(50.0, state=buffering, quiet_next=False), LIMITS).op is Op.HOLD
+    assert rate(status(50.0, state=buffering, steady_start=False, quiet_next=False)) == GROWING
+    assert decide(status(10.0, fast=True, state=buffering, steady_start=False), LIMITS) == Decision(Op.PLAY, 1.0)
     # after an underrun the device is running: the start rule is not the resume rule
     assert rate(status(10.0, state=BufferState.UNDERRUN)) == LIMITS.slowest
 

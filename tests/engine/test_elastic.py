@@ -240,6 +240,17 @@ def test_on_a_server_not_known_to_be_fast_it_starts_with_enough_not_to_slow_the_
     assert buf.state is BufferState.PLAYING and out.any() and el.stretcher.added == 0
 
 
+def test_an_early_start_on_a_server_not_known_to_be_fast_starts_sooner_and_slows_the_first_audio() -> None:
+    """WORKBENCH_ELASTIC_START=early: the same first piece starts the device at once, played slower."""
+    buf = JitterBuffer(RATE, 2.0, 0)
+    el = ElasticPlayout(buf, target_ms=150.0, start_ms=20.0, block_ms=20.0, limits=RateLimits(), steady_start=False)
+    el.write(tone(0.05))
+    el.step()
+    out = np.zeros(BLOCK, dtype=np.float32)
+    buf.read_into(out)
+    assert buf.state is BufferState.PLAYING and out.any() and el.stretcher.added > 0
+
+
 def playing(target_ms: float = 150.0) -> tuple[JitterBuffer, ElasticPlayout]:
     """A playout whose device has started (its ring still empty: every ms of level can be stretched)."""
     buf, el = playout(target_ms)

@@ -2,7 +2,15 @@ from pathlib import Path
 
 import pytest
 
-from workbench.engine.settings import PlayerKind, Playout, Settings, SettingsError, StreamFormat, load_settings
+from workbench.engine.settings import (
+    ElasticStart,
+    PlayerKind,
+    Playout,
+    Settings,
+    SettingsError,
+    StreamFormat,
+    load_settings,
+)
 from workbench.engine.text.split import Split
 
 
@@ -117,6 +125,14 @@ def test_to_env_round_trips() -> None:
     again = load_settings(environ=env, read_voicemode_files=False)
     assert (again.buffer_ms, again.voices, again.streaming_enabled, again.max_buffer_s) == (
         250, ("nova", "alloy"), False, 3.0)
+
+
+def test_the_elastic_start_is_steady_unless_asked_early() -> None:
+    assert load_settings(environ={}, read_voicemode_files=False).elastic_start is ElasticStart.STEADY
+    s = load_settings(environ={"WORKBENCH_ELASTIC_START": "early"}, read_voicemode_files=False)
+    assert s.elastic_start is ElasticStart.EARLY and s.to_env()["WORKBENCH_ELASTIC_START"] == "early"
+    with pytest.raises(SettingsError, match="WORKBENCH_ELASTIC_START='soon'.*steady, early"):
+        load_settings(environ={"WORKBENCH_ELASTIC_START": "soon"}, read_voicemode_files=False)
 
 
 def test_modes_are_enums_however_they_are_given() -> None:

@@ -32,6 +32,11 @@ class Playout(StrEnum):
     FIXED = "fixed"  # waits for the initial buffer, then plays at 1.0
 
 
+class ElasticStart(StrEnum):
+    STEADY = "steady"  # on a server not known to be fast: wait for ~130 ms in hand, the first words at tempo
+    EARLY = "early"  # start after a block, and slow the first words down to grow the buffer
+
+
 class StreamFormat(StrEnum):
     AUDIO = "audio"  # the response body is the audio
     SSE = "sse"  # server-sent events carrying base64 audio deltas (OpenAI's stream_format=sse)
@@ -45,8 +50,9 @@ class PlayerKind(StrEnum):
 PLAYOUTS = tuple(Playout)
 STREAM_FORMATS = tuple(StreamFormat)
 PLAYERS = tuple(PlayerKind)
+ELASTIC_STARTS = tuple(ElasticStart)
 MODES: dict[str, type[StrEnum]] = {"playout": Playout, "stream_format": StreamFormat, "player": PlayerKind,
-                                   "split": Split}
+                                   "split": Split, "elastic_start": ElasticStart}
 LOCAL = "local"  # the embedded server
 
 
@@ -219,6 +225,10 @@ SPECS: tuple[Spec, ...] = (
     Spec("slowest", "WORKBENCH_SLOWEST_RATE", _float_range(0.25, 0.92), "a rate from 0.25 to 0.92",
          "Elastic playout: the slowest it plays, about to run dry (0.5: half speed, pitch kept); pauses "
          "lengthened to grow the buffer play at 0.5 (at this, if it is faster)."),
+    Spec("elastic_start", "WORKBENCH_ELASTIC_START", _choice(ELASTIC_STARTS), ", ".join(ELASTIC_STARTS),
+         "Elastic playout, on a server not known to be twice as fast as real time: steady waits for about "
+         "130 ms in hand so the first words play at their own tempo; early starts after a block and plays "
+         "the first words slower instead (sooner by up to about 180 ms on a slow server)."),
     Spec("fastest", "WORKBENCH_FASTEST_RATE", _float_range(1.0, 1.5), "a rate from 1.0 to 1.5",
          "Elastic playout: giving back time added by slowing, pauses play at 1.25 or this, if faster; 1.0 "
          "gives nothing back (1.08)."),
@@ -276,6 +286,7 @@ class Settings:
     latency_correction_ms: float = 0.0
     adaptive: bool = True
     playout: Playout = Playout.ELASTIC
+    elastic_start: ElasticStart = ElasticStart.STEADY
     slowest: float = 0.5
     fastest: float = 1.08
     # where each non-default value came from, for display ("environment", a file path, "--format", ...)

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from ..playout.buffer import JitterBuffer
 from ..playout.controller import RateLimits
 from ..playout.elastic import ElasticPlayout, Feed
-from ..settings import Playout, Settings
+from ..settings import ElasticStart, Playout, Settings
 from .sinks import Sink
 
 ELASTIC_START_BLOCKS = 1  # elastic playout starts once this many device blocks are in the ring
@@ -49,7 +49,8 @@ def build_chain(settings: Settings, sink: Sink, target_ms: float, *, trailing_si
     if streaming and s.playout is Playout.ELASTIC:
         elastic = ElasticPlayout(buffer, target_ms=target_ms, start_ms=ELASTIC_START_BLOCKS * block_ms,
                                  block_ms=block_ms, limits=RateLimits(s.slowest, s.fastest), slack_ms=pump_slack_ms,
-                                 wake=sink.wake_after_blocks(), block_period_s=sink.block_period_s)
+                                 wake=sink.wake_after_blocks(), block_period_s=sink.block_period_s,
+                                 steady_start=s.elastic_start is ElasticStart.STEADY)
     elif target_ms > 0:
         buffer.set_resume_ms(min(block_ms, target_ms))
     return PlayChain(sink, buffer, elastic, elastic or buffer, target, block_ms, target if streaming else None)

@@ -15,7 +15,8 @@ would play next is a pause (40 dB under the voice's recent level, or under -60 d
   plays yet and more is on its way (slowing the first audio to fill the ring sooner played the first
   100 ms of every reply as 130-340 ms at 5x real time). Arriving slower, the start waits until the ring's
   start and two stretcher look-aheads are in hand (`SLOW_START_LOOKAHEADS`, about 130 ms on a device):
-  started sooner, the first words of a reply played at 0.6-0.8x.
+  started sooner, the first words of a reply played at 0.6-0.8x. `WORKBENCH_ELASTIC_START=early` gives
+  that choice back to the user: it starts after a block, the first words slowed.
 - About to run dry (what can still be stretched, outside the ring, is under 1.5 times the stretcher's
   look-ahead, about 37 ms): the slowest rate, speech or not, before any silence. Under 3 times: pauses
   at the slowest rate, speech at 0.92.
@@ -91,6 +92,7 @@ class Status:
     quiet_next: bool | None  # the next hop is a pause (None: not known, treated as speech)
     stretcher_ms: float = 0.0  # the stretcher's unplayed input
     hop_blocked: bool = False  # the stretcher could not make a hop with what it has
+    steady_start: bool = True  # WORKBENCH_ELASTIC_START=steady: a slow server's start waits (else: early)
 
 
 @dataclass(frozen=True)
@@ -117,7 +119,7 @@ def decide(s: Status, limits: RateLimits) -> Decision:
     if s.state is BufferState.BUFFERING:
         if s.arriving_fast:
             return PLAIN  # nothing plays yet and more is coming fast: nothing can run dry
-        if s.level_ms < s.ring_kept_ms + SLOW_START_LOOKAHEADS * s.lookahead_ms:
+        if s.steady_start and s.level_ms < s.ring_kept_ms + SLOW_START_LOOKAHEADS * s.lookahead_ms:
             return HOLD
     quiet = bool(s.quiet_next)
     peak = max(s.peak_ms, s.level_ms)

@@ -81,7 +81,7 @@ class Feed(Protocol):
 class ElasticPlayout:
     def __init__(self, buffer: JitterBuffer, *, target_ms: float, start_ms: float, block_ms: float,
                  limits: RateLimits | None = None, slack_ms: float = 0.0, wake: BlockWake | None = None,
-                 block_period_s: float | None = None) -> None:
+                 block_period_s: float | None = None, steady_start: bool = True) -> None:
         self.buffer = buffer
         self.rate_hz = buffer.rate
         self.limits = limits or RateLimits()
@@ -118,6 +118,7 @@ class ElasticPlayout:
         self.hungry = True  # the last step left the ring short of what it should hold (input was short)
         self.rate = 1.0  # the rate of the last hop
         self.trace: list[tuple[Status, Decision]] | None = None  # set to a list: every decision, recorded
+        self.steady_start = steady_start  # see controller.Status.steady_start
         self.min_rate = 1.0
         self.max_rate = 1.0
         buffer.set_target_ms(start_ms)
@@ -230,7 +231,7 @@ class ElasticPlayout:
             cushion_ms=cushion_ms(self._target_ms, fast, self.buffer.capacity * 500.0 / self.rate_hz),
             stalled_ms=stalled_ms, owed_ms=(st.added - st.removed) * ms, state=self.buffer.state,
             arriving_fast=fast, input_ended=input_ended, quiet_next=quiet, stretcher_ms=st.pending * ms,
-            hop_blocked=hop_blocked)
+            hop_blocked=hop_blocked, steady_start=self.steady_start)
 
     def _decide(self, peak_ms: float, stalled_ms: float, input_ended: bool, hop_blocked: bool = False) -> Decision:
         quiet = None if hop_blocked else self.stretcher.quiet_ahead()
