@@ -125,3 +125,13 @@ def test_bench_heard_judges_the_start_and_the_gaps_from_a_recording_of_the_devic
 def test_bench_heard_without_a_monitor_names_the_way_out(tmp_path: Path) -> None:
     result = run("bench", "heard", "--plays", "1", "--out", str(tmp_path), env={"PATH": str(tmp_path)})
     assert_clean_error(result, 2, "no monitor of the output device", "scripts/pulse.sh start")
+
+
+def test_bench_heards_early_player_is_elastic_playout_started_early() -> None:
+    from workbench.bench.heard import engine_settings
+    from workbench.engine.settings import ElasticStart, Playout
+
+    early, elastic, fixed = (engine_settings("pcm", p) for p in ("early", "elastic", "fixed"))
+    assert (early.playout, early.elastic_start) == (Playout.ELASTIC, ElasticStart.EARLY)
+    assert (elastic.playout, elastic.elastic_start) == (Playout.ELASTIC, ElasticStart.STEADY)
+    assert fixed.playout is Playout.FIXED and early.sink == "device" and not early.adaptive

@@ -8,7 +8,8 @@ in the same run, on the same paced servers (the embedded server in its own proce
   each piece decoded as it comes and written with a blocking write (this engine's decoders: the start is
   what is measured, not a decoder);
 - fixed: this engine with fixed playout, waiting for `VOICEMODE_STREAM_BUFFER_MS` (150 ms) first;
-- elastic: this engine as it ships.
+- elastic: this engine as it ships;
+- early (only when asked, `--players`): elastic playout with `WORKBENCH_ELASTIC_START=early`.
 
 First byte to first sound: from the first body byte of the reply (each player's own) to the first
 recorded sample at -50 dBFS. Gaps: silences of 10 ms or more inside the test tone (which has none).
@@ -26,6 +27,7 @@ from typing import Any
 import numpy as np
 
 from ..engine.figures.onset import SOUND_THRESHOLD
+from ..engine.settings import Settings
 from .harness import Progress, Report, ServerProcess, bench_options, machine_description
 from .suites import BenchError, BenchOptions, parse_list
 
@@ -39,7 +41,8 @@ SERVERS: dict[str, dict[str, str]] = {
     "slow": {"voice": "test-signal", "pace": "0.9", "ttfb_ms": "400", "lateness_ms": "150", "pause_at_s": "3",
              "pause_ms": "400"},
 }
-PLAYERS = ("naive", "fixed", "elastic")
+PLAYERS = ("naive", "fixed", "elastic", "early")  # early: elastic with WORKBENCH_ELASTIC_START=early
+DEFAULT_PLAYERS = ("naive", "fixed", "elastic")
 FORMATS = ("pcm", "mp3", "opus")
 RATE = 24_000
 SETTLE_S = 0.3  # before each play: the device and the monitor quiet
@@ -98,12 +101,19 @@ async def _naive(url: str, fmt: str, query: dict[str, str], sd: Any) -> tuple[fl
     return first, None
 
 
+def engine_settings(fmt: str, player: str) -> Settings:
+    """The settings this engine plays with as `player` (fixed, elastic or early) on the device."""
+    early = player == "early"
+    return bench_options(audio_format=fmt, sink="device", playout="elastic" if early else player, adaptive=False,
+                         elastic_start="early" if early else "steady")
+
+
 async def _engine(url: str, fmt: str, query: dict[str, str], playout: str) -> tuple[float, float | None]:
     """This engine on the device; (first byte, its own first sound), perf_counter seconds."""
     from ..engine.output.sinkfactory import sink_factory
     from ..engine.player import StreamPlayer
 
-    s = bench_options(audio_format=fmt, sink="device", playout=playout, adaptive=False)
+    s = engine_settings(fmt, playout)
     async with StreamPlayer(s, base_url=url, extra_query=query, sink_factory=sink_factory("device")) as player:
         m = await player.play(TEXT)
         if m.error:
@@ -203,5 +213,5 @@ def run(o: BenchOptions, progress: Progress) -> Report:
         raise BenchError("bench heard plays through the device and records it; --sink does not apply")
     formats = parse_list(o.formats or ("pcm,mp3" if o.quick else ",".join(FORMATS)), FORMATS, "format")
     servers = parse_list(o.settings or ("fast" if o.quick else ",".join(SERVERS)), tuple(SERVERS), "server")
-    players = parse_list(o.players or ",".join(PLAYERS), PLAYERS, "player")
+    players = parse_list(o.players or ",".join(DEFAULT_PLAYERS), PLAYERS, "player")
     return bench_heard(o.plays_or(3, 1), formats, servers, players, progress)

@@ -65,7 +65,7 @@ class BridgePlayout:
         self.sink = sink
         self.sink.open()  # raises SinkError: the caller falls back to voicemode's own stream
         rate = self.sink.rate
-        self.chain = chain = build_chain(s, self.sink, float(s.buffer_ms), trailing_silence_s=0.0)
+        chain = build_chain(s, self.sink, float(s.buffer_ms), trailing_silence_s=0.0)
         self.buffer, self.elastic, self.feed = chain.buffer, chain.elastic, chain.feed
         target = chain.target_ms
         self.resampler = Resampler(in_rate, rate)

@@ -166,8 +166,8 @@ def arriving_fast(audio_s: float, first: float | None, last: float | None) -> bo
     return audio_s >= FAST_ARRIVAL * (last - first)
 
 
-def ring_wanted_ms(s: Status) -> float:
+def ring_wanted_ms(ring_kept_ms: float, level_ms: float, target_ms: float) -> float:
     """How far ahead of the device the ring is filled: `ring_kept_ms`, and what is beyond the target too
     (audio the policy would not slow down is committed, so a pump kept waiting by the interpreter has all
     that in hand)."""
-    return max(s.ring_kept_ms, s.level_ms - s.target_ms)
+    return max(ring_kept_ms, level_ms - target_ms)

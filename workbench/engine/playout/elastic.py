@@ -182,12 +182,6 @@ class ElasticPlayout:
         self._notify()
 
     @property
-    def grow_to_ms(self) -> float:
-        """What pauses grow the buffer to (`controller.cushion_ms`)."""
-        room_ms = self.buffer.capacity * 500.0 / self.rate_hz
-        return cushion_ms(self._target_ms, self.arriving_fast, room_ms)
-
-    @property
     def arriving_fast(self) -> bool:
         """Audio has come at least `FAST_ARRIVAL` times faster than it plays (`controller.arriving_fast`)."""
         return arriving_fast(self._pushed / self.rate_hz, self._first_arrival, self._last_arrival)
@@ -267,7 +261,7 @@ class ElasticPlayout:
             levels.popleft()
         peak = levels[0][1]
         stalled_ms = 0.0 if self._last_arrival is None else (now - self._last_arrival) * 1000.0
-        want = int(ring_wanted_ms(self.status(peak)) * self.rate_hz / 1000.0) - buffer.level
+        want = int(ring_wanted_ms(self.ring_ms, self.level_ms, self._target_ms) * self.rate_hz / 1000.0) - buffer.level
         while want > 0 and not stretcher.done:
             decision = self._decide(peak, stalled_ms, ended)
             if decision.op is Op.HOLD:
