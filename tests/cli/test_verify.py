@@ -89,8 +89,8 @@ def test_a_stored_correction_is_read_back_and_applied_to_the_device_only(tmp_pat
     assert text.count("WORKBENCH_LATENCY_CORRECTION_MS=") == 1 and "OTHER=1" in text
     settings = load_settings(environ={}, home=tmp_path, cwd=tmp_path)
     assert settings.latency_correction_ms == 6.0 and settings.origins["latency_correction_ms"] == str(path)
-    assert correction_s(settings, SoundDeviceSink(24_000, 480)) == pytest.approx(0.006)
-    assert correction_s(settings, VirtualSink(24_000, 480)) == 0.0  # the virtual clock is exact
+    assert correction_s(settings.latency_correction_ms, SoundDeviceSink(24_000, 480)) == pytest.approx(0.006)
+    assert correction_s(settings.latency_correction_ms, VirtualSink(24_000, 480)) == 0.0  # the virtual clock is exact
 
 
 def test_gaps_are_silences_inside_the_sound() -> None:

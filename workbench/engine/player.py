@@ -6,7 +6,8 @@ network waits) can stall the device, and the loop never waits on the audio threa
 
 The device is opened while the request is in flight, so it is already running (playing silence)
 when the first audio arrives. Fetching, retrying and resuming are `fetch.Fetch`'s; the figures are
-collected by `report.collect`; each play's state is a fresh `PlayRun`.
+collected by `report.collect`. Each play is one `Play`, made whole when it starts (its requests, sink,
+playout and state); the player keeps only what outlives a play.
 
     async with StreamPlayer(settings, base_url=url) as player:
         metrics = await player.play("Hello.")
@@ -25,13 +26,14 @@ import numpy as np
 
 from .decoding.decoders import PROGRESSIVE_FORMATS, DecodeError
 from .fetching.endpoints import EndpointMemory, looks_buffered
-from .fetching.fetch import Fetch
+from .fetching.fetch import Fetch, FetchOptions
 from .fetching.source import SourceError, SpeechRequest, SpeechSource
 from .figures.metrics import PlayMetrics, PlayState, Snapshot
 from .output.sinkfactory import SinkFactory, SinkSpec
-from .output.sinks import SinkError, VirtualSink
+from .output.sinks import Sink, SinkError, VirtualSink
 from .output.start import build_chain
 from .pipeline import Joiner, Pipeline, Push, Runner
+from .play import Play
 from .playerbase import PlayerBase, PlayError
 from .playout.adaptive import AdaptiveTarget, estimate_speech_s, steer
 from .playout.buffer import BufferState, JitterBuffer
@@ -71,19 +73,47 @@ class StreamPlayer(PlayerBase):
     ) -> None:
         super().__init__(settings, base_url=base_url, sink_factory=sink_factory, http_client=http_client,
                          snapshot_hz=snapshot_hz, extra_headers=extra_headers, extra_query=extra_query)
-        self.buffer: JitterBuffer | None = None  # the ring the device reads
-        self.elastic: ElasticPlayout | None = None  # elastic playout's stage in front of it
-        self.feed: Feed | None = None  # where decoded audio goes: the elastic stage, or the buffer itself
-        self.source: SpeechSource | None = None  # the (first) request's
-        self.sources: list[SpeechSource] = []  # every request's: one per fragment when the text is split
         self.endpoints = endpoints or EndpointMemory()  # which endpoints do not stream (`WORKBENCH_SPLIT=auto`)
         self.adaptive: AdaptiveTarget | None = None  # learned across this player's plays
         self.pump_slack_ms = 0.0  # elastic playout: how far ahead a busy interpreter made the pump keep the ring
         self.needed_history: list[float] = []  # each finished play's smallest clean initial buffer
         self._live_target_ms: float | None = None
-        self._run = PlayRun(settings.audio_format, notices=self.notices)
-        self._download: asyncio.Task[None] | None = None
         self._paused = False  # pause(): held until resume(), also across the start of a play
+        self._play = Play(PlayRun(settings.audio_format, notices=self.notices))  # the current (or last) play
+
+    # -- the current (or last) play's parts -------------------------------------------------------
+    @property
+    def sink(self) -> Sink | None:
+        return self._play.sink
+
+    @property
+    def buffer(self) -> JitterBuffer | None:
+        """The ring the device reads."""
+        return self._play.buffer
+
+    @property
+    def elastic(self) -> ElasticPlayout | None:
+        """Elastic playout's stage in front of the ring."""
+        return self._play.elastic
+
+    @property
+    def feed(self) -> Feed | None:
+        """Where decoded audio goes: the elastic stage, or the ring itself."""
+        return self._play.feed
+
+    @property
+    def source(self) -> SpeechSource | None:
+        """The (first) request's."""
+        return self._play.source
+
+    @property
+    def sources(self) -> list[SpeechSource]:
+        """Every request's: one per fragment when the text is split."""
+        return self._play.sources
+
+    @property
+    def _run(self) -> PlayRun:
+        return self._play.run
 
     async def __aenter__(self) -> StreamPlayer:
         await self.warm_up()
@@ -123,8 +153,9 @@ class StreamPlayer(PlayerBase):
                 self.sink.run()
         if self.elastic is not None:
             self.elastic.stop(wait=False)  # joined in the play's own clean-up, off the event loop
-        if self._download is not None and not self._download.done():
-            self._download.cancel()  # may be waiting on the network: do not wait for it
+        download = self._play.download
+        if download is not None and not download.done():
+            download.cancel()  # may be waiting on the network: do not wait for it
 
     def pause(self) -> None:
         """Hold the current play where it is (a 5 ms fade, then silence); the download goes on into the
@@ -171,23 +202,21 @@ class StreamPlayer(PlayerBase):
         if fmt not in PROGRESSIVE_FORMATS:
             raise PlayError(f"the engine cannot decode {fmt!r}; it plays {', '.join(PROGRESSIVE_FORMATS)}")
         self._playing = True
-        self.buffer = self.elastic = self.feed = None
         self.notices.clear()
         initial_ms = self._live_target_ms if self._live_target_ms is not None else float(s.buffer_ms)
         metrics = PlayMetrics(format=fmt, streaming=s.streaming_enabled, initial_buffer_ms=initial_ms,
                               network=s.network)
         fragments, split = self._fragments(text)
         metrics.split, metrics.fragments = split, len(fragments)
-        self.sources = [SpeechSource(self.base_url, api_key=s.api_key, chunk_size=s.chunk_size,
-                                     stall_timeout=s.stall_timeout_s,
-                                     http_client=self.http_client or self._pooled_client())
-                        for _ in fragments]
-        self.source = self.sources[0]
-        run = self._run = PlayRun(fmt, t0=t0, notices=self.notices)
+        sources = [SpeechSource(self.base_url, api_key=s.api_key, chunk_size=s.chunk_size,
+                                stall_timeout=s.stall_timeout_s, http_client=self.http_client or self._pooled_client())
+                   for _ in fragments]
+        run = PlayRun(fmt, t0=t0, notices=self.notices)
+        sink, notice = self.sink_factory(SinkSpec.of(s))
+        play = self._play = Play(run, sources, sink)
         if removed:
             run.notice(f"{removed} control or escape-sequence character{'s' if removed > 1 else ''} taken out "
                        "of the text before sending it")
-        self.sink, notice = self.sink_factory(SinkSpec.of(s))
         if notice:
             run.notice(notice)
         tasks: list[asyncio.Task[None]] = [asyncio.create_task(self._snapshots())] if self.observers else []
@@ -199,7 +228,7 @@ class StreamPlayer(PlayerBase):
             learned = self.adaptive.begin(initial_ms, s.max_buffer_s * 1000.0)
             if s.adaptive:
                 start_ms = learned
-                tasks.append(asyncio.create_task(steer(self.adaptive, lambda: self.buffer, lambda: self.feed, run,
+                tasks.append(asyncio.create_task(steer(self.adaptive, lambda: play.buffer, lambda: play.feed, run,
                                                        estimate_speech_s(text, s.speed))))
         sink_task = asyncio.create_task(self._prepare_sink(start_ms))
 
@@ -208,12 +237,14 @@ class StreamPlayer(PlayerBase):
             assert self.sink is not None
             return self.sink.rate
 
+        options = FetchOptions.of(s)
+
         def fetch(k: int, push: Push) -> Fetch:
             request = SpeechRequest(text=fragments[k].text, model=s.model, voice=s.voice, response_format=fmt,
                                     speed=s.speed, extra_headers=self.extra_headers, extra_query=self.extra_query,
                                     stream_format=s.stream_format)
             label = f"fragment {k + 1} of {len(fragments)}: " if len(fragments) > 1 else ""
-            return Fetch(run, self.sources[k], request, s, out_rate=out_rate, push=push, gap=self._gap,
+            return Fetch(run, sources[k], request, options, out_rate=out_rate, push=push, gap=self._gap,
                          trim_leading=k == 0, label=label)
 
         async def joined() -> Joiner:
@@ -223,8 +254,8 @@ class StreamPlayer(PlayerBase):
         if len(fragments) == 1:
             runner = fetch(0, self._push)
         else:
-            runner = Pipeline(fragments, fetch, self._push, joined, run, answered=lambda k: self.sources[k].answered,
-                              underrun_ms=lambda: self.buffer.underrun_ms if self.buffer is not None else 0.0)
+            runner = Pipeline(fragments, fetch, self._push, joined, run, answered=lambda k: sources[k].answered,
+                              underrun_ms=lambda: play.buffer.underrun_ms if play.buffer is not None else 0.0)
         try:
             await self._download_and_play(runner, sink_task, metrics, fmt)
         finally:
@@ -249,7 +280,7 @@ class StreamPlayer(PlayerBase):
     async def _download_and_play(self, fetch: Runner, sink_task: asyncio.Task[None], metrics: PlayMetrics,
                                  fmt: str) -> None:
         run = self._run
-        download = self._download = asyncio.create_task(self._fetch_all(fetch, sink_task))
+        download = self._play.download = asyncio.create_task(self._fetch_all(fetch, sink_task))
         try:
             try:
                 await download
@@ -279,7 +310,6 @@ class StreamPlayer(PlayerBase):
                 download.cancel()
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await download
-            self._download = None
 
     async def _fetch_all(self, fetch: Runner, sink_task: asyncio.Task[None]) -> None:
         try:
@@ -317,8 +347,8 @@ class StreamPlayer(PlayerBase):
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
-        needed = collect(metrics, run, self.settings, self.sources, self.buffer, self.sink, self.adaptive,
-                         self.elastic)
+        needed = collect(metrics, run, self.settings.latency_correction_ms, self.sources, self.buffer, self.sink,
+                         self.adaptive if self.settings.streaming_enabled else None, self.elastic)
         self._learn_endpoint(metrics)
         if needed is not None:
             self.needed_history.append(needed)
@@ -364,11 +394,9 @@ class StreamPlayer(PlayerBase):
             if s.sink != "auto":
                 raise
             self._run.notice(f"{exc}; playing on the virtual sink instead")
-            sink = VirtualSink(s.output_rate, s.block_size, sink.recorder)
-            self.sink = sink
-        chain = build_chain(s, sink, target_ms, trailing_silence_s=s.trailing_silence_s,
-                            pump_slack_ms=self.pump_slack_ms)
-        self.buffer, self.elastic, self.feed = chain.buffer, chain.elastic, chain.feed
+            sink = self._play.sink = VirtualSink(s.output_rate, s.block_size, sink.recorder)
+        chain = self._play.chain = build_chain(s, sink, target_ms, trailing_silence_s=s.trailing_silence_s,
+                                               pump_slack_ms=self.pump_slack_ms)
         if self._run.stopping:
             chain.buffer.stop()
         if self._paused:  # paused before the device opened
@@ -431,7 +459,7 @@ class StreamPlayer(PlayerBase):
     def snapshot(self) -> Snapshot:
         buffer, feed, sink = self.buffer, self.feed, self.sink
         rate = buffer.rate if buffer else self.settings.output_rate
-        first, sound = heard_times(self.settings, sink) if sink else (None, None)
+        first, sound = heard_times(self.settings.latency_correction_ms, sink) if sink else (None, None)
         return Snapshot(
             t_ms=(time.perf_counter() - self._run.t0) * 1000.0,
             state=self.state(),

@@ -37,7 +37,6 @@ class PlayerBase:
         self.extra_query = extra_query
         self.observers: list[Observer] = []
         self.notices: list[str] = []  # the current (or last) play's; the same list object for every play
-        self.sink: Sink | None = None
         self.last_metrics: PlayMetrics | None = None
         self._playing = False
         self._http: Any = None  # our own pooled HTTP client, kept across plays (keep-alive, one TLS setup)
@@ -56,6 +55,11 @@ class PlayerBase:
         http, self._http = self._http, None
         if http is not None and not http.is_closed:
             await http.aclose()
+
+    @property
+    def sink(self) -> Sink | None:
+        """The current (or last) play's sink."""
+        raise NotImplementedError
 
     @property
     def is_playing(self) -> bool:

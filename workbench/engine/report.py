@@ -14,14 +14,13 @@ from .playout.adaptive import AdaptiveTarget, needed_buffer_ms
 from .playout.buffer import JitterBuffer
 from .playout.elastic import ElasticPlayout
 from .playrun import PlayRun
-from .settings import Settings
 from .text.safetext import clean_text
 
 # what each format costs on the wire from the embedded server, kbit/s (mono 24 kHz)
 FORMAT_KBPS = {name: f.kbps for name, f in FORMATS.items()}
 
 
-def collect(m: PlayMetrics, run: PlayRun, settings: Settings, sources: list[SpeechSource],
+def collect(m: PlayMetrics, run: PlayRun, correction_ms: float, sources: list[SpeechSource],
             buf: JitterBuffer | None, sink: Sink | None, adaptive: AdaptiveTarget | None,
             elastic: ElasticPlayout | None = None) -> float | None:
     """Fill `m` from everything the play measured; returns its `needed_buffer_ms` when the play finished
@@ -44,8 +43,8 @@ def collect(m: PlayMetrics, run: PlayRun, settings: Settings, sources: list[Spee
         m.throughput_kbps = source.link_kbps if len(sources) == 1 else _link_kbps(sources)
     if sink is not None:
         m.sink = sink.description
-        m.latency_correction_ms = correction_s(settings, sink) * 1000.0
-        first, sound = heard_times(settings, sink)
+        m.latency_correction_ms = correction_s(correction_ms, sink) * 1000.0
+        first, sound = heard_times(correction_ms, sink)
         m.ttfa_ms, m.first_sound_ms = ms(first), ms(sound)
         if m.ttfa_ms is not None and m.first_sound_ms is not None:
             m.leading_silence_ms = m.first_sound_ms - m.ttfa_ms
@@ -84,9 +83,8 @@ def collect(m: PlayMetrics, run: PlayRun, settings: Settings, sources: list[Spee
     m.retries = run.retries
     m.resume = run.resume_result
     needed = None
-    if adaptive is not None and settings.streaming_enabled and adaptive.arrivals:
-        block_ms = settings.block_size * 1000.0 / settings.output_rate
-        m.needed_buffer_ms = needed_buffer_ms(adaptive.arrivals) + block_ms
+    if adaptive is not None and adaptive.arrivals:
+        m.needed_buffer_ms = needed_buffer_ms(adaptive.arrivals) + adaptive.block_ms
         if m.state == PlayState.DONE.value:
             needed = m.needed_buffer_ms
     # a buffer that filled up means audio arrived faster than it played: nothing to advise
@@ -100,14 +98,15 @@ def collect(m: PlayMetrics, run: PlayRun, settings: Settings, sources: list[Spee
     return needed
 
 
-def correction_s(settings: Settings, sink: Sink) -> float:
-    """The stored latency correction, for a real device only (the virtual sink's clock is exact)."""
-    return settings.latency_correction_ms / 1000.0 if sink.kind == "device" else 0.0
+def correction_s(correction_ms: float, sink: Sink) -> float:
+    """The stored latency correction (WORKBENCH_LATENCY_CORRECTION_MS), for a real device only (the
+    virtual sink's clock is exact)."""
+    return correction_ms / 1000.0 if sink.kind == "device" else 0.0
 
 
-def heard_times(settings: Settings, sink: Sink) -> tuple[float | None, float | None]:
+def heard_times(correction_ms: float, sink: Sink) -> tuple[float | None, float | None]:
     """perf_counter() of the first sample and the first sound heard, with the stored correction."""
-    extra = correction_s(settings, sink)
+    extra = correction_s(correction_ms, sink)
     first, sound = sink.first_heard, sink.first_sound
     return (first + extra if first is not None else None), (sound + extra if sound is not None else None)
 

@@ -47,7 +47,7 @@ from .decoding.decoders import WavDecoder
 from .fetching.source import SourceError, SpeechRequest, SpeechSource
 from .figures.metrics import PlayMetrics, PlayState, Snapshot
 from .output.sinkfactory import SinkFactory, SinkSpec
-from .output.sinks import SinkError, VirtualSink
+from .output.sinks import Sink, SinkError, VirtualSink
 from .playerbase import PlayerBase, PlayError
 from .playout.buffer import JitterBuffer
 from .playrun import PlayRun
@@ -152,6 +152,7 @@ class VoicemodePlayer(PlayerBase):
                  extra_query: dict[str, Any] | None = None) -> None:
         super().__init__(settings, base_url=base_url, sink_factory=sink_factory, http_client=http_client,
                          snapshot_hz=snapshot_hz, extra_headers=extra_headers, extra_query=extra_query)
+        self._sink: Sink | None = None
         self.buffer: JitterBuffer | None = None
         self.source: SpeechSource | None = None
         self._run = PlayRun("pcm", notices=self.notices)
@@ -161,6 +162,14 @@ class VoicemodePlayer(PlayerBase):
         installed, known = installed_voicemode()
         self.version_notice = None if known else (
             f"voicemode {installed} is installed; this player plays as voicemode {VOICEMODE_VERSION} does")
+
+    @property
+    def sink(self) -> Sink | None:
+        return self._sink
+
+    @sink.setter
+    def sink(self, sink: Sink | None) -> None:
+        self._sink = sink
 
     async def __aenter__(self) -> VoicemodePlayer:
         await self.warm_up()
@@ -372,7 +381,8 @@ class VoicemodePlayer(PlayerBase):
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
-        collect(metrics, run, self.settings, [self.source] if self.source else [], self.buffer, self.sink, None)
+        collect(metrics, run, self.settings.latency_correction_ms, [self.source] if self.source else [], self.buffer,
+                self.sink, None)
         metrics.initial_buffer_ms, metrics.target_ms = 0.0, None  # voicemode has neither
         metrics.voicemode_reported_ttfa_ms = (self._reported - run.t0) * 1000.0 if self._reported else None
         metrics.padding_ms = self._padding * 1000.0 / SAMPLE_RATE
@@ -383,7 +393,7 @@ class VoicemodePlayer(PlayerBase):
     # -- observing ----------------------------------------------------------------------------------------
     def snapshot(self) -> Snapshot:
         buffer, sink, run = self.buffer, self.sink, self._run
-        first, sound = heard_times(self.settings, sink) if sink else (None, None)
+        first, sound = heard_times(self.settings.latency_correction_ms, sink) if sink else (None, None)
         if run.final_state is not None:
             state = run.final_state
         elif buffer is None or self.source is None or self.source.first_byte_at is None:

@@ -24,6 +24,7 @@ import asyncio
 import contextlib
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -38,18 +39,34 @@ from .source import SourceError, SpeechRequest, SpeechSource
 Push = Callable[[np.ndarray], Awaitable[None]]
 
 
+@dataclass(frozen=True)
+class FetchOptions:
+    """What a fetch uses of the settings, and no more."""
+
+    streaming: bool = True  # VOICEMODE_STREAMING_ENABLED: decode as it comes, or the whole reply first
+    max_retries: int = 3  # WORKBENCH_MAX_RETRIES
+    pcm_rate: int = 24_000  # WORKBENCH_PCM_RATE: raw PCM's rate when the response does not say it ...
+    pcm_rate_given: bool = False  # ... and whether the user set it (then it wins over the headers)
+    trim_leading_ms: int = 0  # WORKBENCH_TRIM_LEADING_SILENCE
+
+    @classmethod
+    def of(cls, settings: Settings) -> FetchOptions:
+        return cls(settings.streaming_enabled, settings.max_retries, settings.pcm_rate,
+                   "pcm_rate" in settings.origins, settings.trim_leading_ms)
+
+
 class Fetch:
     OVERLAP = 1024  # bytes asked for again, and compared, when resuming from a byte: at most ...
     MIN_OVERLAP = 128  # ... at least ...
     OVERLAP_S = 0.03  # ... and otherwise this much audio
 
-    def __init__(self, run: PlayRun, source: SpeechSource, request: SpeechRequest, settings: Settings, *,
+    def __init__(self, run: PlayRun, source: SpeechSource, request: SpeechRequest, options: FetchOptions, *,
                  out_rate: Callable[[], Awaitable[int]], push: Push, gap: Callable[[], None],
                  trim_leading: bool = True, label: str = "") -> None:
         self.run = run
         self.source = source
         self.request = request
-        self.settings = settings
+        self.options = options
         self._out_rate = out_rate  # waits for the sink to be open: its rate is the decoders' output rate
         self._push = push  # into the jitter buffer (waits while it is full)
         self._gap = gap  # a corrupt frame was skipped: fade out what is buffered
@@ -72,13 +89,13 @@ class Fetch:
     async def run_all(self) -> None:
         """Download and decode the reply, asking again after failures; raises the final `SourceError`
         (`empty` set when the server sent no audio at all, even when asked again)."""
-        run, s = self.run, self.settings
+        run, o = self.run, self.options
         failure: SourceError | None = None
         attempt = stalls = empties = 0
         try:
             while True:
                 try:
-                    if s.streaming_enabled:
+                    if o.streaming:
                         await self._receive()
                     else:
                         await self._receive_whole()
@@ -88,7 +105,7 @@ class Fetch:
                 except SourceError as exc:
                     stalls += exc.stalled
                     empties += exc.empty
-                    if run.stopping or not exc.retryable or attempt >= s.max_retries or stalls > 1 or empties > 1:
+                    if run.stopping or not exc.retryable or attempt >= o.max_retries or stalls > 1 or empties > 1:
                         failure = exc if not attempt else SourceError(
                             f"{exc} (gave up after {attempt} retr{'y' if attempt == 1 else 'ies'})", status=exc.status,
                             empty=exc.empty)
@@ -163,7 +180,7 @@ class Fetch:
         where = f", resuming at {heard:.2f} s of audio" if self.fed or got else ""
         run.notice(f"{self.label}{exc}; asking again in {delay:g} s (attempt {attempt + 1}){where}")
         # ask for the rest from where it broke, unless a resumed response went wrong
-        ok = self.settings.streaming_enabled and not self._byte_mismatch
+        ok = self.options.streaming and not self._byte_mismatch
         self._resume_at = max(self.fed - self._overlap_bytes(), 0) if ok else 0
         self._overlap = b""
         if not self._resume_at:
@@ -222,8 +239,8 @@ class Fetch:
     async def _feed(self, chunk: bytes) -> None:
         if self.decoder is None:
             notes: list[str] = []
-            pcm = resolve_pcm(self.source.response_headers, self.settings.pcm_rate,
-                              "pcm_rate" in self.settings.origins, notes)
+            pcm = resolve_pcm(self.source.response_headers, self.options.pcm_rate,
+                              self.options.pcm_rate_given, notes)
             if self.run.pcm is None:
                 self.run.pcm = pcm
             if self.run.format == "pcm":
@@ -232,9 +249,9 @@ class Fetch:
             self.decoder = StreamDecoder(self.run.format, pcm_rate=pcm.rate, pcm_channels=pcm.channels,
                                          out_rate=await self._out_rate(), content_type=self.source.content_type)
             self.run.decoders[self._slot] = self.decoder
-            if self.settings.trim_leading_ms and self._trim_leading:
+            if self.options.trim_leading_ms and self._trim_leading:
                 rate = self.decoder.out_rate
-                self._lead = LeadingSilenceTrim(rate * self.settings.trim_leading_ms // 1000, rate // 100)
+                self._lead = LeadingSilenceTrim(rate * self.options.trim_leading_ms // 1000, rate // 100)
         self.fed += len(chunk)
         self._tail.extend(chunk)
         del self._tail[: -self.OVERLAP]
