@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from workbench.engine.player import StreamPlayer
-from workbench.engine.playout.adaptive import AdaptiveTarget, Arrival, needed_buffer_ms, slow_server_ms
+from workbench.engine.playout.adaptive import AdaptiveTarget, Arrival, Steering, needed_buffer_ms, slow_server_ms
+from workbench.engine.playrun import PlayRun
 from workbench.engine.report import recommend_buffer_ms
 from workbench.server.runner import EmbeddedServer
 
@@ -161,3 +162,65 @@ def test_pieces_of_one_read_are_kept_as_one_arrival() -> None:
     assert [(round(a.t, 3), round(a.start_s, 3), round(a.length_s, 3)) for a in target.arrivals] == [
         (0.0, 0.0, 0.1), (0.1, 0.1, 0.1), (0.2, 0.2, 0.1)]
     assert needed_buffer_ms(target.arrivals) == 0.0  # each read came in time: nothing needed
+
+
+class _Feed:
+    """The two things steering reads and writes of a feed (a fake: steering is tested without a play)."""
+
+    def __init__(self) -> None:
+        self.target_ms = 0.0
+        self.ended = False
+        self.writes: list[float] = []
+
+    def set_target_ms(self, ms: float) -> None:
+        self.target_ms = ms
+        self.writes.append(ms)
+
+
+class _Ring:
+    underruns = 0
+
+
+def _steering(feed: _Feed, user_ms: float, adaptive: AdaptiveTarget | None, *, expected_s: float = 0.0,
+              first_audio_at: float = 1.0) -> Steering:
+    run = PlayRun("pcm", t0=0.0)
+    run.first_audio_at = first_audio_at
+    return Steering(lambda: feed, lambda: _Ring(), user_ms, adaptive=adaptive, run=run,  # type: ignore[arg-type,return-value]
+                    expected_s=expected_s)
+
+
+def test_steering_applies_a_live_edit_at_once_and_learning_goes_on_from_it() -> None:
+    feed = _Feed()
+    adaptive = AdaptiveTarget(150.0, 2000.0, 20.0)
+    steering = _steering(feed, 150.0, adaptive)
+    steering.apply()
+    assert feed.writes == [150.0]
+    steering.set_user_ms(400.0)
+    assert feed.target_ms == 400.0 and adaptive.initial_ms == 400.0  # now, not at the next tick
+    steering.step(0.5)  # nothing arrived: nothing learned, nothing written again
+    assert feed.writes == [150.0, 400.0]
+    adaptive.underrun(0.6)  # learning raises it; the next step writes what it learned
+    steering.step(0.7)
+    assert feed.target_ms == pytest.approx(600.0)
+
+
+def test_steering_without_adaptive_buffering_follows_the_user_only() -> None:
+    feed = _Feed()
+    steering = Steering(lambda: feed, lambda: None, 150.0)  # type: ignore[arg-type,return-value]
+    steering.set_user_ms(80.0)
+    steering.step(5.0)
+    assert feed.writes == [80.0]
+
+
+def test_steering_raises_the_target_for_a_slow_server_while_it_sends_and_only_then() -> None:
+    feed = _Feed()
+    adaptive = AdaptiveTarget(150.0, 2000.0, 20.0)
+    steering = _steering(feed, 150.0, adaptive, expected_s=10.0, first_audio_at=100.0)
+    t = feed_steady(adaptive, 100.0, 2.0, speedup=0.8)  # 2 s of audio in 2.5 s: 0.8x real time
+    steering.step(t)
+    assert steering.slow_server_ms > 1000.0
+    assert feed.target_ms == pytest.approx(min(steering.slow_server_ms, 2000.0))
+    assert any("0.80x real time" in n for n in steering._run.notices)  # type: ignore[union-attr]
+    feed.ended = True  # the download is over: the rest is in hand
+    steering.step(t + 0.1)
+    assert steering.slow_server_ms == 0.0 and feed.target_ms < 1000.0

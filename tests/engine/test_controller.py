@@ -26,6 +26,7 @@ from workbench.engine.playout.controller import (
     arriving_fast,
     cushion_ms,
     decide,
+    play_target_ms,
 )
 
 TRACES = Path(__file__).parent / "traces"
@@ -192,3 +193,11 @@ def test_in_a_recorded_play_speech_leaves_its_tempo_only_near_empty_or_in_a_stal
         elif d.rate < 1.0:
             assert uncommitted < 3.0 * s.lookahead_ms or s.stalled_ms >= STALL_AFTER_MS, s
         assert d.rate <= 1.0, s  # speech is never hurried
+
+
+def test_the_play_target_is_the_users_or_the_learned_one_raised_for_a_slow_server_within_the_maximum() -> None:
+    assert play_target_ms(150.0, None, 0.0, 2000.0) == 150.0  # fixed: the user's value
+    assert play_target_ms(150.0, 300.0, 0.0, 2000.0) == 300.0  # adaptive: what it learned
+    assert play_target_ms(150.0, 300.0, 900.0, 2000.0) == 900.0  # a slow server needs more
+    assert play_target_ms(150.0, 300.0, 5000.0, 2000.0) == 2000.0  # ... never past the maximum
+    assert play_target_ms(150.0, 300.0, 100.0, 2000.0) == 300.0  # ... and never lowers it

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from .fetching.source import SpeechSource
 from .output.sinks import Sink
 from .output.start import PlayChain
+from .playout.adaptive import Steering
 from .playout.buffer import JitterBuffer
 from .playout.elastic import ElasticPlayout, Feed
 from .playrun import PlayRun
@@ -27,6 +28,7 @@ class Play:
     sink: Sink | None = None  # made when the play starts, opened while its request is in flight
     chain: PlayChain | None = None  # built on the open sink
     download: asyncio.Task[None] | None = None
+    steering: Steering | None = None  # the one writer of its buffer target (when streaming)
 
     @property
     def source(self) -> SpeechSource | None:

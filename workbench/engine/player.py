@@ -35,7 +35,7 @@ from .output.start import build_chain
 from .pipeline import Joiner, Pipeline, Push, Runner
 from .play import Play
 from .playerbase import PlayerBase, PlayError
-from .playout.adaptive import AdaptiveTarget, estimate_speech_s, steer
+from .playout.adaptive import AdaptiveTarget, Steering, estimate_speech_s
 from .playout.buffer import BufferState, JitterBuffer
 from .playout.elastic import ElasticPlayout, Feed
 from .playrun import PlayRun
@@ -177,11 +177,11 @@ class StreamPlayer(PlayerBase):
     def set_initial_buffer_ms(self, ms: float) -> None:
         """Change the buffer target live: applies to the current play (if any) and the next ones."""
         self._live_target_ms = ms
-        if self.adaptive is not None and self.settings.adaptive:  # the user's value wins; adaptation goes on
+        if self._playing and self._play.steering is not None:  # the user's value wins; adaptation goes on
+            self._play.steering.set_user_ms(ms)
+        elif self.adaptive is not None and self.settings.adaptive:  # between plays: the next one starts there
             self.adaptive.initial_ms = ms
             self.adaptive.target_ms = min(ms, self.adaptive.max_ms)
-        if self.feed is not None and self.settings.streaming_enabled:
-            self.feed.set_target_ms(ms)
 
     @property
     def request_started(self) -> float:
@@ -226,10 +226,12 @@ class StreamPlayer(PlayerBase):
                 self.adaptive = AdaptiveTarget(initial_ms, s.max_buffer_s * 1000.0,
                                                s.block_size * 1000.0 / s.output_rate)
             learned = self.adaptive.begin(initial_ms, s.max_buffer_s * 1000.0)
+            steering = play.steering = Steering(lambda: play.feed, lambda: play.buffer, initial_ms,
+                                                adaptive=self.adaptive if s.adaptive else None, run=run,
+                                                expected_s=estimate_speech_s(text, s.speed))
             if s.adaptive:
                 start_ms = learned
-                tasks.append(asyncio.create_task(steer(self.adaptive, lambda: play.buffer, lambda: play.feed, run,
-                                                       estimate_speech_s(text, s.speed))))
+                tasks.append(asyncio.create_task(steering.run()))
         sink_task = asyncio.create_task(self._prepare_sink(start_ms))
 
         async def out_rate() -> int:

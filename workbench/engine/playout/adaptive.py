@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING
 
 from ..playrun import PlayRun
 from .buffer import JitterBuffer
+from .controller import play_target_ms
 
 if TYPE_CHECKING:
     from .elastic import Feed
@@ -200,37 +201,69 @@ def needed_buffer_ms(arrivals: list[Arrival], *, step_ms: float = 10.0, limit_ms
     return lo * step_ms
 
 
-async def steer(adaptive: AdaptiveTarget, buffer_of: Callable[[], JitterBuffer | None],
-                feed_of: Callable[[], Feed | None], run: PlayRun, expected_s: float) -> None:
-    """Ten times a second while a play runs: feed the clock and the ring's underruns to the adaptive
-    target, and apply it to the feed (fixed playout: the buffer's start level; elastic: the level it
-    grows to); when the server is slower than real time, aim for what the rest of the reply needs."""
-    seen_underruns = 0
-    warned = False
-    while True:
-        await asyncio.sleep(0.1)
-        buffer, feed = buffer_of(), feed_of()
-        if buffer is None or feed is None:
-            continue
-        now = time.perf_counter()
+class Steering:
+    """The one writer of a play's buffer target (fixed playout: the ring's start level; elastic playout:
+    the level it grows to). It follows the user's live value and, with adaptive buffering (`adaptive`),
+    the learned target and what a server slower than real time needs for the rest of the reply;
+    `controller.play_target_ms` says how they combine. Every write goes through `apply`."""
+
+    def __init__(self, feed_of: Callable[[], Feed | None], buffer_of: Callable[[], JitterBuffer | None],
+                 user_ms: float, *, adaptive: AdaptiveTarget | None = None, run: PlayRun | None = None,
+                 expected_s: float = 0.0) -> None:
+        self.user_ms = user_ms
+        self.adaptive = adaptive
+        self.slow_server_ms = 0.0  # what the rest of the reply needs from a slow server (0: none)
+        self._feed_of, self._buffer_of = feed_of, buffer_of
+        self._run, self._expected_s = run, expected_s
+        self._seen_underruns = 0
+        self._warned = False
+
+    @property
+    def target_ms(self) -> float:
+        return play_target_ms(self.user_ms, self.adaptive.target_ms if self.adaptive is not None else None,
+                              self.slow_server_ms, self.adaptive.max_ms if self.adaptive is not None else self.user_ms)
+
+    def set_user_ms(self, ms: float) -> None:
+        """A live edit of the initial buffer: the user's value wins now; adaptation goes on from it."""
+        self.user_ms = ms
+        if self.adaptive is not None:
+            self.adaptive.initial_ms = ms
+            self.adaptive.target_ms = min(ms, self.adaptive.max_ms)
+        self.apply()
+
+    def apply(self) -> None:
+        feed = self._feed_of()
+        if feed is not None and abs(self.target_ms - feed.target_ms) >= 1.0:
+            feed.set_target_ms(self.target_ms)
+
+    def step(self, now: float) -> None:
+        """Feed the clock and the ring's underruns to the adaptive target; when the server is slower than
+        real time, aim for what the rest of the reply needs; then apply."""
+        adaptive, run = self.adaptive, self._run
+        buffer, feed = self._buffer_of(), self._feed_of()
+        if adaptive is None or run is None or buffer is None or feed is None:
+            return
         if feed.ended:  # the download is over (elastic: long before the ring plays out)
             adaptive.end()
-        if buffer.underruns > seen_underruns:
-            seen_underruns = buffer.underruns
+        if buffer.underruns > self._seen_underruns:
+            self._seen_underruns = buffer.underruns
             adaptive.underrun(now)
         adaptive.tick(now)
-        target = adaptive.target_ms
         arrivals = adaptive.arrivals
+        self.slow_server_ms = 0.0  # only while the download goes on
         if arrivals and arrivals[-1].t >= 1.0 and not feed.ended:
             received_s = arrivals[-1].start_s + arrivals[-1].length_s
             # time spent waiting on a full buffer is ours, not the server's
             pace = received_s / max(now - (run.first_audio_at or now) - run.backpressure_s, 1e-3)
-            extra = slow_server_ms(max(expected_s - received_s, 0.0), pace)
-            if extra > 0:
-                target = max(target, min(extra, adaptive.max_ms))
-                if not warned and pace < 0.95:
-                    warned = True
-                    run.notice(f"the server sends audio at {pace:.2f}x real time: buffering up to "
-                               f"{min(extra, adaptive.max_ms):.0f} ms to play the rest through")
-        if abs(target - feed.target_ms) >= 1.0:
-            feed.set_target_ms(target)
+            self.slow_server_ms = slow_server_ms(max(self._expected_s - received_s, 0.0), pace)
+            if self.slow_server_ms > 0 and not self._warned and pace < 0.95:
+                self._warned = True
+                run.notice(f"the server sends audio at {pace:.2f}x real time: buffering up to "
+                           f"{min(self.slow_server_ms, adaptive.max_ms):.0f} ms to play the rest through")
+        self.apply()
+
+    async def run(self) -> None:
+        """Ten times a second while the play runs."""
+        while True:
+            await asyncio.sleep(0.1)
+            self.step(time.perf_counter())

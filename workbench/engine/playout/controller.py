@@ -166,6 +166,16 @@ def arriving_fast(audio_s: float, first: float | None, last: float | None) -> bo
     return audio_s >= FAST_ARRIVAL * (last - first)
 
 
+def play_target_ms(user_ms: float, learned_ms: float | None, slow_server_ms: float, max_ms: float) -> float:
+    """The buffer a play aims for: the user's initial buffer or, with adaptive buffering, the learned target
+    (which starts from the user's value and moves with lateness and underruns); raised, within the
+    maximum, to what a server slower than real time needs to play the rest of the reply through."""
+    target = user_ms if learned_ms is None else learned_ms
+    if slow_server_ms > 0:
+        target = max(target, min(slow_server_ms, max_ms))
+    return target
+
+
 def ring_wanted_ms(ring_kept_ms: float, level_ms: float, target_ms: float) -> float:
     """How far ahead of the device the ring is filled: `ring_kept_ms`, and what is beyond the target too
     (audio the policy would not slow down is committed, so a pump kept waiting by the interpreter has all
