@@ -71,9 +71,11 @@ async def test_throughput_is_within_10_percent_of_the_profile(fast_server: Embed
 async def test_added_latency_is_within_10_percent_of_the_profile(fast_server: EmbeddedServer, name: str) -> None:
     profile = steady(name)
     none = PROFILES["none"]
-    base = [(await fetch(fast_server, none, 3))[0] for _ in range(3)]
+    base = [(await fetch(fast_server, none, 3))[0] for _ in range(5)]
     shaped = [(await fetch(fast_server, profile, 3, seed=i))[0] for i in range(6)]
-    added_ms = (statistics.mean(shaped) - statistics.mean(base)) * 1000
+    # the unshaped fetch at its quickest: one woken late on a loaded machine (24.9 ms added for wifi's 28,
+    # measured against the mean of three) would make the link look quicker than it is
+    added_ms = (statistics.mean(shaped) - min(base)) * 1000
     expected_ms = profile.rtt_ms + profile.jitter_ms  # round trip plus the mean jitter of the answer
     # a sleep is never early, but a loaded machine wakes it late (31 ms for wifi's 28, with another core
     # busy): within 10 % below, and 10 % plus 8 ms of the event loop's own lateness above
