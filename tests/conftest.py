@@ -25,7 +25,7 @@ FAST = Knobs(ttfb_ms=20.0, pace=0.05, flush_ms=10.0)
 def _hermetic_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     """No test reads the developer's voicemode files or WORKBENCH_/VOICEMODE_ variables."""
     for key in list(os.environ):
-        if key.startswith(("VOICEMODE_", "WORKBENCH_")) or key == "OPENAI_API_KEY":
+        if key.startswith(("VOICEMODE_", "WORKBENCH_")) or key in ("OPENAI_API_KEY", "XDG_CACHE_HOME"):
             monkeypatch.delenv(key, raising=False)
     home = tmp_path / "home"
     home.mkdir()

@@ -119,3 +119,13 @@ def test_cold_times_a_one_shot_plays_request_against_the_clis_own_start(tmp_path
     assert len(data["play_ms"]) == len(data["help_ms"]) == len(data["bare_ms"]) == 1
     assert data["play_ms"][0] > data["bare_ms"][0] > 0 and data["help_ms"][0] > data["bare_ms"][0]
     assert "| play / --help |" in (tmp_path / "cold.md").read_text()
+
+
+def test_cache_plays_phrases_again_from_the_cache_against_the_endpoint(tmp_path: Path) -> None:
+    result = run("bench", "cache", "--plays", "2", "--sink", "virtual", "--out", str(tmp_path), timeout=120)
+    assert result.returncode == 0, result.stderr
+    data = json.loads((tmp_path / "cache.json").read_text())
+    n = len(data["phrases"])
+    assert data["misses"] == n and data["hits"] == n and data["entries"] == n  # the second round all hits
+    assert len(data["ttfa_hit_ms"]) == n and len(data["ttfa_network_ms"]) == 2 * n
+    assert "| TTFA, endpoint / cache |" in (tmp_path / "cache.md").read_text()

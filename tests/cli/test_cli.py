@@ -319,3 +319,16 @@ def test_player_that_is_not_one_is_a_one_line_error(tmp_path: Path) -> None:
                        "WORKBENCH_PLAYER='kokoro' (from --player) is not valid; allowed: workbench, voicemode")
     result = run("bench", "--players", "workbench,vlc", "--out", str(tmp_path))
     assert_clean_error(result, 2, "unknown player vlc")
+
+
+def test_play_says_a_phrase_again_from_the_cache_and_no_cache_asks_the_endpoint() -> None:
+    with EmbeddedServer() as server:
+        args = ("play", "--json", "--sink", "virtual", "--base-url", server.base_url, "--voice", "test-signal", "Done.")
+        first, second, third = run(*args), run(*args), run(*args, "--no-cache")
+        shown = run("play", *args[2:]).stdout  # without --json: the line a user reads
+    a, b, c = (json.loads(r.stdout) for r in (first, second, third))
+    assert (a["cache"], a["cache_stored"], b["cache"], c["cache"]) == ("miss", True, "hit", "off")
+    assert a["bytes"] > 0 and b["bytes"] == 0 and c["bytes"] > 0
+    assert "played from the reply cache: no request" in shown
+    folder = Path(os.environ["HOME"]) / ".cache" / "stream-workbench" / "replies"
+    assert len(list(folder.glob("*.reply"))) == 1

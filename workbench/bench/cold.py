@@ -48,8 +48,8 @@ def _until_request(listener: socket.socket) -> float:
 
 
 def _timed_play(listener: socket.socket, port: int, sink: str) -> float:
-    cmd = [sys.executable, "-m", "workbench", "play", "Hello there.", "--no-voicemode-env", "--sink", sink,
-           "--base-url", f"http://127.0.0.1:{port}/v1"]
+    cmd = [sys.executable, "-m", "workbench", "play", "Hello there.", "--no-voicemode-env", "--no-cache",
+           "--sink", sink, "--base-url", f"http://127.0.0.1:{port}/v1"]
     t0 = time.perf_counter()
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:

@@ -87,6 +87,8 @@ SUITES: dict[str, Suite] = {s.name: s for s in (
           "fast,nrt,slow; --players; --text; the quality extra)", "quality"),
     Suite("cold", "a one-shot play from process start to its request on the wire, against --help and a bare "
           "interpreter", "cold"),
+    Suite("cache", "a voice assistant's short phrases said again: TTFA from the reply cache against from the "
+          "endpoint, and the hit rate, in the same run", "cache"),
     Suite("soak", "resident memory over an hour-long stream (--minutes, --speed; --settings sentence: split)", "soak"),
 )}
 

@@ -72,6 +72,8 @@ def settings_from_args(args: argparse.Namespace, environ: dict[str, str] | None 
         overrides["models"] = (args.model,)
     if getattr(args, "buffered", False):
         overrides["streaming_enabled"] = False
+    if getattr(args, "no_cache", False):
+        overrides["cache"] = False
     if getattr(args, "log", None):
         overrides["metrics_log"] = args.log
     return load_settings(environ=environ, read_voicemode_files=not getattr(args, "no_voicemode_env", False),

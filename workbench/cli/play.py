@@ -27,6 +27,8 @@ def register(sub: Any) -> dict[str, Handler]:
     out.add_argument("--record", metavar="PATH", help="also write exactly what was played to a WAV file")
     out.add_argument("--log", metavar="FILE", help="append the metrics as a JSON line (WORKBENCH_METRICS_LOG)")
     out.add_argument("--quiet", "-q", action="store_true", help="no live status line")
+    play.add_argument("--no-cache", action="store_true", help="ask the endpoint even for a reply heard before, "
+                      "and store nothing (WORKBENCH_CACHE=false; the cache is in ~/.cache/stream-workbench/replies)")
     return {"play": cmd_play}
 
 
@@ -107,6 +109,12 @@ def _first_sound(m: PlayMetrics) -> str:
     return out + ")"
 
 
+def _cache(m: PlayMetrics) -> str:
+    if m.cache == "hit":
+        return "played from the reply cache: no request (--no-cache asks the endpoint)"
+    return "not in the reply cache" + ("; stored there now" if m.cache_stored else "")
+
+
 def render_metrics(m: PlayMetrics) -> str:
     def ms(v: float | None) -> str:
         return "-" if v is None else f"{v:.0f} ms"
@@ -116,6 +124,7 @@ def render_metrics(m: PlayMetrics) -> str:
         ("format", f"{m.format} ({'streamed' if m.streaming else 'buffered'})" + pcm_description(m)),
         ("network", m.network if m.network != "none" else "as it is (no simulation)"),
         ("sink", m.sink or "-"),
+        *([("cache", _cache(m))] if m.cache != "off" else []),
         ("state", m.state),
         ("playout", _playout(m)),
         *((label[f], ms(getattr(m, f))) for f in ("request_sent_ms", "ttfb_ms", "first_byte_ms", "buffer_ready_ms",
@@ -143,6 +152,7 @@ def render_metrics(m: PlayMetrics) -> str:
 
 async def run_play(settings: Settings, text: str, *, record: str | None, status: StatusLine | None,
                    stderr: TextIO) -> PlayMetrics:
+    from ..engine.fetching.cache import ReplyCache
     from ..engine.fetching.endpoints import EndpointMemory
     from ..engine.output.sinkfactory import sink_factory
     from ..engine.player import StreamPlayer
@@ -154,7 +164,8 @@ async def run_play(settings: Settings, text: str, *, record: str | None, status:
             player = VoicemodePlayer(settings, base_url=base_url, sink_factory=sink_factory(record=record))
         else:
             player = StreamPlayer(settings, base_url=base_url, sink_factory=sink_factory(record=record),
-                                  endpoints=EndpointMemory.default())  # WORKBENCH_SPLIT=auto learns per endpoint
+                                  endpoints=EndpointMemory.default(),  # WORKBENCH_SPLIT=auto learns per endpoint
+                                  cache=ReplyCache(max_mb=settings.cache_mb) if settings.cache else None)
         await player.warm_up()  # what a first request would otherwise load on the clock
         if status is not None:
             status.notices = player.notices

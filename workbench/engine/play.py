@@ -12,7 +12,11 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass, field
 
+import numpy as np
+
+from .fetching.cache import MAX_REPLY_S, ReplyCache, ReplyKey
 from .fetching.source import SpeechSource
+from .figures.metrics import PlayMetrics, PlayState
 from .output.sinks import Sink
 from .output.start import PlayChain
 from .playout.adaptive import Steering
@@ -29,6 +33,10 @@ class Play:
     chain: PlayChain | None = None  # built on the open sink
     download: asyncio.Task[None] | None = None
     steering: Steering | None = None  # the one writer of its buffer target (when streaming)
+    cache_key: ReplyKey | None = None  # the reply cache's key for it (None: the cache is not used)
+    from_cache: bool = False  # it plays from the cache: no request
+    kept: list[np.ndarray] | None = None  # what it hands to the ring, kept to be stored in the cache
+    kept_frames: int = 0
 
     @property
     def source(self) -> SpeechSource | None:
@@ -46,3 +54,26 @@ class Play:
     @property
     def feed(self) -> Feed | None:
         return self.chain.feed if self.chain is not None else None
+
+    def keep(self, samples: np.ndarray, rate: int) -> None:
+        """Audio handed to the ring: kept, to be stored in the cache if the reply turns out whole and clean."""
+        if self.kept is not None:
+            self.kept.append(samples.copy())
+            self.kept_frames += len(samples)
+            if self.kept_frames > MAX_REPLY_S * rate:
+                self.kept = None
+
+    async def keep_in(self, cache: ReplyCache, metrics: PlayMetrics) -> None:
+        """Store the reply in `cache` if it is whole and clean: not one that failed, was stopped, asked again,
+        resumed, or skipped a fragment or a corrupt frame."""
+        run, kept = self.run, self.kept
+        self.kept = None
+        if kept is None or self.cache_key is None or self.sink is None:
+            return
+        clean = (metrics.error is None and run.final_state is PlayState.DONE and run.retries == 0
+                 and not run.skipped_fragments and metrics.decoder_errors == 0 and metrics.resume is None)
+        if clean and kept:
+            problem = await asyncio.to_thread(cache.put, self.cache_key, kept, self.sink.rate)
+            metrics.cache_stored = problem is None
+            if problem:
+                metrics.warnings.append(problem)

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import threading
 import time
@@ -25,7 +26,8 @@ from typing import Any
 import numpy as np
 
 from .decoding.decoders import PROGRESSIVE_FORMATS, DecodeError
-from .fetching.endpoints import EndpointMemory, looks_buffered
+from .fetching.cache import CacheReplay, ReplyCache, ReplyKey
+from .fetching.endpoints import EndpointMemory, learn_streaming
 from .fetching.fetch import Fetch, FetchOptions
 from .fetching.source import SourceError, SpeechRequest, SpeechSource
 from .figures.metrics import PlayMetrics, PlayState, Snapshot
@@ -70,9 +72,11 @@ class StreamPlayer(PlayerBase):
         extra_headers: dict[str, str] | None = None,
         extra_query: dict[str, Any] | None = None,
         endpoints: EndpointMemory | None = None,
+        cache: ReplyCache | None = None,
     ) -> None:
         super().__init__(settings, base_url=base_url, sink_factory=sink_factory, http_client=http_client,
                          snapshot_hz=snapshot_hz, extra_headers=extra_headers, extra_query=extra_query)
+        self.cache = cache  # replies heard before play from here, when the settings allow (WORKBENCH_CACHE)
         self.endpoints = endpoints or EndpointMemory()  # which endpoints do not stream (`WORKBENCH_SPLIT=auto`)
         self.adaptive: AdaptiveTarget | None = None  # learned across this player's plays
         self.pump_slack_ms = 0.0  # elastic playout: how far ahead a busy interpreter made the pump keep the ring
@@ -208,12 +212,20 @@ class StreamPlayer(PlayerBase):
                               network=s.network)
         fragments, split = self._fragments(text)
         metrics.split, metrics.fragments = split, len(fragments)
-        sources = [SpeechSource(self.base_url, api_key=s.api_key, chunk_size=s.chunk_size,
-                                stall_timeout=s.stall_timeout_s, http_client=self.http_client or self._pooled_client())
-                   for _ in fragments]
         run = PlayRun(fmt, t0=t0, notices=self.notices)
+        key = ReplyKey(self.base_url, text, s.voice, s.model, s.speed, fmt, s.output_rate, s.trim_leading_ms, split,
+                       json.dumps(self.extra_query or {}, sort_keys=True, default=str)) \
+            if self.cache is not None and s.cache else None
+        cached, cache_note = self.cache.get(key) if self.cache is not None and key is not None else (None, None)
+        if cache_note:
+            run.notice(cache_note)
+        metrics.cache = "off" if key is None else "hit" if cached is not None else "miss"
+        sources = [] if cached is not None else [
+            SpeechSource(self.base_url, api_key=s.api_key, chunk_size=s.chunk_size, stall_timeout=s.stall_timeout_s,
+                         http_client=self.http_client or self._pooled_client()) for _ in fragments]
         sink, notice = self.sink_factory(SinkSpec.of(s))
-        play = self._play = Play(run, sources, sink)
+        play = self._play = Play(run, sources, sink, cache_key=key, from_cache=cached is not None,
+                                 kept=[] if key is not None and cached is None else None)
         if removed:
             run.notice(f"{removed} control or escape-sequence character{'s' if removed > 1 else ''} taken out "
                        "of the text before sending it")
@@ -229,7 +241,7 @@ class StreamPlayer(PlayerBase):
             steering = play.steering = Steering(lambda: play.feed, lambda: play.buffer, initial_ms,
                                                 adaptive=self.adaptive if s.adaptive else None, run=run,
                                                 expected_s=estimate_speech_s(text, s.speed))
-            if s.adaptive:
+            if s.adaptive and cached is None:  # a reply from the cache teaches nothing about the link
                 start_ms = learned
                 tasks.append(asyncio.create_task(steering.run()))
         sink_task = asyncio.create_task(self._prepare_sink(start_ms))
@@ -253,7 +265,9 @@ class StreamPlayer(PlayerBase):
             return Joiner(await out_rate(), s.speed or 1.0)
 
         runner: Runner
-        if len(fragments) == 1:
+        if cached is not None:
+            runner = CacheReplay(cached, run, out_rate=out_rate, push=self._push)
+        elif len(fragments) == 1:
             runner = fetch(0, self._push)
         else:
             runner = Pipeline(fragments, fetch, self._push, joined, run, answered=lambda k: sources[k].answered,
@@ -352,6 +366,8 @@ class StreamPlayer(PlayerBase):
         needed = collect(metrics, run, self.settings.latency_correction_ms, self.sources, self.buffer, self.sink,
                          self.adaptive if self.settings.streaming_enabled else None, self.elastic)
         self._learn_endpoint(metrics)
+        if self.cache is not None:
+            await self._play.keep_in(self.cache, metrics)
         if needed is not None:
             self.needed_history.append(needed)
         self._emit()  # the final snapshot
@@ -359,25 +375,10 @@ class StreamPlayer(PlayerBase):
 
     def _learn_endpoint(self, metrics: PlayMetrics) -> None:
         """`WORKBENCH_SPLIT=auto`: note whether this endpoint streams, from how the (first) reply came."""
-        source = self.source
-        if self.settings.split is not Split.AUTO or source is None or metrics.error is not None:
-            return
-        seen = looks_buffered(source.response_headers, source.request_started, source.first_byte_at,
-                              source.body_wait_s)
-        metrics.endpoint_buffered = seen
-        if seen is None or (seen is False and metrics.fragments > 1 and "content-length" in source.response_headers):
-            return
-        before = self.endpoints.buffered(self.base_url)
-        problem = self.endpoints.remember(self.base_url, seen)
-        if seen and not before:
-            assert source.first_byte_at is not None and source.request_started is not None
-            wait = source.first_byte_at - source.request_started
-            note = (f"the endpoint sent the whole reply at once, {wait:.1f} s after it was asked: it does not "
-                    "stream, so the next replies are asked for a sentence at a time (WORKBENCH_SPLIT=auto)")
-            metrics.warnings.append(note)
-            self.notices.append(note)
-        if problem:
-            metrics.warnings.append(problem)
+        if self.settings.split is Split.AUTO and self.source is not None and metrics.error is None:
+            note = learn_streaming(self.endpoints, self.base_url, self.source, metrics)
+            if note:
+                self.notices.append(note)
 
     async def _prepare_sink(self, target_ms: float) -> None:
         """Open the device (in a thread, while the request is in flight) and start it on a new buffer:
@@ -415,7 +416,9 @@ class StreamPlayer(PlayerBase):
         assert buffer is not None and feed is not None and sink is not None
         if not len(samples):
             return
-        if self.adaptive is not None and self.settings.streaming_enabled:
+        play = self._play
+        play.keep(samples, buffer.rate)
+        if self.adaptive is not None and self.settings.streaming_enabled and not play.from_cache:
             self.adaptive.arrival(time.perf_counter(), run.received_samples / buffer.rate, len(samples) / buffer.rate)
         run.received_samples += len(samples)
         off = 0
@@ -445,7 +448,7 @@ class StreamPlayer(PlayerBase):
         if self._paused and self._playing:
             return PlayState.PAUSED
         buffer = self.buffer
-        if buffer is None or self.source is None or self.source.first_byte_at is None:
+        if buffer is None or (not self._play.from_cache and (self.source is None or self.source.first_byte_at is None)):
             return PlayState.CONNECTING
         bs = buffer.state
         if bs is BufferState.BUFFERING:

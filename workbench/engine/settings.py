@@ -249,6 +249,11 @@ SPECS: tuple[Spec, ...] = (
          "ms, -500 to 2000",
          "Added to the device's times (TTFA, first sound): what `workbench verify` measured beyond what "
          "PortAudio reports (stored by `workbench verify --save`)."),
+    Spec("cache", "WORKBENCH_CACHE", _bool, "true or false",
+         "Play a reply heard before (same text, voice, model, speed, format, endpoint) from a local cache, "
+         "with no request; store whole, clean replies there. The benchmarks and tune never use it."),
+    Spec("cache_mb", "WORKBENCH_CACHE_MB", _float_range(1.0, 100_000.0), "megabytes, 1 to 100000",
+         "The reply cache's bound on disk; past it, the replies played least recently go first."),
     Spec("stall_timeout_s", "WORKBENCH_STALL_TIMEOUT_S", _float_range(0.5, 600.0), "seconds, 0.5 to 600",
          "Give up on a response when the server sends nothing for this long (it is asked again once)."),
 )
@@ -289,6 +294,8 @@ class Settings:
     elastic_start: ElasticStart = ElasticStart.STEADY
     slowest: float = 0.5
     fastest: float = 1.08
+    cache: bool = True
+    cache_mb: float = 100.0
     # where each non-default value came from, for display ("environment", a file path, "--format", ...)
     origins: Mapping[str, str] = field(default_factory=dict, compare=False, repr=False)
 

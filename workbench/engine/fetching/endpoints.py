@@ -17,7 +17,11 @@ import os
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from ..figures.metrics import PlayMetrics
+    from .source import SpeechSource
 
 LATE_S = 0.25  # a first byte sooner than this is not worth splitting for
 BURST_SHARE = 0.5  # "one burst": the body took at most this share of the wait for its first byte
@@ -94,3 +98,25 @@ class EndpointMemory:
         except OSError as exc:
             return f"could not save what was learned about {key} to {self.path}: {exc.strerror or exc}"
         return None
+
+
+def learn_streaming(memory: EndpointMemory, base_url: str, source: SpeechSource, metrics: PlayMetrics) -> str | None:
+    """Note in `memory` whether the endpoint streams, from how a reply's (first) response came; a line for the
+    user when it turns out not to (also in the metrics' warnings)."""
+    seen = looks_buffered(source.response_headers, source.request_started, source.first_byte_at,
+                          source.body_wait_s)
+    metrics.endpoint_buffered = seen
+    if seen is None or (seen is False and metrics.fragments > 1 and "content-length" in source.response_headers):
+        return None
+    before = memory.buffered(base_url)
+    problem = memory.remember(base_url, seen)
+    note = None
+    if seen and not before:
+        assert source.first_byte_at is not None and source.request_started is not None
+        wait = source.first_byte_at - source.request_started
+        note = (f"the endpoint sent the whole reply at once, {wait:.1f} s after it was asked: it does not "
+                "stream, so the next replies are asked for a sentence at a time (WORKBENCH_SPLIT=auto)")
+        metrics.warnings.append(note)
+    if problem:
+        metrics.warnings.append(problem)
+    return note
