@@ -122,7 +122,7 @@ def test_cold_times_a_one_shot_plays_request_against_the_clis_own_start(tmp_path
 
 
 def test_cache_plays_phrases_again_from_the_cache_against_the_endpoint(tmp_path: Path) -> None:
-    result = run("bench", "cache", "--plays", "2", "--sink", "virtual", "--out", str(tmp_path), timeout=120)
+    result = run("bench", "cache", "--quick", "--plays", "2", "--sink", "virtual", "--out", str(tmp_path), timeout=120)
     assert result.returncode == 0, result.stderr
     data = json.loads((tmp_path / "cache.json").read_text())
     n = len(data["phrases"])

@@ -32,7 +32,7 @@ def test_verify_on_the_null_sink_agrees_with_the_recording_within_15_ms(tmp_path
     if source is not None:
         subprocess.run(["pactl", "set-default-source", "nullsource"], check=False, timeout=10)
     try:
-        result = run("verify", "--formats", "pcm,mp3,opus", "--plays", "2", "--json", "--no-save",
+        result = run("verify", "--formats", "pcm,mp3,opus", "--plays", "1", "--json", "--no-save",
                      env={"WORKBENCH_SINK": "device", "HOME": str(tmp_path)}, timeout=240)
     finally:
         if source is not None:

@@ -57,7 +57,7 @@ def steady(name: str) -> NetworkProfile:
     return dataclasses.replace(PROFILES[name], stall_every_s=0, drop_every_s=0)
 
 
-@pytest.mark.parametrize("name", ["wifi", "4g", "flaky", "satellite"])
+@pytest.mark.parametrize("name", ["wifi", "4g", "flaky", "satellite", "edge"])
 async def test_throughput_is_within_10_percent_of_the_profile(fast_server: EmbeddedServer, name: str) -> None:
     profile = steady(name)
     words = max(20, int(profile.bandwidth_kbps * 1000 / 8 * 1.5 / (48_000 * 60 / 175)))  # ~1.5 s on the link

@@ -27,7 +27,7 @@ def _ms(runs: list[PlayMetrics], field: str) -> list[float]:
     return [v for m in runs if (v := getattr(m, field)) is not None]
 
 
-def bench_cache(plays: int, sink: str, progress: Progress) -> Report:
+def bench_cache(plays: int, sink: str, progress: Progress, phrases: tuple[str, ...] = PHRASES) -> Report:
     if sink not in ("virtual", "device"):
         sink = "virtual"
     s = bench_options(sink=sink)
@@ -42,8 +42,8 @@ def bench_cache(plays: int, sink: str, progress: Progress) -> Report:
                                     cache=cache) as cached, \
                     StreamPlayer(s, base_url=server.base_url, sink_factory=sink_factory(sink)) as plain:
                 for r in range(plays):
-                    for i, phrase in enumerate(PHRASES):
-                        progress(f"round {r + 1}/{plays}: phrase {i + 1}/{len(PHRASES)}")
+                    for i, phrase in enumerate(phrases):
+                        progress(f"round {r + 1}/{plays}: phrase {i + 1}/{len(phrases)}")
                         m = await cached.play(phrase)
                         if m.error:
                             raise RuntimeError(f"a play failed: {m.error}")
@@ -59,7 +59,7 @@ def bench_cache(plays: int, sink: str, progress: Progress) -> Report:
     ttfa_hit, ttfa_net = med(_ms(hits, "ttfa_ms")), med(_ms(network, "ttfa_ms"))
     worst_hit = max(_ms(hits, "ttfa_ms"), default=float("nan"))
     sound_hit, sound_net = med(_ms(hits, "first_sound_ms")), med(_ms(network, "first_sound_ms"))
-    report = Report(f"Reply cache: {len(PHRASES)} short phrases, {plays} rounds, {sink} sink, the embedded server "
+    report = Report(f"Reply cache: {len(phrases)} short phrases, {plays} rounds, {sink} sink, the embedded server "
                     "as a local neural TTS (150 ms to first byte, 5x real time)", machine_description())
     report.rows = [
         ("hit rate", f"{len(hits)}/{played} ({100.0 * len(hits) / max(played, 1):.0f} %)",
@@ -74,7 +74,7 @@ def bench_cache(plays: int, sink: str, progress: Progress) -> Report:
         ("underruns from the cache", str(sum(m.underruns for m in hits)), ""),
         ("the cache after the run", f"{entries} replies, {size / 1000:.0f} kB", "16-bit mono at the output rate"),
     ]
-    report.data = {"suite": "cache", "plays": plays, "sink": sink, "machine": report.machine, "phrases": list(PHRASES),
+    report.data = {"suite": "cache", "plays": plays, "sink": sink, "machine": report.machine, "phrases": list(phrases),
                    "hits": len(hits), "misses": len(misses), "ttfa_hit_ms": _ms(hits, "ttfa_ms"),
                    "ttfa_miss_ms": _ms(misses, "ttfa_ms"), "ttfa_network_ms": _ms(network, "ttfa_ms"),
                    "first_sound_hit_ms": _ms(hits, "first_sound_ms"),
@@ -83,4 +83,4 @@ def bench_cache(plays: int, sink: str, progress: Progress) -> Report:
 
 
 def run(o: BenchOptions, progress: Progress) -> Report:
-    return bench_cache(o.plays_or(5, 2), o.sink, progress)
+    return bench_cache(o.plays_or(5, 2), o.sink, progress, PHRASES[:3] if o.quick else PHRASES)

@@ -35,7 +35,7 @@ def add_settings_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--max-buffer", metavar="SECONDS", help="maximum buffer (VOICEMODE_STREAM_MAX_BUFFER)")
     g.add_argument("--buffered", action="store_true", help="download everything, then play (streaming off)")
     g.add_argument("--sink", metavar="SINK", help="device, virtual, wav:PATH or auto (default)")
-    g.add_argument("--network", choices=NETWORKS, help="simulate a network: lan, wifi, 4g, flaky, satellite")
+    g.add_argument("--network", choices=NETWORKS, help="simulate a network: lan, wifi, 4g, flaky, satellite, edge")
     g.add_argument("--playout", metavar="MODE", help="elastic (default: start after 20 to 30 ms, grow the "
                    "buffer by playing slightly slower) or fixed (wait for the whole initial buffer)")
     g.add_argument("--stream-format", metavar="KIND", help="audio (the format's bytes, the default) or sse "

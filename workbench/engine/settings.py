@@ -24,7 +24,7 @@ from .envfile import EnvFile, EnvFileError, read_env_file, voicemode_env_files
 from .text.split import SPLITS, Split
 
 FORMATS = NAMES  # the response formats, from the registry
-NETWORKS = ("none", "lan", "wifi", "4g", "flaky", "satellite")  # see engine/fetching/network.py
+NETWORKS = ("none", "lan", "wifi", "4g", "flaky", "satellite", "edge")  # see engine/fetching/network.py
 
 
 class Playout(StrEnum):

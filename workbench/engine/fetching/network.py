@@ -61,6 +61,8 @@ PROFILES: dict[str, NetworkProfile] = {p.name: p for p in (
                                "a dropped connection every ~60 s"),
     NetworkProfile("satellite", 600, 25, 10_000, stall_every_s=30, stall_ms=300,
                    description="geostationary satellite: 600 ms RTT, 25 ms jitter, 10 Mbit/s"),
+    NetworkProfile("edge", 300, 40, 200, description="2.75G EDGE, one bar: 300 ms RTT, 40 ms jitter, 200 kbit/s, "
+                   "too slow for 24 kHz PCM (384 kbit/s); MP3 and Opus fit"),
 )}
 
 
