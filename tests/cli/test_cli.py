@@ -332,3 +332,14 @@ def test_play_says_a_phrase_again_from_the_cache_and_no_cache_asks_the_endpoint(
     assert "played from the reply cache: no request" in shown
     folder = Path(os.environ["HOME"]) / ".cache" / "stream-workbench" / "replies"
     assert len(list(folder.glob("*.reply"))) == 1
+
+
+def test_cache_command_says_what_the_cache_holds_and_clears_it() -> None:
+    with EmbeddedServer() as server:
+        run("play", "--sink", "virtual", "--base-url", server.base_url, "--voice", "test-signal", "On it.")
+    shown = run("cache")
+    assert shown.returncode == 0 and "stream-workbench/replies: 1 replies" in shown.stdout, shown.stderr
+    assert "removed 1 stored replies" in run("cache", "--clear").stdout
+    assert ": 0 replies" in run("cache").stdout
+    off = run("cache", env={"WORKBENCH_CACHE": "false"})
+    assert "the cache is off (environment)" in off.stdout

@@ -15,7 +15,26 @@ def register(sub: Any) -> dict[str, Handler]:
     add_settings_options(settings)
     settings.add_argument("--json", action="store_true", help="as JSON")
     sub.add_parser("devices", help="list audio output devices")
-    return {"settings": cmd_settings, "devices": cmd_devices}
+    cache = sub.add_parser("cache", help="the reply cache: where it is and what it holds (--clear empties it)",
+                           description="Replies `workbench play` heard before play from here with no request "
+                           "(WORKBENCH_CACHE, WORKBENCH_CACHE_MB).")
+    cache.add_argument("--clear", action="store_true", help="remove every stored reply")
+    return {"settings": cmd_settings, "devices": cmd_devices, "cache": cmd_cache}
+
+
+def cmd_cache(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
+    from ..engine.fetching.cache import ReplyCache
+
+    settings = settings_from_args(args)
+    cache = ReplyCache(max_mb=settings.cache_mb)
+    if args.clear:
+        print(f"removed {cache.clear()} stored replies from {cache.folder}", file=stdout)
+        return 0
+    entries, size = cache.stats()
+    state = "on" if settings.cache else f"off ({settings.origins.get('cache', 'default')})"
+    print(f"{cache.folder}: {entries} replies, {size / 1e6:.1f} of {settings.cache_mb:g} MB; the cache is {state}",
+          file=stdout)
+    return 0
 
 
 def cmd_settings(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
