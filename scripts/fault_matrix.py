@@ -348,7 +348,7 @@ def split_memory(upstream: EmbeddedServer, tmp: Path) -> list[str]:
     """Resident memory of `workbench play --split sentence` over a long reply: at 5 s and at 35 s."""
     words = "the quick brown fox jumps over a lazy dog while seven engineers measure every buffer level".split()
     text = " ".join(" ".join(words[(i + j) % len(words)] for j in range(12)).capitalize() + "." for i in range(2700))
-    env = {**os.environ, "WORKBENCH_SINK": "virtual"}
+    env = {**os.environ, "WORKBENCH_SINK": "virtual", "WORKBENCH_CACHE": "false"}
     env = {k: v for k, v in env.items() if not k.startswith("VOICEMODE_")}
     proc = subprocess.Popen([sys.executable, "-m", "workbench", "play", "-", "--no-voicemode-env", "--quiet",
                              "--split", "sentence", "--base-url", upstream.base_url, "--voice", "test-signal"],
@@ -390,7 +390,8 @@ class Outcome:
 
 def run_cli(args: list[str], env: dict[str, str] | None = None, stdin: bytes | None = None,
             timeout: float = 120) -> subprocess.CompletedProcess[bytes]:
-    full_env = {**os.environ, "WORKBENCH_SINK": "virtual", **(env or {})}
+    # the reply cache off: each case must ask its server (a clean reply would otherwise answer the next case)
+    full_env = {**os.environ, "WORKBENCH_SINK": "virtual", "WORKBENCH_CACHE": "false", **(env or {})}
     for key in list(full_env):
         if key.startswith("VOICEMODE_") and key not in (env or {}):
             del full_env[key]
