@@ -19,6 +19,7 @@ line for the user, and the play goes on from the network.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import hashlib
 import json
@@ -197,6 +198,7 @@ class CacheReplay:
     at a time (so the buffer's backpressure holds), resampled if the sink opened at another rate."""
 
     PIECE_S = 0.1
+    YIELD_S = 0.002
 
     def __init__(self, reply: CachedReply, run: PlayRun, *, out_rate: Callable[[], Awaitable[int]],
                  push: Push) -> None:
@@ -215,3 +217,6 @@ class CacheReplay:
             if self.run.first_audio_at is None:
                 self.run.first_audio_at = time.perf_counter()
             await self._push(samples[off:off + step])
+            # a network reply leaves the interpreter between pieces; a whole reply handed on in one go kept
+            # the sink's and the pump's threads waiting for it (a virtual sink's first sound a block late)
+            await asyncio.sleep(self.YIELD_S)
