@@ -343,3 +343,13 @@ def test_cache_command_says_what_the_cache_holds_and_clears_it() -> None:
     assert ": 0 replies" in run("cache").stdout
     off = run("cache", env={"WORKBENCH_CACHE": "false"})
     assert "the cache is off (environment)" in off.stdout
+
+
+def test_format_auto_is_a_workbench_setting_and_leaves_voicemodes_format_alone() -> None:
+    result = run("play", "--format", "auto", "--json", "--no-cache", "--voice", "test-signal", "one two")
+    assert result.returncode == 0, result.stderr
+    data = json.loads(result.stdout)
+    assert data["format"] == "pcm" and "nothing measured yet" in data["auto_format"]
+    shown = run("settings", "--format", "auto").stdout
+    assert any(line.split()[:2] == ["WORKBENCH_AUTO_FORMAT", "true"] for line in shown.splitlines())
+    assert any(line.split()[:2] == ["VOICEMODE_TTS_AUDIO_FORMAT", "pcm"] for line in shown.splitlines())

@@ -25,7 +25,8 @@ def add_settings_options(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("settings (override the environment and voicemode's .env files)")
     g.add_argument("--preset", type=Path, metavar="FILE", help="a voicemode-style .env file to apply")
     g.add_argument("--base-url", metavar="URL", help="OpenAI-compatible endpoint, or 'local' for the embedded server")
-    g.add_argument("--format", choices=FORMATS, help="response format to ask for")
+    g.add_argument("--format", choices=(*FORMATS, "auto"), help="response format to ask for; auto: pcm where the "
+                   "link carries it with room, mp3 where it does not, chosen per reply (WORKBENCH_AUTO_FORMAT)")
     g.add_argument("--voice", help="voice name (embedded server: alloy, nova, ..., or test-signal)")
     g.add_argument("--model", help="model name")
     g.add_argument("--speed", help="speaking speed, 0.25 to 4.0")
@@ -58,6 +59,9 @@ def settings_from_args(args: argparse.Namespace, environ: dict[str, str] | None 
         if url != LOCAL and not url.startswith(("http://", "https://")):
             raise UserError(f"--base-url {url!r} is not an http(s) URL (or 'local')")
         overrides["base_urls"] = (url,)
+    if getattr(args, "format", None) == "auto":  # WORKBENCH_AUTO_FORMAT; voicemode's format key is left alone
+        overrides["auto_format"] = True
+        args.format = None
     for flag, attr in (("format", "audio_format"), ("buffer_ms", "buffer_ms"), ("chunk_size", "chunk_size"),
                        ("max_buffer", "max_buffer_s"), ("speed", "speed"), ("sink", "sink"), ("network", "network"),
                        ("playout", "playout"), ("trim_leading_silence", "trim_leading_ms"),

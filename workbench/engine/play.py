@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .fetching.cache import MAX_REPLY_S, ReplyCache, ReplyKey
+from .fetching.formatchoice import Choice, FormatChooser
 from .fetching.source import SpeechSource
 from .figures.metrics import PlayMetrics, PlayState
 from .output.sinks import Sink
@@ -37,6 +38,7 @@ class Play:
     from_cache: bool = False  # it plays from the cache: no request
     kept: list[np.ndarray] | None = None  # what it hands to the ring, kept to be stored in the cache
     kept_frames: int = 0
+    choice: Choice | None = None  # WORKBENCH_AUTO_FORMAT: the format chosen for it, and why
 
     @property
     def source(self) -> SpeechSource | None:
@@ -77,3 +79,11 @@ class Play:
             metrics.cache_stored = problem is None
             if problem:
                 metrics.warnings.append(problem)
+
+    def teach(self, chooser: FormatChooser, metrics: PlayMetrics) -> None:
+        """WORKBENCH_AUTO_FORMAT: tell the chooser what this play measured of the link (a whole reply from the
+        endpoint only: one that failed, was stopped or came from the cache says nothing about it)."""
+        if self.choice is not None and not self.from_cache and metrics.error is None \
+                and self.run.final_state is PlayState.DONE:
+            chooser.learn(self.choice, metrics.arrival_rtf, backpressured=self.run.backpressure_s > 0,
+                          kbps=metrics.throughput_kbps)

@@ -29,6 +29,7 @@ from .decoding.decoders import PROGRESSIVE_FORMATS, DecodeError
 from .fetching.cache import CacheReplay, ReplyCache, ReplyKey
 from .fetching.endpoints import EndpointMemory, learn_streaming
 from .fetching.fetch import Fetch, FetchOptions
+from .fetching.formatchoice import FormatChooser
 from .fetching.source import SourceError, SpeechRequest, SpeechSource
 from .figures.metrics import PlayMetrics, PlayState, Snapshot
 from .output.sinkfactory import SinkFactory, SinkSpec
@@ -50,7 +51,6 @@ log = logging.getLogger(__name__)
 # The device is opened once the request has left (opening it takes the interpreter for a few ms, which
 # delayed the request by as much), or after this long when it has not (a slow connect, a TLS handshake)
 SINK_AFTER_REQUEST_S = 0.030
-
 
 
 def _load_portaudio() -> None:
@@ -77,6 +77,7 @@ class StreamPlayer(PlayerBase):
         super().__init__(settings, base_url=base_url, sink_factory=sink_factory, http_client=http_client,
                          snapshot_hz=snapshot_hz, extra_headers=extra_headers, extra_query=extra_query)
         self.cache = cache  # replies heard before play from here, when the settings allow (WORKBENCH_CACHE)
+        self.formats: dict[str, FormatChooser] = {}  # WORKBENCH_AUTO_FORMAT: per endpoint, what its link carries
         self.endpoints = endpoints or EndpointMemory()  # which endpoints do not stream (`WORKBENCH_SPLIT=auto`)
         self.adaptive: AdaptiveTarget | None = None  # learned across this player's plays
         self.pump_slack_ms = 0.0  # elastic playout: how far ahead a busy interpreter made the pump keep the ring
@@ -91,28 +92,23 @@ class StreamPlayer(PlayerBase):
         return self._play.sink
 
     @property
-    def buffer(self) -> JitterBuffer | None:
-        """The ring the device reads."""
+    def buffer(self) -> JitterBuffer | None:  # the ring the device reads
         return self._play.buffer
 
     @property
-    def elastic(self) -> ElasticPlayout | None:
-        """Elastic playout's stage in front of the ring."""
+    def elastic(self) -> ElasticPlayout | None:  # elastic playout's stage in front of the ring
         return self._play.elastic
 
     @property
-    def feed(self) -> Feed | None:
-        """Where decoded audio goes: the elastic stage, or the ring itself."""
+    def feed(self) -> Feed | None:  # where decoded audio goes: the elastic stage, or the ring itself
         return self._play.feed
 
     @property
-    def source(self) -> SpeechSource | None:
-        """The (first) request's."""
+    def source(self) -> SpeechSource | None:  # the (first) request's
         return self._play.source
 
     @property
-    def sources(self) -> list[SpeechSource]:
-        """Every request's: one per fragment when the text is split."""
+    def sources(self) -> list[SpeechSource]:  # every request's: one per fragment when the text is split
         return self._play.sources
 
     @property
@@ -202,7 +198,9 @@ class StreamPlayer(PlayerBase):
                                                                     if removed else ""))
         t0 = time.perf_counter()  # time zero: everything from here on is latency the listener waits through
         s = self.settings
-        fmt = fmt or s.audio_format
+        choice = self.formats.setdefault(self.base_url, FormatChooser()).choose() \
+            if fmt is None and s.auto_format else None
+        fmt = fmt or (choice.format if choice is not None else s.audio_format)
         if fmt not in PROGRESSIVE_FORMATS:
             raise PlayError(f"the engine cannot decode {fmt!r}; it plays {', '.join(PROGRESSIVE_FORMATS)}")
         self._playing = True
@@ -225,7 +223,9 @@ class StreamPlayer(PlayerBase):
                          http_client=self.http_client or self._pooled_client()) for _ in fragments]
         sink, notice = self.sink_factory(SinkSpec.of(s))
         play = self._play = Play(run, sources, sink, cache_key=key, from_cache=cached is not None,
-                                 kept=[] if key is not None and cached is None else None)
+                                 kept=[] if key is not None and cached is None else None, choice=choice)
+        if choice is not None:
+            metrics.auto_format = choice.reason
         if removed:
             run.notice(f"{removed} control or escape-sequence character{'s' if removed > 1 else ''} taken out "
                        "of the text before sending it")
@@ -366,6 +366,8 @@ class StreamPlayer(PlayerBase):
         needed = collect(metrics, run, self.settings.latency_correction_ms, self.sources, self.buffer, self.sink,
                          self.adaptive if self.settings.streaming_enabled else None, self.elastic)
         self._learn_endpoint(metrics)
+        if self._play.choice is not None:
+            self._play.teach(self.formats[self.base_url], metrics)
         if self.cache is not None:
             await self._play.keep_in(self.cache, metrics)
         if needed is not None:
@@ -490,7 +492,6 @@ class StreamPlayer(PlayerBase):
     def _ttfb_ms(self) -> float | None:
         first = self.sources[0].headers_at if self.sources else None
         return (first - self._run.t0) * 1000.0 if first is not None else None
-
 
 
 def _describe(exc: Exception, fmt: str) -> str:

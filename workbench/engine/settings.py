@@ -249,6 +249,10 @@ SPECS: tuple[Spec, ...] = (
          "ms, -500 to 2000",
          "Added to the device's times (TTFA, first sound): what `workbench verify` measured beyond what "
          "PortAudio reports (stored by `workbench verify --save`)."),
+    Spec("auto_format", "WORKBENCH_AUTO_FORMAT", _bool, "true or false",
+         "Choose each reply's format from what the last ones measured of this endpoint and link: pcm where "
+         "the link carries it with room, mp3 where it does not (--format auto; voicemode's own "
+         "VOICEMODE_TTS_AUDIO_FORMAT is left as it is)."),
     Spec("cache", "WORKBENCH_CACHE", _bool, "true or false",
          "Play a reply heard before (same text, voice, model, speed, format, endpoint) from a local cache, "
          "with no request; store whole, clean replies there. The benchmarks and tune never use it."),
@@ -296,6 +300,7 @@ class Settings:
     fastest: float = 1.08
     cache: bool = True
     cache_mb: float = 100.0
+    auto_format: bool = False
     # where each non-default value came from, for display ("environment", a file path, "--format", ...)
     origins: Mapping[str, str] = field(default_factory=dict, compare=False, repr=False)
 
