@@ -353,3 +353,13 @@ def test_format_auto_is_a_workbench_setting_and_leaves_voicemodes_format_alone()
     shown = run("settings", "--format", "auto").stdout
     assert any(line.split()[:2] == ["WORKBENCH_AUTO_FORMAT", "true"] for line in shown.splitlines())
     assert any(line.split()[:2] == ["VOICEMODE_TTS_AUDIO_FORMAT", "pcm"] for line in shown.splitlines())
+
+
+def test_format_auto_remembers_across_commands_what_the_link_carries() -> None:
+    with EmbeddedServer() as server:  # one endpoint for both commands
+        args = ("play", "--format", "auto", "--network", "edge", "--json", "--no-cache", "--voice", "test-signal",
+                "--base-url", server.base_url)
+        first, second = run(*args, "one two three"), run(*args, "four five six")
+    a, b = json.loads(first.stdout), json.loads(second.stdout)
+    assert (a["format"], b["format"]) == ("pcm", "mp3"), (first.stderr, second.stderr)
+    assert "pcm arrived at only" in b["auto_format"]

@@ -83,3 +83,20 @@ async def test_on_lan_auto_keeps_pcm(server: EmbeddedServer) -> None:
                           base_url=server.base_url, sink_factory=virtual_factory())
     formats = [(await player.play(text)).format for text in ("one two", "three four", "five six")]
     assert formats == ["pcm", "pcm", "pcm"]
+
+
+def test_what_was_learned_is_kept_per_endpoint_and_network_and_a_bad_entry_starts_afresh(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from workbench.engine.fetching.endpoints import EndpointMemory
+
+    path = tmp_path / "endpoints.json"
+    memory = EndpointMemory(path)
+    chooser = memory.chooser("http://x/v1", "edge")
+    chooser.learn(chooser.choose(), 0.5)
+    assert memory.keep_chooser("http://x/v1", "edge") is None
+    memory.remember("http://x/v1", False)  # the split's memory and the format's share the entry
+    again = EndpointMemory(path)  # another command
+    assert again.chooser("http://x/v1/", "edge").choose().format == "mp3"
+    assert again.chooser("http://x/v1", "lan").choose().format == "pcm"  # another link: nothing known
+    assert again.buffered("http://x/v1") is False
+    path.write_text('{"http://x/v1": {"formats": {"edge": {"current": "flac"}}}}')
+    assert EndpointMemory(path).chooser("http://x/v1", "edge").choose().format == "pcm"

@@ -80,10 +80,13 @@ class Play:
             if problem:
                 metrics.warnings.append(problem)
 
-    def teach(self, chooser: FormatChooser, metrics: PlayMetrics) -> None:
+    def teach(self, chooser: FormatChooser, metrics: PlayMetrics) -> bool:
         """WORKBENCH_AUTO_FORMAT: tell the chooser what this play measured of the link (a whole reply from the
-        endpoint only: one that failed, was stopped or came from the cache says nothing about it)."""
-        if self.choice is not None and not self.from_cache and metrics.error is None \
-                and self.run.final_state is PlayState.DONE:
-            chooser.learn(self.choice, metrics.arrival_rtf, backpressured=self.run.backpressure_s > 0,
-                          kbps=metrics.throughput_kbps)
+        endpoint only: one that failed, was stopped or came from the cache says nothing about it); whether it
+        was told."""
+        if self.choice is None or self.from_cache or metrics.error is not None \
+                or self.run.final_state is not PlayState.DONE:
+            return False
+        chooser.learn(self.choice, metrics.arrival_rtf, backpressured=self.run.backpressure_s > 0,
+                      kbps=metrics.throughput_kbps)
+        return True

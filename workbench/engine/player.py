@@ -29,7 +29,6 @@ from .decoding.decoders import PROGRESSIVE_FORMATS, DecodeError
 from .fetching.cache import CacheReplay, ReplyCache, ReplyKey
 from .fetching.endpoints import EndpointMemory, learn_streaming
 from .fetching.fetch import Fetch, FetchOptions
-from .fetching.formatchoice import FormatChooser
 from .fetching.source import SourceError, SpeechRequest, SpeechSource
 from .figures.metrics import PlayMetrics, PlayState, Snapshot
 from .output.sinkfactory import SinkFactory, SinkSpec
@@ -77,7 +76,6 @@ class StreamPlayer(PlayerBase):
         super().__init__(settings, base_url=base_url, sink_factory=sink_factory, http_client=http_client,
                          snapshot_hz=snapshot_hz, extra_headers=extra_headers, extra_query=extra_query)
         self.cache = cache  # replies heard before play from here, when the settings allow (WORKBENCH_CACHE)
-        self.formats: dict[str, FormatChooser] = {}  # WORKBENCH_AUTO_FORMAT: per endpoint, what its link carries
         self.endpoints = endpoints or EndpointMemory()  # which endpoints do not stream (`WORKBENCH_SPLIT=auto`)
         self.adaptive: AdaptiveTarget | None = None  # learned across this player's plays
         self.pump_slack_ms = 0.0  # elastic playout: how far ahead a busy interpreter made the pump keep the ring
@@ -198,8 +196,7 @@ class StreamPlayer(PlayerBase):
                                                                     if removed else ""))
         t0 = time.perf_counter()  # time zero: everything from here on is latency the listener waits through
         s = self.settings
-        choice = self.formats.setdefault(self.base_url, FormatChooser()).choose() \
-            if fmt is None and s.auto_format else None
+        choice = self.endpoints.chooser(self.base_url, s.network).choose() if fmt is None and s.auto_format else None
         fmt = fmt or (choice.format if choice is not None else s.audio_format)
         if fmt not in PROGRESSIVE_FORMATS:
             raise PlayError(f"the engine cannot decode {fmt!r}; it plays {', '.join(PROGRESSIVE_FORMATS)}")
@@ -366,8 +363,9 @@ class StreamPlayer(PlayerBase):
         needed = collect(metrics, run, self.settings.latency_correction_ms, self.sources, self.buffer, self.sink,
                          self.adaptive if self.settings.streaming_enabled else None, self.elastic)
         self._learn_endpoint(metrics)
-        if self._play.choice is not None:
-            self._play.teach(self.formats[self.base_url], metrics)
+        network = self.settings.network
+        if self._play.choice is not None and self._play.teach(self.endpoints.chooser(self.base_url, network), metrics):
+            metrics.warnings.extend(filter(None, [self.endpoints.keep_chooser(self.base_url, network)]))
         if self.cache is not None:
             await self._play.keep_in(self.cache, metrics)
         if needed is not None:

@@ -19,6 +19,8 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from .formatchoice import FormatChooser
+
 if TYPE_CHECKING:
     from ..figures.metrics import PlayMetrics
     from .source import SpeechSource
@@ -53,6 +55,7 @@ class EndpointMemory:
     def __init__(self, path: Path | None = None) -> None:
         self.path = path
         self._data: dict[str, dict[str, Any]] | None = None
+        self._choosers: dict[tuple[str, str], FormatChooser] = {}
 
     @classmethod
     def default(cls, home: Path | None = None) -> EndpointMemory:
@@ -67,19 +70,39 @@ class EndpointMemory:
                     if isinstance(raw, dict):
                         self._data = {k: v for k, v in raw.items()
                                       if isinstance(k, str) and isinstance(v, dict)
-                                      and isinstance(v.get("buffered"), bool)}
+                                      and (isinstance(v.get("buffered"), bool) or isinstance(v.get("formats"), dict))}
         return self._data
 
     def buffered(self, url: str) -> bool | None:
         entry = self._load().get(url.rstrip("/"))
-        return bool(entry["buffered"]) if entry is not None else None
+        value = entry.get("buffered") if entry is not None else None
+        return value if isinstance(value, bool) else None
 
     def remember(self, url: str, buffered: bool) -> str | None:
         """Note what a play showed; returns a problem writing the file, if there was one."""
+        return self._update(url, buffered=buffered)
+
+    def chooser(self, url: str, network: str) -> FormatChooser:
+        """WORKBENCH_AUTO_FORMAT: this endpoint's format chooser on this (simulated) network, as it was left."""
+        key = (url.rstrip("/"), network)
+        if key not in self._choosers:
+            entry = self._load().get(key[0])
+            state = entry.get("formats", {}).get(network) if entry is not None else None
+            self._choosers[key] = FormatChooser.from_dict(state if isinstance(state, dict) else None)
+        return self._choosers[key]
+
+    def keep_chooser(self, url: str, network: str) -> str | None:
+        """Keep what the chooser learned (the file, when there is one); a problem writing it, if any."""
+        entry = self._load().get(url.rstrip("/"), {})
+        formats = entry.get("formats")
+        formats = formats if isinstance(formats, dict) else {}
+        return self._update(url, formats={**formats, network: self.chooser(url, network).to_dict()})
+
+    def _update(self, url: str, **values: Any) -> str | None:
         data = self._load()
         key = url.rstrip("/")
-        data.pop(key, None)
-        data[key] = {"buffered": buffered, "seen": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+        entry = data.pop(key, {})
+        data[key] = {**entry, **values, "seen": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
         while len(data) > self.MAX_ENTRIES:
             data.pop(next(iter(data)))
         if self.path is None:

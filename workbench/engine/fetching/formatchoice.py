@@ -17,6 +17,7 @@ real time whatever the server's pace, MP3 at the server's pace (5x) on `edge` an
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 PCM_ROOM = 1.2  # PCM must arrive at least this many times faster than real time
 SAME_PACE = 1.15  # the compressed format must arrive this much faster than PCM did to count as faster
@@ -82,3 +83,27 @@ class FormatChooser:
             return
         self.reason = (f"{choice.format} arrived at {arrival_rtf:.1f}x real time where pcm managed "
                        f"{self.pcm_rtf or 0:.2f}x")
+
+    # -- kept across commands (in the endpoint memory) -------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        return {"current": self.current, "reason": self.reason, "pcm_rtf": self.pcm_rtf,
+                "server_bound": self.server_bound, "since_pcm": self.since_pcm, "probe_after": self.probe_after}
+
+    @classmethod
+    def from_dict(cls, state: dict[str, Any] | None, compressed: str = COMPRESSED) -> FormatChooser:
+        """A chooser as it was left; a fresh one when `state` is missing or not what `to_dict` wrote."""
+        chooser = cls(compressed)
+        if not state:
+            return chooser
+        try:
+            current, reason = str(state["current"]), str(state["reason"])
+            pcm_rtf = None if state["pcm_rtf"] is None else float(state["pcm_rtf"])
+            since, probe_after = int(state["since_pcm"]), int(state["probe_after"])
+            server_bound = bool(state["server_bound"])
+        except (KeyError, TypeError, ValueError):
+            return chooser
+        if current not in ("pcm", compressed) or not PROBE_FIRST <= probe_after <= PROBE_MOST or since < 0:
+            return chooser
+        chooser.current, chooser.reason, chooser.pcm_rtf = current, reason, pcm_rtf
+        chooser.since_pcm, chooser.probe_after, chooser.server_bound = since, probe_after, server_bound
+        return chooser
