@@ -39,18 +39,22 @@ ops = st.lists(st.one_of(
 ), min_size=1, max_size=60)
 
 
-def run(schedule: list[tuple[str, int]], native: bool, seed: int, *, buf: JitterBuffer | None = None
-        ) -> tuple[list[np.ndarray], np.ndarray]:
+def run(schedule: list[tuple[str, int]], native: bool, seed: int, *, buf: JitterBuffer | None = None,
+        channels: int = 1) -> tuple[list[np.ndarray], np.ndarray]:
     rng = np.random.default_rng(seed)
-    buf = buf or JitterBuffer(RATE, 0.1, 30, trailing_silence_s=0.012, fade_ms=4)
+    buf = buf or JitterBuffer(RATE, 0.1, 30, trailing_silence_s=0.012, fade_ms=4, channels=channels)
+    shape = (lambda n: n) if channels == 1 else (lambda n: (n, channels))
     lib = nativesink.playout_library()
     state = nativesink.native_state(buf, RATE) if native else None
     outputs: list[np.ndarray] = []
     for op, n in schedule:
         if op in ("write", "quiet") and not buf.ended:
-            buf.write(rng.uniform(-1, 1, n).astype(np.float32) * (1.0 if op == "write" else 0.003))
+            frames = rng.uniform(-1, 1, n).astype(np.float32) * (1.0 if op == "write" else 0.003)
+            if channels > 1:  # the right channel is the left one halved (exactly, in float): a gain applied
+                frames = np.stack([frames, frames * np.float32(0.5)], axis=1)  # to a frame keeps it so
+            buf.write(frames)
         elif op == "read":
-            out = np.full(n, 9.0, dtype=np.float32)  # anything not written would show
+            out = np.full(shape(n), 9.0, dtype=np.float32)  # anything not written would show
             if native:
                 lib.wb_read(ctypes.byref(state), out.ctypes.data_as(ctypes.POINTER(ctypes.c_float)), n)
             else:
@@ -88,6 +92,21 @@ def test_the_c_consumer_plays_exactly_what_the_python_one_does(schedule: list[tu
                   Ctl.CALLBACKS, Ctl.SOUND_HEARD_NS)
     shared = [i for i in range(CTL_WORDS) if i not in sink_words]
     np.testing.assert_array_equal(py_ctl[shared], c_ctl[shared])
+
+
+@needs_native
+@settings(max_examples=150, deadline=None)
+@given(ops, st.integers(0, 2**32 - 1))
+def test_in_stereo_the_c_consumer_plays_what_the_python_one_does_and_both_keep_each_frame_whole(
+        schedule: list[tuple[str, int]], seed: int) -> None:
+    py_out, py_ctl = run(schedule, native=False, seed=seed, channels=2)
+    c_out, c_ctl = run(schedule, native=True, seed=seed, channels=2)
+    for a, b in zip(py_out, c_out, strict=True):
+        np.testing.assert_array_equal(a, b)
+        # every fade, silence and copy treats a frame's two channels alike: the right stays half the left
+        np.testing.assert_array_equal(b[:, 1], b[:, 0] * np.float32(0.5))
+    np.testing.assert_array_equal(py_ctl[Ctl.READ], c_ctl[Ctl.READ])
+    np.testing.assert_array_equal(py_ctl[Ctl.UNDERRUNS], c_ctl[Ctl.UNDERRUNS])
 
 
 @needs_native

@@ -48,6 +48,10 @@ def add_settings_options(p: argparse.ArgumentParser) -> None:
                    "(WORKBENCH_SPLIT)")
     g.add_argument("--trim-leading-silence", metavar="MS", help="skip up to MS of the reply's leading silence "
                    "(below -50 dBFS; WORKBENCH_TRIM_LEADING_SILENCE; 0, the default, is off)")
+    g.add_argument("--channels", metavar="MODE", help="mono (the default: a stream's channels are averaged) or stereo "
+                   "(a stereo stream keeps its channels; WORKBENCH_CHANNELS)")
+    g.add_argument("--pan", metavar="P", help="place a mono voice from -1 (left) to 1 (right), constant power; "
+                   "plays in stereo (WORKBENCH_PAN)")
     g.add_argument("--no-voicemode-env", action="store_true",
                    help="do not read ~/.voicemode/voicemode.env or a project .voicemode.env")
 
@@ -65,7 +69,8 @@ def settings_from_args(args: argparse.Namespace, environ: dict[str, str] | None 
     for flag, attr in (("format", "audio_format"), ("buffer_ms", "buffer_ms"), ("chunk_size", "chunk_size"),
                        ("max_buffer", "max_buffer_s"), ("speed", "speed"), ("sink", "sink"), ("network", "network"),
                        ("playout", "playout"), ("trim_leading_silence", "trim_leading_ms"),
-                       ("stream_format", "stream_format"), ("split", "split"), ("player", "player")):
+                       ("stream_format", "stream_format"), ("split", "split"), ("player", "player"),
+                       ("channels", "channels"), ("pan", "pan")):
         value = getattr(args, flag, None)
         if value is not None:
             spec = next(s for s in SPECS if s.attr == attr)

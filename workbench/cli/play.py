@@ -12,6 +12,7 @@ import sys
 from typing import Any, TextIO
 
 from ..defaults import DEFAULT_TEXT
+from ..engine.decoding.layout import Layout
 from ..engine.figures.metrics import FIGURES, PlayMetrics, Snapshot
 from ..engine.settings import PlayerKind, Settings
 from .common import Handler, UserError, add_settings_options, endpoint_for, settings_from_args
@@ -115,6 +116,21 @@ def _cache(m: PlayMetrics) -> str:
     return "not in the reply cache" + ("; stored there now" if m.cache_stored else "")
 
 
+def _channels(m: PlayMetrics) -> str:
+    names = {None: "the reply", 1: "a mono stream", 2: "a stereo stream"}
+    stream = names.get(m.channels, f"a {m.channels}-channel stream")
+    if m.output_channels == 1:
+        if (m.channels or 1) > 1:
+            return f"{stream}, averaged to mono (--channels stereo keeps its channels)"
+        return "mono" + (" (the device has one output channel: the voice is not placed)" if m.pan is not None else "")
+    if m.pan is not None and (m.channels or 1) == 1:
+        left, right = Layout(2, m.pan).gains
+        return f"stereo: {stream} placed at {m.pan:+.2f} (gain left {left:.2f}, right {right:.2f})"
+    if m.channels == 1:
+        return f"stereo: {stream}, the same in both channels"
+    return f"stereo: {stream}, its own channels" + (" (a placed voice must be mono)" if m.pan is not None else "")
+
+
 def render_metrics(m: PlayMetrics) -> str:
     def ms(v: float | None) -> str:
         return "-" if v is None else f"{v:.0f} ms"
@@ -124,6 +140,7 @@ def render_metrics(m: PlayMetrics) -> str:
         ("format", f"{m.format} ({'streamed' if m.streaming else 'buffered'})" + pcm_description(m)),
         ("network", m.network if m.network != "none" else "as it is (no simulation)"),
         ("sink", m.sink or "-"),
+        *([("channels", _channels(m))] if m.output_channels > 1 or (m.channels or 1) > 1 or m.pan is not None else []),
         *([("cache", _cache(m))] if m.cache != "off" else []),
         ("state", m.state),
         ("playout", _playout(m)),

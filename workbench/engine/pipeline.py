@@ -23,6 +23,7 @@ from typing import Protocol
 
 import numpy as np
 
+from .decoding.layout import per_frame, zeros
 from .fetching.source import SourceError
 from .figures.onset import SOUND_THRESHOLD, LeadingSilenceTrim, first_sound
 from .playrun import PlayRun
@@ -44,16 +45,17 @@ class Runner(Protocol):
 class Joiner:
     """Makes the joins between fragments, one fragment at a time, in order (see the module docstring)."""
 
-    def __init__(self, rate: int, speed: float = 1.0) -> None:
+    def __init__(self, rate: int, speed: float = 1.0, channels: int = 1) -> None:
         self.rate = rate
         self.speed = speed
+        self._none = np.zeros((0, channels) if channels > 1 else 0, dtype=np.float32)  # no frames, in the layout
         self.fade = max(int(rate * FADE_S), 1)
         self.pauses_ms: list[float] = []  # each join's silence as played (without any wait for the next fragment)
         self._index = -1
         self._last = False
         self._taken = 0  # samples of the current fragment taken so far (0 at its end: it came back empty)
         self._any = False  # some fragment has brought audio
-        self._held = np.zeros(0, dtype=np.float32)  # the fragment's last `fade` samples, until it ends
+        self._held = self._none  # the fragment's last `fade` samples, until it ends
         self._quiet_tail = 0  # quiet samples at the end of the fragment so far
         self._lead: LeadingSilenceTrim | None = None
         self._lead_quiet: int | None = None  # this fragment's quiet samples before its sound, as kept
@@ -85,7 +87,8 @@ class Joiner:
             if at >= 0:
                 self._close_pause()
         samples = self._fade_in(samples)
-        loud = np.flatnonzero(np.abs(samples) >= SOUND_THRESHOLD)
+        level = np.abs(samples) if samples.ndim == 1 else np.abs(samples).max(axis=1)  # a frame's loudest channel
+        loud = np.flatnonzero(level >= SOUND_THRESHOLD)
         self._quiet_tail = len(samples) - 1 - int(loud[-1]) if len(loud) else self._quiet_tail + len(samples)
         if self._last:
             return samples
@@ -98,22 +101,22 @@ class Joiner:
         the top-up of the pause. A fragment that brought no audio at all (skipped) makes no join: the
         one before it keeps its pause, and the trim of the next one's leading silence stays set."""
         if not self._taken:
-            return np.zeros(0, dtype=np.float32)
+            return self._none
         if self._lead is not None and self._lead.active:  # a fragment with no sound at all
             self._lead = None
         if self._lead_quiet is not None:
             self._close_pause()
-        held, self._held = self._held, np.zeros(0, dtype=np.float32)
+        held, self._held = self._held, self._none
         if self._last or after == "end":
             return held
-        faded = held * np.linspace(1.0, 0.0, len(held), dtype=np.float32)
+        faded = held * per_frame(np.linspace(1.0, 0.0, len(held), dtype=np.float32), held)
         pause = int(self.rate * PAUSE_S.get(after, 0.0) / self.speed)
         top_up = max(pause - self._quiet_tail, 0)
         self._join = self._quiet_tail + top_up
         keep = int(self.rate * PRE_ROLL_S)
         # the next fragment's leading silence gives back the top-up, beyond its last 10 ms
         self._lead = LeadingSilenceTrim(top_up, keep) if top_up else None
-        return np.concatenate([faded, np.zeros(top_up, dtype=np.float32)])
+        return np.concatenate([faded, zeros(top_up, self._none)])
 
     def _close_pause(self) -> None:
         if self._lead_quiet is None:
@@ -128,7 +131,7 @@ class Joiner:
         done = self.fade - self._fade_in_left
         ramp = (np.arange(done, done + n, dtype=np.float32) + 1.0) / self.fade
         samples = samples.copy()
-        samples[:n] *= ramp
+        samples[:n] *= per_frame(ramp, samples)
         self._fade_in_left -= n
         return samples
 

@@ -75,7 +75,7 @@ class Play:
         clean = (metrics.error is None and run.final_state is PlayState.DONE and run.retries == 0
                  and not run.skipped_fragments and metrics.decoder_errors == 0 and metrics.resume is None)
         if clean and kept:
-            problem = await asyncio.to_thread(cache.put, self.cache_key, kept, self.sink.rate)
+            problem = await asyncio.to_thread(cache.put, self.cache_key, kept, self.sink.rate, self.sink.channels)
             metrics.cache_stored = problem is None
             if problem:
                 metrics.warnings.append(problem)

@@ -26,6 +26,7 @@ from typing import Any
 import numpy as np
 
 from .decoding.decoders import PROGRESSIVE_FORMATS, DecodeError
+from .decoding.layout import Layout
 from .fetching.cache import CacheReplay, ReplyCache, ReplyKey
 from .fetching.endpoints import EndpointMemory, learn_streaming
 from .fetching.fetch import Fetch, FetchOptions
@@ -204,12 +205,12 @@ class StreamPlayer(PlayerBase):
         self.notices.clear()
         initial_ms = self._live_target_ms if self._live_target_ms is not None else float(s.buffer_ms)
         metrics = PlayMetrics(format=fmt, streaming=s.streaming_enabled, initial_buffer_ms=initial_ms,
-                              network=s.network)
+                              network=s.network, pan=s.pan)
         fragments, split = self._fragments(text)
         metrics.split, metrics.fragments = split, len(fragments)
         run = PlayRun(fmt, t0=t0, notices=self.notices)
         key = ReplyKey(self.base_url, text, s.voice, s.model, s.speed, fmt, s.output_rate, s.trim_leading_ms, split,
-                       json.dumps(self.extra_query or {}, sort_keys=True, default=str)) \
+                       json.dumps(self.extra_query or {}, sort_keys=True, default=str), s.layout.describe()) \
             if self.cache is not None and s.cache else None
         cached, cache_note = self.cache.get(key) if self.cache is not None and key is not None else (None, None)
         if cache_note:
@@ -248,6 +249,9 @@ class StreamPlayer(PlayerBase):
             assert self.sink is not None
             return self.sink.rate
 
+        def layout() -> Layout:  # once the sink is open: its channels (a mono device plays mono)
+            return Layout.on(self.sink.channels if self.sink is not None else 1, s.pan)
+
         options = FetchOptions.of(s)
 
         def fetch(k: int, push: Push) -> Fetch:
@@ -256,14 +260,14 @@ class StreamPlayer(PlayerBase):
                                     stream_format=s.stream_format)
             label = f"fragment {k + 1} of {len(fragments)}: " if len(fragments) > 1 else ""
             return Fetch(run, sources[k], request, options, out_rate=out_rate, push=push, gap=self._gap,
-                         trim_leading=k == 0, label=label)
+                         trim_leading=k == 0, label=label, layout=layout)
 
         async def joined() -> Joiner:
-            return Joiner(await out_rate(), s.speed or 1.0)
+            return Joiner(await out_rate(), s.speed or 1.0, layout().channels)
 
         runner: Runner
         if cached is not None:
-            runner = CacheReplay(cached, run, out_rate=out_rate, push=self._push)
+            runner = CacheReplay(cached, run, out_rate=out_rate, push=self._push, channels=lambda: layout().channels)
         elif len(fragments) == 1:
             runner = fetch(0, self._push)
         else:
@@ -312,7 +316,7 @@ class StreamPlayer(PlayerBase):
             self.stop()
             raise
         except (SourceError, DecodeError, SinkError) as exc:
-            metrics.error = _describe(exc, fmt)
+            metrics.error = f"cannot decode the {fmt} stream: {exc}" if isinstance(exc, DecodeError) else str(exc)
             run.final_state = PlayState.FAILED
             # play whatever did arrive, then finish
             if self.feed is not None and not self.feed.ended:
@@ -397,7 +401,7 @@ class StreamPlayer(PlayerBase):
             if s.sink != "auto":
                 raise
             self._run.notice(f"{exc}; playing on the virtual sink instead")
-            sink = self._play.sink = VirtualSink(s.output_rate, s.block_size, sink.recorder)
+            sink = self._play.sink = VirtualSink(s.output_rate, s.block_size, sink.recorder, channels=sink.channels)
         chain = self._play.chain = build_chain(s, sink, target_ms, trailing_silence_s=s.trailing_silence_s,
                                                pump_slack_ms=self.pump_slack_ms)
         if self._run.stopping:
@@ -491,8 +495,3 @@ class StreamPlayer(PlayerBase):
         first = self.sources[0].headers_at if self.sources else None
         return (first - self._run.t0) * 1000.0 if first is not None else None
 
-
-def _describe(exc: Exception, fmt: str) -> str:
-    if isinstance(exc, DecodeError):
-        return f"cannot decode the {fmt} stream: {exc}"
-    return str(exc)

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from .decoding.layout import mono_of
 from .decoding.pcmformat import PcmFormat
 from .figures.metrics import PlayState, Sample
 from .text.safetext import clean_text
@@ -33,8 +34,9 @@ class ResumeCheck:
         self._seen = np.zeros(0, dtype=np.float32)
 
     def note(self, samples: np.ndarray) -> None:
-        """Samples handed on: keep the latest, to check a resumed response against."""
+        """Samples handed on: keep the latest, to check a resumed response against (in stereo, their mean)."""
         self.received += len(samples)
+        samples = mono_of(samples)
         keep = min(len(samples), self.CHECK)
         if keep < self.CHECK:
             self.recent = np.concatenate([self.recent[keep:], samples[-keep:]])
@@ -63,7 +65,7 @@ class ResumeCheck:
         check_from = self._skip_left - len(self._expected)  # where the check window starts in this piece
         lo, hi = max(check_from, 0), take
         if hi > lo:
-            self._seen = np.concatenate([self._seen, samples[lo:hi]])
+            self._seen = np.concatenate([self._seen, mono_of(samples[lo:hi])])
         self._skip_left -= take
         if self._skip_left == 0 and len(self._expected):
             same = len(self._seen) == len(self._expected) and bool(

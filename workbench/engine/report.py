@@ -49,6 +49,7 @@ def collect(m: PlayMetrics, run: PlayRun, correction_ms: float, sources: list[Sp
         if m.ttfa_ms is not None and m.first_sound_ms is not None:
             m.leading_silence_ms = m.first_sound_ms - m.ttfa_ms
         m.device_underflows = sink.device_underflows
+        m.output_channels = sink.channels
         m.clock_late = sink.clock_late
         m.device_latency_ms = sink.latency_s * 1000.0
     if buf is not None:
@@ -134,6 +135,7 @@ def _decoder_figures(m: PlayMetrics, decoders: list[Any]) -> None:
         return
     dec = decoders[0]
     m.detected_format = dec.detected
+    m.channels = dec.channels or None
     m.frames = sum(d.frames for d in decoders)
     m.frame_kind = dec.frame_kind
     m.decoder_errors = sum(d.errors for d in decoders)

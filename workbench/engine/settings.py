@@ -20,10 +20,12 @@ from pathlib import Path
 from typing import Any
 
 from .decoding.formats import NAMES
+from .decoding.layout import Layout
 from .envfile import EnvFile, EnvFileError, read_env_file, voicemode_env_files
 from .text.split import SPLITS, Split
 
 FORMATS = NAMES  # the response formats, from the registry
+CHANNEL_MODES = ("mono", "stereo")
 NETWORKS = ("none", "lan", "wifi", "4g", "flaky", "satellite", "edge")  # see engine/fetching/network.py
 
 
@@ -258,6 +260,12 @@ SPECS: tuple[Spec, ...] = (
          "with no request; store whole, clean replies there. The benchmarks and tune never use it."),
     Spec("cache_mb", "WORKBENCH_CACHE_MB", _float_range(1.0, 100_000.0), "megabytes, 1 to 100000",
          "The reply cache's bound on disk; past it, the replies played least recently go first."),
+    Spec("channels", "WORKBENCH_CHANNELS", _choice(CHANNEL_MODES), ", ".join(CHANNEL_MODES),
+         "Channels the sink plays: mono (the fast path; a stream's channels are averaged) or stereo (a stereo "
+         "stream keeps its channels, a mono voice goes to both)."),
+    Spec("pan", "WORKBENCH_PAN", _optional(_float_range(-1.0, 1.0)), "a number from -1 (left) to 1 (right)",
+         "Place a mono voice between left (-1) and right (1) with constant-power gains; plays in stereo. "
+         "Unset: not placed."),
     Spec("stall_timeout_s", "WORKBENCH_STALL_TIMEOUT_S", _float_range(0.5, 600.0), "seconds, 0.5 to 600",
          "Give up on a response when the server sends nothing for this long (it is asked again once)."),
 )
@@ -301,6 +309,8 @@ class Settings:
     cache: bool = True
     cache_mb: float = 100.0
     auto_format: bool = False
+    channels: str = "mono"
+    pan: float | None = None
     # where each non-default value came from, for display ("environment", a file path, "--format", ...)
     origins: Mapping[str, str] = field(default_factory=dict, compare=False, repr=False)
 
@@ -317,6 +327,11 @@ class Settings:
                 f"VOICEMODE_STREAM_BUFFER_MS={self.buffer_ms} is more than VOICEMODE_STREAM_MAX_BUFFER="
                 f"{self.max_buffer_s:g} s; the initial buffer must fit in the maximum buffer"
             )
+
+    @property
+    def layout(self) -> Layout:
+        """The channels asked of the sink: stereo when asked for, or when a voice is placed."""
+        return Layout(2 if self.channels == "stereo" or self.pan is not None else 1, self.pan)
 
     @property
     def base_url(self) -> str:

@@ -231,7 +231,7 @@ class VoicemodePlayer(PlayerBase):
                                 extra_headers=self.extra_headers, extra_query=self.extra_query)
         tasks = [asyncio.create_task(self._snapshots())] if self.observers else []
         try:
-            self.sink, notice = self.sink_factory(SinkSpec.of(s, rate=SAMPLE_RATE))
+            self.sink, notice = self.sink_factory(SinkSpec.of(s, rate=SAMPLE_RATE, channels=1))  # voicemode's: mono
             if notice:
                 run.notice(notice)
             await self._open(streaming)

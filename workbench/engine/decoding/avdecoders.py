@@ -9,8 +9,9 @@
   to. For Ogg, only pages whose CRC checks out reach the demuxer.
 - `decode_whole`: the buffered fallback, any container FFmpeg can probe.
 
-Every output is mono float32 at the sink's rate. `feed()` can take milliseconds, so the player calls
-it from a worker thread, never on the event loop and never in the audio callback.
+Every output is float32 frames in the play's layout (mono, or stereo) at the sink's rate. `feed()` can
+take milliseconds, so the player calls it from a worker thread, never on the event loop and never in the
+audio callback.
 """
 
 from __future__ import annotations
@@ -30,12 +31,13 @@ from . import framing
 from .base import EMPTY, DecodeError, Resampler, fade_in, fade_out
 from .formats import FORMATS
 from .framing import MP3_DECODER_DELAY, AdtsScanner, FlacScanner, Mp3Scanner, OggScanner
+from .layout import MONO, Layout, channels_of
 
 FFmpegError = av.error.FFmpegError
 
 
-def frame_to_mono(frame: Any) -> np.ndarray:
-    """An `av.AudioFrame` of any sample format and layout as mono float32."""
+def frame_to_array(frame: Any) -> np.ndarray:
+    """An `av.AudioFrame` of any sample format as float32 frames: 1-D when mono, else frames x channels."""
     array = frame.to_ndarray()
     channels = len(frame.layout.channels)
     if not frame.format.is_planar and channels > 1:
@@ -51,10 +53,15 @@ def frame_to_mono(frame: Any) -> np.ndarray:
     else:
         scale = 1.0
     samples = array.astype(np.float32, copy=False)
-    mono = samples[0] if samples.shape[0] == 1 else samples.mean(axis=0, dtype=np.float32)
+    out = samples[0] if samples.shape[0] == 1 else samples.T
     if scale != 1.0:
-        mono = mono * np.float32(scale)
-    return np.ascontiguousarray(mono, dtype=np.float32)
+        out = out * np.float32(scale)
+    return np.ascontiguousarray(out, dtype=np.float32)
+
+
+def frame_to_mono(frame: Any) -> np.ndarray:
+    """An `av.AudioFrame` as mono float32 (its channels averaged)."""
+    return MONO.apply(frame_to_array(frame))
 
 
 # The priming an encoder and decoder put before the audio, in samples at the codec's rate, when no tag
@@ -73,8 +80,10 @@ class _Output:
     what is left is a few milliseconds of quiet pre-echo, never a sample of the audio itself.
     """
 
-    def __init__(self, out_rate: int) -> None:
+    def __init__(self, out_rate: int, layout: Layout = MONO) -> None:
         self.out_rate = out_rate
+        self.layout = layout
+        self.channels = 0  # the stream's (its first frame's)
         self.source_rate: int | None = None
         self.trim_left = 0  # priming samples (source rate) still to drop
         self.quiet_left = 0  # ... or, with no tag, at most this many more of them, while they are near-silent
@@ -82,12 +91,14 @@ class _Output:
         self.samples_in = 0  # at the source rate, after trimming
         self._resampler: Resampler | None = None
 
-    def add(self, mono: np.ndarray, rate: int) -> np.ndarray:
+    def add(self, frames: np.ndarray, rate: int) -> np.ndarray:
         if self._resampler is None:
             self.source_rate = rate
-            self._resampler = Resampler(rate, self.out_rate)
+            self.channels = channels_of(frames)
+            self._resampler = Resampler(rate, self.out_rate, self.layout.channels)
         elif rate != self.source_rate:
             raise DecodeError(f"the sample rate changed mid-stream ({self.source_rate} -> {rate} Hz)")
+        mono = self.layout.apply(frames)  # (in the play's layout: mono unless it is stereo)
         if self.trim_left:
             cut = min(self.trim_left, len(mono))
             mono = mono[cut:]
@@ -129,7 +140,7 @@ class FramedDecoder:
 
     blocking = True
 
-    def __init__(self, fmt: str, out_rate: int) -> None:
+    def __init__(self, fmt: str, out_rate: int, layout: Layout = MONO) -> None:
         spec = FORMATS.get(fmt)
         if spec is None or spec.decoder != "framed" or spec.scanner is None or spec.codec is None:
             raise ValueError(fmt)
@@ -139,7 +150,7 @@ class FramedDecoder:
         if fmt == "flac":
             self._codec.options = {"err_detect": "crccheck+explode"}
         self._configured = fmt != "flac"
-        self._out = _Output(out_rate)
+        self._out = _Output(out_rate, layout)
         self.warnings: list[str] = []
         self.decode_errors = 0
         self._priming_known = fmt != "mp3"  # MP3: read from the LAME tag, if there is one
@@ -156,6 +167,10 @@ class FramedDecoder:
     @property
     def frames(self) -> int:
         return self.scanner.audio_frames
+
+    @property
+    def channels(self) -> int:
+        return self._out.channels
 
     @property
     def errors(self) -> int:
@@ -195,7 +210,7 @@ class FramedDecoder:
                 self._gap_pending = True  # the next frame follows a hole
                 continue
             for frame in decoded:
-                mono, rate = frame_to_mono(frame), frame.sample_rate
+                mono, rate = frame_to_array(frame), frame.sample_rate
                 if self._gap_pending and len(mono):
                     # fade out what came before the hole and in after it, so the jump does not click
                     if decoded_parts:
@@ -215,7 +230,7 @@ class FramedDecoder:
         parts = [self._decode(self.scanner.flush())]
         try:
             for frame in self._codec.decode(None):
-                parts.append(self._out.add(frame_to_mono(frame), frame.sample_rate))
+                parts.append(self._out.add(frame_to_array(frame), frame.sample_rate))
         except FFmpegError:
             self.decode_errors += 1
         if self.scanner.frames == 0:
@@ -283,12 +298,12 @@ class DemuxDecoder:
     blocking = True
     IDLE_TIMEOUT_S = 2.0
 
-    def __init__(self, fmt: str, out_rate: int) -> None:
+    def __init__(self, fmt: str, out_rate: int, layout: Layout = MONO) -> None:
         if fmt != "opus":
             raise ValueError(fmt)
         self.format = fmt
         self.scanner = OggScanner()
-        self._out = _Output(out_rate)
+        self._out = _Output(out_rate, layout)
         self._lock = threading.Lock()
         self._decoded: list[tuple[np.ndarray, int]] = []
         self._error: BaseException | None = None
@@ -307,6 +322,10 @@ class DemuxDecoder:
     @property
     def frames(self) -> int:
         return self.scanner.audio_frames
+
+    @property
+    def channels(self) -> int:
+        return self._out.channels
 
     @property
     def errors(self) -> int:
@@ -351,7 +370,7 @@ class DemuxDecoder:
             self._pipe.finish()
 
     def _keep(self, frames: list[Any]) -> None:
-        decoded = [(frame_to_mono(f), f.sample_rate) for f in frames]
+        decoded = [(frame_to_array(f), f.sample_rate) for f in frames]
         if decoded:
             with self._lock:
                 self._decoded.extend(decoded)
@@ -412,18 +431,19 @@ class DemuxDecoder:
         self._pipe.close()
 
 
-def decode_whole(body: bytes, out_rate: int) -> tuple[np.ndarray, str, int]:
-    """Decode a complete file of any format FFmpeg can probe: (mono samples at `out_rate`, codec, rate)."""
+def decode_whole(body: bytes, out_rate: int, layout: Layout = MONO) -> tuple[np.ndarray, str, int, int]:
+    """Decode a complete file of any format FFmpeg can probe: (frames in `layout` at `out_rate`, codec, rate,
+    the stream's channels)."""
     try:
         with av.open(io.BytesIO(body), mode="r") as container:
             if not container.streams.audio:
                 raise DecodeError("the response holds no audio stream")
             stream = container.streams.audio[0]
-            out = _Output(out_rate)
+            out = _Output(out_rate, layout)
             parts = []
             for frame in container.decode(stream):
-                parts.append(out.add(frame_to_mono(frame), frame.sample_rate))
+                parts.append(out.add(frame_to_array(frame), frame.sample_rate))
             parts.append(out.flush())
-            return _join(parts), stream.codec_context.name, out.source_rate or 0
+            return _join(parts), stream.codec_context.name, out.source_rate or 0, out.channels
     except FFmpegError as exc:
         raise DecodeError(f"FFmpeg cannot decode the response either: {exc}") from exc

@@ -11,6 +11,8 @@ from typing import Protocol
 import numpy as np
 import soxr
 
+from .layout import per_frame
+
 EMPTY = np.zeros(0, dtype=np.float32)
 
 
@@ -33,14 +35,18 @@ class Decoder(Protocol):
 class Resampler:
     """Streaming resampler (soxr) that passes audio through untouched when the rates match."""
 
-    def __init__(self, in_rate: int, out_rate: int) -> None:
+    def __init__(self, in_rate: int, out_rate: int, channels: int = 1) -> None:
         self.in_rate = in_rate
         self.out_rate = out_rate
-        self._stream = None if in_rate == out_rate else soxr.ResampleStream(in_rate, out_rate, 1, dtype="float32")
+        self.channels = channels  # frames x channels when more than one
+        self._stream = None if in_rate == out_rate else soxr.ResampleStream(in_rate, out_rate, channels,
+                                                                            dtype="float32")
 
     def process(self, samples: np.ndarray, last: bool = False) -> np.ndarray:
         if self._stream is None:
             return samples
+        if self.channels > 1 and not len(samples):
+            samples = np.zeros((0, self.channels), dtype=np.float32)
         return self._stream.resample_chunk(samples, last=last)
 
 
@@ -54,12 +60,12 @@ GAP_FADE_MS = 5.0  # fade out before and in after audio that is missing (a corru
 def fade_in(samples: np.ndarray, rate: int) -> np.ndarray:
     n = min(len(samples), max(1, int(rate * GAP_FADE_MS / 1000.0)))
     out = samples.copy()
-    out[:n] *= np.linspace(0.0, 1.0, n, endpoint=False, dtype=np.float32)
+    out[:n] *= per_frame(np.linspace(0.0, 1.0, n, endpoint=False, dtype=np.float32), out)
     return out
 
 
 def fade_out(samples: np.ndarray, rate: int) -> np.ndarray:
     n = min(len(samples), max(1, int(rate * GAP_FADE_MS / 1000.0)))
     out = samples.copy()
-    out[len(out) - n :] *= np.linspace(0.0, 1.0, n, endpoint=False, dtype=np.float32)[::-1]
+    out[len(out) - n :] *= per_frame(np.linspace(0.0, 1.0, n, endpoint=False, dtype=np.float32)[::-1], out)
     return out

@@ -1,4 +1,5 @@
-"""Progressive decoders: bytes in as they arrive, float32 mono samples at the sink's rate out.
+"""Progressive decoders: bytes in as they arrive, float32 frames in the play's layout (`layout`: mono, or
+stereo) at the sink's rate out.
 
 Every decoder has the same small interface (`feed`, `flush`, `source_rate`, `warnings`), so the player
 does not care which format it is playing. This module holds the PCM and WAV decoders and
@@ -16,6 +17,7 @@ import numpy as np
 from ..text.safetext import clean_text
 from .base import EMPTY, DecodeError, Decoder, Resampler, pcm16_to_float
 from .formats import FORMATS, NAMES, format_from_content_type
+from .layout import MONO, Layout
 
 
 class PcmDecoder:
@@ -26,13 +28,14 @@ class PcmDecoder:
 
     format = "pcm"
 
-    def __init__(self, source_rate: int, out_rate: int, channels: int = 1) -> None:
+    def __init__(self, source_rate: int, out_rate: int, channels: int = 1, layout: Layout = MONO) -> None:
         self.source_rate: int | None = source_rate
-        self.channels = channels
+        self.channels = channels  # the stream's
+        self.layout = layout
         self.warnings: list[str] = []
         self._frame_bytes = 2 * channels
         self._carry = b""
-        self._resampler = Resampler(source_rate, out_rate)
+        self._resampler = Resampler(source_rate, out_rate, layout.channels)
 
     def feed(self, data: bytes) -> np.ndarray:
         if self._carry:
@@ -42,9 +45,7 @@ class PcmDecoder:
         if not usable:
             return EMPTY
         samples = pcm16_to_float(memoryview(data)[:usable])
-        if self.channels > 1:
-            samples = samples.reshape(-1, self.channels).mean(axis=1, dtype=np.float32)
-        return self._resampler.process(samples)
+        return self._resampler.process(self.layout.apply(samples.reshape(-1, self.channels)))
 
     def flush(self) -> np.ndarray:
         if self._carry:
@@ -64,14 +65,15 @@ class WavDecoder:
 
     Handles streamed sizes (0 or 0xFFFFFFFF in the RIFF or data header), extra chunks before the data
     (LIST, fact, ...), WAVE_FORMAT_EXTENSIBLE, 8/16/24/32-bit integer and 32/64-bit float samples, any
-    channel count (downmixed to mono), and every split point of the header across chunks. Rate and
+    channel count (turned into the play's layout), and every split point of the header across chunks. Rate and
     channels come from the header; the result is resampled to `out_rate`.
     """
 
     format = "wav"
 
-    def __init__(self, out_rate: int) -> None:
+    def __init__(self, out_rate: int, layout: Layout = MONO) -> None:
         self.out_rate = out_rate
+        self.layout = layout
         self.source_rate: int | None = None
         self.channels = 0
         self.bits = 0
@@ -177,7 +179,7 @@ class WavDecoder:
         self._frame_bytes = channels * bits // 8
         if block_align and block_align != self._frame_bytes:
             self.warnings.append(f"WAV block align {block_align} differs from {self._frame_bytes}; using the latter")
-        self._resampler = Resampler(rate, self.out_rate)
+        self._resampler = Resampler(rate, self.out_rate, self.layout.channels)
 
     def _convert(self, data: bytes) -> np.ndarray:
         bits, fmt = self.bits, self.sample_format
@@ -194,10 +196,8 @@ class WavDecoder:
             samples = ints.astype(np.float32) * (1.0 / 8388608.0)
         else:
             samples = np.frombuffer(data, dtype="<i4").astype(np.float32) * (1.0 / 2147483648.0)
-        if self.channels > 1:
-            samples = samples.reshape(-1, self.channels).mean(axis=1, dtype=np.float32)
         assert self._resampler is not None
-        return self._resampler.process(samples)
+        return self._resampler.process(self.layout.apply(samples.reshape(-1, self.channels)))
 
     # -- Decoder interface ----------------------------------------------------------------------
     def feed(self, data: bytes) -> np.ndarray:
@@ -237,21 +237,22 @@ FALLBACK_PROVEN_S = 60.0  # ... and only until this much audio decoded progressi
 # soak found 15 MB per hour of MP3); a decoder failing later ends the play with what was buffered
 
 
-def make_decoder(fmt: str, *, pcm_rate: int, out_rate: int, pcm_channels: int = 1) -> Decoder:
+def make_decoder(fmt: str, *, pcm_rate: int, out_rate: int, pcm_channels: int = 1,
+                 layout: Layout = MONO) -> Decoder:
     """The progressive decoder for one format (no sniffing, no fallback: see `StreamDecoder`)."""
     kind = FORMATS[fmt].decoder if fmt in FORMATS else None
     if kind == "pcm":
-        return PcmDecoder(pcm_rate, out_rate, pcm_channels)
+        return PcmDecoder(pcm_rate, out_rate, pcm_channels, layout)
     if kind == "wav":
-        return WavDecoder(out_rate)
+        return WavDecoder(out_rate, layout)
     if kind == "framed":
         from .avdecoders import FramedDecoder  # PyAV, loaded only when needed
 
-        return FramedDecoder(fmt, out_rate)
+        return FramedDecoder(fmt, out_rate, layout)
     if kind == "demux":
         from .avdecoders import DemuxDecoder
 
-        return DemuxDecoder(fmt, out_rate)
+        return DemuxDecoder(fmt, out_rate, layout)
     raise DecodeError(f"{fmt!r} cannot be decoded progressively")
 
 
@@ -268,9 +269,10 @@ class StreamDecoder:
     """
 
     def __init__(self, requested: str, *, pcm_rate: int, out_rate: int, content_type: str | None = None,
-                 allow_fallback: bool = True, pcm_channels: int = 1) -> None:
+                 allow_fallback: bool = True, pcm_channels: int = 1, layout: Layout = MONO) -> None:
         self.requested = requested
         self.pcm_channels = pcm_channels
+        self.layout = layout
         self.format = requested
         self.content_type = content_type
         self.pcm_rate = pcm_rate
@@ -285,6 +287,7 @@ class StreamDecoder:
         self.emitted = 0  # samples handed on (output rate)
         self._head = bytearray()  # bytes held while sniffing
         self._history: bytearray | None = bytearray() if allow_fallback else None
+        self._fallback_channels = 0
 
     # -- what the player asks ---------------------------------------------------------------------
     @property
@@ -300,6 +303,11 @@ class StreamDecoder:
     @property
     def frames(self) -> int:
         return int(getattr(self.inner, "frames", 0))
+
+    @property
+    def channels(self) -> int:
+        """The stream's own channels (0 until known); what is handed on is in `layout`."""
+        return int(getattr(self.inner, "channels", 0) or 0) or self._fallback_channels
 
     @property
     def frame_kind(self) -> str:
@@ -400,7 +408,7 @@ class StreamDecoder:
         self.format = fmt
         try:
             self.inner = make_decoder(fmt, pcm_rate=self.pcm_rate, out_rate=self.out_rate,
-                                      pcm_channels=self.pcm_channels)
+                                      pcm_channels=self.pcm_channels, layout=self.layout)
         except DecodeError as exc:
             self._fall_back(str(exc))
         return True
@@ -428,7 +436,7 @@ class StreamDecoder:
 
         assert self._history is not None and self.fallback is not None
         self._collect_warnings()
-        samples, codec, rate = decode_whole(bytes(self._history), self.out_rate)
+        samples, codec, rate, self._fallback_channels = decode_whole(bytes(self._history), self.out_rate, self.layout)
         self._history = None
         self.warnings.append(f"played buffered ({codec} at {rate} Hz): {self.fallback}")
         skip = min(self.emitted, len(samples))  # already handed on progressively: never twice
@@ -444,7 +452,7 @@ class StreamDecoder:
                 self.warnings.append(w)
 
 
-def _concat(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+def _concat(a: np.ndarray, b: np.ndarray) -> np.ndarray:  # either may be EMPTY (1-D) in a stereo layout
     if not len(a):
         return b
     if not len(b):

@@ -33,6 +33,7 @@ from pathlib import Path
 import numpy as np
 
 from ..decoding.base import Resampler
+from ..decoding.layout import to_channels
 from ..playrun import PlayRun
 
 Push = Callable[[np.ndarray], Awaitable[None]]
@@ -57,6 +58,7 @@ class ReplyKey:
     trim_leading_ms: int = 0
     split: str = "off"  # how the text was asked for (a split reply has its joins in it)
     extra: str = ""  # extra query parameters sent with the request (a test server's knobs), as JSON
+    layout: str = "mono"  # the channels it was played in (a placed voice is stored placed)
 
     def digest(self) -> str:
         return hashlib.sha256(json.dumps(asdict(self), sort_keys=True).encode()).hexdigest()[:40]
@@ -201,15 +203,16 @@ class CacheReplay:
     YIELD_S = 0.002
 
     def __init__(self, reply: CachedReply, run: PlayRun, *, out_rate: Callable[[], Awaitable[int]],
-                 push: Push) -> None:
+                 push: Push, channels: Callable[[], int] = lambda: 1) -> None:
         self.reply, self.run = reply, run
-        self._out_rate, self._push = out_rate, push
+        self._out_rate, self._push, self._channels = out_rate, push, channels
 
     async def run_all(self) -> None:
         rate = await self._out_rate()
-        samples = self.reply.samples if self.reply.channels == 1 else self.reply.samples.mean(axis=1)
+        channels = self._channels()  # the sink's (a device with one channel plays a stereo entry as mono)
+        samples = to_channels(self.reply.samples, channels)
         if rate != self.reply.rate:
-            samples = Resampler(self.reply.rate, rate).process(samples, last=True)
+            samples = Resampler(self.reply.rate, rate, channels).process(samples, last=True)
         step = max(int(rate * self.PIECE_S), 1)
         for off in range(0, len(samples), step):
             if self.run.stopping:

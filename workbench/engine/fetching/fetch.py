@@ -30,6 +30,7 @@ import numpy as np
 
 from ..decoding.base import fade_in
 from ..decoding.decoders import StreamDecoder
+from ..decoding.layout import MONO, Layout
 from ..decoding.pcmformat import resolve as resolve_pcm
 from ..figures.onset import LeadingSilenceTrim
 from ..playrun import PlayRun, ResumeCheck
@@ -62,12 +63,13 @@ class Fetch:
 
     def __init__(self, run: PlayRun, source: SpeechSource, request: SpeechRequest, options: FetchOptions, *,
                  out_rate: Callable[[], Awaitable[int]], push: Push, gap: Callable[[], None],
-                 trim_leading: bool = True, label: str = "") -> None:
+                 trim_leading: bool = True, label: str = "", layout: Callable[[], Layout] = lambda: MONO) -> None:
         self.run = run
         self.source = source
         self.request = request
         self.options = options
-        self._out_rate = out_rate  # waits for the sink to be open: its rate is the decoders' output rate
+        self._out_rate = out_rate  # waits for the sink to be open: its rate is the decoders' output rate ...
+        self._layout = layout  # ... and its channels their layout (asked once it is open)
         self._push = push  # into the jitter buffer (waits while it is full)
         self._gap = gap  # a corrupt frame was skipped: fade out what is buffered
         self.decoder: StreamDecoder | None = None
@@ -246,8 +248,10 @@ class Fetch:
             if self.run.format == "pcm":
                 for note in notes:
                     self.run.notice(note)
+            out_rate = await self._out_rate()
             self.decoder = StreamDecoder(self.run.format, pcm_rate=pcm.rate, pcm_channels=pcm.channels,
-                                         out_rate=await self._out_rate(), content_type=self.source.content_type)
+                                         out_rate=out_rate, content_type=self.source.content_type,
+                                         layout=self._layout())
             self.run.decoders[self._slot] = self.decoder
             if self.options.trim_leading_ms and self._trim_leading:
                 rate = self.decoder.out_rate

@@ -69,6 +69,9 @@ class PlayMetrics:
     pcm_channels: int | None = None
     pcm_from: str | None = None  # ... and where the rate came from (X-Sample-Rate, Content-Type, the setting)
     pcm_channels_from: str | None = None
+    channels: int | None = None  # the stream's own channels (from its header, or PCM's response headers)
+    output_channels: int = 1  # what the sink played: 1, or 2 (WORKBENCH_CHANNELS=stereo, or a placed voice)
+    pan: float | None = None  # WORKBENCH_PAN: where a mono voice was placed (-1 left, 1 right)
     stream_format: str = "audio"  # how the audio came: "audio" (its bytes) or "sse" (events of base64)
     sse_usage: dict[str, Any] | None = None  # what speech.audio.done said the reply used
     player: str = "workbench"  # who played it: this engine, or the model of voicemode 9.0's playback

@@ -16,10 +16,13 @@ SOUND_THRESHOLD = float(10.0 ** (SOUND_DBFS / 20.0))
 
 
 def first_sound(samples: np.ndarray, threshold: float = SOUND_THRESHOLD) -> int:
-    """Index of the first sample whose magnitude reaches `threshold`, or -1 when there is none."""
+    """Index of the first sample (frame, in more than one channel: any of its channels) whose magnitude
+    reaches `threshold`, or -1 when there is none."""
     if not len(samples):
         return -1
     loud = np.abs(samples) >= threshold
+    if loud.ndim == 2:
+        loud = loud.any(axis=1)
     index = int(np.argmax(loud))
     return index if loud[index] else -1
 

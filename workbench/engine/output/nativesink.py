@@ -26,7 +26,7 @@ import numpy as np
 
 from ..playout.buffer import CTL_WORDS, Ctl, JitterBuffer
 from ..playout.wake import BlockWake
-from .sinks import DEVICE_START_LEAD_S, Recorder, Sink, SinkError, import_sounddevice
+from .sinks import DEVICE_START_LEAD_S, Recorder, Sink, SinkError, device_channels, import_sounddevice
 
 PA_FLOAT32 = 0x00000001
 RECORD_RING_S = 10.0  # what the callback can keep for the recorder between two drains (every 0.25 s)
@@ -37,7 +37,7 @@ class WbState(ctypes.Structure):
                 ("fade_in", ctypes.POINTER(ctypes.c_float)), ("fade_len", ctypes.c_int64),
                 ("ctl", ctypes.POINTER(ctypes.c_int64)), ("record", ctypes.POINTER(ctypes.c_float)),
                 ("record_capacity", ctypes.c_int64), ("rate", ctypes.c_int64), ("done_fd", ctypes.c_int),
-                ("wake_fd", ctypes.c_int)]
+                ("wake_fd", ctypes.c_int), ("channels", ctypes.c_int64)]
 
 
 class _StreamParameters(ctypes.Structure):
@@ -69,7 +69,7 @@ def playout_library() -> Any:
         lib.wb_read.argtypes = [ctypes.POINTER(WbState), ctypes.POINTER(ctypes.c_float), ctypes.c_int64]
         lib.wb_read.restype = None
         lib.wb_control_words.restype = ctypes.c_int64
-        if lib.wb_control_words() != CTL_WORDS:
+        if lib.wb_control_words() != CTL_WORDS or not hasattr(lib, "wb_frames_of_channels"):
             raise RuntimeError("the compiled _playout module does not match buffer.py: reinstall the workbench")
         _playout = lib
     return _playout or None
@@ -105,7 +105,8 @@ def native_state(buffer: JitterBuffer, rate: int, record: np.ndarray | None = No
         fade_in=buffer._fade_in.ctypes.data_as(f32), fade_len=buffer.fade_len,
         ctl=buffer.ctl.ctypes.data_as(ctypes.POINTER(ctypes.c_int64)),
         record=record.ctypes.data_as(f32) if record is not None else None,
-        record_capacity=len(record) if record is not None else 0, rate=rate, done_fd=done_fd, wake_fd=wake_fd)
+        record_capacity=len(record) if record is not None else 0, rate=rate, done_fd=done_fd, wake_fd=wake_fd,
+        channels=buffer.channels)
 
 
 class NativeDeviceSink(Sink):
@@ -115,8 +116,8 @@ class NativeDeviceSink(Sink):
     start_lead_s = DEVICE_START_LEAD_S
 
     def __init__(self, rate: int, block_size: int, recorder: Recorder | None = None, *,
-                 device: str | int | None = None, latency: str | float = "low") -> None:
-        super().__init__(rate, block_size, recorder)
+                 device: str | int | None = None, latency: str | float = "low", channels: int = 1) -> None:
+        super().__init__(rate, block_size, recorder, channels)
         self.device = device
         self.latency = latency
         self._stream: int | None = None
@@ -170,7 +171,8 @@ class NativeDeviceSink(Sink):
             raise SinkError(f"no {what} found ({exc}); use --sink virtual to play without a sound card") from None
         latency = self.latency if isinstance(self.latency, float) else float(
             info[f"default_{self.latency}_output_latency"])
-        self._parameters = _StreamParameters(int(info["index"]), 1, PA_FLOAT32, latency, None)
+        self.channels = device_channels(info, self.channels)
+        self._parameters = _StreamParameters(int(info["index"]), self.channels, PA_FLOAT32, latency, None)
         self._device_name = str(info["name"])
         self._device_rate = int(info["default_samplerate"])
 
@@ -184,7 +186,8 @@ class NativeDeviceSink(Sink):
         self.buffer = buffer
         buffer.use_release_stores(lib.wb_publish)
         if self.recorder is not None:
-            self._record = np.zeros(int(RECORD_RING_S * self.rate), dtype=np.float32)
+            frames = int(RECORD_RING_S * self.rate)
+            self._record = np.zeros((frames, self.channels) if self.channels > 1 else frames, dtype=np.float32)
         stream = ctypes.c_void_p()
         callback = ctypes.cast(lib.wb_callback, ctypes.c_void_p)
         for rate in (self.rate, self._device_rate):  # a device that refuses our rate plays at its own

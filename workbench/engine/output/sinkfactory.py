@@ -16,11 +16,11 @@ PYTHON_CALLBACK_NOTICE = ("the audio callback runs in Python (the C playout modu
 
 
 def device_sink(rate: int, block_size: int, recorder: Recorder | None = None, *,
-                device: str | int | None = None) -> tuple[Sink, str | None]:
+                device: str | int | None = None, channels: int = 1) -> tuple[Sink, str | None]:
     """The sound card: the C callback when it is built, else the Python one (with a notice saying so)."""
     if nativesink.available():
-        return nativesink.NativeDeviceSink(rate, block_size, recorder, device=device), None
-    return SoundDeviceSink(rate, block_size, recorder, device=device), PYTHON_CALLBACK_NOTICE
+        return nativesink.NativeDeviceSink(rate, block_size, recorder, device=device, channels=channels), None
+    return SoundDeviceSink(rate, block_size, recorder, device=device, channels=channels), PYTHON_CALLBACK_NOTICE
 
 
 @dataclass(frozen=True)
@@ -31,11 +31,14 @@ class SinkSpec:
     rate: int = 24_000
     block_size: int = 480
     device: str | int | None = None
+    channels: int = 1  # WORKBENCH_CHANNELS (2 also when WORKBENCH_PAN places the voice)
 
     @classmethod
-    def of(cls, settings: Settings, rate: int | None = None) -> SinkSpec:
-        """The sink the settings ask for (at `rate`, when the player decodes to another rate)."""
-        return cls(settings.sink, rate or settings.output_rate, settings.block_size, settings.output_device)
+    def of(cls, settings: Settings, rate: int | None = None, channels: int | None = None) -> SinkSpec:
+        """The sink the settings ask for (at `rate`, when the player decodes to another rate; in `channels`,
+        when the player plays only so many)."""
+        return cls(settings.sink, rate or settings.output_rate, settings.block_size, settings.output_device,
+                   channels or settings.layout.channels)
 
 
 SinkFactory = Callable[[SinkSpec], tuple[Sink, "str | None"]]
@@ -54,11 +57,11 @@ def sink_factory(kind: str | None = None, *, speed: float = 1.0, record: str | P
         notice = None
         if name == "virtual" or speed != 1.0:
             recorder = Recorder() if record is True else Recorder(record) if record else None
-            sink: Sink = VirtualSink(spec.rate, spec.block_size, recorder, speed=speed)
+            sink: Sink = VirtualSink(spec.rate, spec.block_size, recorder, speed=speed, channels=spec.channels)
         else:
             path = record if isinstance(record, str | Path) else None
             sink, notice = make_sink(name, rate=spec.rate, block_size=spec.block_size, device=spec.device,
-                                     record=path)
+                                     record=path, channels=spec.channels)
             if record is True and sink.recorder is None:
                 sink.recorder = Recorder()
         if made is not None:
@@ -69,7 +72,7 @@ def sink_factory(kind: str | None = None, *, speed: float = 1.0, record: str | P
 
 
 def make_sink(spec: str, *, rate: int, block_size: int, device: str | int | None = None,
-              record: str | Path | None = None) -> tuple[Sink, str | None]:
+              record: str | Path | None = None, channels: int = 1) -> tuple[Sink, str | None]:
     """Build the sink named by `spec` (auto, device, virtual, wav:PATH, and device-python to measure the
     Python callback against the C one).
 
@@ -77,14 +80,14 @@ def make_sink(spec: str, *, rate: int, block_size: int, device: str | int | None
     """
     recorder = Recorder(record) if record else None
     if spec == "device-python":
-        return SoundDeviceSink(rate, block_size, recorder, device=device), None
+        return SoundDeviceSink(rate, block_size, recorder, device=device, channels=channels), None
     if spec.startswith("wav:"):
-        return VirtualSink(rate, block_size, Recorder(spec[4:])), None
+        return VirtualSink(rate, block_size, Recorder(spec[4:]), channels=channels), None
     if spec == "virtual":
-        return VirtualSink(rate, block_size, recorder), None
+        return VirtualSink(rate, block_size, recorder, channels=channels), None
     if spec == "device" or device is not None or default_output_device() is not None:
-        return device_sink(rate, block_size, recorder, device=device)
+        return device_sink(rate, block_size, recorder, device=device, channels=channels)
     return (
-        VirtualSink(rate, block_size, recorder),
+        VirtualSink(rate, block_size, recorder, channels=channels),
         "no audio output device found: playing on the virtual sink (silent); set WORKBENCH_SINK=device to insist",
     )

@@ -72,7 +72,8 @@ def _resolve(future: asyncio.Future[None]) -> None:
 
 
 class Recorder:
-    """Collects played blocks (a small copy per block) and writes them to a 16-bit mono WAV file."""
+    """Collects played blocks (a small copy per block) and writes them to a 16-bit WAV file with their
+    channels."""
 
     def __init__(self, path: str | Path | None = None) -> None:
         self.path = Path(path) if path else None
@@ -92,7 +93,7 @@ class Recorder:
         pcm = (np.clip(self.samples(), -1.0, 1.0) * 32767.0).round().astype("<i2")
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with wave.open(str(self.path), "wb") as w:
-            w.setnchannels(1)
+            w.setnchannels(1 if pcm.ndim == 1 else pcm.shape[1])
             w.setsampwidth(2)
             w.setframerate(rate)
             w.writeframes(pcm.tobytes())
@@ -107,9 +108,10 @@ class Sink:
     # drops the first few ms it is given at its start (PulseAudio through ALSA: 2.5 to 5 ms, recorded)
     start_lead_s = 0.0
 
-    def __init__(self, rate: int, block_size: int, recorder: Recorder | None = None) -> None:
+    def __init__(self, rate: int, block_size: int, recorder: Recorder | None = None, channels: int = 1) -> None:
         self.rate = rate
         self.block_size = block_size
+        self.channels = channels  # asked for; a device with fewer output channels lowers it when opened
         self.recorder = recorder
         self.buffer: JitterBuffer | None = None
         self._first_heard: float | None = None
@@ -231,9 +233,9 @@ class VirtualSink(Sink):
     kind = "virtual"
 
     def __init__(
-        self, rate: int, block_size: int, recorder: Recorder | None = None, *, speed: float = 1.0
+        self, rate: int, block_size: int, recorder: Recorder | None = None, *, speed: float = 1.0, channels: int = 1
     ) -> None:
-        super().__init__(rate, block_size, recorder)
+        super().__init__(rate, block_size, recorder, channels)
         if speed <= 0:
             raise ValueError("speed must be positive")
         self.speed = speed
@@ -261,7 +263,7 @@ class VirtualSink(Sink):
     def _run(self) -> None:
         buffer = self.buffer
         assert buffer is not None
-        block = np.zeros(self.block_size, dtype=np.float32)
+        block = np.zeros((self.block_size, self.channels) if self.channels > 1 else self.block_size, dtype=np.float32)
         per_sample = 1.0 / self.rate / self.speed
         next_tick = time.perf_counter()
         while not self._stop.is_set():
@@ -284,6 +286,11 @@ class VirtualSink(Sink):
         self._finished.set()
         if self.done_at is None:
             self._closed_at = time.perf_counter()
+
+
+def device_channels(info: Any, asked: int) -> int:
+    """The channels to open a device with: as asked, or as many as it has (a mono device plays mono)."""
+    return max(1, min(asked, int(info.get("max_output_channels", 1) or 1)))
 
 
 def import_sounddevice() -> Any:
@@ -330,8 +337,9 @@ class SoundDeviceSink(Sink):
         *,
         device: str | int | None = None,
         latency: str | float = "low",
+        channels: int = 1,
     ) -> None:
-        super().__init__(rate, block_size, recorder)
+        super().__init__(rate, block_size, recorder, channels)
         self.device = device
         self.latency = latency
         self._stream: Any = None
@@ -343,6 +351,7 @@ class SoundDeviceSink(Sink):
         except (ValueError, sd.PortAudioError) as exc:
             what = f"output device {self.device!r}" if self.device is not None else "default output device"
             raise SinkError(f"no {what} found ({exc}); use --sink virtual to play without a sound card") from None
+        self.channels = device_channels(info, self.channels)
         try:
             self._stream = self._open_stream(sd, self.rate)
         except sd.PortAudioError:
@@ -360,7 +369,7 @@ class SoundDeviceSink(Sink):
         return sd.OutputStream(
             samplerate=rate,
             blocksize=self.block_size,
-            channels=1,
+            channels=self.channels,
             dtype="float32",
             device=self.device,
             latency=self.latency,
@@ -385,7 +394,7 @@ class SoundDeviceSink(Sink):
         if status.output_underflow:
             self._device_underflows += 1
         buffer = self.buffer
-        block = outdata[:, 0]
+        block = outdata[:, 0] if self.channels == 1 else outdata
         if buffer is None:
             block.fill(0.0)
             return

@@ -44,7 +44,8 @@ def build_chain(settings: Settings, sink: Sink, target_ms: float, *, trailing_si
     block_ms = s.block_size * 1000.0 / sink.rate
     streaming = s.streaming_enabled
     target = target_ms if streaming else s.max_buffer_s * 1000.0
-    buffer = JitterBuffer(sink.rate, s.max_buffer_s, target, trailing_silence_s=trailing_silence_s)
+    buffer = JitterBuffer(sink.rate, s.max_buffer_s, target, trailing_silence_s=trailing_silence_s,
+                          channels=sink.channels)
     elastic: ElasticPlayout | None = None
     if streaming and s.playout is Playout.ELASTIC:
         elastic = ElasticPlayout(buffer, target_ms=target_ms, start_ms=ELASTIC_START_BLOCKS * block_ms,

@@ -7,6 +7,8 @@
  * schedules). Each side writes only its own words; the producer's write counter is published after the
  * samples it covers (release), and read before them here (acquire).
  *
+ * Counters and positions are in frames; a frame is `channels` floats, interleaved (mono: one float).
+ *
  * The module is a Python extension only so that setuptools builds it; Python loads its symbols with ctypes.
  */
 #include <Python.h>
@@ -45,6 +47,7 @@ typedef struct {
     int64_t rate;
     int done_fd; /* a byte is written here once the buffer is done: the event loop wakes */
     int wake_fd; /* -1, or a byte is written here after a block (see C_WAKE_BELOW): elastic playout's pump wakes */
+    int64_t channels; /* floats per frame, in the ring, the record ring and the device's block */
 } wb_state;
 
 static inline int64_t load(int64_t *p) { return __atomic_load_n(p, __ATOMIC_ACQUIRE); }
@@ -55,12 +58,22 @@ void wb_publish(int64_t *ctl, int64_t index, int64_t value) { store(&ctl[index],
 
 static inline float fade_out_at(const wb_state *st, int64_t k) { return st->fade_in[st->fade_len - 1 - k]; }
 
+/* every channel of frame `i` times `gain` */
+static inline void scale(const wb_state *st, float *out, int64_t i, float gain) {
+    for (int64_t k = 0; k < st->channels; k++) out[i * st->channels + k] *= gain;
+}
+
+/* silence in frames [pos, pos + count) */
+static inline void silence(const wb_state *st, float *out, int64_t pos, int64_t count) {
+    memset(out + pos * st->channels, 0, (size_t)(count * st->channels) * sizeof(float));
+}
+
 /* fade out[end - f .. end) down to 0: the whole fade, or a whole shorter ramp (f - 1 - i) / f (JitterBuffer._ramp_down) */
 static void ramp_down(const wb_state *st, float *out, int64_t end, int64_t f) {
     if (f == st->fade_len) {
-        for (int64_t i = 0; i < f; i++) out[end - f + i] *= fade_out_at(st, i);
+        for (int64_t i = 0; i < f; i++) scale(st, out, end - f + i, fade_out_at(st, i));
     } else {
-        for (int64_t i = 0; i < f; i++) out[end - f + i] *= (float)(f - 1 - i) / (float)f;
+        for (int64_t i = 0; i < f; i++) scale(st, out, end - f + i, (float)(f - 1 - i) / (float)f);
     }
 }
 
@@ -69,12 +82,13 @@ static void copy_out(wb_state *st, float *out, int64_t pos, int64_t take) {
     int64_t r = c[C_READ];
     int64_t start = r % st->capacity;
     int64_t first = take < st->capacity - start ? take : st->capacity - start;
-    memcpy(out + pos, st->ring + start, (size_t)first * sizeof(float));
-    if (take > first) memcpy(out + pos + first, st->ring, (size_t)(take - first) * sizeof(float));
+    int64_t ch = st->channels;
+    memcpy(out + pos * ch, st->ring + start * ch, (size_t)(first * ch) * sizeof(float));
+    if (take > first) memcpy(out + (pos + first) * ch, st->ring, (size_t)((take - first) * ch) * sizeof(float));
     if (c[C_FADE_IN_PENDING]) { /* 1 + how much of the fade-in was played: it goes on into the next block */
         int64_t at = c[C_FADE_IN_PENDING] - 1;
         int64_t f = take < st->fade_len - at ? take : st->fade_len - at;
-        for (int64_t i = 0; i < f; i++) out[pos + i] *= st->fade_in[at + i];
+        for (int64_t i = 0; i < f; i++) scale(st, out, pos + i, st->fade_in[at + i]);
         c[C_FADE_IN_PENDING] = at + f < st->fade_len ? at + f + 1 : 0;
     }
     int64_t sound = load(&c[C_SOUND_AT]);
@@ -89,7 +103,7 @@ static void copy_out(wb_state *st, float *out, int64_t pos, int64_t take) {
 static void fade_end(wb_state *st, float *out, int64_t pos, int64_t take, int64_t left) {
     int64_t L = st->fade_len;
     int64_t j0 = left - L > 0 ? left - L : 0;
-    for (int64_t j = j0; j < take; j++) out[pos + j] *= fade_out_at(st, L - (left - j));
+    for (int64_t j = j0; j < take; j++) scale(st, out, pos + j, fade_out_at(st, L - (left - j)));
 }
 
 /* while playing: the next few samples, faded out, at the start of `out`; how many */
@@ -111,7 +125,7 @@ static int64_t fade_out_now(wb_state *st, float *out, int64_t n) {
 static void finish_with_fade(wb_state *st, float *out, int64_t n) {
     int64_t *c = st->ctl;
     int64_t take = c[C_PAUSE_HELD] ? 0 : fade_out_now(st, out, n);
-    if (take < n) memset(out + take, 0, (size_t)(n - take) * sizeof(float));
+    if (take < n) silence(st, out, take, n - take);
     c[C_STATE] = S_DONE;
 }
 
@@ -123,11 +137,11 @@ static void hold(wb_state *st, float *out, int64_t n) {
         take = fade_out_now(st, out, n);
         c[C_PAUSE_HELD] = 1;
     }
-    if (take < n) memset(out + take, 0, (size_t)(n - take) * sizeof(float));
+    if (take < n) silence(st, out, take, n - take);
     c[C_PAUSED_SAMPLES] += n - take;
 }
 
-/* fill `out` (n samples) with audio or silence and advance the state machine: JitterBuffer.read_into */
+/* fill `out` (n frames) with audio or silence and advance the state machine: JitterBuffer.read_into */
 void wb_read(wb_state *st, float *out, int64_t n) {
     int64_t *c = st->ctl;
     int64_t pos = 0;
@@ -163,13 +177,13 @@ void wb_read(wb_state *st, float *out, int64_t n) {
                 if (state == S_BUFFERING) c[C_LEAD_LEFT] = load(&c[C_LEAD]);
                 continue;
             }
-            memset(out + pos, 0, (size_t)(n - pos) * sizeof(float));
+            silence(st, out, pos, n - pos);
             if (state == S_UNDERRUN) c[C_UNDERRUN_SAMPLES] += n - pos;
             c[C_SILENCE] += n - pos;
             pos = n;
         } else if (state == S_PLAYING && c[C_LEAD_LEFT] > 0) {
             int64_t s = c[C_LEAD_LEFT] < n - pos ? c[C_LEAD_LEFT] : n - pos;
-            memset(out + pos, 0, (size_t)s * sizeof(float));
+            silence(st, out, pos, s);
             c[C_LEAD_LEFT] -= s;
             c[C_SILENCE] += s;
             pos += s;
@@ -201,13 +215,13 @@ void wb_read(wb_state *st, float *out, int64_t n) {
             }
         } else if (state == S_TRAILING) {
             int64_t s = c[C_TRAILING_LEFT] < n - pos ? c[C_TRAILING_LEFT] : n - pos;
-            memset(out + pos, 0, (size_t)s * sizeof(float));
+            silence(st, out, pos, s);
             c[C_TRAILING_LEFT] -= s;
             c[C_SILENCE] += s;
             pos += s;
             if (c[C_TRAILING_LEFT] == 0) c[C_STATE] = S_DONE;
         } else { /* done */
-            memset(out + pos, 0, (size_t)(n - pos) * sizeof(float));
+            silence(st, out, pos, n - pos);
             pos = n;
         }
     }
@@ -247,7 +261,9 @@ int wb_callback(const void *input, void *output, unsigned long frames, const pa_
         store(&c[C_SOUND_HEARD_NS], heard + c[C_SOUND_OFFSET] * per_sample_ns);
     if (st->record != NULL) {
         int64_t w = c[C_REC_WRITE];
-        for (int64_t i = 0; i < n; i++) st->record[(w + i) % st->record_capacity] = out[i];
+        int64_t ch = st->channels;
+        for (int64_t i = 0; i < n; i++)
+            memcpy(st->record + ((w + i) % st->record_capacity) * ch, out + i * ch, (size_t)ch * sizeof(float));
         store(&c[C_REC_WRITE], w + n);
     }
     if (st->wake_fd >= 0) {
@@ -274,6 +290,9 @@ int64_t wb_control_words(void) { return C_COUNT; }
 
 /* present from the build whose callback writes to wake_fd (an older build leaves the pump polling) */
 int64_t wb_wakes_after_blocks(void) { return 1; }
+
+/* present from the build whose frames may have more than one channel (wb_state.channels) */
+int64_t wb_frames_of_channels(void) { return 1; }
 
 static struct PyModuleDef module = {PyModuleDef_HEAD_INIT, "_playout",
                                     "The audio callback in C; loaded with ctypes (see buffer.py and sinks.py).",

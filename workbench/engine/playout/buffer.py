@@ -1,4 +1,7 @@
-"""The jitter buffer: a preallocated single-producer, single-consumer ring of float32 samples.
+"""The jitter buffer: a preallocated single-producer, single-consumer ring of float32 frames.
+
+A frame is one sample per channel: mono (the fast path) or stereo, interleaved. Every count and position
+here is in frames; "samples" below means frames.
 
 The producer (the player, on the event loop) writes decoded audio; the consumer (the audio callback,
 or the virtual sink's clock thread) reads a block at a time. No lock is shared: each side advances only
@@ -107,10 +110,12 @@ class JitterBuffer:
         trailing_silence_s: float = 0.0,
         fade_ms: float = 5.0,
         clock: Callable[[], float] = time.perf_counter,
+        channels: int = 1,
     ) -> None:
         self.rate = rate
+        self.channels = channels
         self.capacity = max(1, int(round(capacity_s * rate)))
-        self._ring = np.zeros(self.capacity, dtype=np.float32)
+        self._ring = np.zeros((self.capacity, channels) if channels > 1 else self.capacity, dtype=np.float32)
         self.ctl = np.zeros(CTL_WORDS, dtype=np.int64)
         self.ctl[Ctl.LEVEL_MIN] = -1
         self.ctl[Ctl.FIRST_OFFSET] = -1
@@ -131,6 +136,11 @@ class JitterBuffer:
         # clicked. Made once: the read path allocates nothing
         self._short_outs = [np.zeros(0, dtype=np.float32)] + [
             np.arange(f - 1, -1, -1, dtype=np.float32) / np.float32(f) for f in range(1, self.fade_len)]
+        if channels > 1:  # each a gain per frame, for every channel of it (the C side reads `_fade_in` flat)
+            self._fin, self._fout = self._fade_in[:, None], self._fade_out[:, None]
+            self._shorts = [r[:, None] for r in self._short_outs]
+        else:
+            self._fin, self._fout, self._shorts = self._fade_in, self._fade_out, self._short_outs
         # producer side
         self.ready_time: float | None = None  # clock() when the initial target was first met
         self.on_ready: Callable[[], None] | None = None  # called then, once, on the thread that wrote
@@ -291,7 +301,8 @@ class JitterBuffer:
 
     # -- consumer (Python) --------------------------------------------------------------------------
     def read_into(self, out: np.ndarray) -> None:
-        """Fill `out` (a float32 block) with audio or silence and advance the state machine.
+        """Fill `out` (a float32 block: frames, or frames x channels) with audio or silence and advance the
+        state machine.
 
         The same rules as `wb_read` in `_playout.c`, which the device's callback runs instead."""
         c = self.ctl
@@ -384,7 +395,7 @@ class JitterBuffer:
         if c[Ctl.FADE_IN_PENDING]:  # 1 + how much of the fade-in was played: it goes on into the next block
             at = int(c[Ctl.FADE_IN_PENDING]) - 1
             f = min(self.fade_len - at, take)
-            out[pos : pos + f] *= self._fade_in[at : at + f]
+            out[pos : pos + f] *= self._fin[at : at + f]
             c[Ctl.FADE_IN_PENDING] = at + f + 1 if at + f < self.fade_len else 0
         sound = int(c[Ctl.SOUND_AT])
         if c[Ctl.SOUND_BLOCK] < 0 and 0 <= sound - r < take:
@@ -398,7 +409,7 @@ class JitterBuffer:
         stream, retries run out) does not click; speech that ends in silence is unchanged. Sample j
         of this block is `left - j` samples from the end; the last one is played at gain 0."""
         j0 = max(0, left - self.fade_len)
-        out[pos + j0 : pos + take] *= self._fade_out[self.fade_len - (left - j0) : self.fade_len - (left - take)]
+        out[pos + j0 : pos + take] *= self._fout[self.fade_len - (left - j0) : self.fade_len - (left - take)]
 
     def _finish_with_fade(self, out: np.ndarray) -> None:
         c = self.ctl
@@ -419,7 +430,7 @@ class JitterBuffer:
 
     def _ramp_down(self, out: np.ndarray, end: int, f: int) -> None:
         """Fade out[end - f : end] down to 0: the whole fade, or a whole shorter ramp."""
-        out[end - f : end] *= self._fade_out if f == self.fade_len else self._short_outs[f]
+        out[end - f : end] *= self._fout if f == self.fade_len else self._shorts[f]
 
     def _hold(self, out: np.ndarray) -> None:
         """A block while paused: the first one fades out what was playing, every one is silence after that."""

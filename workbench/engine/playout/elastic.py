@@ -96,7 +96,7 @@ class ElasticPlayout:
         self.ring_ms = self._ring_base_ms = start_ms + block_ms * (2 if self._sink_wakes else 1)
         self.slack_ms = self.peak_slack_ms = 0.0  # more in the ring, for the pump's own lateness ...
         self.note_wait(slack_ms / 2000.0, 0.0)  # ... starting from what the last play learned
-        self.stretcher = Stretcher(buffer.rate, slowest=self.limits.slowest)
+        self.stretcher = Stretcher(buffer.rate, slowest=self.limits.slowest, channels=buffer.channels)
         self._reserve: collections.deque[tuple[np.ndarray, bool]] = collections.deque()  # (audio, after a gap)
         self._gap_next = False
         self._pushed = 0  # samples into the reserve (the player's thread)

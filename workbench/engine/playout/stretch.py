@@ -15,6 +15,10 @@ its pitch.
 - The rate may change at every hop (10 ms).
 - At the end, what is left of the input is played as it is.
 
+More than one channel (stereo: samples are frames x channels): every choice (where a frame comes from,
+how loud it is, whether it is in phase) is made on the channels' mean, and the same frames are overlapped
+in every channel, so the channels stay in step and keep their image.
+
 Latency: a frame needs `frame + tolerance` samples of input ahead of it (25 ms at 24 kHz). The state
 is a few arrays; each hop costs one correlation of `frame` samples over 2 x `tolerance` + 1 lags.
 """
@@ -42,14 +46,19 @@ IN_TEMPO = (0.95, 1.05)  # speech played within this band counts as played at it
 
 
 class Stretcher:
-    def __init__(self, rate_hz: int, frame_ms: float = 20.0, tolerance_ms: float = 5.0, slowest: float = 0.5) -> None:
+    def __init__(self, rate_hz: int, frame_ms: float = 20.0, tolerance_ms: float = 5.0, slowest: float = 0.5,
+                 channels: int = 1) -> None:
         self.rate_hz = rate_hz
+        self.channels = channels
         self.hop = max(8, int(round(rate_hz * frame_ms / 2000.0)))
         self.frame = 2 * self.hop
         self.tolerance = max(1, int(round(rate_hz * tolerance_ms / 1000.0)))
         n = np.arange(self.frame, dtype=np.float64)
         self._window = (0.5 - 0.5 * np.cos(2.0 * np.pi * n / self.frame)).astype(np.float32)  # periodic Hann
-        self._input = EMPTY  # the input still needed, from absolute sample `_start`
+        self._empty: np.ndarray = EMPTY if channels == 1 else np.zeros((0, channels), dtype=np.float32)
+        self._w = self._window if channels == 1 else self._window[:, None]  # a gain per frame, every channel
+        self._input: np.ndarray = self._empty  # the input still needed, from absolute sample `_start`
+        self._mono: np.ndarray = EMPTY  # ... and the channels' mean, what is measured (the input itself when mono)
         self._start = 0
         self._fed = 0  # input samples ever given
         self._ended = False
@@ -88,6 +97,11 @@ class Stretcher:
         if len(samples):
             chunk = np.asarray(samples, dtype=np.float32)
             self._input = np.concatenate([self._input, chunk]) if len(self._input) else chunk.copy()
+            if self.channels > 1:
+                mean = chunk.mean(axis=1, dtype=np.float32)
+                self._mono = np.concatenate([self._mono, mean]) if len(self._mono) else mean
+            else:
+                self._mono = self._input
             self._fed += len(chunk)
 
     def fade_tail(self, n: int) -> None:
@@ -96,7 +110,10 @@ class Stretcher:
         f = min(n, self._fed - first_unplayed)
         if f > 0:
             i = self._fed - self._start
-            self._input[i - f : i] *= np.linspace(1.0, 0.0, f, endpoint=False, dtype=np.float32)
+            ramp = np.linspace(1.0, 0.0, f, endpoint=False, dtype=np.float32)
+            self._input[i - f : i] *= ramp if self.channels == 1 else ramp[:, None]
+            if self.channels > 1:
+                self._mono[i - f : i] *= ramp
 
     def end(self) -> None:
         """No more input: `pull` plays what is left as it is, and then `done` is true."""
@@ -115,6 +132,10 @@ class Stretcher:
         i = position - self._start
         return self._input[i : i + length]
 
+    def _mono_at(self, position: int, length: int) -> np.ndarray:
+        i = position - self._start
+        return self._mono[i : i + length]
+
     # -- output ---------------------------------------------------------------------------------------
     def pull(self, rate: float, hops: int = 1, expand: bool = False) -> np.ndarray:
         """Up to `hops` hops of output at `rate` (as many as the input allows so far); once the input has
@@ -122,7 +143,7 @@ class Stretcher:
         the newest frames that have are used again (pitch periods repeated: NetEQ's "expand"), up to
         `MAX_EXPAND_MS` in a row."""
         if self._finished:
-            return EMPTY
+            return self._empty
         out: list[np.ndarray] = []
         left = hops
         while left > 0:
@@ -136,7 +157,7 @@ class Stretcher:
             out.append(self._finish())
         out = [p for p in out if len(p)]
         if not out:
-            return EMPTY
+            return self._empty
         result = out[0] if len(out) == 1 else np.concatenate(out)
         self.produced += len(result)
         return result
@@ -147,7 +168,7 @@ class Stretcher:
         if seeding:  # a run's first frame: frame -1's falling half is the input's next hop itself
             if self._origin + n > self._fed:
                 return None
-            self._tail = self._at(self._origin, h) * self._window[h:]
+            self._tail = self._at(self._origin, h) * self._w[h:]
         natural = self._prev + h  # where the last frame would have gone on
         nominal = self._nominal + h * rate if not seeding else self._nominal + h
         if rate == 1.0 and not seeding:
@@ -180,14 +201,14 @@ class Stretcher:
             narrow = hi - lo < 2 * tol  # not a whole window since the run began (the start, a drain)
             if natural + h > self._fed or lo > hi:
                 return None
-            target = self._at(natural, h)
-            region = self._at(lo, hi - lo + h)
+            target = self._mono_at(natural, h)
+            region = self._mono_at(lo, hi - lo + h)
             dots = np.correlate(region, target, mode="valid")
             power = np.convolve(region * region, np.ones(h, dtype=np.float32), mode="valid")
             scores = dots / np.sqrt(np.maximum(power, 1e-12))
             scores -= 1e-6 * np.abs(np.arange(lo, hi + 1) - nominal)  # ties: the lag nearest its place
             position = lo + int(np.argmax(scores))
-            if narrow and not self._in_phase(target, self._at(position, h)):
+            if narrow and not self._in_phase(target, self._mono_at(position, h)):
                 return None  # wait for input (or drain)
             if ahead:
                 # the input, not the rate, decided where this frame came from (pitch periods repeated
@@ -198,7 +219,7 @@ class Stretcher:
         level = self._level_at(position)
         quiet = self._quiet(level)
         self._loud = max(level, self._loud * LOUD_DECAY)
-        frame = self._at(position, n) * self._window
+        frame = self._at(position, n) * self._w
         tail = self._tail
         assert tail is not None  # seeded above
         if position == natural and self._in_step:
@@ -246,7 +267,7 @@ class Stretcher:
         self._played_as_is(piece)
         last = natural + (m - 1) * h
         self._debt = max(0.0, self._debt - m * h * (1.0 - self._slowest))  # in step: pays back
-        self._tail = self._at(last + h, h) * self._window[h:]
+        self._tail = self._at(last + h, h) * self._w[h:]
         self._expanded = self._expanded + m * h if last <= self._furthest else 0
         self._furthest = max(self._furthest, last)
         self._prev, self._nominal = last, float(last)
@@ -259,6 +280,8 @@ class Stretcher:
         m = len(samples) // h
         if m < 1:
             return
+        if samples.ndim == 2:
+            samples = samples.mean(axis=1, dtype=np.float32)
         rows = samples[: m * h].reshape(m, h)
         powers = np.einsum("ij,ij->i", rows, rows) / h
         self.speech_out += h * int(np.count_nonzero(powers >= self._quiet_below()))
@@ -281,7 +304,7 @@ class Stretcher:
 
     def _level_at(self, position: int) -> float:
         """The mean square of the frame that begins at `position`."""
-        raw = self._at(position, self.frame)
+        raw = self._mono_at(position, self.frame)
         return float(np.dot(raw, raw)) / self.frame
 
     @property
@@ -306,7 +329,7 @@ class Stretcher:
         start = max(self._prev + self.hop, self._origin) if self._tail is not None else self._origin
         take = min(limit, self._fed - start)
         if take <= 0:
-            return EMPTY
+            return self._empty
         out = self._at(start, take).copy()
         self._played_as_is(out)
         self._origin = start + take
@@ -325,7 +348,7 @@ class Stretcher:
         start = max(self._prev + self.hop, self._origin) if self._tail is not None else self._origin
         rest = self._at(start, self._fed - start).copy()
         self._played_as_is(rest)
-        self._tail, self._input, self._start = None, EMPTY, self._fed
+        self._tail, self._input, self._mono, self._start = None, self._empty, EMPTY, self._fed
         return rest
 
     def _drop(self, before: int) -> None:
@@ -333,4 +356,5 @@ class Stretcher:
         cut = before - self._start
         if cut > 4096:
             self._input = self._input[cut:]
+            self._mono = self._mono[cut:] if self.channels > 1 else self._input
             self._start = before
