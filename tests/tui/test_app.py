@@ -12,10 +12,12 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import numpy as np
 import pytest
 from textual.widgets import DataTable, Input, Label, Select
 
 from tests.conftest import virtual_factory
+from workbench.engine.decoding.layout import Layout
 from workbench.engine.envfile import parse_env_text
 from workbench.engine.settings import Settings
 from workbench.server.runner import EmbeddedServer
@@ -428,6 +430,31 @@ async def test_the_settings_it_was_opened_with_stay(server: EmbeddedServer, tmp_
         base = app.session.base
         assert (base.network, base.playout, base.player, base.split) == ("4g", "fixed", "voicemode", "sentence")
         assert app.query_one("#network", Select).value == "4g"
+
+
+async def test_channels_place_the_voice_and_the_play_is_stereo_at_its_gains(server: EmbeddedServer,
+                                                                            tmp_path: Path) -> None:
+    factory = virtual_factory()
+    config = AppConfig(settings=Settings(voices=("test-signal",), pan=0.3), text=SHORT, local_url=server.base_url,
+                       start_server=False, sink_factory=factory, save_dir=tmp_path,
+                       voicemode_env=tmp_path / "voicemode.env")
+    app = create_app(config)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause()
+        layout = app.query_one("#layout", Select)
+        assert layout.value == "0.3"  # a pan from the settings, between the list's places, is shown as it is
+        layout.value = "-0.5"
+        await pilot.pause()
+        assert (app.session.base.channels, app.session.base.pan) == ("stereo", -0.5)
+        await pilot.press("p")
+        await wait_for(pilot, lambda: finished(app))
+        played = factory.made[-1].recorder.samples()
+        rms = np.sqrt((played.astype(np.float64) ** 2).mean(axis=0))
+        left, right = Layout(2, -0.5).gains
+        assert played.shape[1] == 2 and abs(rms[0] / rms[1] - left / right) < 0.02 * left / right
+        layout.value = "mono"
+        await pilot.pause()
+        assert (app.session.base.channels, app.session.base.pan) == ("mono", None)
 
 
 async def test_u_with_the_voicemode_player_sets_the_format_and_chunk_voicemode_plays_best(

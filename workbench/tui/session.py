@@ -127,6 +127,8 @@ class Session:
                 self.base = self.base.replace(models=(value,))
             elif attr == "endpoint":
                 self.base = self.base.replace(base_urls=None if value == LOCAL else (value,))
+            elif attr == "layout":  # the Channels list: (WORKBENCH_CHANNELS, WORKBENCH_PAN)
+                self.base = self.base.replace(channels=value[0], pan=value[1])
             else:
                 self.base = self.base.replace(**{attr: value})
             self.current_settings()

@@ -43,6 +43,24 @@ HINTS = {
     "speed": "0.25 to 4.0, blank: server's", "endpoint": "'local' (embedded) or http(s)://…/v1",
 }
 CONFIRM = "Enter or leaving the field applies it"
+# the Channels list: (label, value); a value is "mono", "stereo", or where a mono voice is placed (WORKBENCH_PAN)
+CHANNELS = (("mono", "mono"), ("stereo: a stream's own channels", "stereo"), ("voice placed left", "-1"),
+            ("voice half left", "-0.5"), ("voice centre (stereo)", "0"), ("voice half right", "0.5"),
+            ("voice placed right", "1"))
+
+
+def channels_choice(settings: Settings) -> str:
+    """The Channels list's value for these settings (a pan not on the list is added to it by `load`)."""
+    if settings.pan is not None:
+        return format_value(settings.pan)
+    return settings.channels
+
+
+def channels_setting(value: str) -> tuple[str, float | None]:
+    """(WORKBENCH_CHANNELS, WORKBENCH_PAN) for a value of the Channels list."""
+    if value in ("mono", "stereo"):
+        return value, None
+    return "stereo", float(value)
 
 
 def _spec_attr(attr: str) -> str:
@@ -113,6 +131,9 @@ class SettingsPanel(VerticalScroll):
         yield Label("Network", classes="field-label")
         yield Select([(f"{name}", name) for name in PROFILES], value="none", allow_blank=False, id="network")
         yield Label("simulated between engine and endpoint", classes="hint", id="network-hint")
+        yield Label("Channels", classes="field-label")
+        yield Select(CHANNELS, value="mono", allow_blank=False, id="layout")
+        yield Label("a placed voice keeps its loudness (constant power)", classes="hint")
 
     def load(self, settings: Settings, stream: StreamValues) -> None:
         """Show `settings` (with the current format's stream values) without emitting edits."""
@@ -124,6 +145,11 @@ class SettingsPanel(VerticalScroll):
             self.query_one("#split", Select).value = settings.split
             self.query_one("#player", Select).value = settings.player
             self.query_one("#network", Select).value = settings.network
+            layout = self.query_one("#layout", Select)
+            choice = channels_choice(settings)
+            if choice not in {value for _, value in CHANNELS}:  # a pan set in a file, between the list's places
+                layout.set_options([*CHANNELS, (f"voice placed at {settings.pan:+.2f}", choice)])
+            layout.value = choice
             values = {
                 "buffer_ms": str(stream.buffer_ms), "chunk_size": str(stream.chunk_size),
                 "max_buffer_s": format_value(stream.max_buffer_s),
@@ -255,9 +281,11 @@ class SettingsPanel(VerticalScroll):
         # would put that default back in place of the configured value (`--network 4g` opened on none)
         if not self._loaded:
             return
-        value = event.select.value
+        value: Any = event.select.value
         if event.select.id == "network":
             self._describe_network(str(value))
+        if event.select.id == "layout":
+            value = channels_setting(str(value))
         self.post_message(self.Edited(event.select.id or "", value))
 
     @on(Switch.Changed)
