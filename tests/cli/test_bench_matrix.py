@@ -129,3 +129,16 @@ def test_cache_plays_phrases_again_from_the_cache_against_the_endpoint(tmp_path:
     assert data["misses"] == n and data["hits"] == n and data["entries"] == n  # the second round all hits
     assert len(data["ttfa_hit_ms"]) == n and len(data["ttfa_network_ms"]) == 2 * n
     assert "| TTFA, endpoint / cache |" in (tmp_path / "cache.md").read_text()
+
+
+def test_channels_measures_stereo_against_mono_and_the_placed_voice_as_played(tmp_path: Path) -> None:
+    result = run("bench", "channels", "--plays", "1", "--sink", "virtual", "--text", "one two three",
+                 "--out", str(tmp_path), timeout=120)
+    assert result.returncode == 0, result.stderr
+    data = json.loads((tmp_path / "channels.json").read_text())
+    assert set(data["cpu_per_audio_s"]) == {"mono", "stereo", "placed -0.5"}
+    assert all(cpu > 0 for cpu in data["cpu_per_audio_s"].values())
+    # what the sink played is at the gains: one measured ratio, within 2 %
+    (ratio,) = data["placed_level_ratio"]
+    assert abs(ratio - data["placed_gain_ratio"]) < 0.02 * data["placed_gain_ratio"]
+    assert "| stereo: CPU per second of audio |" in (tmp_path / "channels.md").read_text()

@@ -89,6 +89,8 @@ SUITES: dict[str, Suite] = {s.name: s for s in (
           "interpreter", "cold"),
     Suite("cache", "a voice assistant's short phrases said again: TTFA from the reply cache against from the "
           "endpoint, and the hit rate, in the same run", "cache"),
+    Suite("channels", "what stereo costs against mono (CPU per second of audio, TTFA, underruns) and a placed "
+          "voice's levels as played, in the same run", "channels"),
     Suite("soak", "resident memory over an hour-long stream (--minutes, --speed; --settings sentence: split)", "soak"),
 )}
 
