@@ -78,6 +78,17 @@ async def test_on_edge_auto_leaves_pcm_after_one_reply_and_plays_mp3_without_an_
     assert pcm.format == "pcm" and pcm.stretched_pct > 20 and pcm.auto_format is None
 
 
+async def test_a_buffered_play_on_edge_leaves_pcm_too(server: EmbeddedServer) -> None:
+    """With streaming off, a reply longer than the maximum buffer fills it whatever the link: that is not
+    room on the link (it kept a buffered play on pcm, 2.6 s to first audio, reply after reply)."""
+    player = StreamPlayer(make_settings(voices=("test-signal",), network="edge", auto_format=True,
+                                        streaming_enabled=False, max_buffer_s=0.5),
+                          base_url=server.base_url, sink_factory=virtual_factory(speed=4.0))
+    first, second = await player.play("one two three"), await player.play("one two three")
+    assert (first.format, second.format) == ("pcm", "mp3")
+    assert second.ttfa_ms is not None and first.ttfa_ms is not None and second.ttfa_ms < first.ttfa_ms / 2
+
+
 async def test_on_lan_auto_keeps_pcm(server: EmbeddedServer) -> None:
     player = StreamPlayer(make_settings(voices=("test-signal",), network="lan", auto_format=True),
                           base_url=server.base_url, sink_factory=virtual_factory())

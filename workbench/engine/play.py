@@ -87,6 +87,7 @@ class Play:
         if self.choice is None or self.from_cache or metrics.error is not None \
                 or self.run.final_state is not PlayState.DONE:
             return False
-        chooser.learn(self.choice, metrics.arrival_rtf, backpressured=self.run.backpressure_s > 0,
+        # a buffered play fills the buffer whatever the link: its backpressure says nothing about it
+        chooser.learn(self.choice, metrics.arrival_rtf, backpressured=metrics.streaming and self.run.backpressure_s > 0,
                       kbps=metrics.throughput_kbps)
         return True
