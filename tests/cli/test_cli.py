@@ -363,3 +363,18 @@ def test_format_auto_remembers_across_commands_what_the_link_carries() -> None:
     a, b = json.loads(first.stdout), json.loads(second.stdout)
     assert (a["format"], b["format"]) == ("pcm", "mp3"), (first.stderr, second.stderr)
     assert "pcm arrived at only" in b["auto_format"]
+
+
+def test_format_auto_switches_format_between_fragments_of_a_split_reply_with_no_wait_at_the_join() -> None:
+    """On a link too slow for pcm, a reply asked for a sentence at a time starts in pcm (nothing is known yet);
+    once the first fragment has come, slowly, the ones asked for after it come as mp3, in the same reply."""
+    text = ("The first sentence is here to be heard. A second one follows it closely. Then a third one comes "
+            "along. A fourth sentence goes on a while. And the fifth one ends it all.")
+    result = run("play", "--format", "auto", "--network", "edge", "--split", "sentence", "--json", "--no-cache",
+                 text, timeout=120)
+    assert result.returncode == 0, result.stderr
+    data = json.loads(result.stdout)
+    formats = data["fragment_formats"]
+    assert data["state"] == "done" and data["error"] is None and len(formats) == data["fragments"] > 2
+    assert formats[0] == "pcm" and formats[-1] == "mp3", formats
+    assert data["join_wait_ms"] == 0  # the switch cost no wait: the mp3 fragment was there in time

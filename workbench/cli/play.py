@@ -138,6 +138,7 @@ def render_metrics(m: PlayMetrics) -> str:
     label = {f.field: f.label for f in FIGURES}
     rows = [
         ("format", f"{m.format} ({'streamed' if m.streaming else 'buffered'})" + pcm_description(m)),
+        *([("format chosen", f"--format auto: {m.auto_format}")] if m.auto_format else []),
         ("network", m.network if m.network != "none" else "as it is (no simulation)"),
         ("sink", m.sink or "-"),
         *([("channels", _channels(m))] if m.output_channels > 1 or (m.channels or 1) > 1 or m.pan is not None else []),
@@ -158,7 +159,8 @@ def render_metrics(m: PlayMetrics) -> str:
     ]
     if m.fragments > 1:
         ttfbs = ", ".join("-" if t is None else f"{t:.0f}" for t in m.fragment_ttfb_ms)
-        rows.append((label["fragments"], f"{m.fragments} (split: {m.split}; TTFB of each {ttfbs} ms)"))
+        formats = f"; formats {', '.join(m.fragment_formats)}" if len(set(m.fragment_formats)) > 1 else ""
+        rows.append((label["fragments"], f"{m.fragments} (split: {m.split}; TTFB of each {ttfbs} ms{formats})"))
         rows.append(("joins", f"longest {ms(m.join_gap_ms)} (its pause and any wait), longest wait "
                               f"{ms(m.join_wait_ms)}"))
     if m.retries:

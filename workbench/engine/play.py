@@ -10,11 +10,13 @@ client, the endpoint memory, the learned target and the user's live values.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from .fetching.cache import MAX_REPLY_S, ReplyCache, ReplyKey
+from .fetching.fetch import Fetch
 from .fetching.formatchoice import Choice, FormatChooser
 from .fetching.source import SpeechSource
 from .figures.metrics import PlayMetrics, PlayState
@@ -39,6 +41,8 @@ class Play:
     kept: list[np.ndarray] | None = None  # what it hands to the ring, kept to be stored in the cache
     kept_frames: int = 0
     choice: Choice | None = None  # WORKBENCH_AUTO_FORMAT: the format chosen for it, and why
+    formats: list[str] = field(default_factory=list)  # each fragment's, as asked for
+    taught: int = 0  # WORKBENCH_AUTO_FORMAT with the text split: fragments the chooser learned from
 
     @property
     def source(self) -> SpeechSource | None:
@@ -80,10 +84,38 @@ class Play:
             if problem:
                 metrics.warnings.append(problem)
 
+    def format_for(self, k: int, chooser: FormatChooser | None, default: str) -> tuple[str, Choice | None]:
+        """Fragment k's format: the play's for the first; with WORKBENCH_AUTO_FORMAT (a `chooser`), what the
+        chooser says when k is asked for, having learned from each fragment downloaded before it."""
+        choice = self.choice if k == 0 or chooser is None else chooser.choose()
+        fmt = choice.format if choice is not None else default
+        self.formats.append(fmt)
+        if fmt != default:
+            self.kept = None  # a reply in two formats is not cached under one
+        return fmt, choice
+
+    def learner(self, chooser: FormatChooser | None, choice: Choice | None) -> Callable[[Fetch], None] | None:
+        """With WORKBENCH_AUTO_FORMAT: what a fragment's fetch calls once it has come whole, so the chooser
+        learns its arrival in time for the fragments after it."""
+        if chooser is None or choice is None:
+            return None
+
+        def learn(fetch: Fetch) -> None:
+            rtf = fetch.arrival_rtf
+            if rtf is not None:
+                chooser.learn(choice, rtf, kbps=fetch.source.link_kbps)
+                self.taught += 1
+
+        return learn
+
     def teach(self, chooser: FormatChooser, metrics: PlayMetrics) -> bool:
         """WORKBENCH_AUTO_FORMAT: tell the chooser what this play measured of the link (a whole reply from the
         endpoint only: one that failed, was stopped or came from the cache says nothing about it); whether it
         was told."""
+        if len(self.formats) > 1:
+            metrics.fragment_formats = list(self.formats)
+        if self.taught:  # learned fragment by fragment already
+            return True
         if self.choice is None or self.from_cache or metrics.error is not None \
                 or self.run.final_state is not PlayState.DONE:
             return False

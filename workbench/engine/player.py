@@ -197,7 +197,8 @@ class StreamPlayer(PlayerBase):
                                                                     if removed else ""))
         t0 = time.perf_counter()  # time zero: everything from here on is latency the listener waits through
         s = self.settings
-        choice = self.endpoints.chooser(self.base_url, s.network).choose() if fmt is None and s.auto_format else None
+        chooser = self.endpoints.chooser(self.base_url, s.network) if fmt is None and s.auto_format else None
+        choice = chooser.choose() if chooser is not None else None
         fmt = fmt or (choice.format if choice is not None else s.audio_format)
         if fmt not in PROGRESSIVE_FORMATS:
             raise PlayError(f"the engine cannot decode {fmt!r}; it plays {', '.join(PROGRESSIVE_FORMATS)}")
@@ -255,12 +256,14 @@ class StreamPlayer(PlayerBase):
         options = FetchOptions.of(s)
 
         def fetch(k: int, push: Push) -> Fetch:
-            request = SpeechRequest(text=fragments[k].text, model=s.model, voice=s.voice, response_format=fmt,
+            fmt_k, choice_k = play.format_for(k, chooser, fmt)
+            request = SpeechRequest(text=fragments[k].text, model=s.model, voice=s.voice, response_format=fmt_k,
                                     speed=s.speed, extra_headers=self.extra_headers, extra_query=self.extra_query,
                                     stream_format=s.stream_format)
             label = f"fragment {k + 1} of {len(fragments)}: " if len(fragments) > 1 else ""
             return Fetch(run, sources[k], request, options, out_rate=out_rate, push=push, gap=self._gap,
-                         trim_leading=k == 0, label=label, layout=layout)
+                         trim_leading=k == 0, label=label, layout=layout,
+                         on_done=play.learner(chooser, choice_k) if len(fragments) > 1 else None)
 
         async def joined() -> Joiner:
             return Joiner(await out_rate(), s.speed or 1.0, layout().channels)

@@ -63,7 +63,8 @@ class Fetch:
 
     def __init__(self, run: PlayRun, source: SpeechSource, request: SpeechRequest, options: FetchOptions, *,
                  out_rate: Callable[[], Awaitable[int]], push: Push, gap: Callable[[], None],
-                 trim_leading: bool = True, label: str = "", layout: Callable[[], Layout] = lambda: MONO) -> None:
+                 trim_leading: bool = True, label: str = "", layout: Callable[[], Layout] = lambda: MONO,
+                 on_done: Callable[[Fetch], None] | None = None) -> None:
         self.run = run
         self.source = source
         self.request = request
@@ -80,6 +81,7 @@ class Fetch:
         self._lead: LeadingSilenceTrim | None = None  # WORKBENCH_TRIM_LEADING_SILENCE, for the current decoder
         self._trim_leading = trim_leading  # the reply's first fragment only: later ones start at a join
         self.label = label  # "fragment 2 of 5: " when the text is split, for the notices
+        self.on_done = on_done  # called once the whole reply has come
         self.resume = ResumeCheck()
         self._byte_mismatch = False  # a response resumed from a byte did not continue the one before
         self._fade_in = False  # the next samples follow a skipped event: fade them in
@@ -130,11 +132,22 @@ class Fetch:
                         run.notice(self.label + warning)
             if failure is not None:
                 raise failure
+            if self.on_done is not None and self.decoder is not None and not run.stopping:
+                self.on_done(self)
         finally:
             if self.decoder is not None:
                 self.decoder.release()
             self.resume.release()
             self._tail = bytearray()
+
+    @property
+    def arrival_rtf(self) -> float | None:
+        """How fast this reply's audio arrived, in seconds of audio per second, at the link's live edge (the
+        same reads as `SpeechSource.link_kbps`); None with too little to tell."""
+        if self.decoder is None or not self.resume.received:
+            return None
+        share, seconds = self.source.link_share()
+        return self.resume.received / self.decoder.out_rate * share / seconds if seconds > 0.001 and share else None
 
     def _empty(self) -> SourceError:
         """The response ended with no audio bytes: a 200 with an empty body, or events with no audio."""
@@ -245,11 +258,11 @@ class Fetch:
                               self.options.pcm_rate_given, notes)
             if self.run.pcm is None:
                 self.run.pcm = pcm
-            if self.run.format == "pcm":
+            if self.request.response_format == "pcm":
                 for note in notes:
                     self.run.notice(note)
             out_rate = await self._out_rate()
-            self.decoder = StreamDecoder(self.run.format, pcm_rate=pcm.rate, pcm_channels=pcm.channels,
+            self.decoder = StreamDecoder(self.request.response_format, pcm_rate=pcm.rate, pcm_channels=pcm.channels,
                                          out_rate=out_rate, content_type=self.source.content_type,
                                          layout=self._layout())
             self.run.decoders[self._slot] = self.decoder

@@ -83,6 +83,7 @@ class PlayMetrics:
     join_gap_ms: float | None = None  # split: the longest silence at a join (its pause and any wait)
     join_wait_ms: float | None = None  # split: the longest underrun while a fragment after the first was due
     auto_format: str | None = None  # WORKBENCH_AUTO_FORMAT: why this reply's format was chosen
+    fragment_formats: list[str] = field(default_factory=list)  # split with WORKBENCH_AUTO_FORMAT: each fragment's
     cache: str = "off"  # the reply cache: "hit" (played from it, no request), "miss", or "off" (not used)
     cache_stored: bool = False  # this reply was stored in the cache
     endpoint_buffered: bool | None = None  # this reply came whole, at once, late: the endpoint does not stream
