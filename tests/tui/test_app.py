@@ -457,6 +457,27 @@ async def test_channels_place_the_voice_and_the_play_is_stereo_at_its_gains(serv
         assert (app.session.base.channels, app.session.base.pan) == ("mono", None)
 
 
+async def test_format_auto_chooses_per_reply_and_says_what_and_why(server: EmbeddedServer, tmp_path: Path) -> None:
+    app = make_app(server, tmp_path, text="one two three", network="edge")
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause()
+        app.query_one("#audio_format", Select).value = "auto"
+        await pilot.pause()
+        assert app.session.base.auto_format and app.session.base.audio_format == "pcm"  # pcm's values stay
+        assert app.query_one("#buffer_ms", Input).value == "150"
+        for n in (1, 2):
+            await pilot.press("p")
+            await wait_for(pilot, lambda n=n: finished(app, n), timeout=60)  # type: ignore[misc]
+        first, second = (r.metrics for r in app.session.runs[:2])
+        assert first is not None and second is not None and (first.format, second.format) == ("pcm", "mp3")
+        message = str(app.query_one("#message").render())
+        assert message.startswith("run 2: --format auto chose mp3: pcm arrived at only"), message
+        assert app.query_one(Counters).values["format"] == "mp3 (auto)"
+        app.query_one("#audio_format", Select).value = "wav"
+        await pilot.pause()
+        assert not app.session.base.auto_format and app.session.base.audio_format == "wav"
+
+
 async def test_u_with_the_voicemode_player_sets_the_format_and_chunk_voicemode_plays_best(
         server: EmbeddedServer, tmp_path: Path) -> None:
     app = make_app(server, tmp_path, text="one two three", player="voicemode")

@@ -28,7 +28,7 @@ from .messages import SessionMessage
 from .session import AppConfig, Job, Session, SessionError
 from .state import RunRecord
 from .widgets.buffer_graph import BufferGraph
-from .widgets.counters import Counters, KeyFigures, final_values, idle_values, live_values, rows_for
+from .widgets.counters import Counters, KeyFigures, final_values, format_choice, idle_values, live_values, rows_for
 from .widgets.settings_panel import SettingsPanel
 
 __all__ = ["AppConfig", "WorkbenchApp", "create_app"]
@@ -251,8 +251,8 @@ class WorkbenchApp(App[None]):
             panel.refused(event.field, str(exc))
             self.show_message(str(exc), "error")
             return
-        if event.field == "audio_format":
-            self.query_one(SettingsPanel).load_stream(self.session.profiles[event.value])
+        if event.field == "audio_format":  # (auto keeps the values of the format it was on)
+            self.query_one(SettingsPanel).load_stream(self.session.profiles[self.session.base.audio_format])
         if event.field == "endpoint":
             self._update_endpoint_label()
         if self.query_one("#message", Static).has_class("-error"):
@@ -388,6 +388,8 @@ class WorkbenchApp(App[None]):
             self.show_message(f"run {record.number}: {metrics.error}", "error")
         elif metrics.warnings:
             self.show_message(" · ".join(metrics.warnings), "warning")
+        elif metrics.auto_format:
+            self.show_message(f"run {record.number}: {format_choice(metrics)}")
         elif metrics.needed_buffer_ms is not None:
             self.show_message(self.session.recommendation(record))
         if self.session.current is None:
@@ -397,7 +399,8 @@ class WorkbenchApp(App[None]):
     @staticmethod
     def _history_cells(record: RunRecord) -> tuple[str, ...]:
         s, m, live = record.settings, record.metrics, record.trace.last
-        fmt = s.audio_format + ("" if s.streaming_enabled else " buf")
+        fmt = (m.format if m is not None else s.audio_format) if s.auto_format else s.audio_format
+        fmt += (" auto" if s.auto_format else "") + ("" if s.streaming_enabled else " buf")
         ttfa_ms = m.ttfa_ms if m is not None else (live.ttfa_ms if live is not None else None)
         ttfa = "-" if ttfa_ms is None else f"{ttfa_ms:.0f} ms"
         if m is not None:

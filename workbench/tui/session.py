@@ -127,6 +127,9 @@ class Session:
                 self.base = self.base.replace(models=(value,))
             elif attr == "endpoint":
                 self.base = self.base.replace(base_urls=None if value == LOCAL else (value,))
+            elif attr == "audio_format":  # auto: WORKBENCH_AUTO_FORMAT, the stream values stay the format's
+                self.base = self.base.replace(auto_format=True) if value == "auto" else \
+                    self.base.replace(audio_format=value, auto_format=False)
             elif attr == "layout":  # the Channels list: (WORKBENCH_CHANNELS, WORKBENCH_PAN)
                 self.base = self.base.replace(channels=value[0], pan=value[1])
             else:

@@ -44,6 +44,14 @@ def live_values(snap: Snapshot, network: str) -> dict[str, str]:
     return values
 
 
+def format_choice(m: PlayMetrics) -> str:
+    """What --format auto chose for a play, and why (each fragment's format when they differ)."""
+    out = f"--format auto chose {m.format}: {m.auto_format}"
+    if len(set(m.fragment_formats)) > 1:
+        out += f"; then, fragment by fragment: {', '.join(m.fragment_formats)}"
+    return out
+
+
 def final_values(m: PlayMetrics) -> dict[str, str]:
     fmt = m.format
     if m.detected_format and m.detected_format != m.format:
@@ -54,6 +62,10 @@ def final_values(m: PlayMetrics) -> dict[str, str]:
         fmt += " (fell back to buffered)"
     if m.pcm_rate is not None and m.pcm_from not in (None, "default"):
         fmt += f" {m.pcm_rate / 1000:g} kHz"  # the rate the response stated (or the setting forced)
+    if m.auto_format:
+        later = [f for f in m.fragment_formats[1:] if f != m.format]
+        fmt += f"→{later[0]}" if later else ""
+        fmt += " (auto)"
     return {
         "state": m.state, "format": fmt, "network": m.network,
         "ttfb": _ms(m.ttfb_ms).replace(PENDING, "-"), "ttfa": _ms(m.ttfa_ms).replace(PENDING, "-"),

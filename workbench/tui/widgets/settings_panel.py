@@ -43,6 +43,7 @@ HINTS = {
     "speed": "0.25 to 4.0, blank: server's", "endpoint": "'local' (embedded) or http(s)://…/v1",
 }
 CONFIRM = "Enter or leaving the field applies it"
+AUTO_LABEL = "auto (pcm or mp3, per reply)"  # WORKBENCH_AUTO_FORMAT
 # the Channels list: (label, value); a value is "mono", "stereo", or where a mono voice is placed (WORKBENCH_PAN)
 CHANNELS = (("mono", "mono"), ("stereo: a stream's own channels", "stereo"), ("voice placed left", "-1"),
             ("voice half left", "-0.5"), ("voice centre (stereo)", "0"), ("voice half right", "0.5"),
@@ -108,7 +109,8 @@ class SettingsPanel(VerticalScroll):
 
     def compose(self) -> ComposeResult:
         yield Label("Format", classes="field-label")
-        yield Select([(f, f) for f in FORMATS], value="pcm", allow_blank=False, id="audio_format")
+        yield Select([*((f, f) for f in FORMATS), (AUTO_LABEL, "auto")], value="pcm", allow_blank=False,
+                     id="audio_format")
         yield Label("buffer, chunk, max kept per format", classes="hint")
         yield Label("Streaming", classes="field-label")
         yield Switch(value=True, id="streaming_enabled")
@@ -139,7 +141,7 @@ class SettingsPanel(VerticalScroll):
         """Show `settings` (with the current format's stream values) without emitting edits."""
         self._loaded = True
         with self.prevent(Input.Changed, Select.Changed, Switch.Changed):
-            self.query_one("#audio_format", Select).value = settings.audio_format
+            self.query_one("#audio_format", Select).value = "auto" if settings.auto_format else settings.audio_format
             self.query_one("#streaming_enabled", Switch).value = settings.streaming_enabled
             self.query_one("#playout", Select).value = settings.playout
             self.query_one("#split", Select).value = settings.split
