@@ -266,6 +266,30 @@ async def test_compare_runs_a_then_b_and_saves(server: EmbeddedServer, tmp_path:
         assert not isinstance(app.screen, CompareScreen)
 
 
+async def test_compare_says_what_auto_chose_and_why(server: EmbeddedServer, tmp_path: Path) -> None:
+    app = make_app(server, tmp_path, network="edge", text="one two")
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("c")
+        await pilot.pause()
+        screen = app.screen
+        assert isinstance(screen, CompareScreen)
+        screen.query_one("#b", Select).value = "format:auto"
+        await pilot.pause()
+        await pilot.press("r")
+        await wait_for(pilot, lambda: finished(app, 2), timeout=60)
+        await pilot.pause()
+        b = app.session.runs[1]
+        assert b.settings.auto_format and b.metrics is not None and b.metrics.format == "pcm"
+        table = screen.query_one("#compare-table", DataTable)
+        rows = {str(table.get_row_at(i)[0]): [str(c) for c in table.get_row_at(i)[1:3]] for i in range(table.row_count)}
+        assert rows["format"] == ["pcm", "auto"] and rows["auto chose"] == ["", "pcm"]
+        assert "B: nothing measured yet: pcm" in str(screen.query_one("#compare-status").render())
+        await pilot.press("w")
+        await pilot.pause()
+        markdown = next(p for p in (tmp_path / "compare-results").iterdir() if p.suffix == ".md").read_text()
+        assert "B: --format auto chose pcm: nothing measured yet: pcm" in markdown
+
+
 async def test_v_plays_voicemode_today_against_this_engine(server: EmbeddedServer, tmp_path: Path) -> None:
     """Issue 14: one key plays the text as voicemode 9.0 does, then as this engine does, and compares."""
     app = make_app(server, tmp_path)

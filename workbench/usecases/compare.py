@@ -81,6 +81,8 @@ def report(a_name: str, b_name: str, a: PlayMetrics, b: PlayMetrics, text: str,
              "| metric | A | B | B - A | better |", "|---|---|---|---|---|"]
     lines += ["| " + " | ".join(r.cells()) + " |" for r in rows]
     for side, m in (("A", a), ("B", b)):
+        if m.auto_format:
+            lines += ["", f"{side}: --format auto chose {m.format}: {m.auto_format}"]
         if m.error:
             lines += ["", f"{side} failed: {m.error}"]
     return data, "\n".join(lines) + "\n"

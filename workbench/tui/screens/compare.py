@@ -72,6 +72,7 @@ class CompareScreen(Screen[None]):
     def _options(self) -> list[tuple[str, str]]:
         options = [("voicemode 9.0 (as it plays today)", "player:voicemode"), ("this engine", "player:workbench")]
         options += [(f"format {f}", f"format:{f}") for f in FORMATS]
+        options.append(("format auto (pcm or mp3, per reply)", "format:auto"))
         options += [(f"preset {p.stem}", f"preset:{p}") for p in shipped_presets(self.session.config.presets_dir)]
         return options
 
@@ -167,6 +168,8 @@ class CompareScreen(Screen[None]):
         base = session.current_settings()
         if kind == "player":  # the same settings, played by this engine or as voicemode 9.0 plays them
             return base.replace(player=ref)
+        if kind == "format" and ref == "auto":  # WORKBENCH_AUTO_FORMAT, with the current format's values
+            return base.replace(auto_format=True)
         if kind == "format":
             if str(self.query_one("#keep", Select).value) == "same":  # only the format differs
                 return base.replace(audio_format=ref)
@@ -213,7 +216,9 @@ class CompareScreen(Screen[None]):
             self.records[side] = record
             done = self._done.setdefault(record.number, asyncio.Event())
             await done.wait()
-        self._status("done: w saves the results as JSON and Markdown")
+        chosen = [f"{side}: {r.metrics.auto_format}" for side, r in self.records.items()
+                  if r.metrics is not None and r.metrics.auto_format]  # what --format auto chose, and why
+        self._status(" · ".join(["done: w saves the results as JSON and Markdown", *chosen]))
 
     def _on_event(self, event: events.Event) -> None:
         if not isinstance(event, events.PlayProgress | events.PlayFinished):
@@ -247,6 +252,9 @@ class CompareScreen(Screen[None]):
                 same = va == vb
                 table.add_row(Text(label, style="italic"), va, vb, "" if same else "differs",
                               Text("=" if same else "", style="dim"))
+            if a.auto_format or b.auto_format:  # what auto chose (why: in the status line, once both have played)
+                table.add_row(Text("auto chose", style="italic"), a.format if a.auto_format else "",
+                              b.format if b.auto_format else "", "", "")
         for row in compare_rows(a, b):
             label, va, vb, diff, better = row.cells()
             style = "bold green" if better in ("A", "B") else "dim"
@@ -292,7 +300,10 @@ def settings_rows(a: Settings, b: Settings) -> list[tuple[str, str, str]]:
     def player(s: Settings) -> str:
         return "voicemode 9.0" if s.player == "voicemode" else "this engine"
 
-    return [("format", a.audio_format, b.audio_format),
+    def fmt(s: Settings) -> str:
+        return "auto" if s.auto_format else s.audio_format
+
+    return [("format", fmt(a), fmt(b)),
             ("initial buffer", f"{a.buffer_ms} ms", f"{b.buffer_ms} ms"),
             ("chunk size", f"{a.chunk_size} B", f"{b.chunk_size} B"),
             ("max buffer", f"{a.max_buffer_s:g} s", f"{b.max_buffer_s:g} s"),
