@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from textual.widgets import DataTable, Input, Label, Select
+from textual.widgets import DataTable, Input, Label, Select, Switch
 
 from tests.conftest import virtual_factory
 from workbench.engine.decoding.layout import Layout
@@ -264,6 +264,28 @@ async def test_compare_runs_a_then_b_and_saves(server: EmbeddedServer, tmp_path:
         assert "| TTFA (first sample) |" in saved[1].read_text()
         await pilot.press("escape")
         assert not isinstance(app.screen, CompareScreen)
+
+
+async def test_the_reply_cache_is_off_until_switched_on_then_a_text_played_again_comes_from_it(
+        server: EmbeddedServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    app = make_app(server, tmp_path)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("p")
+        await wait_for(pilot, lambda: finished(app, 1))
+        await pilot.press("p")
+        await wait_for(pilot, lambda: finished(app, 2))
+        assert [r.metrics.cache for r in app.session.runs if r.metrics] == ["off", "off"]
+        app.query_one("#use_cache", Switch).value = True
+        await pilot.pause()
+        for n in (3, 4):
+            await pilot.press("p")
+            await wait_for(pilot, lambda n=n: finished(app, n))  # type: ignore[misc]
+        third, fourth = (r.metrics for r in app.session.runs[2:4])
+        assert third is not None and fourth is not None and (third.cache, fourth.cache) == ("miss", "hit")
+        assert app.query_one(Counters).values["format"] == "pcm (cache)"
+        assert str(app.query_one("#history", DataTable).get_row_at(3)[1]) == "pcm cache"
+        assert "WORKBENCH_CACHE" not in app.session.current_preset("x").values  # a session's choice only
 
 
 async def test_compare_says_what_auto_chose_and_why(server: EmbeddedServer, tmp_path: Path) -> None:

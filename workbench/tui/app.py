@@ -401,6 +401,7 @@ class WorkbenchApp(App[None]):
         s, m, live = record.settings, record.metrics, record.trace.last
         fmt = (m.format if m is not None else s.audio_format) if s.auto_format else s.audio_format
         fmt += (" auto" if s.auto_format else "") + ("" if s.streaming_enabled else " buf")
+        fmt += " cache" if m is not None and m.cache == "hit" else ""
         ttfa_ms = m.ttfa_ms if m is not None else (live.ttfa_ms if live is not None else None)
         ttfa = "-" if ttfa_ms is None else f"{ttfa_ms:.0f} ms"
         if m is not None:

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from ..defaults import DEFAULT_TEXT
+from ..engine.fetching.cache import ReplyCache
 from ..engine.fetching.endpoints import EndpointMemory
 from ..engine.figures.metrics import PlayMetrics, PlayState, Snapshot
 from ..engine.output.sinkfactory import SinkFactory
@@ -84,6 +85,9 @@ class Session:
         self.player: StreamPlayer | VoicemodePlayer | None = None
         self.player_url: str | None = None
         self.endpoints = EndpointMemory.default()  # which endpoints do not stream (WORKBENCH_SPLIT=auto)
+        # the reply cache, off until switched on in the settings: a workbench measures the endpoint, and a
+        # text played again would come from disk (a session's choice, never written into a preset)
+        self.cache: ReplyCache | None = None
         self.local_url = config.local_url
         self.server: Any = None
         self.server_error: str | None = None
@@ -130,6 +134,9 @@ class Session:
             elif attr == "audio_format":  # auto: WORKBENCH_AUTO_FORMAT, the stream values stay the format's
                 self.base = self.base.replace(auto_format=True) if value == "auto" else \
                     self.base.replace(audio_format=value, auto_format=False)
+            elif attr == "use_cache":
+                self.cache = ReplyCache(max_mb=self.base.cache_mb) if value else None
+                return
             elif attr == "layout":  # the Channels list: (WORKBENCH_CHANNELS, WORKBENCH_PAN)
                 self.base = self.base.replace(channels=value[0], pan=value[1])
             else:
@@ -297,7 +304,8 @@ class Session:
         return "paused (the download goes on): k to resume, s to stop", "info"
 
     async def _player_for(self, settings: Settings, base_url: str) -> StreamPlayer | VoicemodePlayer:
-        if self.player is not None and self.player.settings == settings and self.player_url == base_url:
+        if self.player is not None and self.player.settings == settings and self.player_url == base_url \
+                and getattr(self.player, "cache", None) is self.cache:
             # a live edit during the last play moved the player's target: the panel's value rules again
             self.player.set_initial_buffer_ms(float(settings.buffer_ms))
             return self.player
@@ -309,7 +317,8 @@ class Session:
                                      snapshot_hz=self.config.snapshot_hz)
         else:
             player = StreamPlayer(settings, base_url=base_url, sink_factory=self.config.sink_factory,
-                                  snapshot_hz=self.config.snapshot_hz, endpoints=self.endpoints)
+                                  snapshot_hz=self.config.snapshot_hz, endpoints=self.endpoints,
+                                  cache=self.cache)
         player.add_observer(self._observe)
         await player.warm_up()  # off the play's clock: its first request leaves at once
         self.player, self.player_url = player, base_url

@@ -62,6 +62,8 @@ def final_values(m: PlayMetrics) -> dict[str, str]:
         fmt += " (fell back to buffered)"
     if m.pcm_rate is not None and m.pcm_from not in (None, "default"):
         fmt += f" {m.pcm_rate / 1000:g} kHz"  # the rate the response stated (or the setting forced)
+    if m.cache == "hit":
+        fmt += " (cache)"  # no request: from the reply cache
     if m.auto_format:
         later = [f for f in m.fragment_formats[1:] if f != m.format]
         fmt += f"→{later[0]}" if later else ""

@@ -133,6 +133,9 @@ class SettingsPanel(VerticalScroll):
         yield Label("Network", classes="field-label")
         yield Select([(f"{name}", name) for name in PROFILES], value="none", allow_blank=False, id="network")
         yield Label("simulated between engine and endpoint", classes="hint", id="network-hint")
+        yield Label("Reply cache", classes="field-label")
+        yield Switch(value=False, id="use_cache")
+        yield Label("on: a text played before comes from disk (this session)", classes="hint")
         yield Label("Channels", classes="field-label")
         yield Select(CHANNELS, value="mono", allow_blank=False, id="layout")
         yield Label("a placed voice keeps its loudness (constant power)", classes="hint")
@@ -293,4 +296,4 @@ class SettingsPanel(VerticalScroll):
     @on(Switch.Changed)
     def _switch_changed(self, event: Switch.Changed) -> None:
         event.stop()
-        self.post_message(self.Edited("streaming_enabled", event.value))
+        self.post_message(self.Edited(event.switch.id or "", event.value))
