@@ -304,6 +304,15 @@ def test_auto_split_learns_across_commands_that_an_endpoint_does_not_stream() ->
     assert (Path(os.environ["HOME"]) / ".config" / "stream-workbench" / "endpoints.json").is_file()
 
 
+def test_the_embedded_server_is_not_remembered_a_port_per_start() -> None:
+    """Each start of the embedded server has a new port: an entry per play would pile up in endpoints.json."""
+    for _ in range(2):
+        result = run("play", "--format", "auto", "--json", "--no-cache", "--voice", "test-signal", "one two")
+        assert result.returncode == 0, result.stderr
+    memory = Path(os.environ["HOME"]) / ".config" / "stream-workbench" / "endpoints.json"
+    assert not memory.exists() or "127.0.0.1" not in memory.read_text()
+
+
 def test_play_as_voicemode_plays_and_says_what_voicemode_would_log() -> None:
     result = run("play", "--player", "voicemode", "--json", "--voice", "test-signal", "--format", "aac", "one two")
     assert result.returncode == 0, result.stderr

@@ -120,3 +120,26 @@ async def test_an_embedded_server_that_starts_after_the_session_closed_is_stoppe
     release.set()
     assert await asyncio.to_thread(stopped.wait, 10)
     assert session.server is None and not any(isinstance(e, events.ServerReady) for e in seen)
+
+
+async def test_what_the_session_learns_of_its_embedded_server_stays_out_of_the_endpoint_file(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """A new port at every start: an entry per session would pile up in ~/.config/.../endpoints.json."""
+    from pathlib import Path
+
+    session = Session(AppConfig(settings=make_settings(voices=("test-signal",), auto_format=True),
+                                sink_factory=virtual_factory(), save_dir=tmp_path), lambda event: None)
+    session.start_server()
+    await asyncio.wait_for(session._server_ready.wait(), timeout=30)
+    try:
+        record = session.start_play("one two", session.current_settings())
+        await asyncio.wait_for(_finished(record), timeout=30)
+    finally:
+        await session.close()
+    assert record.metrics is not None and record.metrics.state == "done"
+    memory = Path.home() / ".config" / "stream-workbench" / "endpoints.json"
+    assert not memory.exists() or "127.0.0.1" not in memory.read_text()
+
+
+async def _finished(record: RunRecord) -> None:
+    while record.metrics is None:
+        await asyncio.sleep(0.05)

@@ -182,8 +182,11 @@ async def run_play(settings: Settings, text: str, *, record: str | None, status:
         if settings.player is PlayerKind.VOICEMODE:
             player = VoicemodePlayer(settings, base_url=base_url, sink_factory=sink_factory(record=record))
         else:
+            endpoints = EndpointMemory.default()  # WORKBENCH_SPLIT=auto and --format auto learn per endpoint
+            if settings.uses_local_server:
+                endpoints.in_this_process_only(base_url)
             player = StreamPlayer(settings, base_url=base_url, sink_factory=sink_factory(record=record),
-                                  endpoints=EndpointMemory.default(),  # WORKBENCH_SPLIT=auto learns per endpoint
+                                  endpoints=endpoints,
                                   cache=ReplyCache(max_mb=settings.cache_mb) if settings.cache else None)
         await player.warm_up()  # what a first request would otherwise load on the clock
         if status is not None:

@@ -200,6 +200,7 @@ class Session:
             return
         self.server = server
         self.local_url = server.base_url
+        self.endpoints.in_this_process_only(server.base_url)  # a new port each start: not worth a file entry
         self._server_ready.set()
         self.publish(events.ServerReady(server.base_url))
 

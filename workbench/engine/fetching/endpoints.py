@@ -54,8 +54,14 @@ class EndpointMemory:
 
     def __init__(self, path: Path | None = None) -> None:
         self.path = path
+        self.transient: set[str] = set()  # remembered in this process only (the embedded server: a new port each start)
         self._data: dict[str, dict[str, Any]] | None = None
         self._choosers: dict[tuple[str, str], FormatChooser] = {}
+
+    def in_this_process_only(self, url: str) -> None:
+        """What is learned about `url` is not written to the file (the embedded server: each start has a new
+        port, and an entry per start would be kept for nothing)."""
+        self.transient.add(url.rstrip("/"))
 
     @classmethod
     def default(cls, home: Path | None = None) -> EndpointMemory:
@@ -105,8 +111,9 @@ class EndpointMemory:
         data[key] = {**entry, **values, "seen": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
         while len(data) > self.MAX_ENTRIES:
             data.pop(next(iter(data)))
-        if self.path is None:
+        if self.path is None or key in self.transient:
             return None
+        data = {k: v for k, v in data.items() if k not in self.transient}
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             fd, tmp = tempfile.mkstemp(dir=self.path.parent, prefix=".endpoints-", suffix=".json")
