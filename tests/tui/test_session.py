@@ -143,3 +143,17 @@ async def test_what_the_session_learns_of_its_embedded_server_stays_out_of_the_e
 async def _finished(record: RunRecord) -> None:
     while record.metrics is None:
         await asyncio.sleep(0.05)
+
+
+def test_exports_and_results_go_to_the_data_folder_not_where_the_app_was_started(
+        monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from pathlib import Path
+
+    from workbench.cli import build_parser
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("XDG_DATA_HOME", raising=False)
+    assert AppConfig(settings=make_settings()).save_dir == Path.home() / ".local" / "share" / "stream-workbench"
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "data"))
+    assert AppConfig(settings=make_settings()).save_dir == tmp_path / "data" / "stream-workbench"
+    assert build_parser()[0].parse_args(["tui", "--out", "results"]).out == Path("results")

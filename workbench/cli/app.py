@@ -23,6 +23,8 @@ def register(sub: Any) -> dict[str, Handler]:
     tui = sub.add_parser("tui", help="open the workbench (the default when no command is given)",
                          description="The Textual workbench: play, watch the buffer, tune, compare, export presets.")
     tui.add_argument("--text", help="the text in the text box (default: a sample paragraph)")
+    tui.add_argument("--out", type=Path, metavar="DIR", help="where exported presets and compare results go "
+                     "(default: ~/.local/share/stream-workbench, or under $XDG_DATA_HOME)")
     add_settings_options(tui)
     return {"screenshots": cmd_screenshots, "tui": cmd_tui}
 
@@ -34,6 +36,8 @@ def cmd_tui(args: argparse.Namespace, stdout: TextIO, stderr: TextIO) -> int:
     from ..tui.app import AppConfig, create_app
 
     config = AppConfig(settings=settings, text=args.text or DEFAULT_TEXT)
+    if args.out is not None:
+        config.save_dir = args.out
     create_app(config).run()
     return 0
 

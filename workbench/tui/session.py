@@ -15,6 +15,7 @@ import asyncio
 import contextlib
 import itertools
 import logging
+import os
 import threading
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
@@ -51,6 +52,14 @@ def asyncio_job(work: Coroutine[Any, Any, None], name: str) -> Job:
     return asyncio.get_running_loop().create_task(work, name=name)
 
 
+def data_folder() -> Path:
+    """Where the workbench saves what the user exports and compares (unless `workbench --out DIR`):
+    `$XDG_DATA_HOME/stream-workbench`, else `~/.local/share/stream-workbench`; never the folder it was started
+    from (from `./run.sh`, the source tree)."""
+    base = os.environ.get("XDG_DATA_HOME")
+    return (Path(base) if base else Path.home() / ".local" / "share") / "stream-workbench"
+
+
 @dataclass
 class AppConfig:
     settings: Settings
@@ -60,7 +69,7 @@ class AppConfig:
     sink_factory: SinkFactory | None = None
     presets_dir: Path = PRESETS_DIR
     voicemode_env: Path | None = None  # the file "Apply to voicemode" merges into (default ~/.voicemode/...)
-    save_dir: Path = field(default_factory=Path.cwd)  # where exports and compare results go
+    save_dir: Path = field(default_factory=data_folder)  # where exports and compare results go
     snapshot_hz: float = 10.0
     notices: list[str] = field(default_factory=list)
 
