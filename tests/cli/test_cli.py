@@ -387,3 +387,18 @@ def test_format_auto_switches_format_between_fragments_of_a_split_reply_with_no_
     assert data["state"] == "done" and data["error"] is None and len(formats) == data["fragments"] > 2
     assert formats[0] == "pcm" and formats[-1] == "mp3", formats
     assert data["join_wait_ms"] == 0  # the switch cost no wait: the mp3 fragment was there in time
+
+
+def test_the_play_report_says_why_played_is_not_received_and_what_a_virtual_sink_cannot_count() -> None:
+    from workbench.cli.play import render_metrics
+    from workbench.engine.figures.metrics import PlayMetrics
+
+    slowed = PlayMetrics(format="pcm", state="done", sink="virtual sink", audio_ms=800.0, played_ms=860.0,
+                         stretch_added_ms=60.0, clock_late=2)
+    text = render_metrics(slowed)
+    assert "0.80 s received, 0.86 s played (0.06 s added by slowing: elastic playout)" in text
+    assert "none: the virtual sink has no sound card (its clock fell behind 2 times: a busy machine)" in text
+    stopped = PlayMetrics(format="pcm", state="stopped", sink="default @ 24000 Hz", audio_ms=800.0, played_ms=300.0,
+                          device_underflows=1)
+    text = render_metrics(stopped)
+    assert "0.30 s played (stopped)" in text and "virtual" not in text

@@ -131,6 +131,25 @@ def _channels(m: PlayMetrics) -> str:
     return f"stereo: {stream}, its own channels" + (" (a placed voice must be mono)" if m.pan is not None else "")
 
 
+def _underflows(m: PlayMetrics) -> str:
+    if not m.sink.startswith("virtual"):
+        return str(m.device_underflows)
+    late = f" (its clock fell behind {m.clock_late} time{'' if m.clock_late == 1 else 's'}: a busy machine)" \
+        if m.clock_late else ""
+    return "none: the virtual sink has no sound card" + late
+
+
+def _played_note(m: PlayMetrics) -> str:
+    """Why the time played is not the time received: elastic playout's slowing and speeding up, or a stop."""
+    net = m.stretch_added_ms - m.stretch_removed_ms
+    if m.state == "stopped":
+        return " (stopped)"
+    if abs(net) >= 5:
+        how = "added by slowing" if net > 0 else "taken by speeding up"
+        return f" ({abs(net) / 1000:.2f} s {how}: elastic playout)"
+    return ""
+
+
 def render_metrics(m: PlayMetrics) -> str:
     def ms(v: float | None) -> str:
         return "-" if v is None else f"{v:.0f} ms"
@@ -149,13 +168,13 @@ def render_metrics(m: PlayMetrics) -> str:
                                                    "ttfa_ms")),
         (label["first_sound_ms"], _first_sound(m)),
         (label["underruns"], f"{m.underruns} ({m.underrun_ms:.0f} ms)"),
-        *([(label["clock_late"], f"{m.clock_late} (the virtual sink's clock thread woke a block late)")]
-          if m.sink.startswith("virtual") else [(label["device_underflows"], str(m.device_underflows))]),
+        (label["device_underflows"], _underflows(m)),
         ("buffer avg / min / max", f"{ms(m.avg_buffer_ms)} / {ms(m.min_buffer_ms)} / {ms(m.max_buffer_ms)}"),
         (label["throughput_kbps"], "-" if m.throughput_kbps is None else f"{m.throughput_kbps:.0f} kbit/s"),
         (label["arrival_rtf"], "-" if m.arrival_rtf is None else f"{m.arrival_rtf:.1f}x real time"),
         (label["decode_ms_p95"], "-" if m.decode_ms_p95 is None else f"{m.decode_ms_p95:.2f} ms"),
-        ("audio", f"{m.audio_ms / 1000:.2f} s received, {m.played_ms / 1000:.2f} s played, {m.bytes} bytes"),
+        ("audio", f"{m.audio_ms / 1000:.2f} s received, {m.played_ms / 1000:.2f} s played{_played_note(m)}, "
+                  f"{m.bytes} bytes"),
     ]
     if m.fragments > 1:
         ttfbs = ", ".join("-" if t is None else f"{t:.0f}" for t in m.fragment_ttfb_ms)
