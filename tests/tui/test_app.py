@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from textual.widgets import DataTable, Input, Label, Select, Switch
+from textual.widgets import Button, DataTable, Input, Label, Select, Switch
 
 from tests.conftest import virtual_factory
 from workbench.engine.decoding.layout import Layout
@@ -46,6 +46,14 @@ async def wait_for(pilot, condition: Callable[[], bool], timeout: float = 20.0) 
         if asyncio.get_running_loop().time() > deadline:
             raise AssertionError("timed out waiting for the app")
         await pilot.pause(0.05)
+
+
+async def confirm_in(pilot, field: Input) -> None:  # type: ignore[no-untyped-def]
+    """Enter in a dialog's field."""
+    field.focus()
+    await pilot.pause()
+    await pilot.press("enter")
+    await pilot.pause()
 
 
 async def start_playing(pilot, app: WorkbenchApp) -> None:  # type: ignore[no-untyped-def]
@@ -343,9 +351,16 @@ async def test_export_saves_a_preset_voicemode_reads(server: EmbeddedServer, tmp
         await pilot.pause()
         assert load_preset(target).values["VOICEMODE_STREAM_BUFFER_MS"] == "220"
         await pilot.pause(0.5)  # a second click at once would be a double click
-        await pilot.click("#save")  # never overwrites
+        await pilot.click("#save")  # never overwrites without asking ...
         await pilot.pause()
-        assert "already exists" in str(app.screen.query_one("#status").render())
+        assert "already exists: Overwrite replaces it" in str(app.screen.query_one("#status").render())
+        assert str(app.screen.query_one("#save", Button).label) == "Overwrite"
+        await confirm_in(pilot, app.screen.query_one("#path", Input))  # ... asked, Enter replaces it
+        assert str(app.screen.query_one("#status").render()) == f"replaced {target}"
+        other = tmp_path / "other.env"
+        app.screen.query_one("#path", Input).value = str(other)  # another name: Save again, and Enter saves
+        await confirm_in(pilot, app.screen.query_one("#path", Input))
+        assert other.is_file() and str(app.screen.query_one("#save", Button).label) == "Save"
 
 
 async def test_apply_to_voicemode_shows_diff_then_backs_up(server: EmbeddedServer, tmp_path: Path) -> None:
@@ -370,6 +385,23 @@ async def test_apply_to_voicemode_shows_diff_then_backs_up(server: EmbeddedServe
     assert "WORKBENCH_NETWORK" not in values
     assert stat.S_IMODE(voicemode_env.stat().st_mode) == 0o600
     assert (tmp_path / "voicemode.env.bak").read_text() == original
+
+
+async def test_after_apply_the_notes_say_what_the_file_is_now(server: EmbeddedServer, tmp_path: Path) -> None:
+    voicemode_env = tmp_path / "voicemode.env"  # not there yet
+    app = make_app(server, tmp_path)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.press("e")
+        await pilot.pause()
+        await pilot.click("#apply")
+        await pilot.pause()
+        assert "does not exist yet" in str(app.screen.query_one("#notes").render())
+        await pilot.click("#do-apply")
+        await pilot.pause()
+        assert voicemode_env.is_file()
+        notes = str(app.screen.query_one("#notes").render())
+        assert "does not exist yet" not in notes and "A backup is kept" in notes
+        assert "no changes" in str(app.screen.query_one("#diff-text").render())
 
 
 async def test_apply_refuses_a_malformed_voicemode_env(server: EmbeddedServer, tmp_path: Path) -> None:
@@ -407,6 +439,8 @@ async def test_load_preset_sets_format_and_its_values(server: EmbeddedServer, tm
         assert not isinstance(app.screen, LoadPresetScreen)
         s = app.session.current_settings()
         assert (s.audio_format, s.buffer_ms, s.network) == ("wav", 333, "lan")
+        message = str(app.query_one("#message").render())
+        assert message == "loaded preset p: format pcm → wav, network none → lan, wav's initial buffer (ms) 150 → 333"
         assert app.query_one("#buffer_ms", Input).value == "333"
         assert app.session.profiles["pcm"].buffer_ms == 150
 

@@ -30,7 +30,7 @@ from ..engine.output.sinkfactory import SinkFactory
 from ..engine.output.sinks import SinkError
 from ..engine.player import PlayError, StreamPlayer
 from ..engine.report import recommend_buffer_ms
-from ..engine.settings import LOCAL, PlayerKind, Settings, SettingsError, parse_overrides
+from ..engine.settings import LOCAL, SPEC_BY_ATTR, PlayerKind, Settings, SettingsError, format_value, parse_overrides
 from ..engine.vmplayer import VoicemodePlayer
 from ..usecases.presets import PRESETS_DIR, Preset, preset_from_settings
 from . import events
@@ -50,6 +50,14 @@ StartJob = Callable[[Coroutine[Any, Any, None], str], Job]  # (the work, its nam
 
 def asyncio_job(work: Coroutine[Any, Any, None], name: str) -> Job:
     return asyncio.get_running_loop().create_task(work, name=name)
+
+
+def _label(attr: str, fmt: str) -> str:
+    """A setting as the load message names it (a stream value with the format it belongs to)."""
+    names = {"buffer_ms": "initial buffer (ms)", "chunk_size": "chunk (bytes)", "max_buffer_s": "max buffer (s)",
+             "audio_format": "format", "network": "network", "playout": "playout"}
+    name = names.get(attr, SPEC_BY_ATTR[attr].env if attr in SPEC_BY_ATTR else attr)
+    return f"{fmt}'s {name}" if attr in STREAM_FIELDS else name
 
 
 def data_folder() -> Path:
@@ -166,9 +174,14 @@ class Session:
         merged = {**self.profiles[fmt].__dict__, **stream_values}
         new_base = self.base.replace(**values)
         new_base.replace(**merged)  # raises SettingsError if they do not fit together
+        before = self.base.replace(**self.profiles[fmt].__dict__)  # what the preset's format played with
         self.base = new_base
         self.profiles[fmt] = StreamValues(**merged)
-        self.publish(events.SettingsReplaced(f"loaded preset {preset.name}"))
+        after = self.base.replace(**merged)
+        changed = [f"{_label(attr, fmt)} {format_value(getattr(before, attr))} → {format_value(getattr(after, attr))}"
+                   for attr in [*values, *stream_values] if getattr(before, attr) != getattr(after, attr)]
+        what = ", ".join(changed) or "nothing changed"
+        self.publish(events.SettingsReplaced(f"loaded preset {preset.name}: {what}"))
 
     def current_preset(self, name: str = "workbench") -> Preset:
         s = self.current_settings()

@@ -100,6 +100,7 @@ class ExportScreen(Dialog):
         self.preset = preset
         self.save_dir = save_dir
         self.voicemode_env = voicemode_env  # None: voicemode's own ~/.voicemode/voicemode.env
+        self._overwrite: Path | None = None  # the existing file the next Save replaces (asked once)
 
     def compose(self) -> ComposeResult:
         default = self.save_dir / f"{self.preset.name}.env"
@@ -123,19 +124,35 @@ class ExportScreen(Dialog):
         self.query_one("#save", Button).focus()
 
     @on(Button.Pressed, "#save")
+    @on(Input.Submitted, "#path")
     def save(self) -> None:
         raw = self.query_one("#path", Input).value.strip()
         status = self.query_one("#status", Static)
+        button = self.query_one("#save", Button)
         if not raw:
             _status(status, "give a file name to save to", "error")
             return
         path = Path(raw).expanduser()
+        overwrite = self._overwrite == path  # asked once already, for this very file
         try:
-            save_preset(self.preset, path)
+            save_preset(self.preset, path, overwrite=overwrite)
         except (PresetError, OSError) as exc:
+            if path.is_file() and not overwrite:  # it exists: the next Save (or Enter) replaces it
+                self._overwrite = path
+                button.label = "Overwrite"
+                _status(status, f"{path} already exists: Overwrite replaces it, or give another name", "error")
+                return
             _status(status, str(exc), "error")
             return
-        _status(status, f"saved {path}", "ok")
+        self._overwrite = None
+        button.label = "Save"
+        _status(status, f"{'replaced' if overwrite else 'saved'} {path}", "ok")
+
+    @on(Input.Changed, "#path")
+    def _path_changed(self) -> None:
+        """Another name: Save saves again, and never overwrites without asking."""
+        self._overwrite = None
+        self.query_one("#save", Button).label = "Save"
 
     @on(Button.Pressed, "#apply")
     def apply(self) -> None:
@@ -228,7 +245,9 @@ class ApplyScreen(Dialog):
             return
         where = f"; backup at {backup}" if backup else ""
         link = f" (a link: wrote {self.plan.real_target})" if self.plan.real_target else ""
-        _status(status, f"applied to {self.plan.target}{link}{where}. Restart voicemode to pick it up.", "ok")
+        target = self.plan.target
+        self.replan()  # the diff and the notes as the file is now
+        _status(status, f"applied to {target}{link}{where}. Restart voicemode to pick it up.", "ok")
         self.query_one("#do-apply", Button).disabled = True
         self.query_one("#cancel", Button).label = "Close"
 
