@@ -182,8 +182,9 @@ def run_matrix(cfg: MatrixConfig, progress: Progress) -> Report:
 
     def settings_for(fmt: str, network: str, extra: dict[str, Any]) -> Settings:
         link = "none" if network in SCENARIOS else network  # a server scenario plays over no simulated link
-        return bench_options(sink="virtual", network=link, network_seed=cfg.seed, audio_format=fmt,
-                             max_buffer_s=4.0, **extra)
+        auto = fmt == "auto"  # WORKBENCH_AUTO_FORMAT: each player's chooser learns over the cell's repeats
+        return bench_options(sink="virtual", network=link, network_seed=cfg.seed, audio_format="pcm" if auto else fmt,
+                             auto_format=auto, max_buffer_s=4.0, **extra)
 
     def player(settings: Settings, base_url: str, query: dict[str, str] | None) -> Any:
         if settings.player is PlayerKind.VOICEMODE:
@@ -378,7 +379,7 @@ def run(o: BenchOptions, progress: Progress) -> Report:
     quick = o.quick
     try:
         cfg = MatrixConfig(
-            formats=parse_list(o.formats or ("pcm,mp3" if quick else "pcm,mp3,opus"), NAMES, "format"),
+            formats=parse_list(o.formats or ("pcm,mp3" if quick else "pcm,mp3,opus"), [*NAMES, "auto"], "format"),
             networks=parse_list(o.networks or ("4g" if quick else "lan,wifi,4g,flaky,near-real-time"),
                                 [*PROFILES, *SCENARIOS], "network profile"),
             settings=parse_settings(o.settings or ("elastic,150" if quick else "elastic,150,adaptive")),
