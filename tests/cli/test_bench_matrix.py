@@ -41,6 +41,15 @@ def test_quick_matrix_measures_every_setting_and_both_baselines(tmp_path: Path) 
     assert "matrix: [" in result.stderr  # the progress bar
 
 
+def test_an_auto_row_plays_as_the_chooser_says(tmp_path: Path) -> None:
+    result = run("bench", "--formats", "auto", "--networks", "edge", "--settings", "elastic", "--plays", "2",
+                 "--no-headline", "--text", "one two", "--out", str(tmp_path), timeout=240)
+    assert result.returncode == 0, result.stderr
+    cells = {c["setting"]: c for c in json.loads((tmp_path / "matrix.json").read_text())["cells"]}
+    assert all(c["format"] == "auto" and c["plays"] == 2 and c["failed"] == 0 for c in cells.values())
+    assert "| auto | edge | elastic |" in (tmp_path / "matrix.md").read_text()
+
+
 @pytest.mark.parametrize(("args", "fragment"), [
     (["--settings", "150,fast"], "unknown setting 'fast'"),
     (["--formats", "ogg"], "unknown format ogg"),

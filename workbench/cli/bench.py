@@ -38,7 +38,8 @@ def register(sub: Any) -> dict[str, Handler]:
                        help="a smoke run under a minute (matrix: pcm and mp3 on 4g, one repeat, "
                        "a short text and headline; other suites: 3 plays)")
     matrix = bench.add_argument_group("matrix options")
-    matrix.add_argument("--formats", default=None, help="formats, comma-separated (default pcm,mp3,opus)")
+    matrix.add_argument("--formats", default=None, help="formats, comma-separated (default pcm,mp3,opus); auto: "
+                        "--format auto, its choice learned over each cell's plays")
     matrix.add_argument("--networks", default=None,
                         help="network profiles, comma-separated (default lan,wifi,4g,flaky; also for 'adaptive')")
     matrix.add_argument("--settings", dest="matrix_settings", default=None, metavar="LIST",
