@@ -25,6 +25,7 @@ from workbench.tui.app import AppConfig, WorkbenchApp, create_app
 from workbench.tui.screens.compare import CompareScreen
 from workbench.tui.screens.presets import ApplyScreen, ExportScreen, LoadPresetScreen
 from workbench.tui.widgets.counters import Counters
+from workbench.tui.widgets.settings_panel import SettingsPanel
 from workbench.usecases.presets import load_preset
 
 SIZE = (140, 44)
@@ -683,3 +684,52 @@ async def test_w_watches_voicemode_through_the_bridges_files(server: EmbeddedSer
         assert len(screen.trace) == 1 and screen.trace.last is not None and screen.trace.last.level_ms == 90
         await pilot.press("escape")
         await wait_for(pilot, lambda: not isinstance(app.screen, VoicemodeScreen))
+
+
+def footer_keys(app: WorkbenchApp) -> list[tuple[str, bool]]:
+    """(description, enabled) of each key the footer shows."""
+    from textual.widgets._footer import FooterKey
+
+    return [(k.description, not k.disabled) for k in app.screen.query(FooterKey)]
+
+
+@pytest.mark.parametrize(("size", "last"), [((80, 24), "Help"), ((100, 30), "Quit")])
+async def test_the_footer_lists_what_fits_in_order_of_use_and_no_key_cut_in_half(
+        server: EmbeddedServer, tmp_path: Path, size: tuple[int, int], last: str) -> None:
+    app = make_app(server, tmp_path)
+    async with app.run_test(size=size) as pilot:
+        await pilot.pause()
+        keys = [d for d, _ in footer_keys(app)]
+        assert keys[:8] == ["Play", "Stop", "Settings", "Compare", "Tune", "Export", "Load", "History"]
+        assert keys[-1] == last
+        shown = sum(k.region.width for k in app.screen.query("FooterKey"))
+        assert shown <= size[0]  # every key whole: none runs off the edge
+
+
+async def test_g_m_h_show_their_view_at_80x24_even_with_the_settings_open(server: EmbeddedServer,
+                                                                          tmp_path: Path) -> None:
+    app = make_app(server, tmp_path)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause()
+        for key, view in (("h", "#history"), ("m", "#counters"), ("g", "#graph")):
+            await pilot.press("t")  # the settings take the lower area's place ...
+            await pilot.pause()
+            assert app.query_one(SettingsPanel).display
+            app.query_one("#play").focus()
+            await pilot.press(key)  # ... and the view's key gives it back
+            await pilot.pause()
+            assert not app.query_one(SettingsPanel).display and app.query_one(view).display, key
+
+
+async def test_while_a_field_takes_the_letters_the_footer_does_not_offer_them(server: EmbeddedServer,
+                                                                               tmp_path: Path) -> None:
+    app = make_app(server, tmp_path)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause()
+        for field in ("#voice", "#text"):
+            app.query_one(field).focus()
+            await pilot.pause()
+            assert [d for d, _ in footer_keys(app)] == ["Help"], field  # F1 is not a letter: it still works
+            await pilot.press("escape")  # leaves the field: the keys are back
+            await pilot.pause()
+            assert "Play" in dict(footer_keys(app))

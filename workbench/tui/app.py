@@ -19,7 +19,7 @@ from textual.app import App, ComposeResult, SystemCommand
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
-from textual.widgets import Button, DataTable, Footer, Header, Static, TextArea
+from textual.widgets import Button, DataTable, Header, Static, TextArea
 
 from ..engine.figures.metrics import PlayState
 from ..engine.settings import SettingsError, format_value
@@ -29,6 +29,7 @@ from .session import AppConfig, Job, Session, SessionError
 from .state import RunRecord
 from .widgets.buffer_graph import BufferGraph
 from .widgets.counters import Counters, KeyFigures, final_values, format_choice, idle_values, live_values, rows_for
+from .widgets.footer import FittingFooter
 from .widgets.settings_panel import SettingsPanel
 
 __all__ = ["AppConfig", "WorkbenchApp", "create_app"]
@@ -64,19 +65,19 @@ class WorkbenchApp(App[None]):
     SUB_TITLE = "streamed TTS: fast start, no glitches"
     # the footer lists these in order and cuts what does not fit: Quit and Help first, then the keys of a
     # play; the rest are in the help (F1) and the command palette
-    BINDINGS = [
-        Binding("q", "quit", "Quit"),
-        Binding("f1,question_mark", "help", "Help"),
+    BINDINGS = [  # the footer lists the shown ones in this order: by how often they are used
         Binding("p", "play", "Play"),
         Binding("s", "stop", "Stop"),
-        Binding("k", "pause", "Pause", show=False),
-        Binding("w", "watch_voicemode", "voicemode", show=False),
         Binding("t", "toggle_settings", "Settings"),
         Binding("c", "compare", "Compare"),
-        Binding("e", "export", "Export"),
-        Binding("h", "view('history')", "History"),
         Binding("u", "tune", "Tune"),
+        Binding("e", "export", "Export"),
         Binding("l", "load_preset", "Load"),
+        Binding("h", "view('history')", "History"),
+        Binding("f1,question_mark", "help", "Help"),
+        Binding("q", "quit", "Quit"),
+        Binding("k", "pause", "Pause", show=False),
+        Binding("w", "watch_voicemode", "voicemode", show=False),
         Binding("r", "replay", "Replay", show=False),
         Binding("v", "voicemode_vs_engine", "voicemode vs engine", show=False),
         Binding("g", "view('graph')", "Graph", show=False),
@@ -115,7 +116,7 @@ class WorkbenchApp(App[None]):
                 yield DataTable(id="history", cursor_type="row", zebra_stripes=True)
             yield SettingsPanel(id="settings")
         yield Static("", id="message")
-        yield Footer(compact=True)
+        yield FittingFooter(compact=True, show_command_palette=False)  # ctrl+p still opens it; F1 lists every key
 
     def on_mount(self) -> None:
         session = self.session
@@ -187,6 +188,8 @@ class WorkbenchApp(App[None]):
         """Show the graph, counters or history (g, m, h) where not all of them fit; the history gets the
         focus, so its rows can be walked at once."""
         self.view = view
+        if self.settings_open and self.size.width < WIDE:  # the settings had the view's place: give it back
+            self.settings_open = False
         self.fit_layout()
         if view == "history":
             self.query_one("#history").focus()

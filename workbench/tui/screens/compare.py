@@ -12,7 +12,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal
 from textual.screen import Screen
-from textual.widgets import Button, DataTable, Footer, Header, Label, Select, Static
+from textual.widgets import Button, DataTable, Header, Label, Select, Static
 
 from ...engine.decoding.decoders import PROGRESSIVE_FORMATS
 from ...engine.figures.metrics import PlayMetrics
@@ -23,6 +23,7 @@ from .. import events
 from ..session import Session, SessionError
 from ..state import RunRecord
 from ..widgets.buffer_graph import BufferGraph
+from ..widgets.footer import FittingFooter
 
 
 def default_pair() -> tuple[str, str]:
@@ -97,7 +98,7 @@ class CompareScreen(Screen[None]):
             yield BufferGraph("A", id="graph-a")
             yield BufferGraph("B", id="graph-b")
         yield DataTable(id="compare-table", cursor_type="none", zebra_stripes=True)
-        yield Footer()
+        yield FittingFooter(compact=True, show_command_palette=False)
 
     def on_mount(self) -> None:
         table = self.query_one("#compare-table", DataTable)

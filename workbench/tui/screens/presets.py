@@ -11,7 +11,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, VerticalScroll
 from textual.screen import ModalScreen
-from textual.widgets import Button, Footer, Input, Label, OptionList, Static
+from textual.widgets import Button, Input, Label, OptionList, Static
 from textual.widgets.option_list import Option
 
 from ...engine.settings import SettingsError
@@ -28,6 +28,7 @@ from ...usecases.presets import (
 )
 from ...usecases.voicemode import summary
 from ..session import Session
+from ..widgets.footer import FittingFooter
 
 DIALOG_CSS = """
 {name} {{ align: center middle; }}
@@ -117,7 +118,7 @@ class ExportScreen(Dialog):
                 yield Button("Apply to voicemode…", id="apply", variant="warning")
                 yield Button("Close", id="close")
             yield Static("", classes="status", id="status")
-        yield Footer(compact=True)
+        yield FittingFooter(compact=True, show_command_palette=False)
 
     def on_mount(self) -> None:
         self.fit()
@@ -192,7 +193,7 @@ class ApplyScreen(Dialog):
                 yield Button("Apply", id="do-apply", variant="warning")
                 yield Button("Cancel", id="cancel")
             yield Static("", classes="status", id="status")
-        yield Footer(compact=True)
+        yield FittingFooter(compact=True, show_command_palette=False)
 
     def on_mount(self) -> None:
         self.fit()
@@ -289,7 +290,7 @@ class LoadPresetScreen(Dialog):
                 yield Button("Load file", id="load", variant="success")
                 yield Button("Close", id="close")
             yield Static("", classes="status", id="status")
-        yield Footer(compact=True)
+        yield FittingFooter(compact=True, show_command_palette=False)
 
     def on_mount(self) -> None:
         self.fit()

@@ -15,7 +15,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal
 from textual.screen import Screen
-from textual.widgets import Button, DataTable, Footer, Header, Static
+from textual.widgets import Button, DataTable, Header, Static
 
 from ...bridge.publish import ReplyFigures, folder, read_live, read_replies
 from ...engine.figures.metrics import PlayState, Snapshot
@@ -23,6 +23,7 @@ from ...usecases import bridge
 from ...usecases.presets import voicemode_env_path
 from ..state import Trace
 from ..widgets.buffer_graph import BufferGraph
+from ..widgets.footer import FittingFooter
 
 POLL_S = 0.2
 SHOWN = 30  # replies in the table
@@ -100,7 +101,7 @@ class VoicemodeScreen(Screen[None]):
         table.border_title = "voicemode's recent replies"
         yield table
         yield Static("", id="vm-advice")
-        yield Footer()
+        yield FittingFooter(compact=True, show_command_palette=False)
 
     def on_mount(self) -> None:
         table = self.query_one("#vm-replies", DataTable)
