@@ -24,7 +24,7 @@ from workbench.server.runner import EmbeddedServer
 from workbench.tui.app import AppConfig, WorkbenchApp, create_app
 from workbench.tui.screens.compare import CompareScreen
 from workbench.tui.screens.presets import ApplyScreen, ExportScreen, LoadPresetScreen
-from workbench.tui.widgets.counters import Counters
+from workbench.tui.widgets.counters import Counters, KeyFigures
 from workbench.tui.widgets.settings_panel import SettingsPanel
 from workbench.usecases.presets import load_preset
 
@@ -199,6 +199,30 @@ async def test_each_format_keeps_its_own_stream_settings(server: EmbeddedServer,
         assert app.query_one("#buffer_ms", Input).value == "300"
         assert app.session.current_settings().buffer_ms == 300 and app.session.current_settings().audio_format == "pcm"
         assert app.session.profiles["wav"].buffer_ms == 500
+
+
+async def test_an_applied_value_says_so_and_a_format_change_says_which_values_it_plays_with(
+        server: EmbeddedServer, tmp_path: Path) -> None:
+    app = make_app(server, tmp_path)
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause()
+        key_line = app.query_one(KeyFigures)
+        assert ("initial buffer", "150 ms", "") in key_line.parts()
+        await confirm(pilot, app, "buffer_ms", "50")
+        assert str(app.query_one("#message").render()) == "initial buffer 50 applied to pcm: the next play uses it"
+        assert ("initial buffer", "50 ms", "") in key_line.parts()
+        app.query_one("#audio_format", Select).value = "mp3"
+        await pilot.pause()
+        assert str(app.query_one("#message").render()) == (
+            "mp3 plays with its own values: initial buffer 150 ms, chunk size 4096 B, max buffer 2 s; pcm keeps "
+            "its 50 ms · o carries pcm's over")
+        assert ("initial buffer", "150 ms", "") in key_line.parts()
+        app.query_one("#play").focus()
+        await pilot.press("o")
+        await pilot.pause()
+        assert app.query_one("#buffer_ms", Input).value == "50" and app.session.current_settings().buffer_ms == 50
+        assert ("initial buffer", "50 ms", "") in key_line.parts()
+        assert str(app.query_one("#message").render()).startswith("mp3 now uses pcm's values: initial buffer 50 ms")
 
 
 async def test_initial_buffer_applies_live(server: EmbeddedServer, tmp_path: Path) -> None:

@@ -30,7 +30,7 @@ def add_settings_options(p: argparse.ArgumentParser) -> None:
     g.add_argument("--voice", help="voice name (embedded server: alloy, nova, ..., or test-signal)")
     g.add_argument("--model", help="model name")
     g.add_argument("--speed", help="speaking speed, 0.25 to 4.0")
-    g.add_argument("--buffer-ms", metavar="MS", help="buffer target (VOICEMODE_STREAM_BUFFER_MS): elastic playout "
+    g.add_argument("--buffer-ms", metavar="MS", help="initial buffer (VOICEMODE_STREAM_BUFFER_MS): elastic playout "
                    "grows to it while playing, fixed playout waits for it")
     g.add_argument("--chunk-size", metavar="BYTES", help="download chunk size")
     g.add_argument("--max-buffer", metavar="SECONDS", help="maximum buffer (VOICEMODE_STREAM_MAX_BUFFER)")

@@ -26,7 +26,7 @@ from ..engine.settings import SettingsError, format_value
 from . import events
 from .messages import SessionMessage
 from .session import AppConfig, Job, Session, SessionError
-from .state import RunRecord
+from .state import STREAM_FIELDS, STREAM_LABELS, RunRecord, format_values_message
 from .widgets.buffer_graph import BufferGraph
 from .widgets.counters import Counters, KeyFigures, final_values, format_choice, idle_values, live_values, rows_for
 from .widgets.footer import FittingFooter
@@ -39,7 +39,7 @@ GRAPH_MIN = 8  # rows the graph needs to be read
 HISTORY_ROWS = 9
 # actions of the main screen: on another screen (a dialog, compare) they do nothing, so they are not listed
 MAIN_ONLY = {"play", "stop", "pause", "watch_voicemode", "replay", "compare", "voicemode_vs_engine", "export",
-             "load_preset", "toggle_settings", "tune", "use_recommended", "view", "focus_play"}
+             "load_preset", "toggle_settings", "tune", "use_recommended", "view", "focus_play", "carry_values"}
 
 
 def settle_garbage() -> None:
@@ -84,6 +84,7 @@ class WorkbenchApp(App[None]):
         Binding("m", "view('counters')", "Counters", show=False),
         Binding("b", "use_recommended", "Use clean buffer", show=False),
         Binding("escape", "focus_play", "Leave text", show=False),
+        Binding("o", "carry_values", "Carry values over", show=False),
     ]
 
     def __init__(self, config: AppConfig) -> None:
@@ -96,6 +97,8 @@ class WorkbenchApp(App[None]):
         self._notified = ""  # the last warning or error raised as a notification
         self.view = "graph"  # the view the lower area keeps when not all of them fit (g, m, h)
         self.settings_open: bool | None = None  # None: as the width decides; else as `t` left it
+        self._format_before = config.settings.audio_format  # the format in use before the last format change ...
+        self._format_previous: str | None = None  # ... and the one before that (what `o` carries over)
 
     # -- layout -----------------------------------------------------------------------------------
     def compose(self) -> ComposeResult:
@@ -128,7 +131,7 @@ class WorkbenchApp(App[None]):
         self.query_one("#graph", BufferGraph).border_title = "Buffer"
         self.query_one("#settings", SettingsPanel).border_title = "Settings (next play)"
         self.query_one("#settings", SettingsPanel).load(session.base, session.profiles[session.base.audio_format])
-        self._show_values(idle_values(session.base.audio_format, session.base.network))
+        self._show_next_start()
         self.query_one("#play", Button).focus()
         if self.config.notices:
             self.show_message(" · ".join(self.config.notices), "warning")
@@ -254,12 +257,48 @@ class WorkbenchApp(App[None]):
             panel.refused(event.field, str(exc))
             self.show_message(str(exc), "error")
             return
+        session = self.session
+        fmt = session.base.audio_format
         if event.field == "audio_format":  # (auto keeps the values of the format it was on)
-            self.query_one(SettingsPanel).load_stream(self.session.profiles[self.session.base.audio_format])
+            self.query_one(SettingsPanel).load_stream(session.profiles[fmt])
+            if fmt != self._format_before:
+                self._format_previous = self._format_before
+                self.show_message(format_values_message(fmt, session.profiles[fmt], self._format_before,
+                                                        session.profiles[self._format_before]))
+            self._format_before = fmt
+        elif event.field in STREAM_FIELDS and event.typed:
+            live = session.current is not None and event.field == "buffer_ms"
+            self.show_message(f"{STREAM_LABELS[event.field]} {format_value(event.value)} applied to {fmt}: the next "
+                              "play uses it" + (", and the one playing now" if live else ""))
+        elif self.query_one("#message", Static).has_class("-error"):
+            self.show_message("")  # the edit mended what the error was about
         if event.field == "endpoint":
             self._update_endpoint_label()
-        if self.query_one("#message", Static).has_class("-error"):
-            self.show_message("")  # the edit mended what the error was about
+        self._show_next_start()
+
+    def _show_next_start(self) -> None:
+        """Before the first play, the key line says the initial buffer the next play starts from."""
+        session = self.session
+        if session.current is None and self.viewed is None:
+            self._show_values(idle_values(session.base.audio_format, session.base.network,
+                                          session.current_settings().buffer_ms))
+
+    def action_carry_values(self) -> None:
+        """o, after a format change: the format now in use takes the stream values of the one before it."""
+        session, fmt, before = self.session, self.session.base.audio_format, self._carried_from()
+        if before is None:
+            self.show_message("o carries a format's values over after the format is changed", "warning")
+            return
+        session.profiles[fmt] = session.profiles[before]
+        self.query_one(SettingsPanel).load_stream(session.profiles[fmt])
+        self._show_next_start()
+        values = session.profiles[fmt]
+        self.show_message(f"{fmt} now uses {before}'s values: initial buffer {values.buffer_ms} ms, chunk "
+                          f"{values.chunk_size} B, max buffer {format_value(values.max_buffer_s)} s")
+
+    def _carried_from(self) -> str | None:
+        previous = self._format_previous
+        return previous if previous is not None and previous != self.session.base.audio_format else None
 
     def _show_settings_replaced(self, message: events.SettingsReplaced) -> None:
         session = self.session
@@ -504,6 +543,8 @@ class WorkbenchApp(App[None]):
         yield SystemCommand("Tune the buffer",
                             "Find the smallest initial buffer that plays this format and network clean, and use it (u)",
                             self.action_tune)
+        yield SystemCommand("Carry values over", "After a format change: the new format takes the old one's "
+                            "initial buffer, chunk size and max buffer (o)", self.action_carry_values)
         yield SystemCommand("Use the recommended buffer",
                             "Set the initial buffer that would have played every run like the last one clean (b)",
                             self.action_use_recommended)

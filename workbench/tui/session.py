@@ -186,7 +186,8 @@ class Session:
     def current_preset(self, name: str = "workbench") -> Preset:
         s = self.current_settings()
         header = [f"Stream Workbench preset: {name}",
-                  f"Format {s.audio_format}, initial buffer {s.buffer_ms} ms, network profile {s.network}.",
+                  f"Format {s.audio_format}, initial buffer (VOICEMODE_STREAM_BUFFER_MS) {s.buffer_ms} ms, "
+                  f"network profile {s.network}.",
                   "Plain KEY=value lines: voicemode reads this file as it is."]
         return preset_from_settings(s, name, header)
 

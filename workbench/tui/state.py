@@ -12,11 +12,13 @@ from typing import Any
 import numpy as np
 
 from ..engine.figures.metrics import PlayMetrics, PlayState, Snapshot
-from ..engine.settings import FORMATS, Settings
+from ..engine.settings import FORMATS, Settings, format_value
 
 TRACE_POINTS = 3000  # at 10 Hz, five minutes of play; older points fall off
 MERGE_MS, MERGE_SHARE = 5.0, 0.1  # a bucket's low and high this close are drawn as one point
 STREAM_FIELDS = ("buffer_ms", "chunk_size", "max_buffer_s")  # kept per format
+# one name each, as the settings, the messages and the docs say them (voicemode's key beside it in the panel)
+STREAM_LABELS = {"buffer_ms": "initial buffer", "chunk_size": "chunk size", "max_buffer_s": "max buffer"}
 
 
 @dataclass
@@ -110,6 +112,16 @@ class StreamValues:
     @classmethod
     def of(cls, s: Settings) -> StreamValues:
         return cls(s.buffer_ms, s.chunk_size, s.max_buffer_s)
+
+
+def format_values_message(fmt: str, values: StreamValues, before: str, before_values: StreamValues) -> str:
+    """What a format change means for the stream values: each format keeps its own."""
+    own = (f"initial buffer {values.buffer_ms} ms, chunk size {values.chunk_size} B, max buffer "
+           f"{format_value(values.max_buffer_s)} s")
+    if values == before_values:
+        return f"{fmt} plays with the same values as {before}: {own}"
+    return (f"{fmt} plays with its own values: {own}; {before} keeps its {before_values.buffer_ms} ms · o carries "
+            f"{before}'s over")
 
 
 def format_profiles(settings: Settings) -> dict[str, StreamValues]:

@@ -192,7 +192,8 @@ FIGURES: tuple[Figure, ...] = (
     Figure("decoder_errors", "decoder errors", "decoder errors", "", "lower"),
     Figure("frames", "frames or pages", "frames/pages", ""),
     Figure("priming_ms", "priming trimmed", "priming trimmed", "ms"),
-    Figure("target_ms", "buffer target", "buffer target", "ms"),
+    # the initial buffer, as adaptive buffering moved it
+    Figure("target_ms", "adaptive target", "adaptive target", "ms"),
     Figure("stretched_pct", "played stretched", "stretched", "%", "lower"),
     Figure("stretch_added_ms", "time added by slowing", "added", "ms"),
     Figure("stretch_removed_ms", "time removed by speeding up", "removed", "ms"),

@@ -30,6 +30,7 @@ what the listener gets.
 | `l` | load a shipped preset or any `.env` file |
 | `t` | show or hide the settings (beside the graph from 120 columns; below that, in its place) |
 | `g` / `m` / `h` | the graph, the counters or the run history, where the terminal is too small to show them all (`h` also moves to the history, whose rows show their run's graph) |
+| `o` | after a format change: the new format takes the old one's initial buffer, chunk size and max buffer |
 | `b` | set the initial buffer that would have played every run like the last one without an underrun |
 | `u` | tune: find the smallest initial buffer (and, with fixed buffering, max buffer) that plays this format and network clean three times over, then set it; silent plays on a virtual sink (with the voicemode player: the format and chunk size voicemode plays best) |
 | `Esc` | leave the text box (so the keys above work), close a dialog |
@@ -39,13 +40,14 @@ what the listener gets.
 
 ## The screen
 The line under the buttons always shows the state, TTFA, underruns and the buffer now against its
-target (and device underflows on a sound card); the line above the footer says what went wrong, what
+adaptive target, or before a play the initial buffer it will start from (and device underflows on a sound
+card); the line above the footer says what went wrong, what
 tuning is doing and what a load or an edit changed. Warnings and errors also pop up for a while.
 
 ## The graph
 Cyan: audio buffered (ms, on a compressed scale: 0 to 300 ms takes about half the height, so the
 range tuning is about stays readable while a fast server fills the buffer to seconds). Yellow: the
-buffer target. Grey line: the initial buffer
+adaptive target. Grey line: the initial buffer
 (`VOICEMODE_STREAM_BUFFER_MS`). Green line: first sound heard (TTFA). Red lines: underruns, where the
 buffer ran dry and playback paused to rebuffer. Violet, on the right-hand scale: elastic playout's rate
 (below 1.0 it is playing slower to let the buffer grow), drawn when it left 1.0.
@@ -58,9 +60,10 @@ buffer ran dry and playback paused to rebuffer. Violet, on the right-hand scale:
 - **buffer now**: audio in hand at this moment; **buffer avg/min**: over the whole play, once it ends.
 - **arrival pace**: seconds of audio received per second of download; under 1x the endpoint is slower
   than real time and the buffer has to hold what the rest of the reply will lack.
-- **buffer target**: what fixed playout waits for before it starts or resumes, and what elastic
-  playout grows the buffer to; with `WORKBENCH_ADAPTIVE` on
-  (the default) it is learned from how late audio arrives and rises after an underrun.
+- **adaptive target**: the initial buffer (`VOICEMODE_STREAM_BUFFER_MS`) as adaptive buffering moved it:
+  what fixed playout waits for before it starts or resumes, and what elastic playout grows the buffer to;
+  with `WORKBENCH_ADAPTIVE` on (the default) it is learned from how late audio arrives and rises after an
+  underrun.
 - **clean from**: the smallest initial buffer that would have played this run without an underrun.
 - **decode p95**: time to decode a chunk, 95th percentile.
 - **playout**: elastic (the rate now; at the end, the share of the audio played slower or faster) or

@@ -22,9 +22,12 @@ def _ms(v: float | None) -> str:
 VIRTUAL_UNDERFLOWS = "n/a (virtual sink)"  # no sound card, so nothing for PortAudio to report
 
 
-def idle_values(fmt: str, network: str) -> dict[str, str]:
+def idle_values(fmt: str, network: str, initial_ms: float | None = None) -> dict[str, str]:
+    """Before a play: the initial buffer the next one starts from (`initial`, on the key line)."""
     values = {k: "-" for k in LABELS}
     values.update(state="idle", format=fmt, network=network)
+    if initial_ms is not None:
+        values["initial"] = f"{initial_ms:.0f} ms"
     return values
 
 
@@ -185,18 +188,23 @@ class KeyFigures(_Figures):
     KeyFigures { height: 1; padding: 0 1; }
     """
 
-    def parts(self) -> list[tuple[str, str, str]]:
-        """(label, value, style) in display order."""
+    def parts(self, short: bool = False) -> list[tuple[str, str, str]]:
+        """(label, value, style) in display order; `short`: "target" for the adaptive target (narrow screens)."""
         v = self.values
         state = v.get("state", "-")
         now, target = v.get("now", "-"), v.get("target", "-")
+        word = "target" if short else "adaptive target"  # the initial buffer, as adaptive buffering moved it
         if now not in ("-", PENDING):
-            buffer = f"{now}, target {target}"
-        else:  # before a play, or one that failed before any audio: nothing to say yet
-            buffer = f"target {target}" if target != "-" else "-"
+            buffer = ("buffer", f"{now}, {word} {target}")
+        elif target != "-":  # a play that ended, or failed before any audio
+            buffer = (word, target)
+        elif "initial" in v:  # before a play: the initial buffer it will start from
+            buffer = ("initial buffer", v["initial"])
+        else:
+            buffer = ("buffer", "-")
         out = [("", state, STATE_STYLE.get(state, "")), ("TTFA", v.get("ttfa", "-"), ""),
                ("underruns", v.get("underruns", "-"), _underrun_style(v.get("underruns", "-"))),
-               ("buffer", buffer, "")]
+               (*buffer, "")]
         if v.get("underflows", "-") not in (VIRTUAL_UNDERFLOWS, "-"):
             out.append(("device underflows", v["underflows"], _underrun_style(v["underflows"])))
         return out
@@ -210,6 +218,9 @@ class KeyFigures(_Figures):
         def length(idx: list[int]) -> int:
             return sum(len(parts[i][0]) + (1 if parts[i][0] else 0) + len(parts[i][1]) for i in idx) + \
                 len(sep) * (len(idx) - 1)
+
+        if length(keep) > width:  # the shorter word first, before anything goes
+            parts = self.parts(short=True)
 
         for drop in (4, 3, 2):  # underflows, then the buffer, then underruns: state and TTFA always
             if length(keep) > width and drop in keep:

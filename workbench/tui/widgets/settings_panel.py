@@ -27,7 +27,7 @@ from ..state import STREAM_FIELDS, StreamValues
 # (attribute, label, placeholder) of the free-text fields, in the order shown; only a field that may be
 # left blank has a placeholder (a grey "150" in an empty field would read as a value in use)
 INPUTS = (
-    ("buffer_ms", "Buffer (ms)", ""),
+    ("buffer_ms", "Initial buffer (ms)", ""),
     ("chunk_size", "Chunk size (bytes)", ""),
     ("max_buffer_s", "Max buffer (s)", ""),
     ("trailing_silence_s", "Trailing silence (s)", ""),
@@ -37,8 +37,9 @@ INPUTS = (
     ("endpoint", "Endpoint", "blank: local"),
 )
 HINTS = {
-    "buffer_ms": "0 to 10000; elastic: grown to, fixed: waited for", "chunk_size": "even, 256 to 1048576",
-    "max_buffer_s": "0.05 to 600",
+    "buffer_ms": "VOICEMODE_STREAM_BUFFER_MS: 0 to 10000; elastic playout grows to it, fixed waits for it",
+    "chunk_size": "VOICEMODE_STREAM_CHUNK_SIZE: even, 256 to 1048576",
+    "max_buffer_s": "VOICEMODE_STREAM_MAX_BUFFER: 0.05 to 600",
     "trailing_silence_s": "0 to 10", "voice": "embedded: alloy, nova, … test-signal", "model": "any model name",
     "speed": "0.25 to 4.0, blank: server's", "endpoint": "'local' (embedded) or http(s)://…/v1",
 }
@@ -96,10 +97,11 @@ class SettingsPanel(VerticalScroll):
     """
 
     class Edited(Message):
-        def __init__(self, field: str, value: Any) -> None:
+        def __init__(self, field: str, value: Any, typed: bool = True) -> None:
             super().__init__()
             self.field = field  # attribute name ("buffer_ms", "audio_format", "voice", "endpoint", ...)
             self.value = value
+            self.typed = typed  # the user's edit (False: the app put the value there, and says so itself)
 
     _loaded = False  # edits are reported once `load` has shown the settings
 
@@ -111,7 +113,7 @@ class SettingsPanel(VerticalScroll):
         yield Label("Format", classes="field-label")
         yield Select([*((f, f) for f in FORMATS), (AUTO_LABEL, "auto")], value="pcm", allow_blank=False,
                      id="audio_format")
-        yield Label("buffer, chunk, max kept per format", classes="hint")
+        yield Label("each format keeps its own initial buffer, chunk size and max buffer", classes="hint")
         yield Label("Streaming", classes="field-label")
         yield Switch(value=True, id="streaming_enabled")
         yield Label("Playout", classes="field-label")
@@ -183,7 +185,7 @@ class SettingsPanel(VerticalScroll):
         """Put a value in a field and apply it (tune's result, the recommended buffer)."""
         with self.prevent(Input.Changed):
             self.query_one(f"#{attr}", Input).value = text
-        self._apply(attr, text)
+        self._apply(attr, text, typed=False)
 
     def refused(self, attr: str, why: str) -> None:
         """The app refused an edit this panel passed (it did not fit with the other settings); the field
@@ -266,7 +268,7 @@ class SettingsPanel(VerticalScroll):
             return
         self._apply(attr, event.value)
 
-    def _apply(self, attr: str, text: str) -> None:
+    def _apply(self, attr: str, text: str, typed: bool = True) -> None:
         why = self._refusal(attr, text)
         if why is not None:
             self._mark(attr, False, f"{why}; {self._in_use(attr)}")
@@ -277,7 +279,7 @@ class SettingsPanel(VerticalScroll):
             return
         self._mark(attr, True)
         self.applied[attr] = text
-        self.post_message(self.Edited(attr, self._convert(attr, text)))
+        self.post_message(self.Edited(attr, self._convert(attr, text), typed))
 
     @on(Select.Changed)
     def _select_changed(self, event: Select.Changed) -> None:
