@@ -284,17 +284,21 @@ async def test_compare_runs_a_then_b_and_saves(server: EmbeddedServer, tmp_path:
         table = screen.query_one("#compare-table", DataTable)
         assert table.row_count > 10
         labels = [str(table.get_row_at(i)[0]) for i in range(table.row_count)]
-        # what each side used comes first (issue 15), then the figures
-        assert labels[:3] == ["format", "initial buffer", "chunk size"]
-        assert [str(c) for c in table.get_row_at(0)[1:4]] == ["pcm", "wav", "differs"]
-        assert labels.index("TTFA (first sample)") + 1 == labels.index("first sound (-50 dBFS)")
+        # the results a listener meets first, then the other figures, then what each side used
+        assert labels[:5] == ["first sound (-50 dBFS)", "TTFA (first sample)", "underruns", "underrun time",
+                              "played stretched"]
+        setup = labels.index("format")
+        assert setup > labels.index("bytes received") and labels[setup + 1] == "initial buffer"
+        assert [str(c) for c in table.get_row_at(setup)[1:4]] == ["pcm", "wav", "differs"]
         await pilot.press("w")
         await pilot.pause()
         saved = sorted((tmp_path / "compare-results").iterdir())
         assert [p.suffix for p in saved] == [".json", ".md"]
         data = json.loads(saved[0].read_text())
         assert data["a"]["name"] == "pcm" and data["b"]["name"] == "wav"
-        assert "| TTFA (first sample) |" in saved[1].read_text()
+        markdown = saved[1].read_text()
+        assert "| TTFA (first sample) |" in markdown and "| format | pcm | wav |" in markdown
+        assert "| network | none | none |" in markdown and "≈: within what two runs" in markdown
         await pilot.press("escape")
         assert not isinstance(app.screen, CompareScreen)
 

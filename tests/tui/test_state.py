@@ -38,3 +38,16 @@ def test_a_smooth_rise_draws_about_one_point_a_bucket_and_a_short_trace_as_it_is
 def test_a_falling_bucket_draws_its_high_before_its_low() -> None:
     xs, ys, _, _ = trace_of([1000.0, 900.0, 10.0, 0.0, 0.0, 0.0, 0.0, 0.0]).downsampled_with_rate(2)
     assert ys[:2] == [1000.0, 0.0] and xs[0] < xs[1]
+
+
+def test_compare_names_a_better_side_only_beyond_the_spread_of_two_runs() -> None:
+    from workbench.engine.figures.metrics import PlayMetrics
+    from workbench.usecases.compare import compare_rows
+
+    a = PlayMetrics(format="pcm", ttfa_ms=106.0, first_sound_ms=300.0, underruns=0, arrival_rtf=2.0)
+    b = PlayMetrics(format="pcm", ttfa_ms=108.0, first_sound_ms=250.0, underruns=1, arrival_rtf=2.1)
+    better = {r.field: r.better for r in compare_rows(a, b)}
+    assert better["ttfa_ms"] == "≈"  # 2 ms apart: noise, not a winner
+    assert better["first_sound_ms"] == "B"  # 50 ms sooner
+    assert better["underruns"] == "A"  # any underrun counts
+    assert better["arrival_rtf"] == "≈"  # 5 %: within 10 %

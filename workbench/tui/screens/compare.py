@@ -17,7 +17,7 @@ from textual.widgets import Button, DataTable, Header, Label, Select, Static
 from ...engine.decoding.decoders import PROGRESSIVE_FORMATS
 from ...engine.figures.metrics import PlayMetrics
 from ...engine.settings import FORMATS, Settings, SettingsError, parse_overrides
-from ...usecases.compare import compare_rows, report, save_report
+from ...usecases.compare import compare_rows, report, save_report, setup_rows
 from ...usecases.presets import PresetError, load_preset, shipped_presets
 from .. import events
 from ..session import Session, SessionError
@@ -248,18 +248,18 @@ class CompareScreen(Screen[None]):
         table = self.query_one("#compare-table", DataTable)
         table.clear()
         ra, rb = self.records.get("A"), self.records.get("B")
-        if ra is not None and rb is not None:  # what each side used, so that "better" reads right
-            for label, va, vb in settings_rows(ra.settings, rb.settings):
+        for row in compare_rows(a, b):  # the results first: what a listener meets
+            label, va, vb, diff, better = row.cells()
+            style = "bold green" if better in ("A", "B") else "dim"
+            table.add_row(label, _mark(va, better == "A"), _mark(vb, better == "B"), diff, Text(better, style=style))
+        if ra is not None and rb is not None:  # then what each side used, so that "better" reads right
+            for label, va, vb in setup_rows(ra.settings, rb.settings):
                 same = va == vb
                 table.add_row(Text(label, style="italic"), va, vb, "" if same else "differs",
                               Text("=" if same else "", style="dim"))
             if a.auto_format or b.auto_format:  # what auto chose (why: in the status line, once both have played)
                 table.add_row(Text("auto chose", style="italic"), a.format if a.auto_format else "",
                               b.format if b.auto_format else "", "", "")
-        for row in compare_rows(a, b):
-            label, va, vb, diff, better = row.cells()
-            style = "bold green" if better in ("A", "B") else "dim"
-            table.add_row(label, _mark(va, better == "A"), _mark(vb, better == "B"), diff, Text(better, style=style))
         for side, m in (("A", a), ("B", b)):
             if m.error:
                 self._status(f"{side} failed: {m.error}", error=True)
@@ -277,7 +277,8 @@ class CompareScreen(Screen[None]):
             self._status("nothing to save yet: run A and B first (r)", error=True)
             return
         settings: dict[str, Any] = {side: r.summary() for side, r in self.records.items()}
-        data, markdown = report(self.names["A"], self.names["B"], a.metrics, b.metrics, a.text, settings)
+        data, markdown = report(self.names["A"], self.names["B"], a.metrics, b.metrics, a.text, settings,
+                                setup_rows(a.settings, b.settings))
         try:
             folder = self.session.config.save_dir / "compare-results"
             json_path, md_path = save_report(folder, "compare", data, markdown)
@@ -294,23 +295,6 @@ class CompareScreen(Screen[None]):
 def used_text(s: Settings, *, with_format: bool = True) -> str:
     player = "voicemode 9.0" if s.player == "voicemode" else f"engine, {s.playout}"
     return (f"{s.audio_format}, " if with_format else "") + f"{s.buffer_ms} ms, chunk {s.chunk_size} B, {player}"
-
-
-def settings_rows(a: Settings, b: Settings) -> list[tuple[str, str, str]]:
-    """The settings each side played with, as table rows."""
-    def player(s: Settings) -> str:
-        return "voicemode 9.0" if s.player == "voicemode" else "this engine"
-
-    def fmt(s: Settings) -> str:
-        return "auto" if s.auto_format else s.audio_format
-
-    return [("format", fmt(a), fmt(b)),
-            ("initial buffer", f"{a.buffer_ms} ms", f"{b.buffer_ms} ms"),
-            ("chunk size", f"{a.chunk_size} B", f"{b.chunk_size} B"),
-            ("max buffer", f"{a.max_buffer_s:g} s", f"{b.max_buffer_s:g} s"),
-            ("player", player(a), player(b)),
-            ("playout", a.playout, b.playout),
-            ("network", a.network, b.network)]
 
 
 def _name(choice: str) -> str:
