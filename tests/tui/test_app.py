@@ -518,7 +518,19 @@ async def test_u_tunes_silently_and_fills_the_settings(server: EmbeddedServer, t
         assert app.session.tuning and "tuning" in str(app.query_one("#message").render())
         await pilot.press("p")  # a play would skew the tune: refused while it runs
         assert not app.session.runs and "a tune is running" in str(app.query_one("#message").render())
-        await wait_for(pilot, lambda: not app.session.tuning, timeout=60)
+        key_line, graph = app.query_one(KeyFigures), app.query_one("#graph")
+        steps: set[str] = set()
+
+        def step() -> bool:  # where the eye is: the key line and the graph say which trial, play n of N
+            parts = key_line.parts()
+            if parts[0][1] == "tuning":
+                steps.add(parts[1][1])
+                assert graph.border_title.startswith("Buffer · tuning (")
+            return not app.session.tuning
+
+        await wait_for(pilot, step, timeout=60)
+        assert any(s.startswith("probe at 900 ms: play 1/") for s in steps), steps
+        assert graph.border_title == "Buffer" and key_line.parts()[0][1] == "idle"
         message = str(app.query_one("#message").render())
         assert message.startswith("tuned pcm on 'none'"), message
         tuned = int(app.query_one("#buffer_ms", Input).value)
@@ -761,3 +773,17 @@ async def test_while_a_field_takes_the_letters_the_footer_does_not_offer_them(se
             await pilot.press("escape")  # leaves the field: the keys are back
             await pilot.pause()
             assert "Play" in dict(footer_keys(app))
+
+
+async def test_the_graph_takes_the_rows_the_history_does_not_need(server: EmbeddedServer, tmp_path: Path) -> None:
+    """At 160x45 the graph was 7 rows tall while the history kept 6 empty ones."""
+    app = make_app(server, tmp_path)
+    async with app.run_test(size=(160, 45)) as pilot:
+        await pilot.pause()
+        graph, history = app.query_one("#graph"), app.query_one("#history")
+        empty_graph = graph.size.height
+        assert history.outer_size.height == 3 and empty_graph >= 15
+        await pilot.press("p")
+        await wait_for(pilot, lambda: finished(app))
+        await pilot.pause()
+        assert history.outer_size.height == 4 and graph.size.height == empty_graph - 1

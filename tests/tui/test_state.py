@@ -51,3 +51,15 @@ def test_compare_names_a_better_side_only_beyond_the_spread_of_two_runs() -> Non
     assert better["first_sound_ms"] == "B"  # 50 ms sooner
     assert better["underruns"] == "A"  # any underrun counts
     assert better["arrival_rtf"] == "≈"  # 5 %: within 10 %
+
+
+def test_the_graphs_level_axis_labels_reach_within_two_rows_of_its_top() -> None:
+    """After a tune the axis read 250 … 0 with the line drawn against an unlabelled top row."""
+    from workbench.tui.widgets.buffer_graph import squash, ticks
+
+    for top in (110.0, 150.0, 287.0, 600.0, 980.0, 2300.0, 4000.0, 13_000.0, 45_000.0):
+        for rows in (3, 5, 8, 15):
+            marks = ticks(top, rows)
+            two_rows = squash(top) * 2.0 / rows
+            assert marks[0] == 0 and marks == sorted(marks) and marks[-1] <= top
+            assert squash(top) - squash(marks[-1]) < two_rows, (top, rows, marks)

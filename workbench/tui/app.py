@@ -183,7 +183,9 @@ class WorkbenchApp(App[None]):
             shown = {self.view}
         graph.display, counters.display, history.display = ("graph" in shown, "counters" in shown,
                                                              "history" in shown)
-        history.styles.height = HISTORY_ROWS if len(shown) > 1 else "1fr"
+        # beside the graph, the history is as tall as its runs (up to HISTORY_ROWS); the graph takes the rest
+        runs = self.query_one("#history", DataTable).row_count
+        history.styles.height = min(HISTORY_ROWS, runs + 3) if len(shown) > 1 else "1fr"
         if len(shown) == 1 and self.view == "counters":
             counters.styles.height = "1fr"
 
@@ -231,8 +233,10 @@ class WorkbenchApp(App[None]):
         elif isinstance(event, events.RunStarted):
             self._show_run_started(event)
         elif isinstance(event, events.TuneProgress):
-            if self.session.tuning:
+            if self.session.tuning:  # where the eye is: the key line and the graph's title, and the message line
                 self.show_message(f"tuning: {event.text}")
+                self.query_one(KeyFigures).show({"state": "tuning", "tune": event.text})
+                self.query_one("#graph", BufferGraph).border_title = f"Buffer · tuning ({event.text}, silent)"
         elif isinstance(event, events.TuneFinished):
             self._show_tune_finished(event)
         elif isinstance(event, events.SettingsReplaced):
@@ -318,6 +322,7 @@ class WorkbenchApp(App[None]):
             self.show_message(str(exc), "error")
 
     def _show_tune_finished(self, message: events.TuneFinished) -> None:
+        self._after_tune()
         if message.buffer_ms is None:
             self.show_message(message.text, "error")
             return
@@ -327,6 +332,14 @@ class WorkbenchApp(App[None]):
             if message.max_buffer_s is not None:
                 panel.set_value("max_buffer_s", format_value(message.max_buffer_s))
         self.show_message(message.text)
+
+    def _after_tune(self) -> None:
+        """The key line and the graph show the run in view again (or the next play's start)."""
+        if self.viewed is not None:
+            self.view_run(self.viewed)
+        else:
+            self.query_one("#graph", BufferGraph).border_title = "Buffer"
+            self._show_next_start()
 
     # -- messages to the user -------------------------------------------------------------------------
     def action_use_recommended(self) -> None:
@@ -407,6 +420,8 @@ class WorkbenchApp(App[None]):
         self._shown_cells[record.number] = cells
         table.add_row(*cells, key=str(record.number))
         table.move_cursor(row=table.row_count - 1)
+        if table.row_count <= HISTORY_ROWS - 3:
+            self.fit_layout()  # the history grows by a row; the graph gives it
         self.view_run(record.number)
 
     def _show_progress(self, message: events.PlayProgress) -> None:

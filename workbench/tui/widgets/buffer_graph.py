@@ -34,7 +34,8 @@ def squash(ms: float) -> float:
 
 
 def ticks(top_ms: float, rows: int) -> list[float]:
-    """Round levels to label, at least two rows apart, none above `top_ms`."""
+    """Round levels to label, at least two rows apart, none above `top_ms`; the top itself too (rounded to two
+    figures) where there is room, so the line is never drawn against an unlabelled top row."""
     gap = squash(top_ms) * 2.0 / max(rows, 2)
     out: list[float] = []
     for tick in TICKS_MS:
@@ -42,6 +43,10 @@ def ticks(top_ms: float, rows: int) -> list[float]:
             break
         if not out or squash(tick) - squash(out[-1]) >= gap:
             out.append(float(tick))
+    digits = 10 ** max(int(math.log10(max(top_ms, 1.0))) - 1, 0)
+    top = float(int(top_ms // digits) * digits)  # two figures, rounded down: on the axis, never above it
+    if out and top > out[-1] and squash(top) - squash(out[-1]) >= gap:
+        out.append(top)
     return out
 
 

@@ -11,6 +11,7 @@ from ...engine.figures.metrics import FIGURE, PlayMetrics, Snapshot
 STATE_STYLE = {
     "idle": "dim", "connecting": "yellow", "buffering": "yellow", "playing": "green", "underrun": "bold red",
     "paused": "cyan", "draining": "green", "done": "bold green", "stopped": "yellow", "failed": "bold red",
+    "tuning": "yellow",
 }
 PENDING = "…"
 
@@ -192,6 +193,8 @@ class KeyFigures(_Figures):
         """(label, value, style) in display order; `short`: "target" for the adaptive target (narrow screens)."""
         v = self.values
         state = v.get("state", "-")
+        if "tune" in v:  # a tune running: its step (which trial, play n of N)
+            return [("", state, STATE_STYLE.get(state, "")), ("", v["tune"], "")]
         now, target = v.get("now", "-"), v.get("target", "-")
         word = "target" if short else "adaptive target"  # the initial buffer, as adaptive buffering moved it
         if now not in ("-", PENDING):
