@@ -787,3 +787,17 @@ async def test_the_graph_takes_the_rows_the_history_does_not_need(server: Embedd
         await wait_for(pilot, lambda: finished(app))
         await pilot.pause()
         assert history.outer_size.height == 4 and graph.size.height == empty_graph - 1
+
+
+async def test_the_counters_cut_short_at_80x24_scroll_and_show_that_they_can(server: EmbeddedServer,
+                                                                             tmp_path: Path) -> None:
+    app = make_app(server, tmp_path)
+    async with app.run_test(size=(80, 24)) as pilot:
+        app.show_message("a message of three lines at 80 columns, as the advice after a play is: " * 3)
+        await pilot.press("m")
+        await pilot.pause()
+        box = app.query_one("#counters")
+        assert box.display and box.max_scroll_y > 0 and box.show_vertical_scrollbar  # the last rows are below
+        box.scroll_end(animate=False)
+        await pilot.pause()
+        assert box.scroll_y == box.max_scroll_y > 0

@@ -17,7 +17,7 @@ from typing import Any
 from textual import on
 from textual.app import App, ComposeResult, SystemCommand
 from textual.binding import Binding
-from textual.containers import Horizontal, Vertical
+from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import Screen
 from textual.widgets import Button, DataTable, Header, Static, TextArea
 
@@ -115,7 +115,8 @@ class WorkbenchApp(App[None]):
         with Horizontal(id="main"):
             with Vertical(id="left"):
                 yield BufferGraph(id="graph")
-                yield Counters(id="counters")
+                with VerticalScroll(id="counters"):  # cut short (80x24), it scrolls and shows that it can
+                    yield Counters()
                 yield DataTable(id="history", cursor_type="row", zebra_stripes=True)
             yield SettingsPanel(id="settings")
         yield Static("", id="message")

@@ -141,7 +141,7 @@ class Counters(_Figures):
     the whole screen ten times a second)."""
 
     DEFAULT_CSS = """
-    Counters { height: 12; padding: 0 1; }
+    Counters { height: auto; padding: 0 1; }
     """
 
     def render(self) -> Text:
