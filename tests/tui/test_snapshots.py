@@ -72,13 +72,14 @@ def test_error(snap_compare) -> None:  # type: ignore[no-untyped-def]
 # -- small terminals (issue 15): what a user in an 80x24 or 100x30 tmux pane sees ---------------------------
 def test_mid_play_at_80x24(snap_compare) -> None:  # type: ignore[no-untyped-def]
     """80x24 mid-play: two-line text box, borderless buttons, the key-figures line (playing, TTFA,
-    underruns, buffer now and target), the graph filling the rest, the recommendation on the message
-    line, and a footer that starts with q Quit and f1 Help."""
+    underruns, buffer now and its target), the graph filling the rest, the recommendation on the message
+    line, and a footer of the keys that fit in the order of use (p Play first, f1 Help last), none cut."""
     _check(snap_compare, "mid-play", (80, 24))
 
 
 def test_counters_at_80x24(snap_compare) -> None:  # type: ignore[no-untyped-def]
-    """80x24 after m: the counters in two columns in place of the graph, every figure on screen."""
+    """80x24 after m: the counters in two columns in place of the graph, with a scrollbar for the rows
+    below."""
     _check(snap_compare, "underrun", (80, 24), ("m",))
 
 
@@ -106,6 +107,26 @@ def test_export_dialog_at_80x24(snap_compare) -> None:  # type: ignore[no-untype
 
 
 def test_compare_at_80x24(snap_compare) -> None:  # type: ignore[no-untyped-def]
-    """80x24 compare: one-row controls with Run and Save visible, the status line, the two graphs; m
-    would show the table instead."""
+    """80x24 compare: one-row controls with Run and Save visible, the status line, the two graphs, and the
+    table's results (first sound, TTFA, underruns, underrun time, stretched) on screen."""
     _check(snap_compare, "compare", (80, 24))
+
+
+def test_format_change_at_80x24(snap_compare) -> None:  # type: ignore[no-untyped-def]
+    """80x24: 50 ms applied to pcm, then mp3 chosen: the message line says mp3 plays with its own values
+    (initial buffer 150 ms ...) and pcm keeps its 50 ms, with o to carry them over; the key line shows the
+    initial buffer the next play starts from (150 ms)."""
+    _check(snap_compare, "format-change", (80, 24))
+
+
+def test_loaded_preset_at_80x24(snap_compare) -> None:  # type: ignore[no-untyped-def]
+    """80x24: the flaky preset loaded: the message line lists what it changed (its initial buffer, max
+    buffer and network)."""
+    _check(snap_compare, "loaded-preset", (80, 24))
+
+
+@pytest.mark.parametrize("scene", ["idle", "mid-play", "compare"])
+def test_at_100x30(snap_compare, scene: str) -> None:  # type: ignore[no-untyped-def]
+    """100x30: the idle screen with the settings beside nothing cut; mid-play with the graph, counters
+    and history; compare with both graphs and the table's results on screen."""
+    _check(snap_compare, scene, (100, 30))

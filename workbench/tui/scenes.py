@@ -200,6 +200,24 @@ async def compare(app: WorkbenchApp) -> None:
     screen.show_results({"A": "pcm", "B": "mp3"}, a, b)
 
 
+async def format_change(app: WorkbenchApp) -> None:
+    """The initial buffer set to 50 ms for pcm, then the format switched to mp3: what each says."""
+    from textual.widgets import Input, Select
+
+    panel = app.query_one(SettingsPanel)
+    panel.query_one("#buffer_ms", Input).value = "50"
+    panel.post_message(SettingsPanel.Edited("buffer_ms", 50))  # as Enter in the field sends it
+    await app.animator.wait_for_idle()
+    panel.query_one("#audio_format", Select).value = "mp3"
+
+
+async def loaded_preset(app: WorkbenchApp) -> None:
+    """The shipped flaky preset loaded: what it changed."""
+    from ..usecases.presets import load_preset
+
+    app.session.apply_preset(load_preset(app.session.config.presets_dir / "flaky.env"))
+
+
 @dataclass(frozen=True)
 class Scene:
     name: str
@@ -214,6 +232,9 @@ SCENES = (
     Scene("compare", compare, "A vs B: two graphs on the same scales and the metrics table."),
     Scene("export", export_dialog, "The export dialog: the preset voicemode reads as it is."),
     Scene("error", error, "A play that could not reach its endpoint: the error in the app, no crash."),
+    Scene("format-change", format_change,
+          "An initial buffer applied to pcm, then mp3 chosen: which values it plays with."),
+    Scene("loaded-preset", loaded_preset, "The flaky preset loaded: what it changed, on the message line."),
 )
 
 
