@@ -63,3 +63,13 @@ def test_the_graphs_level_axis_labels_reach_within_two_rows_of_its_top() -> None
             two_rows = squash(top) * 2.0 / rows
             assert marks[0] == 0 and marks == sorted(marks) and marks[-1] <= top
             assert squash(top) - squash(marks[-1]) < two_rows, (top, rows, marks)
+
+
+def test_compare_shows_no_device_underflows_for_a_virtual_sink() -> None:
+    from workbench.engine.figures.metrics import PlayMetrics
+    from workbench.usecases.compare import compare_rows
+
+    virtual = PlayMetrics(format="pcm", sink="virtual sink", device_underflows=0)
+    device = PlayMetrics(format="pcm", sink="default @ 24000 Hz, 40 ms latency", device_underflows=2)
+    row = next(r for r in compare_rows(virtual, device) if r.field == "device_underflows")
+    assert (row.a, row.b, row.better) == (None, 2.0, None) and row.cells()[1] == "-"
