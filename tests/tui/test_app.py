@@ -801,3 +801,22 @@ async def test_the_counters_cut_short_at_80x24_scroll_and_show_that_they_can(ser
         box.scroll_end(animate=False)
         await pilot.pause()
         assert box.scroll_y == box.max_scroll_y > 0
+
+
+async def test_in_compare_g_and_m_give_their_part_the_whole_screen_and_again_bring_both_back() -> None:
+    from workbench.tui.scenes import compare, scene_app
+
+    app = scene_app()
+    async with app.run_test(size=(100, 30)) as pilot:
+        await pilot.pause()
+        await compare(app)
+        await pilot.pause()
+        graphs, table = app.screen.query_one("#graphs"), app.screen.query_one("#compare-table")
+        assert graphs.display and table.display  # both fit at 100x30
+        for key, shown, hidden in (("m", table, graphs), ("g", graphs, table)):
+            await pilot.press(key)
+            await pilot.pause()
+            assert shown.display and not hidden.display, key
+        await pilot.press("g")  # the same key again: both
+        await pilot.pause()
+        assert graphs.display and table.display

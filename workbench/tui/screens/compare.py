@@ -69,6 +69,7 @@ class CompareScreen(Screen[None]):
         self.names: dict[str, str] = {}
         self._done: dict[int, asyncio.Event] = {}
         self.view = "graphs"  # what shows when the graphs and the table do not both fit (g, m)
+        self.zoom: str | None = None  # where both fit: the one g or m gave the whole screen (again: both)
 
     def _options(self) -> list[tuple[str, str]]:
         options = [("voicemode 9.0 (as it plays today)", "player:voicemode"), ("this engine", "player:workbench")]
@@ -125,13 +126,20 @@ class CompareScreen(Screen[None]):
         rows = height - 1 - (1 if compact else 3) - 2 - 1  # header, controls, status, footer
         table = self.query_one("#compare-table", DataTable)
         graphs = self.query_one("#graphs")
-        both = rows >= self.GRAPHS_MIN + self.TABLE_MIN
-        graphs.display = both or self.view == "graphs"
-        table.display = both or self.view == "table"
+        both = rows >= self.GRAPHS_MIN + self.TABLE_MIN and self.zoom is None
+        view = self.zoom or self.view
+        graphs.display = both or view == "graphs"
+        table.display = both or view == "table"
         table.styles.max_height = max(self.TABLE_MIN, rows - self.GRAPHS_MIN) if both else None
         table.styles.height = "auto" if both else "1fr"
 
     def action_view(self, view: str) -> None:
+        """g, m: where only one fits, that one; where both fit, that one on the whole screen, and the same key
+        again brings both back."""
+        _, height = self.size
+        rows = height - 1 - (1 if height < 40 else 3) - 2 - 1
+        if rows >= self.GRAPHS_MIN + self.TABLE_MIN:
+            self.zoom = None if self.zoom == view else view
         self.view = view
         self.fit_layout()
 
