@@ -130,7 +130,8 @@ class CompareScreen(Screen[None]):
         view = self.zoom or self.view
         graphs.display = both or view == "graphs"
         table.display = both or view == "table"
-        table.styles.max_height = max(self.TABLE_MIN, rows - self.GRAPHS_MIN) if both else None
+        # the table at most half the rows (its results come first, the rest scrolls): the graphs keep theirs
+        table.styles.max_height = max(self.TABLE_MIN, min(rows - self.GRAPHS_MIN, rows // 2)) if both else None
         table.styles.height = "auto" if both else "1fr"
 
     def action_view(self, view: str) -> None:
