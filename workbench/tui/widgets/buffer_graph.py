@@ -78,7 +78,7 @@ class BufferGraph(PlotextPlot):
 
     def _y_axis(self, top_ms: float, rows: int) -> None:
         plt = self.plt
-        plt.ylim(0, squash(top_ms))
+        plt.ylim(0, squash(top_ms) * (1.0 + 1.0 / rows))  # a row above the top: plotext drops a label on the edge
         marks = ticks(top_ms, rows)
         plt.yticks([squash(v) for v in marks], [f"{v:.0f}" for v in marks])
         plt.ylabel("ms, log")
