@@ -253,7 +253,7 @@ class WorkbenchApp(App[None]):
 
     # -- settings ---------------------------------------------------------------------------------
     @on(SettingsPanel.Edited)
-    def _edited(self, event: SettingsPanel.Edited) -> None:
+    def edited(self, event: SettingsPanel.Edited) -> None:
         try:
             self.session.edit(event.field, event.value)
         except SettingsError as exc:  # valid alone, but not with the rest: the field shows what is in use

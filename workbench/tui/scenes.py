@@ -206,8 +206,7 @@ async def format_change(app: WorkbenchApp) -> None:
 
     panel = app.query_one(SettingsPanel)
     panel.query_one("#buffer_ms", Input).value = "50"
-    panel.post_message(SettingsPanel.Edited("buffer_ms", 50))  # as Enter in the field sends it
-    await app.animator.wait_for_idle()
+    app.edited(SettingsPanel.Edited("buffer_ms", 50))  # what Enter in the field sends, handled now
     panel.query_one("#audio_format", Select).value = "mp3"
 
 
