@@ -73,6 +73,28 @@ async def confirm(pilot, app: WorkbenchApp, field: str, text: str) -> None:  # t
     await pilot.pause()
 
 
+async def run_compare(pilot, app: WorkbenchApp, b: str, timeout: float = 20.0) -> CompareScreen:  # type: ignore[no-untyped-def]
+    """c, B set to `b`, r: both sides played."""
+    await pilot.press("c")
+    await pilot.pause()
+    screen = app.screen
+    assert isinstance(screen, CompareScreen)
+    screen.query_one("#b", Select).value = b
+    await pilot.pause()
+    await pilot.press("r")
+    await wait_for(pilot, lambda: finished(app, 2), timeout=timeout)
+    await pilot.pause()
+    return screen
+
+
+async def open_apply(pilot) -> None:  # type: ignore[no-untyped-def]
+    """e, then Apply to voicemode…: the apply dialog with its diff."""
+    await pilot.press("e")
+    await pilot.pause()
+    await pilot.click("#apply")
+    await pilot.pause()
+
+
 def finished(app: WorkbenchApp, n: int = 1) -> bool:
     return len(app.session.runs) >= n and all(r.metrics is not None for r in app.session.runs[:n])
 
@@ -269,15 +291,7 @@ async def test_unreachable_endpoint_is_an_error_in_the_app(server: EmbeddedServe
 async def test_compare_runs_a_then_b_and_saves(server: EmbeddedServer, tmp_path: Path) -> None:
     app = make_app(server, tmp_path)
     async with app.run_test(size=SIZE) as pilot:
-        await pilot.press("c")
-        await pilot.pause()
-        screen = app.screen
-        assert isinstance(screen, CompareScreen)
-        screen.query_one("#b", Select).value = "format:wav"
-        await pilot.pause()
-        await pilot.press("r")
-        await wait_for(pilot, lambda: finished(app, 2))
-        await pilot.pause()
+        screen = await run_compare(pilot, app, "format:wav")
         assert [r.label for r in app.session.runs] == ["A", "B"]
         assert [r.settings.audio_format for r in app.session.runs] == ["pcm", "wav"]
         assert app.session.runs[0].settings.network == app.session.runs[1].settings.network
@@ -328,15 +342,7 @@ async def test_the_reply_cache_is_off_until_switched_on_then_a_text_played_again
 async def test_compare_says_what_auto_chose_and_why(server: EmbeddedServer, tmp_path: Path) -> None:
     app = make_app(server, tmp_path, network="edge", text="one two")
     async with app.run_test(size=SIZE) as pilot:
-        await pilot.press("c")
-        await pilot.pause()
-        screen = app.screen
-        assert isinstance(screen, CompareScreen)
-        screen.query_one("#b", Select).value = "format:auto"
-        await pilot.pause()
-        await pilot.press("r")
-        await wait_for(pilot, lambda: finished(app, 2), timeout=60)
-        await pilot.pause()
+        screen = await run_compare(pilot, app, "format:auto", timeout=60)
         b = app.session.runs[1]
         assert b.settings.auto_format and b.metrics is not None and b.metrics.format == "pcm"
         table = screen.query_one("#compare-table", DataTable)
@@ -398,10 +404,7 @@ async def test_apply_to_voicemode_shows_diff_then_backs_up(server: EmbeddedServe
     voicemode_env.write_text(original)
     app = make_app(server, tmp_path)
     async with app.run_test(size=SIZE) as pilot:
-        await pilot.press("e")
-        await pilot.pause()
-        await pilot.click("#apply")
-        await pilot.pause()
+        await open_apply(pilot)
         assert isinstance(app.screen, ApplyScreen)
         assert "+VOICEMODE_STREAM_BUFFER_MS=150" in app.screen.plan.diff  # type: ignore[union-attr]
         assert voicemode_env.read_text() == original  # nothing written before the user says so
@@ -420,10 +423,7 @@ async def test_after_apply_the_notes_say_what_the_file_is_now(server: EmbeddedSe
     voicemode_env = tmp_path / "voicemode.env"  # not there yet
     app = make_app(server, tmp_path)
     async with app.run_test(size=SIZE) as pilot:
-        await pilot.press("e")
-        await pilot.pause()
-        await pilot.click("#apply")
-        await pilot.pause()
+        await open_apply(pilot)
         assert "does not exist yet" in str(app.screen.query_one("#notes").render())
         await pilot.click("#do-apply")
         await pilot.pause()
@@ -438,10 +438,7 @@ async def test_apply_refuses_a_malformed_voicemode_env(server: EmbeddedServer, t
     voicemode_env.write_text("VOICEMODE_STREAM_BUFFER_MS=100 # trailing comment\n")
     app = make_app(server, tmp_path)
     async with app.run_test(size=SIZE) as pilot:
-        await pilot.press("e")
-        await pilot.pause()
-        await pilot.click("#apply")
-        await pilot.pause()
+        await open_apply(pilot)
         assert app.screen.query_one("#do-apply").disabled
         assert "malformed" in str(app.screen.query_one("#status").render())
     assert voicemode_env.read_text() == "VOICEMODE_STREAM_BUFFER_MS=100 # trailing comment\n"
