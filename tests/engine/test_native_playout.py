@@ -17,7 +17,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from workbench.engine.output import nativesink
-from workbench.engine.output.sinks import Recorder, default_output_device
+from workbench.engine.output.sinks import Recorder, SoundDeviceSink, default_output_device
 from workbench.engine.playout.buffer import CTL_WORDS, Ctl, JitterBuffer
 
 needs_native = pytest.mark.skipif(not nativesink.available() and os.environ.get("CI") != "true",
@@ -127,16 +127,21 @@ audio = pytest.mark.skipif(default_output_device() is None and os.environ.get("W
 @needs_native
 @audio
 @pytest.mark.audio
-def test_the_native_sink_plays_hears_and_ends_on_the_real_device() -> None:
+@pytest.mark.parametrize("channels", [1, 2])
+@pytest.mark.parametrize("callback", ["c", "python"])
+def test_the_native_sink_plays_hears_and_ends_on_the_real_device(channels: int, callback: str) -> None:
+    """(And the Python callback, where the C module is not built, the same way.)"""
     rate = 24_000
     tone = (0.5 * np.sin(2 * np.pi * 440 * np.arange(int(0.5 * rate)) / rate)).astype(np.float32)
-    buf = JitterBuffer(rate, 2.0, 50, trailing_silence_s=0.1)
-    sink = nativesink.NativeDeviceSink(rate, 480, Recorder())
+    frames = tone if channels == 1 else np.stack([tone, tone * np.float32(-0.5)], axis=1)  # right: its own
+    buf = JitterBuffer(rate, 2.0, 50, trailing_silence_s=0.1, channels=channels)
+    kind = nativesink.NativeDeviceSink if callback == "c" else SoundDeviceSink
+    sink = kind(rate, 480, Recorder(), channels=channels)
 
     async def play() -> None:
         sink.open()
         sink.start(buf)
-        buf.write(tone)
+        buf.write(frames)
         buf.end()
         await asyncio.wait_for(sink.wait_done(), timeout=10)
 
@@ -144,12 +149,14 @@ def test_the_native_sink_plays_hears_and_ends_on_the_real_device() -> None:
         asyncio.run(play())
     finally:
         sink.close()
+    assert sink.channels == channels  # the null sink's ALSA device takes two
     assert sink.first_heard is not None and sink.done_at is not None and sink.done_at > sink.first_heard
     assert buf.played_samples == len(tone) and buf.done
     recorded = sink.recorder.samples() if sink.recorder is not None else np.zeros(0, dtype=np.float32)
-    onset = int(np.flatnonzero(recorded)[0]) - 1  # the tone's first sample is exactly 0
+    left = recorded if channels == 1 else recorded[:, 0]
+    onset = int(np.flatnonzero(left)[0]) - 1  # the tone's first sample is exactly 0
     end = len(tone) - buf.fade_len  # (its last 5 ms fade out)
-    np.testing.assert_array_equal(recorded[onset : onset + end], tone[:end])  # what was played, as it was
+    np.testing.assert_array_equal(recorded[onset : onset + end], frames[:end])  # what was played, as it was
     assert sink.device_underflows == 0
 
 
