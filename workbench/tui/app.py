@@ -63,9 +63,9 @@ class WorkbenchApp(App[None]):
     CSS_PATH = Path(__file__).parent / "app.tcss"
     TITLE = "Stream Workbench"
     SUB_TITLE = "streamed TTS: fast start, no glitches"
-    # the footer lists these in order and cuts what does not fit: Quit and Help first, then the keys of a
-    # play; the rest are in the help (F1) and the command palette
-    BINDINGS = [  # the footer lists the shown ones in this order: by how often they are used
+    # the footer lists the shown ones in this order, by how often they are used, as many as fit the width
+    # (FittingFooter); the rest are in the help (F1) and the command palette
+    BINDINGS = [
         Binding("p", "play", "Play"),
         Binding("s", "stop", "Stop"),
         Binding("t", "toggle_settings", "Settings"),
