@@ -14,6 +14,7 @@ import pytest
 from workbench.engine.decoding.decoders import StreamDecoder
 from workbench.engine.decoding.layout import MONO, Layout, to_channels
 from workbench.engine.fetching.cache import ReplyCache, ReplyKey
+from workbench.engine.figures.metrics import PlayMetrics
 from workbench.engine.output.sinkfactory import sink_factory
 from workbench.engine.player import StreamPlayer
 from workbench.engine.playout.stretch import Stretcher
@@ -156,7 +157,7 @@ def test_stretching_stereo_moves_both_channels_alike_and_keeps_their_pitch(rate:
 
 # -- the player, end to end ---------------------------------------------------------------------------
 
-async def _play(url: str, tmp: Path, **overrides: object) -> tuple[np.ndarray, object]:
+async def _play(url: str, tmp: Path, **overrides: object) -> tuple[np.ndarray, PlayMetrics]:
     import wave
 
     path = tmp / "out.wav"
@@ -177,12 +178,12 @@ async def test_a_placed_voice_plays_at_its_gains_on_the_wav_sink(server: Embedde
     left, right = Layout(2, -0.5).gains
     rms = np.sqrt((pcm**2).mean(axis=0))
     assert pcm.shape[1] == 2 and math.isclose(rms[0] / rms[1], left / right, rel_tol=0.01)
-    assert m.output_channels == 2 and m.channels == 1 and m.pan == -0.5 and m.underruns == 0  # type: ignore[attr-defined]
+    assert m.output_channels == 2 and m.channels == 1 and m.pan == -0.5 and m.underruns == 0
 
 
 async def test_mono_stays_mono(server: EmbeddedServer, tmp_path: Path) -> None:
     pcm, m = await _play(server.base_url, tmp_path)
-    assert pcm.shape[1] == 1 and m.output_channels == 1  # type: ignore[attr-defined]
+    assert pcm.shape[1] == 1 and m.output_channels == 1
 
 
 async def test_a_placed_reply_is_cached_placed_and_not_for_another_layout(tmp_path: Path) -> None:

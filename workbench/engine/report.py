@@ -123,10 +123,8 @@ def _buffer_figures(m: PlayMetrics, buf: JitterBuffer, run: PlayRun, source: Spe
     m.audio_ms = run.received_samples * 1000.0 / buf.rate
     m.played_ms = buf.samples_to_ms(buf.played_samples)
     m.target_ms = buf.target_ms
-    if source is not None and m.audio_ms > 0:
-        share, seconds = source.link_share()  # the endpoint's pace, from the same reads as the throughput
-        if seconds > 0.001 and share > 0:
-            m.arrival_rtf = (m.audio_ms / 1000.0) * share / seconds
+    if source is not None:  # the endpoint's pace, from the same reads as the throughput
+        m.arrival_rtf = source.arrival_rtf(m.audio_ms / 1000.0)
 
 
 def _decoder_figures(m: PlayMetrics, decoders: list[Any]) -> None:

@@ -144,10 +144,9 @@ class Fetch:
     def arrival_rtf(self) -> float | None:
         """How fast this reply's audio arrived, in seconds of audio per second, at the link's live edge (the
         same reads as `SpeechSource.link_kbps`); None with too little to tell."""
-        if self.decoder is None or not self.resume.received:
+        if self.decoder is None:
             return None
-        share, seconds = self.source.link_share()
-        return self.resume.received / self.decoder.out_rate * share / seconds if seconds > 0.001 and share else None
+        return self.source.arrival_rtf(self.resume.received / self.decoder.out_rate)
 
     def _empty(self) -> SourceError:
         """The response ended with no audio bytes: a 200 with an empty body, or events with no audio."""

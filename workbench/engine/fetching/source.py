@@ -168,10 +168,12 @@ class SpeechSource:
         n, seconds = self.link_figures()
         return n * 8 / 1000.0 / seconds if seconds > 0.001 and n else None
 
-    def link_share(self) -> tuple[float, float]:
-        """(share of the reply's bytes, seconds) behind `link_kbps`: the arrival pace uses the same reads."""
+    def arrival_rtf(self, audio_s: float) -> float | None:
+        """How fast a reply of `audio_s` seconds arrived, in seconds of audio per second, from the same reads as
+        `link_kbps` (the link's live edge); None with too little to tell."""
         n, seconds = self.link_figures()
-        return (n / self.bytes_received if self.bytes_received else 0.0), seconds
+        share = n / self.bytes_received if self.bytes_received else 0.0
+        return audio_s * share / seconds if seconds > 0.001 and share > 0 and audio_s > 0 else None
 
     async def stream(self, request: SpeechRequest, *, resume_from: int = 0) -> AsyncGenerator[bytes, None]:
         """Yield the body as it arrives, in pieces of at most `chunk_size` bytes.

@@ -261,9 +261,10 @@ int wb_callback(const void *input, void *output, unsigned long frames, const pa_
         store(&c[C_SOUND_HEARD_NS], heard + c[C_SOUND_OFFSET] * per_sample_ns);
     if (st->record != NULL) {
         int64_t w = c[C_REC_WRITE];
-        int64_t ch = st->channels;
-        for (int64_t i = 0; i < n; i++)
-            memcpy(st->record + ((w + i) % st->record_capacity) * ch, out + i * ch, (size_t)ch * sizeof(float));
+        int64_t ch = st->channels, start = w % st->record_capacity;
+        int64_t first = n < st->record_capacity - start ? n : st->record_capacity - start; /* then wrap */
+        memcpy(st->record + start * ch, out, (size_t)(first * ch) * sizeof(float));
+        if (n > first) memcpy(st->record, out + first * ch, (size_t)((n - first) * ch) * sizeof(float));
         store(&c[C_REC_WRITE], w + n);
     }
     if (st->wake_fd >= 0) {
